@@ -1,0 +1,73 @@
+"""Dataset registry: a name -> ``MESamples`` (model-ready arrays) or ``ClipRecord`` list.
+
+    load_dataset("megc2019_composite")            the released composite (cached)
+    load_dataset("synthetic", **kw)               data_pipelines.synthetic.make_synthetic
+    load_dataset("casme3", root=..., cache_dir=...)   reader + video pipeline
+    read_records("casme3", root)                  annotations only, no frames needed
+
+Heavy modules (dlib, OpenCV, the video pipeline) are imported inside the functions
+so that listing names or reading records stays cheap.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from data_pipelines.clip_record import ClipRecord
+from fedpsyau_jax.sample_arrays import MESamples
+
+CACHE_ENV_VAR = "FEDPSYAU_CACHE"
+# Datasets read from a release root through a reader and the video pipeline.
+VIDEO_DATASETS = ("casme2", "samm", "casme3", "dfme", "smic", "ckplus")
+DATASET_NAMES: tuple[str, ...] = ("megc2019_composite", "synthetic", *VIDEO_DATASETS)
+
+
+def default_cache_dir() -> Path:
+    """``$FEDPSYAU_CACHE`` or ``~/.cache/fedpsyau``."""
+    env = os.environ.get(CACHE_ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fedpsyau"
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+
+
+def read_records(name: str, root: Path, **reader_kw) -> list[ClipRecord]:
+    """The annotated clips of a release (every row, dropped classes with label None)."""
+    _check_name(name)
+    if name not in VIDEO_DATASETS:
+        raise ValueError(f"dataset {name!r} has no annotation records; "
+                         f"records exist for {', '.join(VIDEO_DATASETS)}")
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs a root folder (or its label sheet)")
+    from data_pipelines.readers import get_reader
+    return get_reader(name)(Path(root), **reader_kw)
+
+
+def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = None,
+                 **kw) -> MESamples:
+    """Model-ready samples of a dataset.
+
+    For the reader-backed datasets only records with a class (label not None) are
+    turned into samples; ``kw`` goes to the reader (e.g. ``scheme="emotion7"``).
+    For "synthetic", ``kw`` goes to ``make_synthetic`` and root/cache_dir are unused.
+    """
+    _check_name(name)
+    if name == "megc2019_composite":
+        from data_pipelines.megc2019_composite import load_megc2019_composite
+        return load_megc2019_composite(root=root, cache_dir=cache_dir, **kw)
+    if name == "synthetic":
+        from data_pipelines.synthetic import make_synthetic
+        return make_synthetic(**kw)
+    records = [r for r in read_records(name, root, **kw) if r.label is not None]
+    if not records:
+        raise ValueError(f"dataset {name!r} at {root}: no records with a class label")
+    missing = [r.name for r in records if r.frame_dir is None and not r.frame_paths]
+    if missing:
+        raise FileNotFoundError(
+            f"dataset {name!r} at {root}: {len(missing)} clip(s) have no frame folder "
+            f"(e.g. {missing[0]}); pass the dataset root, not only its label sheet")
+    from data_pipelines.video_pipeline import records_to_samples
+    return records_to_samples(records, cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+                              progress=True)
