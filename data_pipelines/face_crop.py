@@ -1,0 +1,155 @@
+"""The face crop of SPEC §1 step 2, landmark mapping into it, and apex→onset alignment.
+
+Coordinates: landmarks are (x, y) with pixel centres at integers (dlib's convention).
+The crop box is a continuous square [left, left+side) x [top, top+side) in that frame;
+crop pixel k (of ``size``) has its centre at left + (k + 0.5) * side / size, so a frame
+point x maps to k = (x - left) * size / side - 0.5. The same formula is used for the
+image warp and for the landmarks, so they agree to sub-pixel precision.
+
+Why warp + area resize instead of slicing: one ``cv2.warpAffine`` does the crop, the
+edge-replication padding where the box leaves the frame, and (for the apex frame) the
+similarity alignment, at native resolution; the following ``INTER_AREA`` resize to
+128 px then averages instead of aliasing, which matters because TV-L1 picks up
+aliasing as spurious motion.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+
+from fedpsyau_jax.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
+
+CROP_SIZE = 128
+# Box extent in units of g = half the inner-eye-corner distance (SPEC §1). 6.5g below
+# the eye line (not the reference's 5g) keeps dlib's chin, which AU17 needs.
+ROWS_ABOVE = 3.0
+ROWS_BELOW = 6.5
+COLS_HALF = 4.75
+# dlib-68 points that barely move with expressions: nose bridge and base, and the
+# four eye corners. Aligning on them removes head drift but not the expression.
+ALIGN_POINTS: tuple[int, ...] = (27, 28, 29, 30, 31, 35, 36, 39, 42, 45)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropBox:
+    """A square crop box in frame coordinates (see module docstring)."""
+    left: float
+    top: float
+    side: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def crop_box(points68: np.ndarray, what: str = "face") -> CropBox:
+    """SPEC §1 box from dlib-68 landmarks: rows [cy-3g, cy+6.5g), cols [cx-4.75g, cx+4.75g)."""
+    pts = _check_points(points68, 68, what)
+    a, b = pts[DLIB_INNER_EYE_LEFT].astype(np.float64), pts[DLIB_INNER_EYE_RIGHT].astype(np.float64)
+    g = 0.5 * float(np.hypot(*(b - a)))
+    if not g >= 2.0:  # also catches NaN
+        raise ValueError(f"{what}: inner eye corners (dlib 39, 42) are {2 * g:.2f} px apart; "
+                         "landmarks are degenerate, cannot size the crop")
+    cx, cy = (a + b) / 2.0
+    side_rows, side_cols = (ROWS_ABOVE + ROWS_BELOW) * g, 2 * COLS_HALF * g
+    assert math.isclose(side_rows, side_cols), "the SPEC box is square"
+    return CropBox(left=cx - COLS_HALF * g, top=cy - ROWS_ABOVE * g, side=side_rows)
+
+
+def crop_matrix(box: CropBox, out_size: int) -> np.ndarray:
+    """(2, 3) affine map from frame coordinates to a crop of ``out_size`` pixels."""
+    s = out_size / box.side
+    return np.array([[s, 0.0, -box.left * s - 0.5], [0.0, s, -box.top * s - 0.5]], np.float64)
+
+
+def crop_face(gray: np.ndarray, box: CropBox, *, transform: np.ndarray | None = None,
+              size: int = CROP_SIZE) -> np.ndarray:
+    """Crop ``box`` out of ``gray`` as a (size, size) uint8 image.
+
+    ``transform`` (2x3, optional) first maps this frame into the reference frame the box
+    was defined in (e.g. apex → onset alignment). Outside the frame, edge pixels are
+    replicated. Shrinking is done with area averaging at the end.
+    """
+    img = np.asarray(gray)
+    if img.ndim != 2 or img.dtype != np.uint8:
+        raise ValueError(f"crop_face expects a 2-D uint8 grey image, got {img.dtype} {img.shape}")
+    native = max(size, int(round(box.side)))
+    m = crop_matrix(box, native)
+    if transform is not None:
+        m = compose(m, transform)
+    out = cv2.warpAffine(img, m, (native, native), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    if native != size:
+        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def map_points(points: np.ndarray, box: CropBox, *, size: int = CROP_SIZE,
+               transform: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Points (K, 2) in frame coordinates → crop coordinates clamped to [0, size-1].
+
+    Returns (points, n_clamped) where n_clamped counts points that lay outside the
+    crop before clamping (SPEC §1: clamp and count).
+    """
+    pts = np.asarray(points, np.float64)
+    if transform is not None:
+        pts = apply_transform(pts, transform)
+    out = apply_transform(pts, crop_matrix(box, size))
+    outside = np.any((out < 0.0) | (out > size - 1), axis=1)
+    return np.clip(out, 0.0, size - 1).astype(np.float32), int(outside.sum())
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation; no reflection)
+    mapping ``src`` (K, 2) onto ``dst`` (K, 2), as a (2, 3) matrix (Umeyama 1991).
+
+    Closed form rather than cv2.estimateAffinePartial2D so the result is exact least
+    squares over all points and free of RANSAC's sampling.
+    """
+    s, d = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    if s.shape != d.shape or s.ndim != 2 or s.shape[1] != 2 or len(s) < 2:
+        raise ValueError(f"similarity_transform needs two (K>=2, 2) point sets, got {s.shape} and {d.shape}")
+    ms, md = s.mean(0), d.mean(0)
+    sc, dc = s - ms, d - md
+    var_s = (sc ** 2).sum() / len(s)
+    if var_s <= 1e-12:
+        raise ValueError("similarity_transform: source points are all identical")
+    cov = dc.T @ sc / len(s)
+    u, sig, vt = np.linalg.svd(cov)
+    e = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[1, 1] = -1.0
+    r = u @ e @ vt
+    scale = float((sig * np.diag(e)).sum() / var_s)
+    t = md - scale * r @ ms
+    return np.hstack([scale * r, t[:, None]])
+
+
+def alignment_transform(moving68: np.ndarray, fixed68: np.ndarray) -> np.ndarray:
+    """Similarity (2, 3) taking the ``moving`` face onto the ``fixed`` face on eyes and nose."""
+    mv = _check_points(moving68, 68, "moving face")
+    fx = _check_points(fixed68, 68, "fixed face")
+    idx = list(ALIGN_POINTS)
+    return similarity_transform(mv[idx], fx[idx])
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2x3 affine ``outer ∘ inner`` (apply inner first)."""
+    o, i = np.vstack([outer, [0, 0, 1]]), np.vstack([inner, [0, 0, 1]])
+    return (o @ i)[:2]
+
+
+def apply_transform(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    pts = np.asarray(points, np.float64)
+    return pts @ np.asarray(m, np.float64)[:, :2].T + np.asarray(m, np.float64)[:, 2]
+
+
+def _check_points(points: np.ndarray, k: int, what: str) -> np.ndarray:
+    pts = np.asarray(points)
+    if pts.shape != (k, 2):
+        raise ValueError(f"{what}: expected ({k}, 2) landmarks, got shape {pts.shape}")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError(f"{what}: landmarks contain NaN/inf")
+    return pts

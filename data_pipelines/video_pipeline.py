@@ -1,0 +1,435 @@
+"""Video/frames → model inputs of one sample (SPEC §1), and whole datasets → ``MESamples``.
+
+    clip_to_sample(onset_frame, apex_frame)          two grey frames → dict of arrays
+    video_to_sample(path, onset=None, apex=None)     a video file or frame folder
+    records_to_samples(records, cache_dir=...)       ClipRecords → MESamples, cached
+
+Per sample: dlib face + 68 landmarks on the onset frame (highest-scoring box), the
+SPEC §1 crop box from the onset landmarks, the apex frame similarity-aligned to the
+onset face (apex landmarks come from the shape predictor inside the onset's
+detection box: micro-expression clips barely move, and it saves a second detector
+pass), TV-L1 flow on the 128-px grey crops, strain, min-max encoding, and the 65
+keypoints in the crop frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from data_pipelines import face_crop, face_landmarks, optical_flow
+from data_pipelines.clip_record import ClipRecord
+from data_pipelines.sample_errors import (MissingFrameError, MultipleFacesError, NoFaceError,
+                                          SampleError, UnknownLabelError, UnusableSampleError)
+from data_pipelines.video_io import FrameSource
+from fedpsyau_jax.keypoints import dlib68_to_65
+from fedpsyau_jax.sample_arrays import MESamples
+
+log = logging.getLogger(__name__)
+
+# Bump when the computation changes in a way the parameters below do not capture:
+# it is part of every cache key, so old cache files are then ignored, not reused.
+PIPELINE_VERSION = 1
+# SPEC §1: SMIC- and DFME-style data carry no AU coding → au_mask all 0.
+DATASETS_WITHOUT_AU_LABELS = frozenset({"smic", "dfme"})
+# Apex spotting (video_to_sample with apex=None) works on crops this small.
+SPOT_SIZE = 64
+MANIFEST_NAME = "skipped_samples.json"
+# Arrays a cache file must hold (anything else in the sample dict is recomputable or debug).
+CACHED_KEYS = ("flow128", "flow28", "landmarks", "flow_raw", "clamped", "constant_channels",
+               "onset", "apex", "onset_replaced")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineParams:
+    """Everything that changes the numbers a sample gets; hashed into cache keys."""
+    align: bool = True
+    apex_window: bool = False        # average flows onset→apex-1, apex, apex+1 (paper)
+    exactly_one_face: bool = False   # True: several faces → MultipleFacesError (default: best box, SPEC §1)
+    tvl1: tuple[tuple[str, object], ...] = tuple(sorted(optical_flow.TVL1_PARAMS.items()))
+
+    def as_dict(self) -> dict:
+        return {"pipeline_version": PIPELINE_VERSION, "align": self.align,
+                "apex_window": self.apex_window, "exactly_one_face": self.exactly_one_face,
+                "tvl1": dict(self.tvl1), "crop": {"size": face_crop.CROP_SIZE,
+                "rows_above_g": face_crop.ROWS_ABOVE, "rows_below_g": face_crop.ROWS_BELOW,
+                "cols_half_g": face_crop.COLS_HALF, "align_points": list(face_crop.ALIGN_POINTS)},
+                "face_upsample_steps": list(face_landmarks.UPSAMPLE_STEPS)}
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- one pair of frames
+
+def clip_to_sample(onset_frame: np.ndarray, apex_frame: np.ndarray, *, align: bool = True,
+                   apex_neighbors: Sequence[np.ndarray] | None = None,
+                   exactly_one_face: bool = False, tvl1_params: dict | None = None,
+                   name: str = "clip") -> dict:
+    """Model inputs of one onset/apex pair of frames (uint8 grey or BGR).
+
+    ``apex_neighbors``: extra frames (typically apex-1 and apex+1) whose onset→frame
+    flows are averaged with onset→apex (the paper's apex window).
+
+    Returns float32 ``flow128`` (128,128,3) and ``flow28`` (28,28,3) in [0,1],
+    ``landmarks`` (65,2) and ``landmarks68`` (68,2) in the crop frame (clamped),
+    ``flow_raw`` (128,128,2) in crop px, ``strain_raw`` (128,128), ``clamped`` (number
+    of the 65 points clamped), ``constant_channels`` (3,) bool, the 128-px
+    ``onset_crop``/``apex_crop``, ``crop_box`` (left, top, side) in frame px,
+    ``align_matrix`` (2,3) apex→onset, ``face_score`` and ``n_faces``.
+    Raises ``NoFaceError``/``MultipleFacesError``/``UnusableSampleError``.
+    """
+    onset = face_landmarks.as_gray_uint8(onset_frame, f"{name} onset frame")
+    targets = [face_landmarks.as_gray_uint8(apex_frame, f"{name} apex frame")]
+    targets += [face_landmarks.as_gray_uint8(f, f"{name} apex neighbour {i}")
+                for i, f in enumerate(apex_neighbors or ())]
+
+    faces = face_landmarks.detect_faces(onset)
+    if not faces:
+        raise NoFaceError(f"{name}: no face found in the onset frame by the dlib frontal detector")
+    if exactly_one_face and len(faces) > 1:
+        raise MultipleFacesError(f"{name}: {len(faces)} faces in the onset frame where one is required")
+    det_box, score = faces[0]
+    lm_on = face_landmarks.landmarks68(onset, det_box, what=f"{name} onset frame")
+    box = face_crop.crop_box(lm_on, what=f"{name} onset face")
+    onset_crop = face_crop.crop_face(onset, box)
+
+    flows, crops, matrices = [], [], []
+    for img in targets:
+        m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        if align:
+            lm_t = face_landmarks.landmarks68(img, det_box, what=f"{name} apex frame")
+            m = face_crop.alignment_transform(lm_t, lm_on)
+        crop = face_crop.crop_face(img, box, transform=None if not align else m)
+        flows.append(optical_flow.tvl1_flow(onset_crop, crop, tvl1_params))
+        crops.append(crop)
+        matrices.append(m)
+    flow_raw = flows[0] if len(flows) == 1 else optical_flow.average_flows(flows)
+
+    feats = optical_flow.flow_features(flow_raw)
+    if feats["constant_channels"][:2].all():
+        # SPEC §1: never emit an all-zero flow silently (e.g. identical frames).
+        raise UnusableSampleError(f"{name}: onset→apex flow is constant (u and v); "
+                                  "the frames show no motion")
+    lm65, clamped = face_crop.map_points(dlib68_to_65(lm_on), box)
+    lm68, _ = face_crop.map_points(lm_on, box)
+    return {**feats, "landmarks": lm65, "landmarks68": lm68, "flow_raw": flow_raw,
+            "clamped": clamped, "onset_crop": onset_crop, "apex_crop": crops[0],
+            "crop_box": np.array([box.left, box.top, box.side], np.float32),
+            "align_matrix": matrices[0].astype(np.float32), "face_score": score,
+            "n_faces": len(faces)}
+
+
+# ---------------------------------------------------------------- frame numbers
+
+def resolve_onset_apex(numbers: Sequence[int], onset: int | None, apex: int | None,
+                       name: str) -> tuple[int, int, bool]:
+    """(onset, apex, onset_replaced) after SPEC §1's onset == apex rule.
+
+    ``onset`` None means the clip's first frame. When onset == apex the first frame
+    becomes the onset if it differs, else the sample is unusable.
+    """
+    if not numbers:
+        raise MissingFrameError(f"{name}: clip has no frames")
+    first = numbers[0]
+    onset = first if onset is None else int(onset)
+    if apex is None:
+        raise ValueError(f"{name}: apex frame not given")
+    apex = int(apex)
+    have = set(numbers)
+    for what, n in (("onset", onset), ("apex", apex)):
+        if n not in have:
+            raise MissingFrameError(f"{name}: {what} frame {n} not in the clip "
+                                    f"(frames {first}..{numbers[-1]}, {len(numbers)} present)")
+    if apex < onset:
+        raise UnusableSampleError(f"{name}: apex frame {apex} comes before onset frame {onset}")
+    if apex == onset:
+        if first == onset:
+            raise UnusableSampleError(f"{name}: onset == apex == frame {onset}, which is the clip's "
+                                      "first frame, so no other onset exists (SPEC §1)")
+        return first, apex, True
+    return onset, apex, False
+
+
+def apex_window(numbers: Sequence[int], onset: int, apex: int) -> list[int]:
+    """Neighbours of ``apex`` in the clip (previous, next) that exist and are not the onset."""
+    i = list(numbers).index(apex)
+    out = []
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(numbers) and numbers[j] != onset:
+            out.append(numbers[j])
+    return out
+
+
+def spot_apex(source: FrameSource, onset: int, *, name: str = "clip") -> int:
+    """The frame after ``onset`` whose motion from the onset is largest.
+
+    Cheap on purpose (it looks at every frame): the onset's crop box, crops shrunk to
+    64 px, Farneback flow (not TV-L1), and the median flow subtracted so that global
+    head drift does not count as expression; score = mean |flow|.
+    """
+    onset_img = source.read(onset)
+    lm = face_landmarks.landmarks68(onset_img, what=f"{name} onset frame")
+    box = face_crop.crop_box(lm, what=f"{name} onset face")
+    ref = face_crop.crop_face(onset_img, box, size=SPOT_SIZE)
+    best, best_score = None, -1.0
+    for n in source.numbers():
+        if n <= onset:
+            continue
+        cur = face_crop.crop_face(source.read(n), box, size=SPOT_SIZE)
+        # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags
+        f = cv2.calcOpticalFlowFarneback(ref, cur, None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        f = f - np.median(f.reshape(-1, 2), axis=0)
+        score = float(np.hypot(f[..., 0], f[..., 1]).mean())
+        if score > best_score:
+            best, best_score = n, score
+    if best is None:
+        raise UnusableSampleError(f"{name}: no frame after the onset {onset} to spot an apex in")
+    return best
+
+
+def video_to_sample(path: Path | str, onset: int | None = None, apex: int | None = None, *,
+                    params: PipelineParams | None = None, name: str | None = None) -> dict:
+    """Model inputs of a video file (frame numbers = 0-based indices) or frame folder
+    (numbers = trailing integer of the file names).
+
+    ``onset`` None → the first frame. ``apex`` None → ``spot_apex``. The result of
+    ``clip_to_sample`` plus ``onset``, ``apex`` (frame numbers used), ``apex_spotted``
+    and ``onset_replaced`` (SPEC §1 onset == apex rule applied).
+    """
+    p = params or PipelineParams()
+    name = name or Path(path).stem
+    src = FrameSource(path)
+    numbers = src.numbers()
+    spotted = apex is None
+    if spotted:
+        start = numbers[0] if onset is None else int(onset)
+        if start not in set(numbers):
+            raise MissingFrameError(f"{name}: onset frame {start} not in the clip")
+        apex = spot_apex(src, start, name=name)
+    return _sample_from_source(src, numbers, onset, apex, p, name) | {"apex_spotted": spotted}
+
+
+def _sample_from_source(src: FrameSource, numbers: list[int], onset: int | None, apex: int,
+                        p: PipelineParams, name: str) -> dict:
+    onset, apex, replaced = resolve_onset_apex(numbers, onset, apex, name)
+    neigh = apex_window(numbers, onset, apex) if p.apex_window else []
+    out = clip_to_sample(src.read(onset), src.read(apex), align=p.align,
+                         apex_neighbors=[src.read(n) for n in neigh],
+                         exactly_one_face=p.exactly_one_face, tvl1_params=dict(p.tvl1), name=name)
+    return out | {"onset": onset, "apex": apex, "onset_replaced": replaced}
+
+
+# ---------------------------------------------------------------- per-sample cache
+
+def sample_cache_path(cache_dir: Path, name: str, key: str) -> Path:
+    """``<cache_dir>/<name with unsafe chars replaced>-<key[:16]>.npz``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "sample"
+    return Path(cache_dir) / f"{safe}-{key[:16]}.npz"
+
+
+def sample_cache_key(name: str, params: PipelineParams, frames: dict) -> str:
+    """Hash of the sample name, the pipeline parameters and the frame numbers used."""
+    blob = json.dumps({"name": name, "params": params.digest(), "frames": frames}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` via a temp file in the same folder and os.replace,
+    so a killed run never leaves a truncated cache file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, sort_keys=True, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_cached_sample(path: Path) -> dict | None:
+    """The cached arrays, or None if the file is absent or unreadable/incomplete
+    (then the sample is simply recomputed and the file overwritten)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in CACHED_KEYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("cache file %s unreadable (%s); recomputing", path, e)
+        return None
+    return out
+
+
+def cached_video_sample(path: Path | str, cache_dir: Path, *, onset: int | None = None,
+                        apex: int | None = None, params: PipelineParams | None = None,
+                        name: str | None = None) -> tuple[dict, Path, bool]:
+    """``video_to_sample`` through the per-sample cache → (arrays, cache file, was_cached).
+
+    The key uses the requested onset/apex (None = first frame / spotted), so the same
+    request finds the same file without re-spotting the apex.
+    """
+    p = params or PipelineParams()
+    name = name or Path(path).stem
+    key = sample_cache_key(name, p, {"onset": onset, "apex": apex})
+    cpath = sample_cache_path(Path(cache_dir), name, key)
+    hit = load_cached_sample(cpath)
+    if hit is not None:
+        return hit, cpath, True
+    s = video_to_sample(path, onset, apex, params=p, name=name)
+    arrays = _cacheable(s)
+    save_npz_atomic(cpath, arrays)
+    return arrays, cpath, False
+
+
+def _cacheable(s: dict) -> dict[str, np.ndarray]:
+    return {k: np.asarray(s[k]) for k in CACHED_KEYS}
+
+
+# ---------------------------------------------------------------- datasets
+
+def record_source(rec: ClipRecord) -> FrameSource:
+    if rec.frame_paths:
+        return FrameSource(frame_paths=rec.frame_paths)
+    if rec.frame_dir is not None:
+        return FrameSource(rec.frame_dir)
+    raise MissingFrameError(f"{rec.name}: record has neither frame_dir nor frame_paths "
+                            "(annotation-only record; pass the dataset root to the reader)")
+
+
+def _record_apex(rec: ClipRecord, numbers: list[int]) -> int:
+    """The annotated apex, or (SMIC, CASME II "/") the middle frame of onset..offset."""
+    if rec.apex is not None:
+        return int(rec.apex)
+    lo = numbers[0] if rec.onset is None else rec.onset
+    hi = numbers[-1] if rec.offset is None else rec.offset
+    span = [n for n in numbers if lo <= n <= hi]
+    if not span:
+        raise MissingFrameError(f"{rec.name}: no frames between onset {lo} and offset {hi} "
+                                "to take the middle frame as apex")
+    return span[len(span) // 2]
+
+
+def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, progress: bool = True,
+                       class_names: tuple[str, ...] | None = None,
+                       params: PipelineParams | None = None,
+                       manifest_path: Path | None = None) -> MESamples:
+    """Turn annotated clips into ``MESamples``, skipping (and reporting) bad ones.
+
+    Per record: label check (None or outside ``class_names`` → skipped), frames by
+    number, SPEC §1 onset == apex rule, apex None → middle frame (SPEC §9 SMIC), then
+    ``clip_to_sample``. With ``cache_dir`` each finished sample is one .npz named by
+    sample name + a hash of parameters and frame numbers, written atomically, so a
+    rerun (or a resumed, interrupted run) reuses it. Skipped samples go to a JSON
+    manifest {name: reason} (default ``cache_dir/skipped_samples.json``) and to
+    ``meta["skipped"]``. ``class_names`` None → "0".."max label".
+    """
+    p = params or PipelineParams()
+    names = [r.name for r in records]
+    dup = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    if dup:
+        raise ValueError(f"records_to_samples: duplicate sample names {dup[:5]} (cache keys would collide)")
+    if class_names is None:
+        labels = [r.label for r in records if r.label is not None and r.label >= 0]
+        class_names = tuple(str(i) for i in range(max(labels) + 1)) if labels else ()
+    cache_dir = Path(cache_dir) if cache_dir is not None else None
+    if manifest_path is None and cache_dir is not None:
+        manifest_path = cache_dir / MANIFEST_NAME
+
+    it = records
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(records, desc="preprocess", unit="clip")
+    kept: list[tuple[ClipRecord, dict]] = []
+    skipped: dict[str, str] = {}
+    n_cached = n_computed = 0
+    for rec in it:
+        try:
+            if rec.label is None:
+                raise UnknownLabelError(f"{rec.name}: label is None (emotion {rec.emotion!r} "
+                                        "is dropped by the class mapping)")
+            if not 0 <= rec.label < len(class_names):
+                raise UnknownLabelError(f"{rec.name}: label {rec.label} outside classes "
+                                        f"0..{len(class_names) - 1} {class_names}")
+            src = record_source(rec)
+            numbers = src.numbers()
+            apex = _record_apex(rec, numbers)
+            onset, apex, replaced = resolve_onset_apex(numbers, rec.onset, apex, rec.name)
+            cpath = None
+            if cache_dir is not None:
+                key = sample_cache_key(rec.name, p, {"onset": onset, "apex": apex})
+                cpath = sample_cache_path(cache_dir, rec.name, key)
+                hit = load_cached_sample(cpath)
+                if hit is not None:
+                    kept.append((rec, hit))
+                    n_cached += 1
+                    continue
+            s = _sample_from_source(src, numbers, onset, apex, p, rec.name)
+            arrays = _cacheable(s)
+            if cpath is not None:
+                save_npz_atomic(cpath, arrays)
+            kept.append((rec, arrays))
+            n_computed += 1
+        except SampleError as e:
+            skipped[rec.name] = f"{type(e).__name__}: {e}"
+            log.info("skipped %s", skipped[rec.name])
+
+    if manifest_path is not None:
+        write_json_atomic(Path(manifest_path), skipped)
+    return _assemble(kept, class_names, {
+        "preprocess": p.as_dict(), "params_digest": p.digest(), "skipped": skipped,
+        "counts": {"computed": n_computed, "cached": n_cached, "skipped": len(skipped)},
+        "manifest": None if manifest_path is None else str(manifest_path),
+        "clamped_landmarks": {r.name: int(a["clamped"]) for r, a in kept if int(a["clamped"])},
+        "constant_channels": {r.name: [c for c, f in zip(optical_flow.CHANNELS, a["constant_channels"]) if f]
+                              for r, a in kept if np.any(a["constant_channels"])},
+        "onset_replaced": [r.name for r, a in kept if bool(a["onset_replaced"])],
+    })
+
+
+def _assemble(kept: list[tuple[ClipRecord, dict]], class_names: tuple[str, ...], meta: dict) -> MESamples:
+    n = len(kept)
+    au = np.zeros((n, 12), np.float32)
+    mask = np.zeros((n, 12), np.float32)
+    for i, (r, _) in enumerate(kept):
+        au[i], mask[i] = r.au_multi_hot(known=r.dataset not in DATASETS_WITHOUT_AU_LABELS)
+
+    def stack(k, shape):
+        return np.stack([a[k] for _, a in kept]).astype(np.float32) if n else np.zeros((0, *shape), np.float32)
+
+    return MESamples(
+        flow128=stack("flow128", (128, 128, 3)), flow28=stack("flow28", (28, 28, 3)),
+        landmarks=stack("landmarks", (65, 2)),
+        label=np.array([r.label for r, _ in kept], np.int32), au=au, au_mask=mask,
+        subject=np.array([r.subject for r, _ in kept], dtype=str),
+        name=np.array([r.name for r, _ in kept], dtype=str),
+        dataset=np.array([r.dataset for r, _ in kept], dtype=str),
+        class_names=tuple(class_names), meta=meta)
