@@ -1,9 +1,13 @@
 """Face detection and dlib 68-point landmarks on one grey frame (SPEC §1 step 1).
 
 The detector is dlib's HOG frontal detector; when it returns several boxes SPEC §1
-takes the highest-scoring one. We first run it without upsampling (about 4x faster,
-and enough for the 640x480-class frames of CASME II/SAMM/CAS(ME)^3 where the face is
-large) and only upsample once when nothing was found at the native scale.
+takes the highest-scoring one. Detection is the slowest step of preprocessing, and
+its cost grows with the pixel count, so it runs in stages and stops at the first that
+finds a face: (1) on a copy shrunk to a short side of ``DETECT_SHORT_SIDE`` px (the
+faces of the ME datasets fill most of the frame, so they stay well above the
+detector's ~80 px minimum), (2) at full resolution, (3) upsampled once (small faces).
+The box is scaled back to the full frame; the shape predictor always runs at full
+resolution, so the landmarks keep full precision.
 """
 from __future__ import annotations
 
@@ -11,28 +15,13 @@ import numpy as np
 
 import dlib
 
+from data_pipelines.dlib_models import frontal_detector, shape_predictor
 from data_pipelines.sample_errors import MultipleFacesError, NoFaceError
 
-# TEMPORARY private loaders until data_pipelines.dlib_models exists (colleague D1).
-import functools
-import importlib.util
-from pathlib import Path
-
-
-@functools.lru_cache(maxsize=1)
-def frontal_detector():
-    return dlib.get_frontal_face_detector()
-
-
-@functools.lru_cache(maxsize=1)
-def shape_predictor():
-    spec = importlib.util.find_spec("face_recognition_models")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-    return dlib.shape_predictor(str(path))
-
-
-# Upsampling steps tried in order until a face is found (see module docstring).
-UPSAMPLE_STEPS: tuple[int, ...] = (0, 1)
+# Detection stages (image short side in px or None = full resolution, dlib upsample
+# count), tried in order until a face is found; see the module docstring.
+DETECT_SHORT_SIDE = 240
+DETECT_STAGES: tuple[tuple[int | None, int], ...] = ((DETECT_SHORT_SIDE, 0), (None, 0), (None, 1))
 
 
 def as_gray_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
@@ -54,18 +43,35 @@ def as_gray_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
 
 
 def detect_faces(gray: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
-    """All frontal faces as (box, score), best first, at the first upsampling step
-    of ``UPSAMPLE_STEPS`` that finds any; [] if none is found at any step."""
+    """All frontal faces as (box in full-frame px, score), best first, from the first
+    stage of ``DETECT_STAGES`` that finds any; [] if no stage does."""
+    import cv2
     img = as_gray_uint8(gray)
     det = frontal_detector()
-    for up in UPSAMPLE_STEPS:
+    short = min(img.shape)
+    for side, up in DETECT_STAGES:
+        scale = 1.0
+        work = img
+        if side is not None:
+            if short <= side:
+                continue  # already small: the full-resolution stage covers it
+            scale = side / short
+            work = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
+                              interpolation=cv2.INTER_AREA)
         # run() -> (rectangles, scores, sub-detector indices); adjust_threshold 0 is
         # dlib's default operating point.
-        boxes, scores, _ = det.run(img, up, 0.0)
+        boxes, scores, _ = det.run(work, up, 0.0)
         if len(boxes):
             order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-            return [(boxes[int(i)], float(scores[int(i)])) for i in order]
+            return [(_rescale(boxes[int(i)], 1.0 / scale), float(scores[int(i)])) for i in order]
     return []
+
+
+def _rescale(b: dlib.rectangle, f: float) -> dlib.rectangle:
+    if f == 1.0:
+        return b
+    return dlib.rectangle(int(round(b.left() * f)), int(round(b.top() * f)),
+                          int(round(b.right() * f)), int(round(b.bottom() * f)))
 
 
 def detect_face(gray: np.ndarray) -> dlib.rectangle | None:
@@ -87,7 +93,7 @@ def landmarks68(gray: np.ndarray, box: dlib.rectangle | None = None, *,
         faces = detect_faces(img)
         if not faces:
             raise NoFaceError(f"{what}: no face found by the dlib frontal detector "
-                              f"(upsample {', '.join(map(str, UPSAMPLE_STEPS))})")
+                              f"(stages {DETECT_STAGES})")
         if exactly_one and len(faces) > 1:
             desc = "; ".join(f"{_box_str(b)} score {s:.2f}" for b, s in faces)
             raise MultipleFacesError(f"{what}: {len(faces)} faces found where one is required ({desc})")

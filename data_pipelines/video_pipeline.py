@@ -64,7 +64,7 @@ class PipelineParams:
                 "tvl1": dict(self.tvl1), "crop": {"size": face_crop.CROP_SIZE,
                 "rows_above_g": face_crop.ROWS_ABOVE, "rows_below_g": face_crop.ROWS_BELOW,
                 "cols_half_g": face_crop.COLS_HALF, "align_points": list(face_crop.ALIGN_POINTS)},
-                "face_upsample_steps": list(face_landmarks.UPSAMPLE_STEPS)}
+                "face_detect_stages": [list(x) for x in face_landmarks.DETECT_STAGES]}
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
