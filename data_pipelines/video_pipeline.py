@@ -217,12 +217,13 @@ def video_to_sample(path: Path | str, onset: int | None = None, apex: int | None
         if start not in set(numbers):
             raise MissingFrameError(f"{name}: onset frame {start} not in the clip")
         apex = spot_apex(src, start, name=name)
-    return _sample_from_source(src, numbers, onset, apex, p, name) | {"apex_spotted": spotted}
-
-
-def _sample_from_source(src: FrameSource, numbers: list[int], onset: int | None, apex: int,
-                        p: PipelineParams, name: str) -> dict:
     onset, apex, replaced = resolve_onset_apex(numbers, onset, apex, name)
+    return _sample_from_source(src, numbers, onset, apex, replaced, p, name) | {"apex_spotted": spotted}
+
+
+def _sample_from_source(src: FrameSource, numbers: list[int], onset: int, apex: int,
+                        replaced: bool, p: PipelineParams, name: str) -> dict:
+    """clip_to_sample on already-resolved frame numbers (see resolve_onset_apex)."""
     neigh = apex_window(numbers, onset, apex) if p.apex_window else []
     out = clip_to_sample(src.read(onset), src.read(apex), align=p.align,
                          apex_neighbors=[src.read(n) for n in neigh],
@@ -392,7 +393,7 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
                     kept.append((rec, hit))
                     n_cached += 1
                     continue
-            s = _sample_from_source(src, numbers, onset, apex, p, rec.name)
+            s = _sample_from_source(src, numbers, onset, apex, replaced, p, rec.name)
             arrays = _cacheable(s)
             if cpath is not None:
                 save_npz_atomic(cpath, arrays)
