@@ -1,7 +1,6 @@
 """CASME II reader (SPEC §9): ``CASME2-coding-*.xlsx`` Sheet1 + ``sub01/EP02_01f/img46.jpg``."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from data_pipelines.au_parse import parse_au_string
@@ -10,7 +9,6 @@ from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
 from data_pipelines.readers.sheet_table import SheetError, cell, cell_int, cell_str, read_table
 
-log = logging.getLogger(__name__)
 
 FPS = 200.0
 SHEET_PATTERNS = ("CASME2-coding*.xlsx", "CASME2*.xlsx", "CASME2*.csv")
