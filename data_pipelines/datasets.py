@@ -68,6 +68,8 @@ def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = N
         raise FileNotFoundError(
             f"dataset {name!r} at {root}: {len(missing)} clip(s) have no frame folder "
             f"(e.g. {missing[0]}); pass the dataset root, not only its label sheet")
+    from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
     from data_pipelines.video_pipeline import records_to_samples
+    names = class_names(kw.get("scheme") or DEFAULT_SCHEME[name])
     return records_to_samples(records, cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-                              progress=True)
+                              progress=True, class_names=names)

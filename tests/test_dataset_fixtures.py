@@ -48,3 +48,13 @@ def test_bad_arguments(tmp_path):
         write_fixture_layout("samm", tmp_path)
     with pytest.raises(ValueError, match="clips_per_subject >= 2"):
         write_fixture_layout("dfme", tmp_path, clips_per_subject=1)
+
+
+def test_load_dataset_end_to_end_on_fixture(tmp_path):
+    # Reader + colleague's video pipeline: the fixture is usable as a training set.
+    from data_pipelines.datasets import load_dataset
+    root = write_fixture_layout("casme3", tmp_path / "c3", n_subjects=3, clips_per_subject=2)
+    s = load_dataset("casme3", root=root, cache_dir=tmp_path / "cache")
+    assert len(s) == 6 and s.summary()["classes"] == "2/2/2"
+    assert s.class_names == ("negative", "positive", "surprise")
+    assert s.au_mask.sum() > 0 and s.landmarks.min() >= 0 and s.landmarks.max() <= 127

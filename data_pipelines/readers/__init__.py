@@ -75,6 +75,13 @@ def check_records(records: list[ClipRecord], source: Path | str) -> list[ClipRec
     records = out
     same = onset_equals_apex(records)
     if same:
+        # SPEC §1 substitutes the clip's first frame as onset; an onset..offset frame
+        # list would hide it, so these records expose their whole frame_dir instead.
+        ids = {id(r) for r in same}
+        records = [dataclasses.replace(r, frame_paths=None) if id(r) in ids and r.frame_dir
+                   else r for r in records]
+        same = onset_equals_apex(records)
+    if same:
         log.warning("%s: %d sample(s) have onset == apex (e.g. %s); kept, the video "
                     "pipeline must substitute the clip's first frame or skip them",
                     source, len(same), same[0].name)
