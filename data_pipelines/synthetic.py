@@ -24,7 +24,8 @@ How it is built, so that it behaves like the real inputs of SPEC §1 rather than
   random AU dropout and addition so that classes overlap, a per-subject intensity
   scale and motion "style" (a small rotation of all displacement directions),
   per-sample head-motion drift (a small global similarity motion) and Gaussian noise.
-* Encoding: optical strain from central differences of (u, v) as in SPEC §1, per-sample
+* Encoding: exactly the encoder used for real clips (``optical_flow.flow_features``):
+  optical strain from central differences of (u, v) as in SPEC §1, per-sample
   per-channel min-max to [0, 1]; ``flow28`` is the raw 128 flow area-resized
   (cv2 INTER_AREA, 128 is not a multiple of 28) and then min-max scaled, which is how
   the published 28x28 u/v/strain images are encoded.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from data_pipelines.optical_flow import flow_features
 from fedpsyau_jax.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
 from fedpsyau_jax.keypoints import NUM_KEYPOINTS
 from fedpsyau_jax.sample_arrays import MESamples
@@ -216,11 +218,19 @@ def make_synthetic(num_subjects: int = 12, samples_per_subject: int = 12, num_cl
     uv += _head_drift(rng, n, drift_scale[sub_of])
     uv += _noise_field(rng, n, noise)
 
-    strain = optical_strain(uv[..., 0], uv[..., 1])
-    raw = np.concatenate([uv, strain[..., None]], -1).astype(np.float32)        # (n,128,128,3)
-    raw28 = np.stack([cv2.resize(r, (FLOW28, FLOW28), interpolation=cv2.INTER_AREA) for r in raw])
-    flow128, range128 = _minmax(raw)
-    flow28, _ = _minmax(raw28)
+    # The same encoder as real clips (data_pipelines.optical_flow.flow_features), so
+    # synthetic and real samples enter the network identically.
+    flow128 = np.empty((n, CROP, CROP, 3), np.float32)
+    flow28 = np.empty((n, FLOW28, FLOW28, 3), np.float32)
+    range128 = np.empty((n, 3, 2), np.float32)
+    for i in range(n):
+        feats = flow_features(uv[i])
+        if feats["constant_channels"].any():   # cannot happen with >= 1 AU + drift; guard anyway
+            raise ValueError(f"synthetic sample {i}: constant flow channel(s) "
+                             f"{np.flatnonzero(feats['constant_channels']).tolist()}")
+        flow128[i], flow28[i] = feats["flow128"], feats["flow28"]
+        raw3 = np.dstack([uv[i], feats["strain_raw"]])
+        range128[i, :, 0], range128[i, :, 1] = raw3.min(axis=(0, 1)), raw3.max(axis=(0, 1))
 
     au = active.astype(np.float32)
     au_mask = np.ones((n, NUM_AUS), np.float32)
@@ -250,23 +260,6 @@ def make_synthetic(num_subjects: int = 12, samples_per_subject: int = 12, num_cl
                      label=label.astype(np.int32), au=au, au_mask=au_mask,
                      subject=subject, name=name, dataset=np.array(["synthetic"] * n),
                      class_names=class_names, meta=meta)
-
-
-def optical_strain(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Optical strain magnitude of SPEC §1 for (..., H, W) flow components.
-
-    sqrt(exx^2 + eyy^2 + 2 exy^2) with exx = du/dx, eyy = dv/dy, exy = (du/dy + dv/dx)/2,
-    derivatives by central differences (np.gradient: central inside, one-sided at the
-    border, unit pixel spacing). x is the last axis (columns), y the one before.
-    """
-    u = np.asarray(u, np.float32)
-    v = np.asarray(v, np.float32)
-    if u.shape != v.shape or u.ndim < 2:
-        raise ValueError(f"u and v must have the same (..., H, W) shape, got {u.shape} and {v.shape}")
-    du_dy, du_dx = np.gradient(u, axis=(-2, -1))
-    dv_dy, dv_dx = np.gradient(v, axis=(-2, -1))
-    exy = 0.5 * (du_dy + dv_dx)
-    return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2.0 * exy ** 2).astype(np.float32)
 
 
 def _subject_geometry(rng: np.random.Generator, S: int) -> np.ndarray:
@@ -373,16 +366,3 @@ def _noise_field(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
     coarse = rng.normal(0.0, noise, (n, 8, 8, 2)).astype(np.float32)
     smooth = np.stack([cv2.resize(c, (CROP, CROP), interpolation=cv2.INTER_CUBIC) for c in coarse])
     return white + smooth
-
-
-def _minmax(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample per-channel min-max of (n, H, W, C) to [0, 1], plus the (n, C, 2) ranges."""
-    lo = raw.min(axis=(1, 2))
-    hi = raw.max(axis=(1, 2))
-    span = hi - lo
-    if (span <= 0).any():
-        bad = np.argwhere(span <= 0)[0]
-        raise ValueError(f"flow channel {bad[1]} of sample {bad[0]} is constant; min-max "
-                         "encoding would be undefined")
-    out = (raw - lo[:, None, None, :]) / span[:, None, None, :]
-    return np.clip(out, 0.0, 1.0).astype(np.float32), np.stack([lo, hi], -1).astype(np.float32)
