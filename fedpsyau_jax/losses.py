@@ -1,0 +1,54 @@
+"""Losses of SPEC §6: L = α1·CE(emotion) + α2·BCE(head A, AFE) + α3·BCE(head B, GAT).
+
+BCE is a mean over the known AU entries (``au_mask``) and exactly zero when none is
+known, so SMIC/DFME-style samples train the emotion head only. ``example_mask``
+(B,) removes padded examples of vmapped clients/folds from every term.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+DEFAULT_ALPHA = (0.2, 0.8, 0.8)
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """Σ mask·v / Σ mask, and 0 (with a zero gradient) when the mask is empty."""
+    total = jnp.sum(mask)
+    return jnp.sum(values * mask) / jnp.maximum(total, 1.0)
+
+
+def emotion_ce(logits: jax.Array, labels: jax.Array, example_mask: jax.Array) -> jax.Array:
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return masked_mean(ce, example_mask)
+
+
+def masked_au_bce(logits: jax.Array, au: jax.Array, au_mask: jax.Array,
+                  example_mask: jax.Array) -> jax.Array:
+    """Mean binary cross-entropy over known AU entries of real examples."""
+    bce = optax.sigmoid_binary_cross_entropy(logits, au)
+    return masked_mean(bce, au_mask * example_mask[:, None])
+
+
+def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA):
+    """Total loss and its parts. ``outputs`` = (emotion, au_gat, au_afe) of the model.
+
+    au_gat/au_afe may be None (flow-only baseline): those terms are then 0.
+    """
+    emotion, au_gat, au_afe = outputs
+    labels = batch["label"]
+    if example_mask is None:
+        example_mask = jnp.ones(labels.shape, jnp.float32)
+    ce = emotion_ce(emotion, labels, example_mask)
+    zero = jnp.zeros((), jnp.float32)
+    bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask)
+    bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask)
+    total = alpha[0] * ce + alpha[1] * bce_afe + alpha[2] * bce_gat
+    return total, {"loss": total, "ce": ce, "bce_afe": bce_afe, "bce_gat": bce_gat}
+
+
+def proximal_term(params, anchor, mu) -> jax.Array:
+    """(μ/2)·‖W − W_anchor‖² over all parameter leaves (squared, as in FedProx)."""
+    sq = jax.tree.map(lambda w, a: jnp.sum(jnp.square(w - a)), params, anchor)
+    return 0.5 * mu * sum(jax.tree.leaves(sq))

@@ -1,0 +1,281 @@
+"""The FED-PsyAU network of SPEC §4 as Flax Linen modules.
+
+``FedPsyAU.apply(variables, batch, beta=..., train=...)`` returns
+``(emotion_logits (B, C), au_logits_gat (B, 12), au_logits_afe (B, 12))``.
+
+``batch`` is a dict with ``flow128`` (B,128,128,3), ``flow28`` (B,28,28,3) and
+``landmarks`` (B,65,2); ROI patches are cut inside (SPEC §3). The data prior D lives
+in the non-trainable collection ``priors`` (``variables['priors']['D']``, (12, 12)),
+so a protocol can swap in each fold's D without recompiling and a vmapped set of
+folds can carry one D each. β is a call argument for the same reason.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fedpsyau_jax.au_groups import GROUPS, NUM_AUS
+from fedpsyau_jax.gat import DPKGAT, PriorGraph
+from fedpsyau_jax.hash_dropout import HashDropout
+from fedpsyau_jax.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, reference_prior
+from fedpsyau_jax.roi_patches import PATCH, cut_patches_batch
+
+TOKEN_DIM = PATCH * PATCH * 3  # 75
+
+# PyTorch's BatchNorm momentum 0.1 is Flax's 0.9 (weight of the running average).
+_BN = dict(momentum=0.9, epsilon=1e-5)
+
+
+def _bn(train: bool, name: str | None = None) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, name=name, **_BN)
+
+
+class ConvBNReLU(nn.Module):
+    features: int
+    kernel: int
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME")(x)
+        return nn.relu(_bn(train)(x))
+
+
+class LFE(nn.Module):
+    """Local feature extractor: one conv stack shared by every patch.
+
+    patches (B, 65, 5, 5, 3) -> Φ (B, 65, 75). All B·65 patches go through the stack
+    in one batched call (the reference loops over patches in Python).
+    """
+
+    @nn.compact
+    def __call__(self, patches, train: bool):
+        b, k = patches.shape[:2]
+        x = patches.reshape(b * k, PATCH, PATCH, patches.shape[-1])
+        for feat in (32, 64, 3):
+            x = ConvBNReLU(feat, 3)(x, train)
+        return x.reshape(b, k, TOKEN_DIM)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the tokens of each sample (B, T, D) -> (B, T, D).
+
+    Same parameters as a standard MHA (q, k, v, out projections with biases); written
+    out so the attention-weight dropout uses ``HashDropout``.
+    """
+
+    heads: int
+    dropout: float
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        b, t, d = x.shape
+        hd = d // self.heads
+        split = lambda y: y.reshape(b, t, self.heads, hd)
+        q = split(nn.Dense(d, name="query")(x))
+        k = split(nn.Dense(d, name="key")(x))
+        v = split(nn.Dense(d, name="value")(x))
+        w = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(hd).astype(x.dtype), -1)
+        w = HashDropout(self.dropout, deterministic=not train)(w)
+        o = jnp.einsum("bhqk,bkhd->bqhd", w, v).reshape(b, t, d)
+        return nn.Dense(d, name="out")(o)
+
+
+class SSE(nn.Module):
+    """Spatial self-attention encoder over the 65 landmark tokens of each sample.
+
+    Post-LN encoder layer: Y = LN(X + MHA(X)), Z = LN(Y + FFN(Y)), X = Φ + E;
+    output Z + Φ. Attention is per sample (the reference mixes the batch).
+    """
+
+    heads: int = 3
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, phi, train: bool):
+        det = not train
+        pos = self.param("pos_embedding", nn.initializers.normal(0.02), (NUM_KEYPOINTS, TOKEN_DIM))
+        x = phi + pos
+        att = SelfAttention(self.heads, self.dropout, name="attention")(x, train)
+        y = nn.LayerNorm(epsilon=1e-5)(x + HashDropout(self.dropout, deterministic=det)(att))
+        h = nn.relu(nn.Dense(self.ffn_dim, name="ffn_in")(y))
+        h = HashDropout(self.dropout, deterministic=det)(h)
+        h = nn.Dense(TOKEN_DIM, name="ffn_out")(h)
+        z = nn.LayerNorm(epsilon=1e-5)(y + HashDropout(self.dropout, deterministic=det)(h))
+        return z + phi
+
+
+class GroupAFE(nn.Module):
+    """GSE (squeeze-excitation over a group's tokens) + AFE (AU feature extraction).
+
+    z_g (B, N_g, 75) -> AU nodes (B, n_aus, 25), each node L2-normalised.
+    """
+
+    n_aus: int
+
+    @nn.compact
+    def __call__(self, z_g, train: bool):
+        b, n_tok, _ = z_g.shape
+        s = z_g.mean(axis=-1)                                              # (B, N_g)
+        hidden = max(n_tok // 16, 1)
+        w = nn.sigmoid(nn.Dense(n_tok, use_bias=False, name="se_up")(
+            nn.relu(nn.Dense(hidden, use_bias=False, name="se_down")(s))))
+        r = z_g * w[..., None] + z_g                                       # R'_k = w_k Z_k + Z_k
+        # Stack tokens on channels: token k contributes channels 3k..3k+2.
+        r = r.reshape(b, n_tok, PATCH, PATCH, 3).transpose(0, 2, 3, 1, 4)
+        r = r.reshape(b, PATCH, PATCH, 3 * n_tok)
+        x = ConvBNReLU(2 * self.n_aus, 3)(r, train)
+        x = ConvBNReLU(self.n_aus, 1)(x, train)                            # (B, 5, 5, n)
+        nodes = x.reshape(b, PATCH * PATCH, self.n_aus).transpose(0, 2, 1)  # (B, n, 25)
+        norm = jnp.sqrt(jnp.sum(nodes * nodes, axis=-1, keepdims=True) + 1e-12)
+        return nodes / norm
+
+
+class AUHead(nn.Module):
+    """Flatten (B, 12, 25) -> Dense 128, ReLU, Dropout 0.5 -> Dense 12 logits."""
+
+    @nn.compact
+    def __call__(self, nodes, train: bool):
+        x = nodes.reshape(nodes.shape[0], -1)
+        x = nn.relu(nn.Dense(128)(x))
+        x = HashDropout(0.5, deterministic=not train)(x)
+        return nn.Dense(NUM_AUS)(x)
+
+
+class Inception(nn.Module):
+    """Four branches (1×1; 1×1→3×3; 1×1→5×5; maxpool3×3→1×1), each conv+BN+ReLU."""
+
+    width: int
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        w = self.width
+        b1 = ConvBNReLU(w, 1)(x, train)
+        b2 = ConvBNReLU(w, 3)(ConvBNReLU(w, 1)(x, train), train)
+        b3 = ConvBNReLU(w, 5)(ConvBNReLU(w, 1)(x, train), train)
+        b4 = ConvBNReLU(w, 1)(nn.max_pool(x, (3, 3), strides=(1, 1), padding="SAME"), train)
+        return jnp.concatenate([b1, b2, b3, b4], axis=-1)
+
+
+class DualStreamInception(nn.Module):
+    """AU stream on G (B,12,25) and flow stream on flow28 -> emotion logits."""
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, g, flow28, train: bool):
+        b = g.shape[0]
+        a = g.transpose(0, 2, 1).reshape(b, PATCH, PATCH, NUM_AUS)       # (B, 5, 5, 12)
+        a = Inception(16, name="au_block1")(a, train)
+        a = nn.max_pool(a, (2, 2), strides=(2, 2))                         # (B, 2, 2, 64)
+        a = Inception(48, name="au_block2")(a, train)
+        a = a.reshape(b, -1)                                               # 768
+        f = Inception(6, name="flow_block1")(flow28, train)
+        f = nn.max_pool(f, (2, 2), strides=(2, 2))
+        f = Inception(16, name="flow_block2")(f, train)
+        f = nn.max_pool(f, (2, 2), strides=(2, 2)).reshape(b, -1)          # 3136
+        f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
+        a = HashDropout(0.5, deterministic=not train)(a)
+        f = HashDropout(0.5, deterministic=not train)(f)
+        return nn.Dense(self.num_classes, name="classifier")(jnp.concatenate([a, f], -1))
+
+
+GRAPH_UP = PriorGraph.from_adjacency(A_UP)
+GRAPH_LOW = PriorGraph.from_adjacency(A_LOW)
+GRAPH_GLOB = PriorGraph.from_adjacency(A_GLOB)
+
+
+def split_blocks(d: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(D_up, D_low) with rows re-normalised, traced (D may differ per fold)."""
+    def norm(m):
+        s = m.sum(axis=1, keepdims=True)
+        return jnp.where(s > 0, m / jnp.where(s > 0, s, 1.0), jnp.eye(m.shape[0], dtype=m.dtype))
+    return norm(d[UPPER, UPPER]), norm(d[LOWER, LOWER])
+
+
+class FedPsyAU(nn.Module):
+    """FED-PsyAU: LFE → SSE → GSE/AFE → DPK-GAT (up, low, global) → AU heads + DSI.
+
+    Attributes:
+      num_classes: emotion classes (3 for MEGC/CAS(ME)³, 7 for DFME).
+      use_au_branch: False gives the flow-stream-only baseline (paper Table 3, I):
+        the AU stream is dropped and the classifier reads the flow stream alone.
+    """
+
+    num_classes: int = 3
+    use_au_branch: bool = True
+
+    @nn.compact
+    def __call__(self, batch, beta=0.0, train: bool = False):
+        flow128 = jnp.asarray(batch["flow128"], jnp.float32)
+        flow28 = jnp.asarray(batch["flow28"], jnp.float32)
+        landmarks = jnp.asarray(batch["landmarks"], jnp.float32)
+        d = self.variable("priors", "D", lambda: jnp.asarray(reference_prior())).value
+        beta = jnp.asarray(beta, jnp.float32)
+
+        if not self.use_au_branch:
+            return FlowOnlyHead(self.num_classes, name="flow_only")(flow28, train), None, None
+
+        patches = cut_patches_batch(flow128, landmarks)                   # (B, 65, 5, 5, 3)
+        phi = LFE(name="lfe")(patches, train)
+        z = SSE(name="sse")(phi, train)
+        nodes = []
+        for gname, (au_nodes, tokens) in GROUPS.items():
+            nodes.append(GroupAFE(len(au_nodes), name=f"afe_{gname}")(z[:, np.asarray(tokens)], train))
+        f = jnp.concatenate(nodes, axis=1)                                 # (B, 12, 25) in AU order
+        au_afe = AUHead(name="au_head_afe")(f, train)
+
+        d_up, d_low = split_blocks(d)
+        f_up, f_low = f[:, UPPER], f[:, LOWER]
+        u = DPKGAT(GRAPH_UP, name="gat_up")(f_up, d_up, beta, train) + f_up
+        lo = DPKGAT(GRAPH_LOW, name="gat_low")(f_low, d_low, beta, train) + f_low
+        h = jnp.concatenate([u, lo], axis=1)
+        g = DPKGAT(GRAPH_GLOB, name="gat_glob")(h, d, beta, train) + h
+        au_gat = AUHead(name="au_head_gat")(g, train)
+        emotion = DualStreamInception(self.num_classes, name="dsi")(g, flow28, train)
+        return emotion, au_gat, au_afe
+
+
+class FlowOnlyHead(nn.Module):
+    """Flow stream of the DSI alone (baseline without the AU branch)."""
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, flow28, train: bool):
+        b = flow28.shape[0]
+        f = Inception(6, name="flow_block1")(flow28, train)
+        f = nn.max_pool(f, (2, 2), strides=(2, 2))
+        f = Inception(16, name="flow_block2")(f, train)
+        f = nn.max_pool(f, (2, 2), strides=(2, 2)).reshape(b, -1)
+        f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
+        f = HashDropout(0.5, deterministic=not train)(f)
+        return nn.Dense(self.num_classes, name="classifier")(f)
+
+
+def example_batch(batch_size: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
+    """A random input batch of the right shapes (for init, tests and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    return {
+        "flow128": rng.random((batch_size, 128, 128, 3), np.float32),
+        "flow28": rng.random((batch_size, 28, 28, 3), np.float32),
+        "landmarks": rng.uniform(8, 120, (batch_size, NUM_KEYPOINTS, 2)).astype(np.float32),
+    }
+
+
+def init_variables(model: FedPsyAU, key: jax.Array, batch=None, prior_d=None) -> dict:
+    """Initialise params, batch_stats and priors; ``prior_d`` replaces the default D."""
+    batch = example_batch(2) if batch is None else batch
+    pkey, dkey = jax.random.split(key)
+    variables = model.init({"params": pkey, "dropout": dkey}, batch, beta=0.0, train=False)
+    variables = dict(variables)
+    if prior_d is not None and "priors" in variables:
+        variables["priors"] = {"D": jnp.asarray(prior_d, jnp.float32)}
+    return variables
+
+
+def count_params(params) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(params)))
