@@ -20,6 +20,7 @@ import math
 import cv2
 import numpy as np
 
+from data_pipelines.sample_errors import UnusableSampleError
 from fedpsyau_jax.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
 
 CROP_SIZE = 128
@@ -50,7 +51,8 @@ def crop_box(points68: np.ndarray, what: str = "face") -> CropBox:
     a, b = pts[DLIB_INNER_EYE_LEFT].astype(np.float64), pts[DLIB_INNER_EYE_RIGHT].astype(np.float64)
     g = 0.5 * float(np.hypot(*(b - a)))
     if not g >= 2.0:  # also catches NaN
-        raise ValueError(f"{what}: inner eye corners (dlib 39, 42) are {2 * g:.2f} px apart; "
+        # A data problem (the predictor collapsed), not a bug: reported per sample.
+        raise UnusableSampleError(f"{what}: inner eye corners (dlib 39, 42) are {2 * g:.2f} px apart; "
                          "landmarks are degenerate, cannot size the crop")
     cx, cy = (a + b) / 2.0
     side_rows, side_cols = (ROWS_ABOVE + ROWS_BELOW) * g, 2 * COLS_HALF * g

@@ -399,7 +399,9 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
                 save_npz_atomic(cpath, arrays)
             kept.append((rec, arrays))
             n_computed += 1
-        except SampleError as e:
+        except (SampleError, cv2.error) as e:
+            # cv2.error: OpenCV rejecting a frame it decoded (odd depth/size); still one
+            # bad sample, not a reason to lose the batch. Anything else is a bug: raise.
             skipped[rec.name] = f"{type(e).__name__}: {e}"
             log.info("skipped %s", skipped[rec.name])
 

@@ -135,3 +135,11 @@ def test_sample_landmarks_inside_crop_and_mouth_moves_more_than_eyes(sample):
 def test_alignment_removes_head_drift_from_the_eyes(onset, apex, sample):
     raw = clip_to_sample(onset, apex, align=False)
     assert _roi_flow_magnitude(sample, slice(10, 22)) < 0.5 * _roi_flow_magnitude(raw, slice(10, 22))
+
+
+def test_degenerate_landmarks_are_an_unusable_sample():
+    from data_pipelines.sample_errors import UnusableSampleError
+    with pytest.raises(UnusableSampleError, match="clipX onset face: inner eye corners"):
+        face_crop.crop_box(np.zeros((68, 2), np.float32), what="clipX onset face")
+    with pytest.raises(ValueError, match=r"\(68, 2\)"):
+        face_crop.crop_box(np.zeros((65, 2)))

@@ -9,7 +9,7 @@ import pytest
 
 from data_pipelines import video_pipeline as vp
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.sample_errors import MissingFrameError, UnusableSampleError
+from data_pipelines.sample_errors import MissingFrameError, UnreadableMediaError, UnusableSampleError
 from data_pipelines.video_io import FrameSource, frame_number, index_frames, read_video_gray
 
 FACES = Path(__file__).resolve().parent / "fixtures" / "faces"
@@ -159,11 +159,11 @@ def test_frame_numbers_from_names(tmp_path):
     assert frame_number("175.jpg") == 175
     assert frame_number("notes.jpg") is None
     assert list(index_frames(["img10.jpg", "img9.jpg", "img100.jpg"], "x")) == [9, 10, 100]
-    with pytest.raises(Exception, match="ambiguous"):
+    with pytest.raises(UnreadableMediaError, match="ambiguous"):
         index_frames(["img46.jpg", "reg_img46.jpg"], "clip")
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video")
-    with pytest.raises(Exception, match="broken.mp4"):
+    with pytest.raises(UnreadableMediaError, match="broken.mp4"):
         FrameSource(bad)
 
 
