@@ -174,3 +174,13 @@ def test_video_to_sample_spots_the_smile_and_applies_onset_rule():
     assert s["flow128"].shape == (128, 128, 3)
     with pytest.raises(UnusableSampleError, match="single_face"):
         vp.video_to_sample(FACES / "single_face.mp4", onset=0, apex=0)
+
+
+def test_apex_window_averages_three_flows(frames):
+    single = vp.clip_to_sample(frames[0], frames[35])
+    window = vp.clip_to_sample(frames[0], frames[35], apex_neighbors=[frames[34], frames[36]])
+    f34 = vp.clip_to_sample(frames[0], frames[34])["flow_raw"]
+    f36 = vp.clip_to_sample(frames[0], frames[36])["flow_raw"]
+    np.testing.assert_allclose(window["flow_raw"], (single["flow_raw"] + f34 + f36) / 3, atol=1e-5)
+    s = vp.video_to_sample(FACES / "single_face.mp4", 0, 35, params=vp.PipelineParams(apex_window=True))
+    np.testing.assert_allclose(s["flow_raw"], window["flow_raw"], atol=1e-5)
