@@ -121,8 +121,14 @@ class GroupAFE(nn.Module):
         b, n_tok, _ = z_g.shape
         s = z_g.mean(axis=-1)                                              # (B, N_g)
         hidden = max(n_tok // 16, 1)
+        # s >= 0 (the LN part of Z has zero mean per token, Φ is post-ReLU), so with a
+        # random-sign squeeze and G1's single hidden unit the ReLU starts dead for every
+        # sample half of the time and that SE never trains. Non-negative squeeze
+        # weights start it active; training may still move them anywhere.
+        squeeze_init = lambda k, shape, dtype=jnp.float32: jnp.abs(
+            nn.initializers.lecun_normal()(k, shape, dtype))
         w = nn.sigmoid(nn.Dense(n_tok, use_bias=False, name="se_up")(
-            nn.relu(nn.Dense(hidden, use_bias=False, name="se_down")(s))))
+            nn.relu(nn.Dense(hidden, use_bias=False, kernel_init=squeeze_init, name="se_down")(s))))
         r = z_g * w[..., None] + z_g                                       # R'_k = w_k Z_k + Z_k
         # Stack tokens on channels: token k contributes channels 3k..3k+2.
         r = r.reshape(b, n_tok, PATCH, PATCH, 3).transpose(0, 2, 3, 1, 4)
@@ -270,7 +276,9 @@ def init_variables(model: FedPsyAU, key: jax.Array, batch=None, prior_d=None) ->
     """Initialise params, batch_stats and priors; ``prior_d`` replaces the default D."""
     batch = example_batch(2) if batch is None else batch
     pkey, dkey = jax.random.split(key)
-    variables = model.init({"params": pkey, "dropout": dkey}, batch, beta=0.0, train=False)
+    # Jitted: eager init dispatches (and compiles) hundreds of small ops one by one.
+    variables = jax.jit(lambda p, d, b: model.init({"params": p, "dropout": d}, b, beta=0.0, train=False))(
+        pkey, dkey, batch)
     variables = dict(variables)
     if prior_d is not None and "priors" in variables:
         variables["priors"] = {"D": jnp.asarray(prior_d, jnp.float32)}

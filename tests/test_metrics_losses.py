@@ -1,0 +1,84 @@
+"""Metrics (UF1/UAR/confusion) and masked losses of SPEC §6."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fedpsyau_jax.losses import fedpsyau_loss, masked_au_bce, proximal_term
+from fedpsyau_jax.metrics import classification_scores, confusion_matrix
+
+
+def test_confusion_and_scores_hand_computed():
+    y_true = [0, 0, 0, 1, 1, 2]
+    y_pred = [0, 0, 1, 1, 2, 2]
+    cm = confusion_matrix(y_true, y_pred, 3)
+    assert cm.tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    s = classification_scores(y_true, y_pred, 3)
+    f1 = [2 * 2 / (4 + 0 + 1), 2 * 1 / (2 + 1 + 1), 2 * 1 / (2 + 1 + 0)]
+    assert s["uf1"] == pytest.approx(np.mean(f1))
+    assert s["uar"] == pytest.approx(np.mean([2 / 3, 1 / 2, 1]))
+    assert s["absent_classes"] == []
+
+
+def test_absent_class_is_excluded_and_reported():
+    # Class 2 never occurs in the ground truth but is predicted once.
+    y_true = [0, 0, 1, 1]
+    y_pred = [0, 2, 1, 1]
+    s = classification_scores(y_true, y_pred, 3)
+    assert s["absent_classes"] == [2]
+    f1_0 = 2 * 1 / (2 + 0 + 1)
+    f1_1 = 1.0
+    assert s["uf1"] == pytest.approx((f1_0 + f1_1) / 2)
+    assert s["uar"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_confusion_rejects_out_of_range():
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix([0, 3], [0, 1], 3)
+
+
+def _outputs(b=4, c=3, seed=0):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    return (jax.random.normal(k1, (b, c)), jax.random.normal(k2, (b, 12)), jax.random.normal(k3, (b, 12)))
+
+
+def test_masked_aus_contribute_nothing():
+    outs = _outputs()
+    au = (jax.random.uniform(jax.random.key(5), (4, 12)) > 0.5).astype(jnp.float32)
+    mask = jnp.zeros((4, 12)).at[:, :4].set(1.0)
+    batch = {"label": jnp.array([0, 1, 2, 0]), "au": au, "au_mask": mask}
+    l1, _ = fedpsyau_loss(outs, batch)
+    # Change the logits and targets of masked entries only: the loss must not move.
+    outs2 = (outs[0], outs[1].at[:, 4:].add(7.0), outs[2].at[:, 4:].add(-3.0))
+    batch2 = dict(batch, au=au.at[:, 4:].set(1.0 - au[:, 4:]))
+    l2, _ = fedpsyau_loss(outs2, batch2)
+    assert float(l1) == pytest.approx(float(l2), rel=1e-6)
+    # Gradient w.r.t. masked logits is exactly zero.
+    g = jax.grad(lambda z: masked_au_bce(z, au, mask, jnp.ones(4)))(outs[1])
+    assert np.all(np.asarray(g[:, 4:]) == 0) and np.any(np.asarray(g[:, :4]) != 0)
+
+
+def test_all_unknown_au_labels_give_finite_loss_equal_to_weighted_ce():
+    outs = _outputs()
+    batch = {"label": jnp.array([0, 1, 2, 0]), "au": jnp.ones((4, 12)), "au_mask": jnp.zeros((4, 12))}
+    loss, parts = fedpsyau_loss(outs, batch)
+    assert np.isfinite(float(loss))
+    assert float(parts["bce_afe"]) == 0.0 and float(parts["bce_gat"]) == 0.0
+    assert float(loss) == pytest.approx(0.2 * float(parts["ce"]), rel=1e-6)
+    g = jax.grad(lambda o: fedpsyau_loss((outs[0], o, outs[2]), batch)[0])(outs[1])
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_example_mask_removes_padded_examples():
+    outs = _outputs(b=4)
+    batch = {"label": jnp.array([0, 1, 2, 0]), "au": jnp.ones((4, 12)), "au_mask": jnp.ones((4, 12))}
+    mask = jnp.array([1.0, 1.0, 0.0, 0.0])
+    full, _ = fedpsyau_loss(tuple(o[:2] for o in outs), {k: v[:2] for k, v in batch.items()})
+    padded, _ = fedpsyau_loss(outs, batch, example_mask=mask)
+    assert float(full) == pytest.approx(float(padded), rel=1e-6)
+
+
+def test_proximal_term_is_squared_norm():
+    p = {"a": jnp.array([1.0, 2.0]), "b": {"c": jnp.array([[3.0]])}}
+    q = {"a": jnp.array([0.0, 0.0]), "b": {"c": jnp.array([[1.0]])}}
+    assert float(proximal_term(p, q, 0.5)) == pytest.approx(0.25 * (1 + 4 + 4))
