@@ -20,6 +20,7 @@ from fedpsyau_jax.au_groups import GROUPS, NUM_AUS
 from fedpsyau_jax.gat import DPKGAT, PriorGraph
 from fedpsyau_jax.hash_dropout import HashDropout
 from fedpsyau_jax.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.max_pool import max_pool_3x3_same, max_pool_non_overlapping
 from fedpsyau_jax.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, reference_prior
 from fedpsyau_jax.roi_patches import PATCH, cut_patches_batch
 
@@ -162,7 +163,7 @@ class Inception(nn.Module):
         b1 = ConvBNReLU(w, 1)(x, train)
         b2 = ConvBNReLU(w, 3)(ConvBNReLU(w, 1)(x, train), train)
         b3 = ConvBNReLU(w, 5)(ConvBNReLU(w, 1)(x, train), train)
-        b4 = ConvBNReLU(w, 1)(nn.max_pool(x, (3, 3), strides=(1, 1), padding="SAME"), train)
+        b4 = ConvBNReLU(w, 1)(max_pool_3x3_same(x), train)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -176,13 +177,13 @@ class DualStreamInception(nn.Module):
         b = g.shape[0]
         a = g.transpose(0, 2, 1).reshape(b, PATCH, PATCH, NUM_AUS)       # (B, 5, 5, 12)
         a = Inception(16, name="au_block1")(a, train)
-        a = nn.max_pool(a, (2, 2), strides=(2, 2))                         # (B, 2, 2, 64)
+        a = max_pool_non_overlapping(a, 2)                         # (B, 2, 2, 64)
         a = Inception(48, name="au_block2")(a, train)
         a = a.reshape(b, -1)                                               # 768
         f = Inception(6, name="flow_block1")(flow28, train)
-        f = nn.max_pool(f, (2, 2), strides=(2, 2))
+        f = max_pool_non_overlapping(f, 2)
         f = Inception(16, name="flow_block2")(f, train)
-        f = nn.max_pool(f, (2, 2), strides=(2, 2)).reshape(b, -1)          # 3136
+        f = max_pool_non_overlapping(f, 2).reshape(b, -1)          # 3136
         f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
         a = HashDropout(0.5, deterministic=not train)(a)
         f = HashDropout(0.5, deterministic=not train)(f)
@@ -254,9 +255,9 @@ class FlowOnlyHead(nn.Module):
     def __call__(self, flow28, train: bool):
         b = flow28.shape[0]
         f = Inception(6, name="flow_block1")(flow28, train)
-        f = nn.max_pool(f, (2, 2), strides=(2, 2))
+        f = max_pool_non_overlapping(f, 2)
         f = Inception(16, name="flow_block2")(f, train)
-        f = nn.max_pool(f, (2, 2), strides=(2, 2)).reshape(b, -1)
+        f = max_pool_non_overlapping(f, 2).reshape(b, -1)
         f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
         f = HashDropout(0.5, deterministic=not train)(f)
         return nn.Dense(self.num_classes, name="classifier")(f)
