@@ -118,3 +118,43 @@ def load_config(path, overrides: Iterable[str] = ()) -> ml_collections.ConfigDic
         with cfg.unlocked():
             cfg.config_file = str(path)
     return cfg
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every option of a training run with its default; config files start from this.
+
+    seed                      run seed (fold f's randomness = f(seed, f) only)
+    data.name                 a ``data_pipelines.datasets`` name
+    data.root / cache_dir     release folder / sample cache (None = defaults)
+    data.kwargs               extra ``load_dataset`` arguments
+    data.only_au_labelled     keep only samples with AU labels (AU pre-training)
+    model.use_au_branch       False = flow-stream-only baseline (paper Table 3, I)
+    model.init_from           exported model whose AU-branch params initialise every
+                              fold (AU pre-training, paper §5.1); None = random init
+    protocol.kind             loso | kfold | all;  k, shuffle, split_seed for kfold
+    prior.source              fold_train (D from the fold's training AU labels) or a
+                              preset name (reference_dfme)
+    train.*                   epochs, batch_size, eval_batch_size, learning_rate,
+                              weight_decay, oversample, alpha, beta_schedule, beta0
+    export.final_model        all_data (also train one model on every sample and
+                              export it as workdir/final_model) | none
+    runtime.fold_chunk        folds trained at once by vmap (1 = sequential); does not
+                              change results, may change on resume
+    runtime.checkpoint_every  epochs between resume checkpoints of a chunk (0 = never)
+    """
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.data = ml_collections.ConfigDict(dict(name="synthetic", root=None, cache_dir=None,
+                                            kwargs=ml_collections.ConfigDict(), only_au_labelled=False))
+    c.data.root = ml_collections.FieldReference(None, field_type=str)
+    c.data.cache_dir = ml_collections.FieldReference(None, field_type=str)
+    c.model = ml_collections.ConfigDict(dict(use_au_branch=True))
+    c.model.init_from = ml_collections.FieldReference(None, field_type=str)
+    c.protocol = ml_collections.ConfigDict(dict(kind="loso", k=10, shuffle=True, split_seed=1))
+    c.prior = ml_collections.ConfigDict(dict(source="fold_train"))
+    c.train = ml_collections.ConfigDict(dict(
+        epochs=30, batch_size=32, eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
+        oversample=True, alpha=(0.2, 0.8, 0.8), beta_schedule="reference", beta0=0.3))
+    c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
+    c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1))
+    return c

@@ -1,0 +1,96 @@
+"""LOSO epoch speed: sequential folds vs vectorised (vmapped) folds, and peak memory.
+
+Usage:
+    python benchmarks/loso_speed.py [--dataset megc2019_composite] [--chunks 1 4 8]
+        [--folds 8] [--batch 32] [--no-au-branch]
+
+For each fold-chunk width K it compiles the fold-vmapped epoch of ``fold_training``
+once, then times one epoch over ``--folds`` LOSO folds of the dataset (in chunks of
+K; K=1 is the sequential run), and extrapolates to all folds of the protocol. Prints
+compile time, epoch seconds, seconds per fold-step, the ratio against K=1, and the
+peak resident memory of the process (``resource.getrusage``; cumulative, so widths are
+run in increasing order). Records the machine load (``os.getloadavg``) because the
+machine is shared.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from data_pipelines.datasets import load_dataset  # noqa: E402
+from fedpsyau_jax import protocols  # noqa: E402
+from fedpsyau_jax.batching import device_data, stack_plans  # noqa: E402
+from fedpsyau_jax.fold_training import (FoldPrograms, TrainSettings, epoch_key, fold_epoch_plan,  # noqa: E402
+                                        fold_key, steps_per_epoch)
+from fedpsyau_jax.model import FedPsyAU  # noqa: E402
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="megc2019_composite")
+    ap.add_argument("--chunks", type=int, nargs="+", default=[1, 4, 8])
+    ap.add_argument("--folds", type=int, default=8, help="folds timed per width (extrapolated)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--oversample", type=int, default=0)
+    ap.add_argument("--no-au-branch", action="store_true")
+    args = ap.parse_args()
+
+    kw = {"num_subjects": 12, "samples_per_subject": 12} if args.dataset == "synthetic" else {}
+    samples = load_dataset(args.dataset, **kw)
+    folds = protocols.loso_folds(samples.subject)
+    model = FedPsyAU(samples.num_classes, use_au_branch=not args.no_au_branch)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
+          f"({jax.devices()[0].platform}); load avg {os.getloadavg()[0]:.2f}")
+    print(f"dataset {args.dataset}: {len(samples)} samples, {len(folds)} LOSO folds; "
+          f"batch {args.batch}, oversample {bool(args.oversample)}, au_branch {not args.no_au_branch}")
+    data = device_data(samples)
+    base = None
+    for k in sorted(args.chunks):
+        s = TrainSettings(batch_size=args.batch, oversample=bool(args.oversample), fold_chunk=k,
+                          learning_rate=1e-3, epochs=1)
+        steps = steps_per_epoch(s, folds, samples.label)
+        prog = FoldPrograms(model, s)
+        timed = folds[:max(k, (args.folds // k) * k)]
+        chunks = [timed[i:i + k] for i in range(0, len(timed), k)]
+
+        def inputs(chunk):
+            idx, mask = stack_plans([fold_epoch_plan(s, f, samples.label, 0, steps) for f in chunk])
+            keys = jnp.stack([epoch_key(0, f.index, 0) for f in chunk])
+            return jnp.asarray(idx), jnp.asarray(mask), jnp.full((k,), 0.3, jnp.float32), keys
+
+        states = prog.init(jnp.stack([fold_key(0, f.index) for f in chunks[0]]),
+                           jnp.tile(jnp.eye(12)[None], (k, 1, 1)))
+        t0 = time.perf_counter()
+        compiled = prog.train_epoch.lower(states, data, *inputs(chunks[0])).compile()
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            states, m, n = compiled(states, data, *inputs(chunk))
+            jax.block_until_ready(m)
+        dt = time.perf_counter() - t0
+        fold_steps = len(timed) * steps
+        per_fold_step = dt / fold_steps
+        full = per_fold_step * len(folds) * steps
+        base = base or per_fold_step
+        print(f"K={k:3d}: compile {compile_s:6.1f} s | {len(timed)} folds x {steps} steps in {dt:7.1f} s "
+              f"| {per_fold_step * 1e3:7.1f} ms/fold-step | full LOSO epoch ~{full:7.0f} s "
+              f"| speed-up vs K=1 {base / per_fold_step:5.2f}x | peak RSS {peak_rss_mib():7.0f} MiB "
+              f"| load {os.getloadavg()[0]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

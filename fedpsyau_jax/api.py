@@ -1,0 +1,381 @@
+"""Python API mirroring the CLI: ``train``, ``evaluate``, ``predict``.
+
+    from fedpsyau_jax import api
+    summary = api.train(load_config("configs/synthetic_demo.py"), "runs/demo")
+    summary = api.evaluate("runs/demo")
+    out = api.predict("clip.mp4", "runs/demo/final_model")
+
+A run directory (``workdir``) holds:
+    config.json                 the resolved config (a resumed run must match it)
+    metrics.jsonl               one record per fold-epoch, finished fold and the summary
+    folds/<k>_<name>/model/     the fold's final model (params, batch_stats, priors +
+                                metadata: classes, config) — a valid predict checkpoint
+    folds/<k>_<name>/predictions.npz   its test predictions (marks the fold finished)
+    checkpoints/                per-epoch chunk states while a chunk trains (resume)
+    final_model/                model trained on ALL samples with the same settings
+                                (config ``export.final_model = "all_data"``), for predict
+    summary.json, confusion.png, learning_curves.png
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from fedpsyau_jax import protocols
+from fedpsyau_jax.checkpoints import CheckpointError, read_metadata, restore_checkpoint
+from fedpsyau_jax.fold_training import (AU_BRANCH_PREFIXES, MODEL_CHECKPOINT, FoldPrograms, RunHooks,
+                                        TrainSettings, fold_dir, load_fold_predictions, run_folds,
+                                        settings_fingerprint)
+from fedpsyau_jax.model import FedPsyAU
+from fedpsyau_jax.run_logging import JsonlLog, read_jsonl
+from fedpsyau_jax.sample_arrays import MESamples
+
+FINAL_MODEL = "final_model"
+# Config keys that may differ when resuming (they do not change any result).
+_RESUME_FREE = ("config_file", "runtime")
+
+
+# ------------------------------------------------------------------ config -> parts
+def settings_from_config(cfg) -> TrainSettings:
+    t = cfg.train
+    return TrainSettings(
+        epochs=int(t.epochs), batch_size=int(t.batch_size), eval_batch_size=int(t.eval_batch_size),
+        learning_rate=float(t.learning_rate), weight_decay=float(t.weight_decay),
+        oversample=bool(t.oversample), alpha=tuple(float(a) for a in t.alpha),
+        beta_schedule=str(t.beta_schedule), beta0=float(t.beta0), seed=int(cfg.seed),
+        fold_chunk=int(cfg.runtime.fold_chunk), checkpoint_every=int(cfg.runtime.checkpoint_every))
+
+
+def load_samples(cfg) -> MESamples:
+    """The dataset named by ``cfg.data`` (name, root, cache_dir, kwargs)."""
+    from data_pipelines.datasets import load_dataset
+    d = cfg.data
+    root = Path(d.root) if d.get("root") else None
+    cache = Path(d.cache_dir) if d.get("cache_dir") else None
+    kw = d.get("kwargs") or {}
+    kw = kw.to_dict() if hasattr(kw, "to_dict") else dict(kw)
+    samples = load_dataset(d.name, root=root, cache_dir=cache, **kw)
+    only = d.get("only_au_labelled", False)
+    if only:  # AU pre-training: keep only frames with AU labels (paper §5.1)
+        keep = samples.au_mask.sum(axis=1) > 0
+        if not keep.any():
+            raise ValueError(f"dataset {d.name!r}: no sample has AU labels (only_au_labelled=True)")
+        samples = samples.take(np.nonzero(keep)[0])
+    return samples
+
+
+def _config_dict(cfg) -> dict:
+    return json.loads(cfg.to_json_best_effort(sort_keys=True))
+
+
+def _comparable(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in _RESUME_FREE}
+
+
+def _model(cfg, samples: MESamples) -> FedPsyAU:
+    return FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(cfg.model.use_au_branch))
+
+
+def _load_pretrained(path) -> tuple[dict, dict]:
+    """params / batch_stats of an exported model (AU pre-training) at ``path``."""
+    path = Path(path)
+    meta = read_metadata(path.parent, path.name)
+    model = FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]))
+    target = _abstract_variables(model)
+    v, _ = restore_checkpoint(path.parent, path.name, target)
+    return v["params"], v["batch_stats"]
+
+
+def _abstract_variables(model: FedPsyAU) -> dict:
+    from fedpsyau_jax.model import init_variables
+    v = jax.eval_shape(lambda k: init_variables(model, k), jax.random.PRNGKey(0))
+    return {"params": v["params"], "batch_stats": v.get("batch_stats", {}), "priors": v["priors"]}
+
+
+# ------------------------------------------------------------------ train
+def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
+          hooks: RunHooks | None = None, verbose: bool = True) -> dict:
+    """Run the config's protocol in ``workdir`` (resuming if it holds a partial run).
+
+    Returns the summary dict (also written to ``workdir/summary.json``): pooled and
+    per-dataset/per-fold scores, file locations, timings.
+    """
+    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.batching import device_data
+
+    t_start = time.perf_counter()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg_dict = _config_dict(cfg)
+    cfg_path = workdir / "config.json"
+    if cfg_path.is_file():
+        old = json.loads(cfg_path.read_text(encoding="utf-8"))
+        if _comparable(old) != _comparable(cfg_dict):
+            diff = sorted(k for k in set(old) | set(cfg_dict) if k not in _RESUME_FREE
+                          and old.get(k) != cfg_dict.get(k))
+            raise CheckpointError(f"{workdir} holds a run with a different config (sections {diff} "
+                                  "differ); use a fresh --workdir")
+    write_json_atomic(cfg_path, cfg_dict)
+
+    s = settings_from_config(cfg)
+    samples = load_samples(cfg)
+    model = _model(cfg, samples)
+    folds = protocols.make_folds(cfg.protocol.kind, samples.subject, k=int(cfg.protocol.get("k", 10)),
+                                 shuffle=bool(cfg.protocol.get("shuffle", True)),
+                                 split_seed=int(cfg.protocol.get("split_seed", 1)))
+    eval_folds = [f for f in folds if len(f.test_idx)]
+    if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
+        folds = folds + [protocols.all_data_fold(len(samples), len(folds))]
+    priors = {f.index: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, f.train_idx)
+              for f in folds}
+    model_meta = {"num_classes": samples.num_classes, "class_names": list(samples.class_names),
+                  "use_au_branch": bool(cfg.model.use_au_branch), "config": cfg_dict}
+    fingerprint = settings_fingerprint(s, {"data": cfg_dict.get("data"), "model": cfg_dict.get("model"),
+                                           "prior": cfg_dict.get("prior"), "n": len(samples)})
+    pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
+
+    log = JsonlLog(workdir / "metrics.jsonl")
+    log.write("start", samples=len(samples), folds=len(folds), settings=s.__dict__,
+              data=samples.summary())
+    user_hooks = hooks or RunHooks()
+
+    def on_epoch(folds, epoch, beta, metrics, examples, seconds):
+        for k, f in enumerate(folds):
+            log.write("epoch", fold=f.name, fold_index=f.index, epoch=epoch + 1, beta=beta,
+                      examples=float(examples[k]), seconds=seconds,
+                      **{m: float(v[k]) for m, v in metrics.items()})
+        if user_hooks.on_epoch:
+            user_hooks.on_epoch(folds=folds, epoch=epoch, beta=beta, metrics=metrics,
+                                examples=examples, seconds=seconds)
+
+    def on_fold_done(fold, predictions):
+        if len(fold.test_idx):
+            y = samples.label[fold.test_idx]
+            log.write("fold_done", fold=fold.name, fold_index=fold.index, n_test=len(y),
+                      correct=int((predictions["pred"] == y).sum()))
+        if user_hooks.on_fold_done:
+            user_hooks.on_fold_done(fold=fold, predictions=predictions)
+
+    programs = FoldPrograms(model, s)
+    data = device_data(samples)
+    results = run_folds(programs, data, samples.label, folds, priors, workdir, model_meta, fingerprint,
+                        pretrained=pretrained,
+                        hooks=RunHooks(on_epoch, on_fold_done, user_hooks.after_chunk),
+                        show_progress=show_progress)
+    all_fold = next((f for f in folds if f.name == "all" and not len(f.test_idx)), None)
+    if all_fold is not None:
+        _export_final_model(workdir, all_fold)
+    summary = _summarise(workdir, samples, eval_folds, results, cfg, time.perf_counter() - t_start)
+    log.write("summary", pooled=summary.get("pooled"), wall_seconds=summary["wall_seconds"])
+    if verbose:
+        print(format_summary(summary))
+    return summary
+
+
+def _export_final_model(workdir: Path, fold) -> None:
+    """Copy the all-data fold's model to ``workdir/final_model`` (the predict checkpoint)."""
+    import shutil
+    src = fold_dir(workdir, fold) / MODEL_CHECKPOINT
+    dst = workdir / FINAL_MODEL
+    tmp = workdir / f".{FINAL_MODEL}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)
+
+
+def _summarise(workdir: Path, samples: MESamples, eval_folds, results, cfg, wall: float) -> dict:
+    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.plots import plot_confusion, plot_learning_curves
+
+    summary = {"workdir": str(workdir), "dataset": cfg.data.name, "protocol": cfg.protocol.kind,
+               "folds": len(eval_folds), "samples": len(samples), "epochs": int(cfg.train.epochs),
+               "wall_seconds": round(wall, 1)}
+    if eval_folds:
+        idx = np.concatenate([results[f.index]["test_idx"] for f in eval_folds])
+        preds = np.concatenate([results[f.index]["pred"] for f in eval_folds])
+        fold_of = np.concatenate([np.full(len(f.test_idx), k) for k, f in enumerate(eval_folds)])
+        report = protocols.pooled_report(samples.label[idx], preds, fold_of, samples.dataset[idx],
+                                         [f.name for f in eval_folds], samples.class_names)
+        summary.update(report)
+        summary["confusion_png"] = str(plot_confusion(
+            report["pooled"]["confusion"], samples.class_names, workdir / "confusion.png",
+            f"{cfg.data.name} {cfg.protocol.kind}: UF1 {report['pooled']['uf1']:.3f} "
+            f"UAR {report['pooled']['uar']:.3f}"))
+    curves = learning_curves(read_jsonl(workdir / "metrics.jsonl"), int(cfg.train.epochs))
+    if curves:
+        summary["learning_curves_png"] = str(plot_learning_curves(
+            curves, workdir / "learning_curves.png", f"{cfg.data.name}: training losses per fold"))
+    summary["metrics_jsonl"] = str(workdir / "metrics.jsonl")
+    if (workdir / FINAL_MODEL).is_dir():
+        summary["final_model"] = str(workdir / FINAL_MODEL)
+    write_json_atomic(workdir / "summary.json", summary)
+    return summary
+
+
+def learning_curves(records: list[dict], epochs: int) -> dict[str, np.ndarray]:
+    """(F, E) arrays of per-fold training losses from the JSONL "epoch" records
+    (the last record wins for a fold-epoch, e.g. after a resume)."""
+    rows = {}
+    for r in records:
+        if r.get("event") == "epoch":
+            rows[(r["fold_index"], r["epoch"])] = r
+    if not rows:
+        return {}
+    folds = sorted({f for f, _ in rows})
+    fpos = {f: i for i, f in enumerate(folds)}
+    out = {}
+    for m in ("loss", "ce", "bce_afe", "bce_gat"):
+        a = np.full((len(folds), epochs), np.nan)
+        for (f, e), r in rows.items():
+            if m in r and 1 <= e <= epochs:
+                a[fpos[f], e - 1] = r[m]
+        if not np.all(np.isnan(a)) and not (m.startswith("bce") and np.nanmax(a) == 0):
+            out[m] = a
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"== {summary['dataset']} / {summary['protocol']}: {summary['folds']} folds, "
+             f"{summary['samples']} samples, {summary['epochs']} epochs, {summary['wall_seconds']:.0f} s"]
+    if "pooled" in summary:
+        p = summary["pooled"]
+        lines.append(f"pooled UF1 {p['uf1']:.4f}  UAR {p['uar']:.4f}  accuracy {p['accuracy']:.4f}"
+                     + (f"  (absent classes {p['absent_classes']})" if p["absent_classes"] else ""))
+        for d, sc in summary.get("per_dataset", {}).items():
+            if len(summary.get("per_dataset", {})) > 1:
+                lines.append(f"  {d:<10s} n={sc['num_samples']:4d}  UF1 {sc['uf1']:.4f}  UAR {sc['uar']:.4f}")
+        lines.append(f"confusion (rows true {'/'.join(summary['class_names'])}): {p['confusion']}")
+    for key, label in (("confusion_png", "confusion plot"), ("learning_curves_png", "learning curves"),
+                       ("metrics_jsonl", "metrics"), ("final_model", "final model (all data)")):
+        if key in summary:
+            lines.append(f"{label}: {summary[key]}")
+    lines.append(f"summary: {Path(summary['workdir']) / 'summary.json'}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ evaluate
+def evaluate(workdir, verbose: bool = True) -> dict:
+    """Re-evaluate every fold's saved final model on its test subjects and pool.
+
+    Also checks the stored predictions: ``summary["matches_stored_predictions"]``.
+    """
+    from fedpsyau_jax.batching import device_data, eval_plan, stack_plans
+    from fedpsyau_jax.fold_training import chunk_folds, eval_steps
+    from fedpsyau_jax.train_state import TrainState
+
+    workdir = Path(workdir)
+    cfg_path = workdir / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{workdir}: no config.json (not a training run directory)")
+    cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text(encoding="utf-8")))
+    s = settings_from_config(cfg)
+    samples = load_samples(cfg)
+    model = _model(cfg, samples)
+    folds = [f for f in protocols.make_folds(cfg.protocol.kind, samples.subject,
+                                             k=int(cfg.protocol.get("k", 10)),
+                                             shuffle=bool(cfg.protocol.get("shuffle", True)),
+                                             split_seed=int(cfg.protocol.get("split_seed", 1)))
+             if len(f.test_idx)]
+    target = _abstract_variables(model)
+    programs = FoldPrograms(model, s)
+    data = device_data(samples)
+    n_eval = eval_steps(s, folds)
+    beta_last = float(s.betas()[-1])
+    results, same = {}, True
+    t0 = time.perf_counter()
+    for chunk in chunk_folds(folds, s.fold_chunk):
+        vs = []
+        for f in chunk:
+            ck = fold_dir(workdir, f)
+            if not (ck / MODEL_CHECKPOINT).is_dir():
+                raise CheckpointError(f"{ck / MODEL_CHECKPOINT}: fold {f.name} has no final model "
+                                      "(run `fedpsyau train` to finish the run)")
+            v, _ = restore_checkpoint(ck, MODEL_CHECKPOINT, target)
+            vs.append(v)
+        stacked = jax.tree.map(lambda *x: jnp.stack(x), *vs)
+        states = TrainState(params=stacked["params"], batch_stats=stacked["batch_stats"],
+                            priors=stacked["priors"], opt_state=None,
+                            step=jnp.zeros((len(chunk),), jnp.int32),
+                            key=jnp.zeros((len(chunk), 2), jnp.uint32))
+        idx, mask = stack_plans([eval_plan(f.test_idx, s.eval_batch_size, n_eval) for f in chunk])
+        out = jax.device_get(programs.evaluate(states, data, jnp.asarray(idx), jnp.asarray(mask),
+                                               jnp.full((len(chunk),), beta_last, jnp.float32)))
+        for k, f in enumerate(chunk):
+            pred = np.asarray(out["pred"][k]).reshape(-1)[:len(f.test_idx)]
+            results[f.index] = {"test_idx": f.test_idx, "pred": pred}
+            stored = load_fold_predictions(fold_dir(workdir, f) / "predictions.npz")
+            same &= stored is not None and np.array_equal(stored["pred"], pred)
+    idx = np.concatenate([results[f.index]["test_idx"] for f in folds])
+    preds = np.concatenate([results[f.index]["pred"] for f in folds])
+    fold_of = np.concatenate([np.full(len(f.test_idx), k) for k, f in enumerate(folds)])
+    report = protocols.pooled_report(samples.label[idx], preds, fold_of, samples.dataset[idx],
+                                     [f.name for f in folds], samples.class_names)
+    summary = {"workdir": str(workdir), "dataset": cfg.data.name, "protocol": cfg.protocol.kind,
+               "folds": len(folds), "samples": len(samples), "epochs": s.epochs,
+               "wall_seconds": round(time.perf_counter() - t0, 1), **report,
+               "matches_stored_predictions": bool(same)}
+    if verbose:
+        print(format_summary(summary))
+        print(f"re-evaluated predictions equal the stored ones: {same}")
+    return summary
+
+
+# ------------------------------------------------------------------ predict
+def resolve_model_dir(checkpoint) -> Path:
+    """``checkpoint`` may be a model checkpoint dir or a run dir holding final_model/."""
+    p = Path(checkpoint)
+    if (p / FINAL_MODEL / "metadata.json").is_file():
+        return p / FINAL_MODEL
+    if (p / "metadata.json").is_file():
+        return p
+    raise CheckpointError(f"{p}: neither a model checkpoint (metadata.json + state/) nor a run "
+                          f"directory with {FINAL_MODEL}/")
+
+
+def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
+    """(model, variables, metadata) of an exported model checkpoint."""
+    path = resolve_model_dir(checkpoint)
+    meta = read_metadata(path.parent, path.name)
+    for key in ("num_classes", "class_names", "use_au_branch"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: metadata lacks {key!r} (not an exported model)")
+    model = FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]))
+    v, meta = restore_checkpoint(path.parent, path.name, _abstract_variables(model))
+    return model, v, meta
+
+
+def predict(video, checkpoint, onset: int | None = None, apex: int | None = None) -> dict:
+    """Emotion and AU probabilities of one video clip (whole pipeline: face, crop,
+    TV-L1 flow, landmarks -> model). Without onset/apex the first frame is the onset
+    and the apex is the frame of largest flow from it (``video_to_sample``)."""
+    from data_pipelines.video_pipeline import video_to_sample
+    from fedpsyau_jax.au_groups import AU_ORDER
+
+    model, v, meta = load_model(checkpoint)
+    sample = video_to_sample(video, onset=onset, apex=apex)
+    batch = {k: np.asarray(sample[k])[None] for k in ("flow128", "flow28", "landmarks")}
+    cfg = meta.get("config", {})
+    epochs = int(cfg.get("train", {}).get("epochs", 1))
+    from fedpsyau_jax.priors import beta_schedule
+    beta = float(beta_schedule(cfg.get("train", {}).get("beta_schedule", "reference"), epochs,
+                               float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
+    variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
+    emotion, au_gat, au_afe = jax.jit(lambda var, b: model.apply(var, b, beta=beta, train=False))(
+        variables, batch)
+    probs = np.asarray(jax.nn.softmax(emotion, -1))[0]
+    out = {"video": str(video), "class_names": list(meta["class_names"]),
+           "emotion_prob": {c: float(p) for c, p in zip(meta["class_names"], probs)},
+           "emotion": meta["class_names"][int(np.argmax(probs))],
+           "onset": int(sample["onset"]), "apex": int(sample["apex"]),
+           "apex_spotted": bool(sample.get("apex_spotted", False))}
+    if au_gat is not None:
+        p = np.asarray(jax.nn.sigmoid(au_gat))[0]
+        out["au_prob"] = {f"AU{a}": float(x) for a, x in zip(AU_ORDER, p)}
+    return out

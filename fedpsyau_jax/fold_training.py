@@ -1,0 +1,341 @@
+"""Train and evaluate many folds at once: vmapped fold states, one compiled epoch.
+
+``FoldPrograms`` compiles three functions ONCE per run, each vmapped over a leading
+fold axis K and taking the whole dataset (on device, shared by all folds):
+
+    init(keys (K,2), D (K,12,12))                         -> stacked TrainState
+    train_epoch(states, data, idx (K,S,B), mask (K,S,B),
+                beta (K,), keys (K,2))                    -> states, metrics (K,S), counts (K,S)
+    evaluate(states, data, idx (K,T,B), mask (K,T,B),
+             beta (K,))                                   -> outputs (K,T,B,...)
+
+An epoch is a ``lax.scan`` over S padded steps; steps whose example mask is all zero
+are no-ops (``train_state.make_train_step``), so folds of unequal size share one
+program. β is an argument (the schedule is restarted for every fold and never
+recompiles), and so is each fold's D (inside the state's ``priors``).
+
+Reproducibility: everything random about fold f depends on (seed, f) only —
+initialisation key ``fold_key(seed, f)``, the dropout key of epoch e
+``epoch_key(seed, f, e)`` (re-seeded at the start of every epoch so that padded
+no-op steps of a longer fold in the same chunk cannot shift it), and the batch plan
+of epoch e from ``np.random.default_rng([seed, f, e])``. Hence running folds one by
+one (``fold_chunk=1``) or many at a time gives the same per-fold results, and a run
+resumed from a checkpoint continues exactly where it stopped.
+
+``run_folds`` drives chunks of folds with per-epoch Orbax checkpoints of the chunk
+(resume) and writes each finished fold's model and test predictions atomically
+(a finished fold is never recomputed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fedpsyau_jax.batching import epoch_plan, eval_plan, gather_batch, stack_plans
+from fedpsyau_jax.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
+                                      read_metadata, restore_checkpoint, save_checkpoint)
+from fedpsyau_jax.model import FedPsyAU
+from fedpsyau_jax.priors import beta_schedule
+from fedpsyau_jax.protocols import Fold
+from fedpsyau_jax.train_state import (TrainState, create_train_state, make_eval_step,
+                                      make_optimizer, make_train_step)
+
+# Top-level param modules of the AU branch (LFE, SSE, GSE/AFE, DPK-GAT, AU heads):
+# the part that AU pre-training (paper §5.1) transfers into the MER model.
+AU_BRANCH_PREFIXES = ("lfe", "sse", "afe_", "gat_", "au_head_")
+PREDICTIONS_FILE = "predictions.npz"
+MODEL_CHECKPOINT = "model"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of one run (all fixed before training; none chosen on test data).
+
+    epochs: fixed number of epochs; folds are evaluated after the last one.
+    batch_size / eval_batch_size: examples per step.
+    learning_rate, weight_decay: AdamW.
+    oversample: class-balanced oversampling of each fold's training samples.
+    alpha: loss weights (emotion CE, BCE head A, BCE head B).
+    beta_schedule, beta0: β per epoch (``priors.beta_schedule``), restarted per fold.
+    seed: run seed; fold f's randomness is a function of (seed, f) only.
+    fold_chunk: folds trained at once by vmap (1 = one fold at a time).
+    checkpoint_every: save the chunk state every this many epochs (0 = never).
+    """
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    oversample: bool = True
+    alpha: tuple[float, float, float] = (0.2, 0.8, 0.8)
+    beta_schedule: str = "reference"
+    beta0: float = 0.3
+    seed: int = 0
+    fold_chunk: int = 8
+    checkpoint_every: int = 1
+
+    def betas(self) -> np.ndarray:
+        return beta_schedule(self.beta_schedule, self.epochs, self.beta0)
+
+
+def fold_key(seed: int, fold_index: int) -> jax.Array:
+    """Initialisation key of fold ``fold_index`` (raw uint32 key, shape (2,))."""
+    return jax.random.fold_in(jax.random.PRNGKey(seed), fold_index)
+
+
+def epoch_key(seed: int, fold_index: int, epoch: int) -> jax.Array:
+    """Dropout key stream of fold ``fold_index`` in epoch ``epoch`` (0-based)."""
+    return jax.random.fold_in(jax.random.fold_in(fold_key(seed, fold_index), 1 << 20), epoch)
+
+
+def fold_epoch_plan(s: TrainSettings, fold: Fold, labels: np.ndarray, epoch: int,
+                    num_steps: int | None = None):
+    rng = np.random.default_rng([s.seed, fold.index, epoch])
+    return epoch_plan(rng, fold.train_idx, s.batch_size, labels, s.oversample, num_steps)
+
+
+def steps_per_epoch(s: TrainSettings, folds: list[Fold], labels: np.ndarray) -> int:
+    """Common number of train steps S for all folds (the largest fold's plan)."""
+    return max(fold_epoch_plan(s, f, labels, 0)[0].shape[0] for f in folds)
+
+
+def eval_steps(s: TrainSettings, folds: list[Fold]) -> int:
+    return max(max(1, -(-len(f.test_idx) // s.eval_batch_size)) for f in folds)
+
+
+class FoldPrograms:
+    """The jitted, fold-vmapped init / train_epoch / evaluate of one run (see module doc)."""
+
+    def __init__(self, model: FedPsyAU, s: TrainSettings):
+        self.model, self.settings = model, s
+        self.tx = make_optimizer(s.learning_rate, s.weight_decay)
+        train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha))
+        eval_step = make_eval_step(model)
+        tx = self.tx
+
+        def init_one(key, prior_d):
+            return create_train_state(model, tx, key, prior_d=prior_d)
+
+        def epoch_one(state, data, idx, mask, beta, key):
+            state = state.replace(key=key)
+
+            def body(st, xs):
+                i, m = xs
+                st, metrics = train_step(st, gather_batch(data, i, m), beta)
+                return st, (metrics, jnp.sum(m))
+
+            state, (metrics, counts) = jax.lax.scan(body, state, (idx, mask))
+            return state, metrics, counts
+
+        def eval_one(state, data, idx, mask, beta):
+            def body(carry, xs):
+                i, m = xs
+                return carry, eval_step(state, gather_batch(data, i, m), beta)
+
+            return jax.lax.scan(body, None, (idx, mask))[1]
+
+        self.init = jax.jit(jax.vmap(init_one))
+        # Donate the fold states: the epoch replaces them, so XLA may update in place.
+        self.train_epoch = jax.jit(jax.vmap(epoch_one, in_axes=(0, None, 0, 0, 0, 0)),
+                                   donate_argnums=(0,))
+        self.evaluate = jax.jit(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)))
+
+    def abstract_states(self, k: int) -> TrainState:
+        """Shapes/dtypes of ``k`` stacked states (restore target, no computation)."""
+        keys = jax.ShapeDtypeStruct((k, 2), jnp.uint32)
+        d = jax.ShapeDtypeStruct((k, 12, 12), jnp.float32)
+        return jax.eval_shape(self.init, keys, d)
+
+
+def model_variables(states: TrainState, k: int | None = None) -> dict:
+    """{"params", "batch_stats", "priors"} of fold ``k`` of stacked states (or unstacked)."""
+    v = {"params": states.params, "batch_stats": states.batch_stats, "priors": states.priors}
+    return v if k is None else jax.tree.map(lambda x: x[k], v)
+
+
+def load_pretrained(states: TrainState, pretrained_params: dict, pretrained_stats: dict,
+                    prefixes=AU_BRANCH_PREFIXES) -> TrainState:
+    """Replace the AU-branch modules of every stacked fold state by pre-trained ones.
+
+    Only top-level modules whose name starts with one of ``prefixes`` are copied; a
+    shape mismatch is an error naming the module.
+    """
+    params, stats = dict(states.params), dict(states.batch_stats)
+    copied = []
+    for tgt, src in ((params, pretrained_params), (stats, pretrained_stats)):
+        for name, sub in src.items():
+            if not name.startswith(tuple(prefixes)) or name not in tgt:
+                continue
+            k = jax.tree.leaves(tgt[name])[0].shape[0]
+            want = jax.tree.map(lambda x: x.shape[1:], tgt[name])
+            have = jax.tree.map(lambda x: np.shape(x), sub)
+            if jax.tree.structure(want) != jax.tree.structure(have) or jax.tree.leaves(want) != jax.tree.leaves(have):
+                raise ValueError(f"pre-trained module {name!r} does not match the model's shapes")
+            tgt[name] = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (k, *np.shape(x))), sub)
+            copied.append(name)
+    if not copied:
+        raise ValueError(f"no pre-trained module matches the prefixes {prefixes}")
+    return states.replace(params=params, batch_stats=stats)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def fold_dir(workdir: Path, fold: Fold) -> Path:
+    return Path(workdir) / "folds" / f"{fold.index:03d}_{_safe(fold.name)}"
+
+
+def chunk_folds(folds: list[Fold], chunk: int) -> list[list[Fold]]:
+    """Split into near-equal consecutive chunks of at most ``chunk`` folds."""
+    if not folds:
+        return []
+    n = -(-len(folds) // max(1, chunk))
+    size = -(-len(folds) // n)
+    return [folds[i:i + size] for i in range(0, len(folds), size)]
+
+
+def settings_fingerprint(s: TrainSettings, extra: dict) -> str:
+    blob = json.dumps({"settings": dataclasses.asdict(s), **extra}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def load_fold_predictions(path: Path) -> dict[str, np.ndarray] | None:
+    """A finished fold's stored predictions, or None if absent/unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+@dataclasses.dataclass
+class RunHooks:
+    """Optional callbacks of ``run_folds`` (logging and test instrumentation)."""
+    on_epoch: Callable[..., None] | None = None
+    on_fold_done: Callable[..., None] | None = None
+    after_chunk: Callable[[int], None] | None = None  # tests raise here to simulate a kill
+
+
+def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: list[Fold],
+              priors: dict[int, np.ndarray], workdir: Path, model_meta: dict, fingerprint: str,
+              pretrained: tuple[dict, dict] | None = None, hooks: RunHooks | None = None,
+              show_progress: bool = True) -> dict[int, dict[str, np.ndarray]]:
+    """Train all ``folds`` (skipping finished ones), return {fold index: predictions}.
+
+    data: device dataset (``batching.device_data``); labels: host labels (N,) for
+    oversampling. priors: fold index -> D (12, 12). model_meta: stored with every
+    exported model (num_classes, class_names, use_au_branch, config ...).
+    Predictions per fold: test_idx (n,), prob (n, C), pred (n,), and for the full model
+    au_prob_gat / au_prob_afe (n, 12).
+    """
+    from fedpsyau_jax.run_logging import progress
+    from data_pipelines.video_pipeline import save_npz_atomic
+
+    s = programs.settings
+    hooks = hooks or RunHooks()
+    workdir = Path(workdir)
+    betas = s.betas()
+    num_steps = steps_per_epoch(s, folds, labels)
+    num_eval = eval_steps(s, folds)
+    results: dict[int, dict[str, np.ndarray]] = {}
+    todo = []
+    for f in folds:
+        pred = load_fold_predictions(fold_dir(workdir, f) / PREDICTIONS_FILE)
+        if pred is not None:
+            results[f.index] = pred
+        else:
+            todo.append(f)
+    chunks = chunk_folds(todo, s.fold_chunk)
+    width = max((len(c) for c in chunks), default=1)
+    bar = progress(len(todo) * s.epochs, "fold-epochs", show_progress)
+    for ci, chunk in enumerate(chunks):
+        real = len(chunk)
+        # Pad to the common width with copies of the last fold whose masks are all
+        # zero: their steps are no-ops and their outputs are dropped; one program
+        # serves every chunk (no recompilation for a smaller last chunk).
+        members = chunk + [chunk[-1]] * (width - real)
+        live = np.array([1.0] * real + [0.0] * (width - real), np.float32)
+        ckdir = workdir / "checkpoints" / f"chunk_{chunk[0].index:03d}-{chunk[-1].index:03d}_w{width}"
+        fold_ids = [f.index for f in members]
+        start_epoch, states = 0, None
+        name = latest_checkpoint(ckdir)
+        if name is not None:
+            meta = read_metadata(ckdir, name)
+            if meta.get("folds") != fold_ids or meta.get("fingerprint") != fingerprint:
+                raise CheckpointError(
+                    f"checkpoint {ckdir / name} was written by a different run (folds "
+                    f"{meta.get('folds')} / settings {meta.get('fingerprint')} vs {fold_ids} / "
+                    f"{fingerprint}); use a fresh --workdir or delete {ckdir}")
+            states, meta = restore_checkpoint(ckdir, name, programs.abstract_states(width))
+            states = jax.tree.map(jnp.asarray, states)
+            start_epoch = int(meta["epoch"]) + 1
+            bar.update(real * start_epoch)
+        if states is None:
+            keys = jnp.stack([fold_key(s.seed, f.index) for f in members])
+            ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
+            states = programs.init(keys, ds)
+            if pretrained is not None:
+                states = load_pretrained(states, *pretrained)
+        for epoch in range(start_epoch, s.epochs):
+            t0 = time.perf_counter()
+            plans = [fold_epoch_plan(s, f, labels, epoch, num_steps) for f in members]
+            idx, mask = stack_plans(plans)
+            mask = mask * live[:, None, None]
+            beta = np.full((width,), betas[epoch], np.float32)  # restarted for every fold
+            ekeys = jnp.stack([epoch_key(s.seed, f.index, epoch) for f in members])
+            states, metrics, counts = programs.train_epoch(states, data, jnp.asarray(idx),
+                                                           jnp.asarray(mask), jnp.asarray(beta), ekeys)
+            metrics, counts = jax.device_get((metrics, counts))
+            n = np.maximum(counts.sum(axis=1), 1.0)
+            means = {k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
+                     for k, v in metrics.items()}
+            dt = time.perf_counter() - t0
+            if hooks.on_epoch:
+                hooks.on_epoch(folds=chunk, epoch=epoch, beta=float(betas[epoch]),
+                               metrics={k: v[:real] for k, v in means.items()},
+                               examples=n[:real], seconds=dt)
+            if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < s.epochs:
+                save_checkpoint(ckdir, f"epoch_{epoch:03d}", states,
+                                {"folds": fold_ids, "epoch": epoch, "fingerprint": fingerprint})
+                for old in list_checkpoints(ckdir)[:-1]:
+                    shutil.rmtree(ckdir / old, ignore_errors=True)
+            bar.update(real)
+        # Fixed final epoch: evaluate each fold's test subjects now (never earlier).
+        eplans = [eval_plan(f.test_idx, s.eval_batch_size, num_eval) for f in members]
+        eidx, emask = stack_plans(eplans)
+        last_beta = np.full((width,), betas[-1], np.float32)
+        out = jax.device_get(programs.evaluate(states, data, jnp.asarray(eidx), jnp.asarray(emask),
+                                               jnp.asarray(last_beta)))
+        for k, f in enumerate(chunk):
+            n_test = len(f.test_idx)
+            pred = {"test_idx": np.asarray(f.test_idx, np.int64)}
+            for key, arr in out.items():
+                flat = np.asarray(arr[k]).reshape(-1, *np.shape(arr[k])[2:])
+                pred[{"emotion_prob": "prob"}.get(key, key)] = flat[:n_test]
+            fd = fold_dir(workdir, f)
+            save_checkpoint(fd, MODEL_CHECKPOINT, model_variables(states, k),
+                            {**model_meta, "fold": f.name, "fold_index": f.index,
+                             "test_subjects": list(f.test_subjects), "epochs": s.epochs})
+            # predictions last: their presence marks the fold as finished
+            save_npz_atomic(fd / PREDICTIONS_FILE, pred)
+            results[f.index] = pred
+            if hooks.on_fold_done:
+                hooks.on_fold_done(fold=f, predictions=pred)
+        shutil.rmtree(ckdir, ignore_errors=True)
+        if hooks.after_chunk:
+            hooks.after_chunk(ci)
+    bar.close()
+    return results

@@ -1,0 +1,123 @@
+"""Evaluation protocols of SPEC §7: fold definitions, per-fold priors, pooled scores.
+
+A protocol turns the subject ids of a dataset into a list of ``Fold``s (train and
+test sample indices, subject-disjoint). ``make_folds`` is the single entry point:
+
+    loso      one fold per subject (MEGC2019 composite, CAS(ME)³)
+    kfold     subject-independent k folds: subjects shuffled with ``split_seed`` and
+              dealt into k groups (DFME: k=10, shuffle, seed 1)
+    all       one "fold" that trains on every sample and tests on none (used for the
+              exported ``final_model`` and for AU pre-training)
+
+``fold_prior`` computes the data prior D of SPEC §5 from a fold's TRAINING samples
+only (or returns a named preset). ``pooled_report`` pools the test predictions of
+all folds and computes UF1/UAR (MEGC practice), plus per-fold and per-dataset
+breakdowns and confusion matrices.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fedpsyau_jax.metrics import classification_scores
+from fedpsyau_jax.priors import PRIOR_PRESETS, cooccurrence_prior
+
+PROTOCOLS = ("loso", "kfold", "all")
+PRIOR_SOURCES = ("fold_train", *PRIOR_PRESETS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    """One train/test split.
+
+    index: position in the protocol's fold list (the fold's PRNG stream is a function
+      of (seed, index) only, so sequential and vectorised runs agree).
+    name: e.g. "sub01" for LOSO, "fold03" for k-fold, "all" for train-on-everything.
+    train_idx, test_idx: int64 sample indices (subject-disjoint; test may be empty).
+    test_subjects: subject ids tested in this fold.
+    """
+    index: int
+    name: str
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    test_subjects: tuple[str, ...]
+
+
+def loso_folds(subjects) -> list[Fold]:
+    """Leave-one-subject-out, folds ordered by sorted subject id."""
+    subjects = np.asarray(subjects).astype(str)
+    all_idx = np.arange(len(subjects))
+    folds = []
+    for i, s in enumerate(sorted(np.unique(subjects))):
+        test = all_idx[subjects == s]
+        folds.append(Fold(i, str(s), all_idx[subjects != s], test, (str(s),)))
+    return folds
+
+
+def kfold_subject_folds(subjects, k: int, shuffle: bool = True, seed: int = 1) -> list[Fold]:
+    """Subject-independent k-fold: the sorted unique subjects (shuffled with
+    ``np.random.default_rng(seed)`` if ``shuffle``) are split into k near-equal groups
+    (``np.array_split``); every sample of a subject lands in the same test fold."""
+    subjects = np.asarray(subjects).astype(str)
+    uniq = np.array(sorted(np.unique(subjects)))
+    if not 2 <= k <= len(uniq):
+        raise ValueError(f"k-fold needs 2 <= k <= number of subjects ({len(uniq)}), got k={k}")
+    if shuffle:
+        uniq = uniq[np.random.default_rng(seed).permutation(len(uniq))]
+    all_idx = np.arange(len(subjects))
+    folds = []
+    for i, group in enumerate(np.array_split(uniq, k)):
+        in_test = np.isin(subjects, group)
+        folds.append(Fold(i, f"fold{i:02d}", all_idx[~in_test], all_idx[in_test],
+                          tuple(str(g) for g in sorted(group))))
+    return folds
+
+
+def all_data_fold(num_samples: int, index: int) -> Fold:
+    """Train on every sample, test on none (``final_model`` export, pre-training)."""
+    return Fold(index, "all", np.arange(num_samples), np.zeros(0, np.int64), ())
+
+
+def make_folds(protocol: str, subjects, k: int = 10, shuffle: bool = True,
+               split_seed: int = 1) -> list[Fold]:
+    if protocol == "loso":
+        return loso_folds(subjects)
+    if protocol == "kfold":
+        return kfold_subject_folds(subjects, k, shuffle, split_seed)
+    if protocol == "all":
+        return [all_data_fold(len(subjects), 0)]
+    raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
+def fold_prior(source: str, au: np.ndarray, au_mask: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
+    """D (12, 12) for one fold: co-occurrence of the fold's training AU labels only
+    (``fold_train``), or a preset of ``priors.PRIOR_PRESETS`` (e.g. ``reference_dfme``).
+
+    With no AU labels among the training samples, ``fold_train`` gives the identity
+    (no evidence of co-occurrence); configs for AU-less data should use a preset.
+    """
+    if source == "fold_train":
+        return cooccurrence_prior(np.asarray(au)[train_idx], np.asarray(au_mask)[train_idx])
+    if source in PRIOR_PRESETS:
+        return PRIOR_PRESETS[source]()
+    raise ValueError(f"unknown prior source {source!r}; choose from {', '.join(PRIOR_SOURCES)}")
+
+
+def pooled_report(labels: np.ndarray, preds: np.ndarray, fold_of: np.ndarray, dataset_of: np.ndarray,
+                  fold_names: list[str], class_names: tuple[str, ...]) -> dict:
+    """Scores of pooled test predictions.
+
+    labels, preds, fold_of, dataset_of: (N,) one entry per tested sample.
+    Returns {"pooled": scores, "per_dataset": {name: scores}, "per_fold": {name: scores}},
+    scores as in ``metrics.classification_scores`` (uf1, uar, accuracy, confusion, ...).
+    Per-fold scores of LOSO are noisy (one subject, often one or two classes) and are
+    given for inspection only; the protocol's number is the pooled one.
+    """
+    c = len(class_names)
+    out = {"class_names": list(class_names), "pooled": classification_scores(labels, preds, c)}
+    out["per_dataset"] = {str(d): classification_scores(labels[dataset_of == d], preds[dataset_of == d], c)
+                          for d in sorted(np.unique(dataset_of))}
+    out["per_fold"] = {fold_names[f]: classification_scores(labels[fold_of == f], preds[fold_of == f], c)
+                       for f in sorted(np.unique(fold_of))}
+    return out
