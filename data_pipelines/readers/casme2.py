@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_pipelines.au_parse import parse_au_string
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
-from data_pipelines.readers.sheet_table import SheetError, cell, cell_int, cell_str, read_table
+from data_pipelines.readers.annotation_row import read_annotation_row
+from data_pipelines.readers.sheet_table import SheetError, cell_str, read_table
 
 
 FPS = 200.0
@@ -52,15 +51,10 @@ def read_casme2(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
         where = table.where(rownum)
         try:
             subj = subject_id(cell_str(table, rownum, row, "subject"))
-            fname = cell_str(table, rownum, row, "filename")
-            onset = cell_int(table, rownum, row, "onset")
-            apex = cell_int(table, rownum, row, "apex", allow_missing=True)
-            offset = cell_int(table, rownum, row, "offset", allow_missing=True)
-            aus = parse_au_string(cell(table, row, "aus"))
-            emotion = cell_str(table, rownum, row, "emotion")
-            label = map_emotion("casme2", emotion, scheme)
+            a = read_annotation_row(table, rownum, row, "casme2", scheme)
         except (ValueError, SheetError) as e:
             raise SheetError(f"CASME II {where}: {e}") from e
+        fname, onset, offset = a.filename, a.onset, a.offset
         frame_dir = None
         if base is not None:
             stem = fname[:-1] if fname.endswith("f") else fname
@@ -68,7 +62,7 @@ def read_casme2(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
                          or base / f"sub{subj}" / fname)
         records.append(ClipRecord(
             dataset="casme2", subject=subj, clip=fname, name=f"sub{subj}_{fname}",
-            onset=onset, apex=apex, offset=offset, aus=aus, emotion=emotion, label=label,
+            onset=onset, apex=a.apex, offset=offset, aus=a.aus, emotion=a.emotion, label=a.label,
             frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
             fps=FPS))
     from data_pipelines.readers import check_records

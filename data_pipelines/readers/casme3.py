@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_pipelines.au_parse import parse_au_string
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
-from data_pipelines.readers.sheet_table import SheetError, cell, cell_int, cell_str, read_table
+from data_pipelines.readers.annotation_row import read_annotation_row
+from data_pipelines.readers.sheet_table import SheetError, cell_str, read_table
 
 FPS = 30.0
 SHEET_PATTERNS = ("cas(me)3_part_A_ME_label*.xlsx", "cas(me)*part_A*.xlsx",
@@ -42,15 +41,10 @@ def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
         where = table.where(rownum)
         try:
             subj = cell_str(table, rownum, row, "subject")
-            task_raw = cell_str(table, rownum, row, "filename")
-            onset = cell_int(table, rownum, row, "onset")
-            apex = cell_int(table, rownum, row, "apex", allow_missing=True)
-            offset = cell_int(table, rownum, row, "offset", allow_missing=True)
-            aus = parse_au_string(cell(table, row, "aus"))
-            emotion = cell_str(table, rownum, row, "emotion")
-            label = map_emotion("casme3", emotion, scheme)
+            a = read_annotation_row(table, rownum, row, "casme3", scheme)
         except (ValueError, SheetError) as e:
             raise SheetError(f"CAS(ME)^3 {where}: {e}") from e
+        task_raw, onset, offset = a.filename, a.onset, a.offset
         task = task_raw.lower()
         if base is None and (frames_root is not None or p.is_dir()):
             base = layout.find_frames_base(Path(frames_root or p), subj) or False
@@ -61,7 +55,7 @@ def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
             frame_dir = clip_dir / "color"
         records.append(ClipRecord(
             dataset="casme3", subject=subj, clip=task, name=f"{subj}_{task}_{onset}",
-            onset=onset, apex=apex, offset=offset, aus=aus, emotion=emotion, label=label,
+            onset=onset, apex=a.apex, offset=offset, aus=a.aus, emotion=a.emotion, label=a.label,
             frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
             fps=FPS))
     from data_pipelines.readers import check_records

@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from data_pipelines.au_parse import parse_au_string
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
-from data_pipelines.readers.sheet_table import SheetError, cell, cell_int, cell_str, read_table
+from data_pipelines.readers.annotation_row import read_annotation_row
+from data_pipelines.readers.sheet_table import SheetError, cell_int, cell_str, read_table
 
 SHEET_PATTERNS = ("DFME_data_coding*.xlsx", "DFME*.xlsx", "DFME*.csv")
 FRAMES_SUBDIR = "micro_static_aligned_croped"  # sic: the release spells it so
@@ -73,14 +72,9 @@ def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | N
             subj_raw = cell_str(table, rownum, row, "subject")
             num = subject_number(subj_raw)
             subj = f"sub{num:04d}"
-            fname = cell_str(table, rownum, row, "filename")
             fps = float(cell_int(table, rownum, row, "fps"))
-            emotion = cell_str(table, rownum, row, "emotion")
-            label = map_emotion("dfme", emotion, scheme)
-            onset = cell_int(table, rownum, row, "onset", allow_missing=True)
-            apex = cell_int(table, rownum, row, "apex", allow_missing=True)
-            offset = cell_int(table, rownum, row, "offset", allow_missing=True)
-            aus = parse_au_string(cell(table, row, "aus"))
+            a = read_annotation_row(table, rownum, row, "dfme", scheme, onset_required=False)
+            fname, emotion, onset, offset = a.filename, a.emotion, a.onset, a.offset
             part = part_folder(num, fps)
         except (ValueError, SheetError) as e:
             raise SheetError(f"DFME {where}: {e}") from e
@@ -94,7 +88,7 @@ def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | N
             frame_dir = emo_dir / fname
         records.append(ClipRecord(
             dataset="dfme", subject=subj, clip=fname, name=f"{subj}_{fname}",
-            onset=onset, apex=apex, offset=offset, aus=aus, emotion=emotion, label=label,
+            onset=onset, apex=a.apex, offset=offset, aus=a.aus, emotion=emotion, label=a.label,
             frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
             fps=fps))
     from data_pipelines.readers import check_records

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_pipelines.au_parse import parse_au_string
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
-from data_pipelines.readers.sheet_table import SheetError, cell, cell_int, cell_str, read_table
+from data_pipelines.readers.annotation_row import read_annotation_row
+from data_pipelines.readers.sheet_table import SheetError, cell_str, read_table
 
 FPS = 200.0
 SHEET_PATTERNS = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM*.xlsx", "SAMM*.csv")
@@ -48,22 +47,17 @@ def read_samm(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None
         where = table.where(rownum)
         try:
             subj = subject_id(cell_str(table, rownum, row, "subject"))
-            fname = cell_str(table, rownum, row, "filename")
-            onset = cell_int(table, rownum, row, "onset")
-            apex = cell_int(table, rownum, row, "apex", allow_missing=True)
-            offset = cell_int(table, rownum, row, "offset", allow_missing=True)
-            aus = parse_au_string(cell(table, row, "aus"))
-            emotion = cell_str(table, rownum, row, "emotion")
-            label = map_emotion("samm", emotion, scheme)
+            a = read_annotation_row(table, rownum, row, "samm", scheme)
         except (ValueError, SheetError) as e:
             raise SheetError(f"SAMM {where}: {e}") from e
         if base is None and (frames_root is not None or p.is_dir()):
             base = layout.find_frames_base(Path(frames_root or p), subj) or False
+        fname = a.filename
         frame_dir = (base / subj / fname) if base else None
         records.append(ClipRecord(
             dataset="samm", subject=subj, clip=fname, name=f"{subj}_{fname}",
-            onset=onset, apex=apex, offset=offset, aus=aus, emotion=emotion, label=label,
-            frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
+            onset=a.onset, apex=a.apex, offset=a.offset, aus=a.aus, emotion=a.emotion, label=a.label,
+            frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, a.onset, a.offset),
             fps=FPS))
     from data_pipelines.readers import check_records
     return check_records(records, sheet_path)
