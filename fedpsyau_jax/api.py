@@ -29,7 +29,7 @@ import numpy as np
 
 from fedpsyau_jax import protocols
 from fedpsyau_jax.checkpoints import CheckpointError, read_metadata, restore_checkpoint
-from fedpsyau_jax.fold_training import (AU_BRANCH_PREFIXES, MODEL_CHECKPOINT, FoldPrograms, RunHooks,
+from fedpsyau_jax.fold_training import (MODEL_CHECKPOINT, RunHooks, get_programs,
                                         TrainSettings, fold_dir, load_fold_predictions, run_folds,
                                         settings_fingerprint)
 from fedpsyau_jax.model import FedPsyAU
@@ -162,7 +162,7 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
         if user_hooks.on_fold_done:
             user_hooks.on_fold_done(fold=fold, predictions=predictions)
 
-    programs = FoldPrograms(model, s)
+    programs = get_programs(model, s)
     data = device_data(samples)
     results = run_folds(programs, data, samples.label, folds, priors, workdir, model_meta, fingerprint,
                         pretrained=pretrained,
@@ -284,7 +284,7 @@ def evaluate(workdir, verbose: bool = True) -> dict:
                                              split_seed=int(cfg.protocol.get("split_seed", 1)))
              if len(f.test_idx)]
     target = _abstract_variables(model)
-    programs = FoldPrograms(model, s)
+    programs = get_programs(model, s)
     data = device_data(samples)
     n_eval = eval_steps(s, folds)
     beta_last = float(s.betas()[-1])

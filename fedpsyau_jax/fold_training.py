@@ -28,6 +28,7 @@ resumed from a checkpoint continues exactly where it stopped.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -150,11 +151,30 @@ class FoldPrograms:
                                    donate_argnums=(0,))
         self.evaluate = jax.jit(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)))
 
+    def with_settings(self, s: TrainSettings) -> "FoldPrograms":
+        """The same compiled programs with other non-structural settings (epochs, seed, ...)."""
+        other = copy.copy(self)
+        other.settings = s
+        return other
+
     def abstract_states(self, k: int) -> TrainState:
         """Shapes/dtypes of ``k`` stacked states (restore target, no computation)."""
         keys = jax.ShapeDtypeStruct((k, 2), jnp.uint32)
         d = jax.ShapeDtypeStruct((k, 12, 12), jnp.float32)
         return jax.eval_shape(self.init, keys, d)
+
+
+_PROGRAMS: dict[tuple, FoldPrograms] = {}
+
+
+def get_programs(model: FedPsyAU, s: TrainSettings) -> FoldPrograms:
+    """``FoldPrograms`` memoised on what shapes the compiled code (model kind, optimiser,
+    loss weights), so repeated runs in one process (tests, evaluate after train) reuse
+    the jitted functions instead of compiling them again."""
+    key = (model.num_classes, model.use_au_branch, s.learning_rate, s.weight_decay, tuple(s.alpha))
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = FoldPrograms(model, s)
+    return _PROGRAMS[key].with_settings(s)
 
 
 def model_variables(states: TrainState, k: int | None = None) -> dict:

@@ -1,0 +1,36 @@
+"""``fedpsyau predict --video clip.mp4 [--onset N --apex M] --checkpoint DIR``.
+
+Runs the whole pipeline on one clip (face detection, crop, TV-L1 flow, landmarks,
+model) and prints emotion and AU probabilities. DIR is an exported model
+(``<run>/final_model``, or any ``<run>/folds/<k>/model``) or a run directory that
+holds ``final_model/``. Without --apex the apex is the frame of largest flow from
+the onset (first frame unless --onset is given).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--video", required=True, help="video file or folder of frames")
+    p.add_argument("--checkpoint", required=True, help="exported model dir or run dir")
+    p.add_argument("--onset", type=int, default=None, help="onset frame (default: first)")
+    p.add_argument("--apex", type=int, default=None, help="apex frame (default: spotted)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args) -> int:
+    from fedpsyau_jax import api
+    out = api.predict(args.video, args.checkpoint, onset=args.onset, apex=args.apex)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"video {out['video']}: onset {out['onset']}, apex {out['apex']}"
+          + (" (spotted)" if out["apex_spotted"] else ""))
+    print(f"emotion: {out['emotion']}")
+    for c, p in out["emotion_prob"].items():
+        print(f"  P({c}) = {p:.4f}")
+    if "au_prob" in out:
+        print("AU probabilities: " + "  ".join(f"{a} {p:.2f}" for a, p in out["au_prob"].items()))
+    return 0

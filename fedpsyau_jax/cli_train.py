@@ -1,0 +1,24 @@
+"""``fedpsyau train --config configs/x.py --workdir DIR [--set key=value ...]``.
+
+Runs the config's protocol (LOSO / k-fold) in DIR, resuming a partial run there,
+and prints pooled UF1/UAR and where the plots, metrics and final model are.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="config file with get_config() (configs/*.py)")
+    p.add_argument("--workdir", required=True, help="run directory (created; a partial run there resumes)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from fedpsyau_jax import api
+    from fedpsyau_jax.config_loading import load_config
+    cfg = load_config(args.config, args.overrides)
+    api.train(cfg, args.workdir, show_progress=not args.no_progress)
+    return 0
