@@ -1,0 +1,35 @@
+"""Defaults shared by every ``configs/fl_*.py`` config (each overrides what differs).
+
+Sections: data (dataset name, root, cache_dir, kw for the loader), model, partition
+(scheme, num_clients, seed, mapping), protocol (splits, repeat seeds, seeds per
+compiled chunk, train fraction), fl (algorithms, rounds, local epochs, μ, θ), train
+(optimiser, batches, oversampling, β schedule, prior, loss weights, checkpoints).
+"""
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Defaults shared by every ``fl_*`` config (each config overrides what differs)."""
+    c = ml_collections.ConfigDict()
+    c.name = "fl_synthetic"
+    c.data = ml_collections.ConfigDict({"name": "synthetic", "root": "", "cache_dir": "",
+                                        "kw": ml_collections.ConfigDict()})
+    c.model = ml_collections.ConfigDict({"use_au_branch": True})
+    c.partition = ml_collections.ConfigDict({"scheme": "equal_subjects", "num_clients": 2,
+                                             "seed": 0, "mapping": ml_collections.ConfigDict()})
+    c.protocol = ml_collections.ConfigDict({"splits": ("random",), "seeds": (0, 1),
+                                            "seeds_per_chunk": 10, "train_fraction": 0.7})
+    c.fl = ml_collections.ConfigDict({
+        "algorithms": ("local", "fedavg", "fedprox", "pfedprox", "fedrep"),
+        "rounds": 2, "local_epochs": 1,
+        "mu": 0.01,        # FedProx / P-FedProx proximal coefficient
+        "theta": 0.9,      # P-FedProx self weight (paper)
+    })
+    c.train = ml_collections.ConfigDict({
+        "lr": 5e-4, "weight_decay": 0.01, "batch_size": 8, "eval_batch_size": 32,
+        "oversample": True, "beta_schedule": "reference", "beta0": 0.3,
+        "prior": "client_train", "fallback_prior": "reference_dfme",
+        "alpha": (0.2, 0.8, 0.8), "checkpoint_every": 1,
+        "mode": "step",    # "step": jitted vmapped step per batch; "scan": one program per round (slow on CPU)
+    })
+    return c

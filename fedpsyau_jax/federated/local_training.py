@@ -1,0 +1,139 @@
+"""Local training and evaluation of all clients as ONE compiled program each.
+
+``LocalTrainer.train(states, anchors, mu, data, idx, mask, betas)``:
+    states   TrainState, leaves (C, …)      — donated, updated in place
+    anchors  params pytree (C, …)            — proximal anchors (ignored when μ = 0)
+    mu       () float32                      — proximal coefficient (traced: one compile
+                                               serves every algorithm)
+    data     dict of dataset arrays (N, …)   — on device once, shared by all clients
+    idx      (C, T, B) int32, mask (C, T, B) — padded step plans (batching.stack_plans)
+    betas    (T,) float32                    — β of each step (traced: no recompiles)
+  -> states, mean_loss (C,) (mean over each client's live steps), loss (C, T)
+
+``LocalTrainer.evaluate(states, data, idx, mask) -> pred (C, S, B), prob (C, S, B, K)``.
+
+Inside: ``vmap`` over clients of a ``lax.scan`` over steps of the un-jitted
+``train_state.make_train_step`` (with the proximal term as ``extra_penalty``). Clients
+of different sizes run together: their padded steps (mask all zero) are no-ops.
+``shard_clients`` places the client axis across devices; the same jitted functions
+then run SPMD-partitioned (GSPMD propagates the input sharding).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from fedpsyau_jax.batching import gather_batch
+from fedpsyau_jax.losses import DEFAULT_ALPHA, proximal_term
+from fedpsyau_jax.train_state import make_eval_step, make_train_step
+
+
+def _prox_penalty(params, aux):
+    anchor, mu = aux
+    return proximal_term(params, anchor, mu)
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalTrainer:
+    train: Callable[..., Any]
+    evaluate: Callable[..., Any]
+
+
+MODES = ("scan", "step")
+
+
+def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan") -> LocalTrainer:
+    """Jitted vmapped local training and evaluation for ``model`` and optimiser ``tx``.
+
+    mode "scan": the whole round (all T steps) is one compiled ``lax.scan``.
+    mode "step": one compiled vmapped step, called T times from Python. Same numbers
+      (tested); exists because XLA:CPU (jax 0.10.2) runs the kernel-gradient
+      convolutions ~30× slower inside a while loop than at the top level of a program
+      (measured, benchmarks/RESULTS_FEDERATED.md), which makes "scan" the slower mode
+      on CPU. Per-step dispatch costs well under 1 % of a step.
+    Build it once per run: each distinct (C, T, B) shape compiles once ("step": (C, B)).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown local-training mode {mode!r}; choose from {', '.join(MODES)}")
+    step = make_train_step(model, tx, alpha=alpha, extra_penalty=_prox_penalty)
+    eval_step = make_eval_step(model)
+
+    def client_train(state, anchor, mu, data, idx, mask, betas):
+        def body(st, xs):
+            i, m, beta = xs
+            st, metrics = step(st, gather_batch(data, i, m), beta, (anchor, mu))
+            return st, (metrics["loss"], jnp.sum(m) > 0)
+        state, (loss, live) = jax.lax.scan(body, state, (idx, mask, betas))
+        live = live.astype(jnp.float32)
+        mean_loss = jnp.sum(loss * live) / jnp.maximum(jnp.sum(live), 1.0)
+        return state, mean_loss, loss
+
+    def train(states, anchors, mu, data, idx, mask, betas):
+        return jax.vmap(client_train, in_axes=(0, 0, None, None, 0, 0, None))(
+            states, anchors, jnp.asarray(mu, jnp.float32), data, idx, mask, betas)
+
+    def client_eval(state, data, idx, mask, beta):
+        def body(_, xs):
+            i, m = xs
+            out = eval_step(state, gather_batch(data, i, m), beta)
+            return None, (out["pred"], out["emotion_prob"])
+        _, (pred, prob) = jax.lax.scan(body, None, (idx, mask))
+        return pred, prob
+
+    def evaluate(states, data, idx, mask, beta=0.0):
+        return jax.vmap(client_eval, in_axes=(0, None, 0, 0, None))(
+            states, data, idx, mask, jnp.asarray(beta, jnp.float32))
+
+    if mode == "scan":
+        return LocalTrainer(train=jax.jit(train, donate_argnums=(0,)), evaluate=jax.jit(evaluate))
+
+    def one_step(states, anchors, mu, data, idx, mask, beta):
+        def client_step(st, anchor, i, m):
+            st, metrics = step(st, gather_batch(data, i, m), beta, (anchor, mu))
+            return st, metrics["loss"]
+        return jax.vmap(client_step)(states, anchors, idx, mask)
+
+    one_step = jax.jit(one_step, donate_argnums=(0,))
+
+    def train_by_step(states, anchors, mu, data, idx, mask, betas):
+        idx, mask = jnp.asarray(idx), jnp.asarray(mask)
+        mu = jnp.asarray(mu, jnp.float32)
+        betas = np.asarray(betas, np.float32)
+        losses = []
+        for t in range(idx.shape[1]):
+            states, loss = one_step(states, anchors, mu, data, idx[:, t], mask[:, t], betas[t])
+            losses.append(loss)
+        loss = jnp.stack(losses, axis=1)                                    # (C, T)
+        live = (jnp.sum(mask, axis=-1) > 0).astype(jnp.float32)
+        mean_loss = jnp.sum(loss * live, 1) / jnp.maximum(jnp.sum(live, 1), 1.0)
+        return states, mean_loss, loss
+
+    return LocalTrainer(train=train_by_step, evaluate=jax.jit(evaluate))
+
+
+# ------------------------------------------------------------------ device placement
+def client_mesh(num_devices: int | None = None) -> Mesh:
+    """1-D mesh named ``clients`` over the first ``num_devices`` devices."""
+    devices = jax.devices()[:num_devices] if num_devices else jax.devices()
+    return Mesh(np.asarray(devices), ("clients",))
+
+
+def shard_clients(tree: Any, mesh: Mesh) -> Any:
+    """Place every leaf's leading (client) axis across the mesh; C must divide evenly."""
+    n = mesh.devices.size
+
+    def put(x):
+        if np.shape(x)[0] % n:
+            raise ValueError(f"client axis of size {np.shape(x)[0]} does not divide over {n} devices")
+        return jax.device_put(x, NamedSharding(mesh, P("clients")))
+    return jax.tree.map(put, tree)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Copy every leaf to all devices of the mesh (the shared dataset)."""
+    return jax.tree.map(lambda x: jax.device_put(x, NamedSharding(mesh, P())), tree)

@@ -1,0 +1,129 @@
+"""Summaries, tables and figures of federated results (host side, numpy + matplotlib).
+
+Input: {split: {algorithm: [chunk result dicts of ``runner.run_federation``]}}.
+Per split, algorithm and client: mean ± std over repeat seeds of the per-client UF1
+and UAR (paper protocol), for the ``deployed`` model (headline) and the ``personal``
+model after the last local training; plus the mean over clients (computed per seed,
+then mean ± std over seeds) and the training loss per round (mean over seeds).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _mean_std(values) -> dict:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=0)), "n": int(len(v))}
+
+
+def summarise(results: dict, cfg=None) -> dict:
+    out = {"splits": {}}
+    if cfg is not None:
+        out["config"] = {"name": cfg.get("name", ""), "rounds": int(cfg.fl.rounds),
+                         "local_epochs": int(cfg.fl.local_epochs), "mu": float(cfg.fl.mu),
+                         "theta": float(cfg.fl.theta), "lr": float(cfg.train.lr),
+                         "batch_size": int(cfg.train.batch_size),
+                         "seeds": [int(s) for s in cfg.protocol.seeds]}
+    for split, by_algo in results.items():
+        s_out = {}
+        for algo, parts in by_algo.items():
+            clients = parts[0]["clients"]
+            k = len(clients)
+            entry = {"clients": clients, "seeds": [], "per_seed": [], "loss_per_round": None,
+                     "train_seconds": float(sum(p["train_seconds"] for p in parts))}
+            losses = []
+            for kind in ("deployed", "personal"):
+                per_client = {c: {"uf1": [], "uar": []} for c in clients}
+                overall = {"uf1": [], "uar": []}
+                for p in parts:
+                    for si, seed in enumerate(p["seeds"]):
+                        rows = p[kind][si * k:(si + 1) * k]
+                        for c, r in zip(clients, rows):
+                            per_client[c]["uf1"].append(r["uf1"])
+                            per_client[c]["uar"].append(r["uar"])
+                        overall["uf1"].append(np.nanmean([r["uf1"] for r in rows]))
+                        overall["uar"].append(np.nanmean([r["uar"] for r in rows]))
+                entry[kind] = {
+                    "per_client": {c: {m: _mean_std(v[m]) for m in ("uf1", "uar")}
+                                   for c, v in per_client.items()},
+                    "mean_over_clients": {m: _mean_std(overall[m]) for m in ("uf1", "uar")},
+                    "raw": {c: per_client[c] for c in clients},
+                }
+            for p in parts:
+                entry["seeds"] += p["seeds"]
+                lp = np.asarray(p["loss_per_round"], np.float64)          # (rounds, C)
+                losses.append(lp.reshape(lp.shape[0], len(p["seeds"]), k).transpose(1, 0, 2))
+                entry["per_seed"].append({"seeds": p["seeds"], "num_train": p["num_train"],
+                                          "num_test": p["num_test"]})
+            all_loss = np.concatenate(losses)                              # (seeds, rounds, K)
+            entry["loss_per_round"] = np.nanmean(all_loss, axis=0).tolist()  # (rounds, K)
+            s_out[algo] = entry
+        out["splits"][split] = s_out
+    return out
+
+
+def _fmt(ms: dict) -> str:
+    return f"{ms['mean']:.3f} ± {ms['std']:.3f}" if ms["n"] else "n/a"
+
+
+def write_markdown(summary: dict, kind: str = "deployed") -> str:
+    lines = []
+    cfg = summary.get("config", {})
+    if cfg:
+        lines.append(f"Config {cfg.get('name', '')}: {cfg['rounds']} rounds × {cfg['local_epochs']} "
+                     f"local epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, μ {cfg['mu']}, "
+                     f"θ {cfg['theta']}, seeds {cfg['seeds']}.")
+        lines.append("")
+    for split, by_algo in summary["splits"].items():
+        clients = next(iter(by_algo.values()))["clients"]
+        for metric in ("uf1", "uar"):
+            lines.append(f"**split `{split}` — {metric.upper()} ({kind} model), mean ± std over seeds**")
+            lines.append("")
+            lines.append("| algorithm | " + " | ".join(clients) + " | mean over clients |")
+            lines.append("|---|" + "---|" * (len(clients) + 1))
+            for algo, e in by_algo.items():
+                cells = [_fmt(e[kind]["per_client"][c][metric]) for c in clients]
+                cells.append(_fmt(e[kind]["mean_over_clients"][metric]))
+                lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def write_figures(summary: dict, workdir) -> list[Path]:
+    """``fl_<split>.png``: per-client UF1 bars per algorithm (± std) and loss per round."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for split, by_algo in summary["splits"].items():
+        algos = list(by_algo)
+        clients = by_algo[algos[0]]["clients"]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        width = 0.8 / len(algos)
+        x = np.arange(len(clients))
+        for i, a in enumerate(algos):
+            pc = by_algo[a]["deployed"]["per_client"]
+            ax1.bar(x + i * width, [pc[c]["uf1"]["mean"] for c in clients], width,
+                    yerr=[pc[c]["uf1"]["std"] for c in clients], capsize=2, label=a)
+            loss = np.asarray(by_algo[a]["loss_per_round"]).mean(axis=1)
+            ax2.plot(np.arange(1, len(loss) + 1), loss, marker="o", label=a)
+        ax1.set_xticks(x + 0.4 - width / 2, clients)
+        ax1.set_ylabel("UF1 (mean ± std over seeds)")
+        ax1.set_title(f"per-client UF1, split {split}")
+        ax1.legend(fontsize=8)
+        ax2.set_xlabel("round")
+        ax2.set_ylabel("training loss (mean over clients, seeds)")
+        ax2.set_title("training loss per round")
+        ax2.legend(fontsize=8)
+        fig.tight_layout()
+        path = Path(workdir) / f"fl_{split}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths

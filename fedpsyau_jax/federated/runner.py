@@ -1,0 +1,236 @@
+"""Run federated algorithms under a protocol: all (seed × client) rows in one program.
+
+``run_federation(...)`` trains one chunk of repeat seeds for one algorithm and split:
+rows r = (seed, client) seed-major, ``groups`` = seed index, so aggregation mixes
+clients of the same seed only. Per round: local training of every row (one compiled
+vmap/scan), then one jitted communication step. After the last round each client is
+evaluated twice on its own test split:
+  ``personal`` — the model right after its final local training;
+  ``deployed`` — the model the algorithm hands the client for the next round (the
+  global model for FedAvg/FedProx, the mixed start point for P-FedProx, shared body +
+  own head for FedRep, the own model for Local). ``deployed`` is the headline number.
+Both are fixed before training (no test-based selection; no per-round test metric).
+
+Resumable: the stacked states are checkpointed every ``checkpoint_every`` rounds with
+``fedpsyau_jax.checkpoints``; step plans and dropout keys derive from (seed, client,
+round), so a resumed run reproduces an uninterrupted one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from fedpsyau_jax.batching import epoch_plan, eval_plan
+from fedpsyau_jax.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
+from fedpsyau_jax.federated.algorithms.base import Algorithm
+from fedpsyau_jax.federated.client_stack import group_ids, stack_states
+from fedpsyau_jax.federated.local_training import LocalTrainer
+from fedpsyau_jax.federated.server_round import make_communicate, make_init
+from fedpsyau_jax.federated.splits import client_split
+from fedpsyau_jax.metrics import classification_scores
+from fedpsyau_jax.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
+from fedpsyau_jax.train_state import create_train_state
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Local-training and schedule hyper-parameters shared by all algorithms.
+
+    rounds, local_epochs: communication rounds and local epochs per round
+    batch_size, eval_batch_size: per-client batch sizes
+    oversample: class-balanced oversampling of each client's training split
+    beta_schedule, beta0: β over the rounds·local_epochs global epochs (SPEC §5)
+    prior: "client_train" (D from the client's own training AU labels; a client
+      without AU labels falls back to the ``fallback_prior`` preset) or a preset name
+    checkpoint_every: rounds between checkpoints (0: never)
+    """
+    rounds: int = 2
+    local_epochs: int = 1
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    oversample: bool = True
+    beta_schedule: str = "reference"
+    beta0: float = 0.3
+    prior: str = "client_train"
+    fallback_prior: str = "reference_dfme"
+    train_fraction: float = 0.7
+    checkpoint_every: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RowPlan:
+    """Host-side description of the C = len(seeds)·K rows of one run."""
+    seeds: tuple[int, ...]
+    client_names: tuple[str, ...]
+    train_idx: tuple[np.ndarray, ...]       # per row
+    test_idx: tuple[np.ndarray, ...]        # per row
+    num_samples: np.ndarray                 # (C,) float32 training samples (FedAvg weights)
+    priors: np.ndarray                      # (C, 12, 12) float32
+    groups: np.ndarray                      # (C,) int32 seed index of each row
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.train_idx)
+
+
+def plan_rows(samples, clients: list[tuple[str, np.ndarray]], seeds, split: str,
+              settings: TrainSettings) -> RowPlan:
+    train, test, priors = [], [], []
+    for s in seeds:
+        for k, (_, idx) in enumerate(clients):
+            tr, te = client_split(idx, samples.subject, split, int(s), k, settings.train_fraction)
+            train.append(tr)
+            test.append(te)
+            priors.append(_client_prior(samples, tr, settings))
+    return RowPlan(seeds=tuple(int(s) for s in seeds), client_names=tuple(n for n, _ in clients),
+                   train_idx=tuple(train), test_idx=tuple(test),
+                   num_samples=np.array([len(t) for t in train], np.float32),
+                   priors=np.stack(priors).astype(np.float32),
+                   groups=group_ids(len(seeds), len(clients)))
+
+
+def _client_prior(samples, train_idx, settings: TrainSettings) -> np.ndarray:
+    if settings.prior == "client_train":
+        known = samples.au_mask[train_idx].sum(axis=1) > 0
+        if known.any():
+            return cooccurrence_prior(samples.au[train_idx][known])
+        return PRIOR_PRESETS[settings.fallback_prior]()
+    if settings.prior not in PRIOR_PRESETS:
+        raise ValueError(f"unknown prior {settings.prior!r}; use client_train or one of "
+                         f"{', '.join(PRIOR_PRESETS)}")
+    return PRIOR_PRESETS[settings.prior]()
+
+
+def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSettings):
+    """(idx, mask) (C, L·S, B) for round ``rnd``: each local epoch padded to the common S.
+
+    Padding every epoch to the same length keeps step t in local epoch t // S for all
+    rows, so one β per step serves every client.
+    """
+    b, le = settings.batch_size, settings.local_epochs
+    per_row = []
+    for r, tr in enumerate(rows.train_idx):
+        seed, client = rows.seeds[rows.groups[r]], r % len(rows.client_names)
+        rng = np.random.default_rng([seed, client, rnd, 7])
+        per_row.append([epoch_plan(rng, tr, b, labels, settings.oversample) for _ in range(le)])
+    s_max = max(p[0].shape[0] for plans in per_row for p in plans)
+    idx = np.zeros((rows.num_rows, le * s_max, b), np.int32)
+    mask = np.zeros((rows.num_rows, le * s_max, b), np.float32)
+    for r, plans in enumerate(per_row):
+        for e, (i, m) in enumerate(plans):
+            idx[r, e * s_max:e * s_max + len(i)] = i
+            mask[r, e * s_max:e * s_max + len(m)] = m
+    return idx, mask, s_max
+
+
+def eval_plans(rows: RowPlan, batch_size: int):
+    steps = max(-(-len(t) // batch_size) for t in rows.test_idx)
+    plans = [eval_plan(t, batch_size, num_steps=steps) for t in rows.test_idx]
+    return np.stack([p[0] for p in plans]), np.stack([p[1] for p in plans])
+
+
+def init_row_states(model, tx, rows: RowPlan, sample_batch=None):
+    """Stacked TrainStates: one initialisation per seed shared by its clients, each row
+    with its own dropout key and prior D."""
+    k = len(rows.client_names)
+    per_seed = []
+    for s in rows.seeds:
+        st = create_train_state(model, tx, jax.random.key(s), batch=sample_batch)
+        per_seed.append(st)
+    states = stack_states([per_seed[g] for g in rows.groups])
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(10_000 + rows.seeds[g]), r % k)
+                      for r, g in enumerate(rows.groups)])
+    priors = {"D": jnp.asarray(rows.priors)} if states.priors else states.priors
+    return states.replace(key=keys, priors=priors)
+
+
+def _scores(rows: RowPlan, labels, pred, num_classes: int) -> list[dict]:
+    out = []
+    pred = np.asarray(pred).reshape(rows.num_rows, -1)
+    for r, te in enumerate(rows.test_idx):
+        sc = classification_scores(labels[te], pred[r, :len(te)], num_classes)
+        out.append({k: sc[k] for k in ("uf1", "uar", "accuracy", "absent_classes", "confusion")})
+    return out
+
+
+def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, samples, data,
+                   rows: RowPlan, settings: TrainSettings, workdir: Path | None = None,
+                   progress: bool = True, desc: str = "") -> dict:
+    """Train and evaluate one chunk; returns per-row scores and per-round losses.
+
+    ``data`` is ``batching.device_data(samples)`` (on device once, shared by all rows).
+    """
+    labels = np.asarray(samples.label)
+    groups = jnp.asarray(rows.groups)
+    num_groups = len(rows.seeds)
+    communicate = make_communicate(algorithm, num_groups)
+    n = jnp.asarray(rows.num_samples)
+    total_epochs = settings.rounds * settings.local_epochs
+    betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
+
+    states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows), groups)
+    anchors = jax.tree.map(jnp.copy, states.params)
+    losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
+    start = 0
+    ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
+    if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
+        name = latest_checkpoint(ckpt_dir)
+        target = {"states": states, "anchors": anchors, "losses": losses}
+        restored, meta = restore_checkpoint(ckpt_dir, name, target)
+        states = jax.tree.map(jnp.asarray, restored["states"])
+        anchors = jax.tree.map(jnp.asarray, restored["anchors"])
+        losses = np.asarray(restored["losses"])
+        start = int(meta["next_round"])
+
+    personal_pred = None
+    t0 = time.perf_counter()
+    bar = tqdm(total=settings.rounds, initial=start, desc=desc or algorithm.name,
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    for rnd in range(start, settings.rounds):
+        idx, mask, s_epoch = round_plans(rows, labels, rnd, settings)
+        betas = np.repeat(betas_all[rnd * settings.local_epochs:(rnd + 1) * settings.local_epochs], s_epoch)
+        states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas)
+        losses[rnd] = np.asarray(mean_loss)
+        if rnd == settings.rounds - 1:
+            ei, em = eval_plans(rows, settings.eval_batch_size)
+            personal_pred, _ = trainer.evaluate(states, data, ei, em, betas_all[-1])
+            personal_pred = np.asarray(personal_pred)
+        states, anchors = communicate(states, n, groups)
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.nanmean(losses[rnd]):.3f}")
+        if ckpt_dir is not None and settings.checkpoint_every and (
+                (rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds):
+            _save_round(ckpt_dir, rnd, states, anchors, losses)
+    bar.close()
+    ei, em = eval_plans(rows, settings.eval_batch_size)
+    deployed_pred = np.asarray(trainer.evaluate(states, data, ei, em, betas_all[-1])[0])
+    if personal_pred is None:        # resumed after the last round's training (cannot happen
+        personal_pred = deployed_pred  # with the save rule above; kept for safety)
+    result = {
+        "algorithm": algorithm.name, "seeds": list(rows.seeds), "clients": list(rows.client_names),
+        "num_train": rows.num_samples.astype(int).tolist(),
+        "num_test": [int(len(t)) for t in rows.test_idx],
+        "loss_per_round": losses.tolist(),
+        "deployed": _scores(rows, labels, deployed_pred, samples.num_classes),
+        "personal": _scores(rows, labels, personal_pred, samples.num_classes),
+        "train_seconds": time.perf_counter() - t0,
+    }
+    return result
+
+
+def _save_round(ckpt_dir: Path, rnd: int, states, anchors, losses) -> None:
+    name = f"round_{rnd + 1:04d}"
+    save_checkpoint(ckpt_dir, name, {"states": states, "anchors": anchors, "losses": losses},
+                    {"next_round": rnd + 1})
+    for old in Path(ckpt_dir).glob("round_*"):     # keep the newest only (states are large)
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,23 @@
+"""One communication step as one jitted function of the stacked client pytree.
+
+``make_communicate(algorithm, num_groups)`` -> ``communicate(states, num_samples,
+groups) -> (states, anchors)``: uploads (params, BN stats, n only) -> the algorithm's
+``aggregate`` -> its ``client_update``. Donates the states.
+"""
+from __future__ import annotations
+
+import jax
+
+from fedpsyau_jax.federated.algorithms.base import Algorithm
+from fedpsyau_jax.federated.upload import make_upload
+
+
+def make_communicate(algorithm: Algorithm, num_groups: int):
+    def communicate(states, num_samples, groups):
+        message = algorithm.aggregate(make_upload(states, num_samples), groups, num_groups)
+        return algorithm.client_update(states, message)
+    return jax.jit(communicate, donate_argnums=(0,))
+
+
+def make_init(algorithm: Algorithm, num_groups: int):
+    return jax.jit(lambda states, groups: algorithm.init(states, groups, num_groups))
