@@ -305,8 +305,7 @@ def evaluate(workdir, verbose: bool = True) -> dict:
                             step=jnp.zeros((len(chunk),), jnp.int32),
                             key=jnp.zeros((len(chunk), 2), jnp.uint32))
         idx, mask = stack_plans([eval_plan(f.test_idx, s.eval_batch_size, n_eval) for f in chunk])
-        out = jax.device_get(programs.evaluate(states, data, jnp.asarray(idx), jnp.asarray(mask),
-                                               jnp.full((len(chunk),), beta_last, jnp.float32)))
+        out = programs.evaluate(states, data, idx, mask, np.full((len(chunk),), beta_last, np.float32))
         for k, f in enumerate(chunk):
             pred = np.asarray(out["pred"][k]).reshape(-1)[:len(f.test_idx)]
             results[f.index] = {"test_idx": f.test_idx, "pred": pred}
