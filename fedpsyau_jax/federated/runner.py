@@ -138,15 +138,18 @@ def eval_plans(rows: RowPlan, batch_size: int):
     return np.stack([p[0] for p in plans]), np.stack([p[1] for p in plans])
 
 
-def init_row_states(model, tx, rows: RowPlan, sample_batch=None):
+def init_row_states(model, tx, rows: RowPlan, trainer: LocalTrainer | None = None):
     """Stacked TrainStates: one initialisation per seed shared by its clients, each row
-    with its own dropout key and prior D."""
+    with its own dropout key and prior D. With ``trainer`` the jitted ``init_states``
+    is used (fast); without, ``create_train_state`` runs eagerly (same values)."""
     k = len(rows.client_names)
-    per_seed = []
-    for s in rows.seeds:
-        st = create_train_state(model, tx, jax.random.key(s), batch=sample_batch)
-        per_seed.append(st)
-    states = stack_states([per_seed[g] for g in rows.groups])
+    seed_keys = [jax.random.key(s) for s in rows.seeds]
+    if trainer is not None and trainer.init_states is not None:
+        per_seed = trainer.init_states(jnp.stack(seed_keys),
+                                       jnp.asarray(rows.priors[::k]))
+        states = jax.tree.map(lambda x: x[jnp.asarray(rows.groups)], per_seed)
+    else:
+        states = stack_states([create_train_state(model, tx, seed_keys[g]) for g in rows.groups])
     keys = jnp.stack([jax.random.fold_in(jax.random.key(10_000 + rows.seeds[g]), r % k)
                       for r, g in enumerate(rows.groups)])
     priors = {"D": jnp.asarray(rows.priors)} if states.priors else states.priors
@@ -177,16 +180,17 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     total_epochs = settings.rounds * settings.local_epochs
     betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
 
-    states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows), groups)
+    states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
     start = 0
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
-        target = {"states": states, "anchors": anchors, "losses": losses}
+        target = {"states": _raw_keys(states), "anchors": anchors, "losses": losses}
         restored, meta = restore_checkpoint(ckpt_dir, name, target)
-        states = jax.tree.map(jnp.asarray, restored["states"])
+        st = jax.tree.map(jnp.asarray, restored["states"])
+        states = st.replace(key=jax.random.wrap_key_data(st.key))
         anchors = jax.tree.map(jnp.asarray, restored["anchors"])
         losses = np.asarray(restored["losses"])
         start = int(meta["next_round"])
@@ -227,9 +231,14 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     return result
 
 
+def _raw_keys(states):
+    """Typed PRNG keys cannot be written as arrays: store their uint32 key data."""
+    return states.replace(key=jax.random.key_data(states.key))
+
+
 def _save_round(ckpt_dir: Path, rnd: int, states, anchors, losses) -> None:
     name = f"round_{rnd + 1:04d}"
-    save_checkpoint(ckpt_dir, name, {"states": states, "anchors": anchors, "losses": losses},
+    save_checkpoint(ckpt_dir, name, {"states": _raw_keys(states), "anchors": anchors, "losses": losses},
                     {"next_round": rnd + 1})
     for old in Path(ckpt_dir).glob("round_*"):     # keep the newest only (states are large)
         if old.name != name:

@@ -6,12 +6,15 @@ groups) -> (states, anchors)``: uploads (params, BN stats, n only) -> the algori
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 
 from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.upload import make_upload
 
 
+@functools.lru_cache(maxsize=64)   # one trace/compile per (algorithm, G) per process
 def make_communicate(algorithm: Algorithm, num_groups: int):
     def communicate(states, num_samples, groups):
         message = algorithm.aggregate(make_upload(states, num_samples), groups, num_groups)
@@ -19,5 +22,6 @@ def make_communicate(algorithm: Algorithm, num_groups: int):
     return jax.jit(communicate, donate_argnums=(0,))
 
 
+@functools.lru_cache(maxsize=64)
 def make_init(algorithm: Algorithm, num_groups: int):
     return jax.jit(lambda states, groups: algorithm.init(states, groups, num_groups))
