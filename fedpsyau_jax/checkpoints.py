@@ -70,7 +70,7 @@ def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None) 
     """
     import orbax.checkpoint as ocp
     _check_name(name)
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # Orbax (tensorstore) refuses relative paths
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
     for stale in directory.glob(f"{_TMP_PREFIX}{name}-*"):
@@ -133,7 +133,7 @@ def restore_checkpoint(directory, name: str, target) -> tuple[Any, dict]:
     ``CheckpointError`` naming the path and the first difference.
     """
     import orbax.checkpoint as ocp
-    path = Path(directory) / name
+    path = Path(directory).absolute() / name
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} does not exist")
     meta = read_metadata(directory, name)

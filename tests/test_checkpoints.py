@@ -32,6 +32,14 @@ def test_save_restore_roundtrip_and_latest(tmp_path):
     assert float(tree["w"][0, 0]) == 5.0
 
 
+def test_relative_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint("runs/x", "c", _tree(3.0), {"k": 1})
+    tree, meta = restore_checkpoint("runs/x", "c", _tree())
+    assert float(tree["w"][0, 0]) == 3.0 and meta["k"] == 1
+    assert latest_checkpoint("runs/x") == "c"
+
+
 def test_incomplete_and_mismatched_give_clear_errors(tmp_path):
     save_checkpoint(tmp_path, "a", _tree(), {})
     with pytest.raises(CheckpointError, match="shape"):
