@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, e.g. --set fl.rounds=3 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--summarise-only", action="store_true",
+                   help="train nothing: summarise the chunks already finished in --workdir")
 
 
 def run(args) -> int:
@@ -29,7 +31,8 @@ def run(args) -> int:
     from fedpsyau_jax.federated.report import write_markdown
     try:
         summary = federate(cfg, args.workdir, progress=not args.no_progress,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
+                           log=lambda m: print(m, file=sys.stderr, flush=True),
+                           summarise_only=args.summarise_only)
     except (ValueError, FileNotFoundError) as e:
         print(f"fedpsyau federate: {e}", file=sys.stderr)
         return 2

@@ -53,6 +53,13 @@ def test_fl_casme3_2clients_on_fixture(tmp_path, capsys):
     mtime = (work / "random" / "fedavg" / "seeds_0-0" / "result.json").stat().st_mtime
     assert cli_main(argv) == 0
     assert (work / "random" / "fedavg" / "seeds_0-0" / "result.json").stat().st_mtime == mtime
+    # --summarise-only on a workdir missing one chunk: summary of the rest, gap listed
+    import shutil
+    shutil.rmtree(work / "subject" / "fedavg")
+    assert cli_main(argv + ["--summarise-only"]) == 0
+    res = json.loads((work / "results.json").read_text())
+    assert res["missing_chunks"] == ["subject/fedavg/seeds_0-0"]
+    assert set(res["splits"]["subject"]) == {"pfedprox"} and not (work / "subject" / "fedavg").exists()
 
 
 def test_fl_dfme_5clients_on_fixture_python_api(tmp_path):

@@ -19,10 +19,10 @@ from fedpsyau_jax.federated.client_stack import broadcast_state, stack_states, u
 from fedpsyau_jax.federated.upload import ClientUpload, make_upload
 
 
-def federate(cfg, workdir, progress: bool = True, log=print) -> dict:
+def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: bool = False) -> dict:
     """Python mirror of ``fedpsyau federate`` (see ``experiment.federate``)."""
     from fedpsyau_jax.federated.experiment import federate as _federate
-    return _federate(cfg, workdir, progress=progress, log=log)
+    return _federate(cfg, workdir, progress=progress, log=log, summarise_only=summarise_only)
 
 
 __all__ = ["ALGORITHMS", "Algorithm", "ClientUpload", "ServerMessage", "broadcast_state",

@@ -52,8 +52,12 @@ def _chunks(seeds, size: int):
     return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
-def federate(cfg, workdir, progress: bool = True, log=print) -> dict:
-    """Run every (split, algorithm, seed chunk) of ``cfg``; returns the summary dict."""
+def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: bool = False) -> dict:
+    """Run every (split, algorithm, seed chunk) of ``cfg``; returns the summary dict.
+
+    summarise_only: train nothing; summarise the chunks already finished in
+    ``workdir`` (the unfinished ones are listed under ``missing_chunks``).
+    """
     import jax
 
     from data_pipelines.video_pipeline import write_json_atomic
@@ -83,6 +87,7 @@ def federate(cfg, workdir, progress: bool = True, log=print) -> dict:
     hp = {"mu": float(cfg.fl.mu), "theta": float(cfg.fl.theta)}
 
     results: dict[str, dict[str, list[dict]]] = {}
+    missing: list[str] = []
     t0 = time.perf_counter()
     for split in cfg.protocol.splits:
         for algo_name in cfg.fl.algorithms:
@@ -93,6 +98,9 @@ def federate(cfg, workdir, progress: bool = True, log=print) -> dict:
                 done = cdir / RESULT_FILE
                 if done.is_file():
                     parts.append(json.loads(done.read_text(encoding="utf-8")))
+                    continue
+                if summarise_only:
+                    missing.append(f"{split}/{algo_name}/seeds_{chunk[0]}-{chunk[-1]}")
                     continue
                 rows = plan_rows(samples, clients, chunk, split, settings)
                 res = run_federation(trainer=trainer, algorithm=algorithm, model=model, tx=tx,
@@ -106,8 +114,10 @@ def federate(cfg, workdir, progress: bool = True, log=print) -> dict:
                 log(f"{split}/{algo_name} seeds {chunk}: mean deployed UF1 "
                     f"{np.mean([d['uf1'] for d in res['deployed']]):.3f} "
                     f"({res['train_seconds']:.0f} s)")
-            results.setdefault(split, {})[algo_name] = parts
+            if parts:
+                results.setdefault(split, {})[algo_name] = parts
     summary = summarise(results, cfg)
+    summary["missing_chunks"] = missing
     summary["wall_seconds_this_call"] = time.perf_counter() - t0
     summary["jax"] = {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]}
     write_json_atomic(workdir / "results.json", summary)

@@ -117,6 +117,7 @@ def write_figures(summary: dict, workdir) -> list[Path]:
         ax1.set_ylabel("UF1 (mean ± std over seeds)")
         ax1.set_title(f"per-client UF1, split {split}")
         ax1.legend(fontsize=8)
+        ax2.set_xticks(np.arange(1, len(loss) + 1))
         ax2.set_xlabel("round")
         ax2.set_ylabel("training loss (mean over clients, seeds)")
         ax2.set_title("training loss per round")
