@@ -46,6 +46,15 @@ def load_samples(cfg):
     return load_dataset(d.name, root=root, cache_dir=cache, **kw)
 
 
+def split_seeds(cfg, split: str) -> tuple[int, ...]:
+    """Repeat seeds of ``split``: ``protocol.seeds_by_split[split]`` if given, else
+    ``protocol.seeds``."""
+    by = cfg.protocol.get("seeds_by_split")
+    if by is not None and split in by:
+        return tuple(int(s) for s in by[split])
+    return tuple(int(s) for s in cfg.protocol.seeds)
+
+
 def _chunks(seeds, size: int):
     seeds = [int(s) for s in seeds]
     size = max(1, int(size) or len(seeds))
@@ -93,7 +102,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
         for algo_name in cfg.fl.algorithms:
             algorithm = make_algorithm(algo_name, **hp)
             parts = []
-            for chunk in _chunks(cfg.protocol.seeds, cfg.protocol.seeds_per_chunk):
+            for chunk in _chunks(split_seeds(cfg, split), cfg.protocol.seeds_per_chunk):
                 cdir = workdir / split / algo_name / f"seeds_{chunk[0]}-{chunk[-1]}"
                 done = cdir / RESULT_FILE
                 if done.is_file():

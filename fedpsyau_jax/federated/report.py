@@ -28,7 +28,9 @@ def summarise(results: dict, cfg=None) -> dict:
                          "local_epochs": int(cfg.fl.local_epochs), "mu": float(cfg.fl.mu),
                          "theta": float(cfg.fl.theta), "lr": float(cfg.train.lr),
                          "batch_size": int(cfg.train.batch_size),
-                         "seeds": [int(s) for s in cfg.protocol.seeds]}
+                         "seeds": [int(s) for s in cfg.protocol.seeds],
+                         "seeds_by_split": {k: [int(x) for x in v] for k, v in
+                                            (cfg.protocol.get("seeds_by_split") or {}).items()}}
     for split, by_algo in results.items():
         s_out = {}
         for algo, parts in by_algo.items():
@@ -77,7 +79,8 @@ def write_markdown(summary: dict, kind: str = "deployed") -> str:
     if cfg:
         lines.append(f"Config {cfg.get('name', '')}: {cfg['rounds']} rounds × {cfg['local_epochs']} "
                      f"local epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, μ {cfg['mu']}, "
-                     f"θ {cfg['theta']}, seeds {cfg['seeds']}.")
+                     f"θ {cfg['theta']}, seeds {cfg['seeds']}"
+                     + (f" (per split: {cfg['seeds_by_split']})" if cfg.get("seeds_by_split") else "") + ".")
         lines.append("")
     for split, by_algo in summary["splits"].items():
         clients = next(iter(by_algo.values()))["clients"]
