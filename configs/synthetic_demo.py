@@ -3,7 +3,7 @@
     fedpsyau train --config configs/synthetic_demo.py --workdir runs/demo
 
 6 synthetic subjects × 8 samples (3 classes, AU labels on), leave-one-subject-out
-(6 folds, trained together by vmap) plus one model on all data exported as
+(6 folds, one at a time: on CPU a vmapped chunk of folds is slower per fold-step, see benchmarks/RESULTS.md) plus one model on all data exported as
 runs/demo/final_model (use it with `fedpsyau predict`). The data are synthetic: the
 numbers show that the pipeline learns, not how well it recognises real faces.
 Hyper-parameters: lr 1e-3 and 12 epochs were fixed on synthetic data only.
@@ -24,5 +24,5 @@ def get_config():
     c.train.batch_size = 16
     c.train.eval_batch_size = 16
     c.train.learning_rate = 1e-3
-    c.runtime.fold_chunk = 7
+    c.runtime.fold_chunk = 1
     return c
