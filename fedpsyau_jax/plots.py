@@ -42,6 +42,7 @@ def plot_learning_curves(curves: dict[str, np.ndarray], path, title: str = "") -
     """Training loss curves: ``curves`` maps a name (e.g. "loss", "ce") to an (F, E)
     array of per-fold, per-epoch means; the fold mean is drawn bold, folds faint."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
     names = list(curves)
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -51,6 +52,7 @@ def plot_learning_curves(curves: dict[str, np.ndarray], path, title: str = "") -
             ax.plot(epochs, row, color="tab:blue", alpha=0.15, lw=0.8)
         ax.plot(epochs, np.nanmean(c, axis=0), color="tab:red", lw=2, label="mean over folds")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.legend(fontsize=7)
     fig.suptitle(title)
