@@ -1,4 +1,4 @@
-"""Local training and evaluation of all clients as ONE compiled program each.
+"""Local training and evaluation of all clients, vmapped over the client axis.
 
 ``LocalTrainer.train(states, anchors, mu, data, idx, mask, betas)``:
     states   TrainState, leaves (C, …)      — donated, updated in place
@@ -12,9 +12,11 @@
 
 ``LocalTrainer.evaluate(states, data, idx, mask) -> pred (C, S, B), prob (C, S, B, K)``.
 
-Inside: ``vmap`` over clients of a ``lax.scan`` over steps of the un-jitted
-``train_state.make_train_step`` (with the proximal term as ``extra_penalty``). Clients
-of different sizes run together: their padded steps (mask all zero) are no-ops.
+Inside: ``vmap`` over clients of the un-jitted ``train_state.make_train_step`` (with
+the proximal term as ``extra_penalty``), either scanned over all T steps in one
+program (mode "scan") or as one jitted step per batch (mode "step", the faster one on
+XLA:CPU — see ``make_local_trainer``). Clients of different sizes run together: their
+padded steps (mask all zero) are no-ops.
 ``shard_clients`` places the client axis across devices; the same jitted functions
 then run SPMD-partitioned (GSPMD propagates the input sharding).
 """
