@@ -154,3 +154,18 @@ def test_evaluate_reproduces_stored_predictions(sequential, capsys):
     assert f"UF1 {summary['pooled']['uf1']:.4f}" in out
     ev = json.loads((wd / "evaluation.json").read_text())
     assert ev["matches_stored_predictions"] and ev["pooled"] == summary["pooled"]
+
+
+def test_train_cli_prints_summary(tmp_path, capsys):
+    from fedpsyau_jax.cli import main
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent
+    args = ["train", "--config", str(root / "configs" / "synthetic_demo.py"), "--workdir", str(tmp_path),
+            "--no-progress"]
+    for o in ("data.kwargs.num_subjects=4", "data.kwargs.samples_per_subject=4", "model.use_au_branch=false",
+              "train.epochs=1", "train.batch_size=4", "train.eval_batch_size=4", "export.final_model=none"):
+        args += ["--set", o]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pooled UF1" in out and "UAR" in out and str(tmp_path / "confusion.png") in out
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["train"]["epochs"] == 1 and cfg["model"]["use_au_branch"] is False
