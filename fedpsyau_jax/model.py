@@ -40,7 +40,10 @@ class ConvBNReLU(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME")(x)
+        # No conv bias: the BatchNorm right after subtracts the batch mean, so a bias
+        # there has an identically zero gradient (Adam would random-walk it on
+        # rounding noise) and no effect on the output.
+        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(x)
         return nn.relu(_bn(train)(x))
 
 
