@@ -32,7 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     # would not fit the budget. Decided from timing only, before any subject-split result.
     c.protocol.seeds_by_split = ml_collections.ConfigDict({"subject": (0, 1, 2)})
     # One seed (3 clients) per compiled chunk: on this CPU a vmapped step costs
-    # 36 ms/sample at C=3 but 74 ms/sample at C=30 (benchmarks/RESULTS_FEDERATED.md).
+    # 36 ms/sample at C=3 but 74 ms/sample at C=30 (benchmarks/RESULTS.md, Federated).
     c.protocol.seeds_per_chunk = 1
     c.fl.rounds = 3
     c.fl.local_epochs = 1

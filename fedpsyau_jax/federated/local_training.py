@@ -70,7 +70,7 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
     mode "step": one compiled vmapped step, called T times from Python. Same numbers
       (tested); exists because XLA:CPU (jax 0.10.2) runs the kernel-gradient
       convolutions ~30× slower inside a while loop than at the top level of a program
-      (measured, benchmarks/RESULTS_FEDERATED.md), which makes "scan" the slower mode
+      (measured, benchmarks/RESULTS.md, Federated), which makes "scan" the slower mode
       on CPU. Per-step dispatch costs well under 1 % of a step.
     mesh: a 1-D ``client_mesh``; the client axis (C divisible by its size) is split
       across its devices, each running the vmapped program on its own clients.
