@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from data_pipelines.synthetic import make_synthetic  # noqa: E402
 from fedpsyau_jax.batching import device_data  # noqa: E402
 from fedpsyau_jax.federated import make_algorithm  # noqa: E402
-from fedpsyau_jax.federated.client_stack import stack_states, take_clients, unstack_states  # noqa: E402
+from fedpsyau_jax.federated.client_stack import stack_states, unstack_states  # noqa: E402
 from fedpsyau_jax.federated.local_training import make_local_trainer  # noqa: E402
 from fedpsyau_jax.federated.partitions import partition_clients  # noqa: E402
 from fedpsyau_jax.federated.runner import TrainSettings, init_row_states, plan_rows, round_plans  # noqa: E402
@@ -80,8 +80,8 @@ def main() -> None:
     fedavg = make_algorithm("fedavg")
     betas_for = lambda idx: np.full(idx.shape[1], 0.1, np.float32)
 
-    if args.loop_k:
-        k = args.loop_k
+    def vmapped_round(k):
+        """K synthetic clients' states and a callable running one vmapped round + FedAvg."""
         s, rows, states, idx, mask = setup(k, args.samples_per_client, args.batch, model, tx, trainer)
         data = device_data(s)
         comm = make_communicate(fedavg, 1)
@@ -90,10 +90,16 @@ def main() -> None:
         box = {"st": states}
 
         def vmapped():
-            st, ml, _ = trainer.train(box["st"], jax.tree.map(jnp.copy, box["st"].params), 0.0, data, idx, mask, betas_for(idx))
+            st, _, _ = trainer.train(box["st"], jax.tree.map(jnp.copy, box["st"].params), 0.0, data, idx, mask,
+                                     betas_for(idx))
             box["st"], _ = comm(st, n, groups)
             jax.block_until_ready(box["st"].params)
 
+        return box, vmapped, data, idx, mask, comm, n, groups
+
+    if args.loop_k:
+        k = args.loop_k
+        box, vmapped, data, idx, mask, comm, n, groups = vmapped_round(k)
         c_v, t_v = timed(vmapped, args.repeats)
         box1 = {"st": unstack_states(box["st"])}
 
@@ -124,18 +130,7 @@ def main() -> None:
                   flush=True)
 
     for k in args.ks:
-        s, rows, states, idx, mask = setup(k, args.samples_per_client, args.batch, model, tx, trainer)
-        data = device_data(s)
-        comm = make_communicate(fedavg, 1)
-        groups = jnp.zeros(k, jnp.int32)
-        n = jnp.asarray(rows.num_samples)
-        box = {"st": states}
-
-        def vmapped():
-            st, ml, _ = trainer.train(box["st"], jax.tree.map(jnp.copy, box["st"].params), 0.0, data, idx, mask, betas_for(idx))
-            box["st"], _ = comm(st, n, groups)
-            jax.block_until_ready(box["st"].params)
-
+        box, vmapped, data, idx, mask, comm, n, groups = vmapped_round(k)
         c_v, t_v = timed(vmapped, args.repeats)
         live = int(mask.sum())
         print(f"K={k:3d}: round {t_v:7.2f} s | {t_v / k:.3f} s/client | {t_v / live * 1e3:.1f} ms/sample "

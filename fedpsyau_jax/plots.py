@@ -30,12 +30,7 @@ def plot_confusion(cm, class_names, path, title: str = "") -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_learning_curves(curves: dict[str, np.ndarray], path, title: str = "") -> Path:
@@ -56,6 +51,11 @@ def plot_learning_curves(curves: dict[str, np.ndarray], path, title: str = "") -
         ax.set_title(name)
         ax.legend(fontsize=7)
     fig.suptitle(title)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path) -> Path:
+    """Lay out, write the PNG (creating its folder) and free the figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
