@@ -34,13 +34,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from data_pipelines.au_parse import au_targets
 from data_pipelines.label_maps import MEGC3_CLASSES
+from fedpsyau_jax.atomic_files import save_npz_atomic
 from fedpsyau_jax.keypoints import dlib68_to_65
 from fedpsyau_jax.sample_arrays import MESamples
 
@@ -248,19 +248,10 @@ def _build(root: Path, annotations: Path | None) -> MESamples:
 
 
 def _save(path: Path, s: MESamples) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, flow128=s.flow128, flow28=s.flow28, landmarks=s.landmarks,
-                     label=s.label, au=s.au, au_mask=s.au_mask, subject=s.subject,
-                     name=s.name, dataset=s.dataset, class_names=np.array(s.class_names),
-                     meta=np.array(json.dumps(s.meta)))
-        os.replace(tmp, path)  # atomic: readers never see a half-written cache
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    save_npz_atomic(path, dict(
+        flow128=s.flow128, flow28=s.flow28, landmarks=s.landmarks, label=s.label, au=s.au,
+        au_mask=s.au_mask, subject=s.subject, name=s.name, dataset=s.dataset,
+        class_names=np.array(s.class_names), meta=np.array(json.dumps(s.meta))))
 
 
 def _load(path: Path) -> MESamples:

@@ -17,9 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +30,7 @@ from data_pipelines.clip_record import ClipRecord
 from data_pipelines.sample_errors import (MissingFrameError, MultipleFacesError, NoFaceError,
                                           SampleError, UnknownLabelError, UnusableSampleError)
 from data_pipelines.video_io import FrameSource
+from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic  # noqa: F401 (re-exported)
 from fedpsyau_jax.keypoints import dlib68_to_65
 from fedpsyau_jax.sample_arrays import MESamples
 
@@ -243,37 +242,6 @@ def sample_cache_key(name: str, params: PipelineParams, frames: dict) -> str:
     """Hash of the sample name, the pipeline parameters and the frame numbers used."""
     blob = json.dumps({"name": name, "params": params.digest(), "frames": frames}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` via a temp file in the same folder and os.replace,
-    so a killed run never leaves a truncated cache file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_cached_sample(path: Path) -> dict | None:

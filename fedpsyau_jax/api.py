@@ -106,7 +106,7 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     Returns the summary dict (also written to ``workdir/summary.json``): pooled and
     per-dataset/per-fold scores, file locations, timings.
     """
-    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax.batching import device_data
 
     t_start = time.perf_counter()
@@ -191,7 +191,7 @@ def _export_final_model(workdir: Path, fold) -> None:
 
 
 def _summarise(workdir: Path, samples: MESamples, eval_folds, results, cfg, wall: float) -> dict:
-    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax.plots import plot_confusion, plot_learning_curves
 
     summary = {"workdir": str(workdir), "dataset": cfg.data.name, "protocol": cfg.protocol.kind,

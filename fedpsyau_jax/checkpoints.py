@@ -39,7 +39,7 @@ class CheckpointError(RuntimeError):
 
 def _write_json_atomic(path: Path, obj) -> None:
     # Local import: the video pipeline pulls in OpenCV/dlib, which checkpointing needs not.
-    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.atomic_files import write_json_atomic
     write_json_atomic(path, obj)
 
 

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax import api
     summary = api.evaluate(args.workdir)
     write_json_atomic(Path(args.workdir) / "evaluation.json", summary)

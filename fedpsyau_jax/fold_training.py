@@ -36,7 +36,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -291,7 +291,7 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
     au_prob_gat / au_prob_afe (n, 12).
     """
     from fedpsyau_jax.run_logging import progress
-    from data_pipelines.video_pipeline import save_npz_atomic
+    from fedpsyau_jax.atomic_files import save_npz_atomic
 
     s = programs.settings
     hooks = hooks or RunHooks()

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-tfds = pytest.importorskip("tensorflow_datasets")
+import tensorflow_datasets as tfds  # a pinned dependency: missing must fail, not skip
 
 from data_pipelines.synthetic import make_synthetic  # noqa: E402
 from data_pipelines.tfds_builders import BUILDERS, MEBuilderConfig, tfds_builder, tfds_to_samples  # noqa: E402

@@ -69,7 +69,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     """
     import jax
 
-    from data_pipelines.video_pipeline import write_json_atomic
+    from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax.batching import device_data
     from fedpsyau_jax.federated.algorithms import make_algorithm
     from fedpsyau_jax.federated.local_training import make_local_trainer
