@@ -28,11 +28,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_pipelines.datasets import load_dataset  # noqa: E402
-from fedpsyau_jax import protocols  # noqa: E402
-from fedpsyau_jax.batching import device_data, stack_plans  # noqa: E402
-from fedpsyau_jax.fold_training import (FoldPrograms, TrainSettings, epoch_key, fold_epoch_plan,  # noqa: E402
+from fedpsyau_jax.training import protocols  # noqa: E402
+from fedpsyau_jax.training.batching import device_data, stack_plans  # noqa: E402
+from fedpsyau_jax.training.fold_training import (FoldPrograms, TrainSettings, epoch_key, fold_epoch_plan,  # noqa: E402
                                         fold_key, steps_per_epoch)
-from fedpsyau_jax.model import FedPsyAU  # noqa: E402
+from fedpsyau_jax.network.model import FedPsyAU  # noqa: E402
 
 
 def peak_rss_mib() -> float:

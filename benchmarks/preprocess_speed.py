@@ -32,7 +32,7 @@ PATCH, HALF = 5, 2
 
 
 def roi_patches_np(flow: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """numpy twin of fedpsyau_jax.roi_patches.cut_patches (row = y, windows shifted inside)."""
+    """numpy twin of fedpsyau_jax.network.roi_patches.cut_patches (row = y, windows shifted inside)."""
     h, w, _ = flow.shape
     xy = np.round(landmarks).astype(np.int32)
     c0 = np.clip(xy[:, 0] - HALF, 0, w - PATCH)
@@ -94,7 +94,7 @@ def main() -> int:
                     help="also compare TV-L1 settings: time, end-point error vs OpenCV defaults, "
                          "mouth/eye ROI flow ratio")
     ap.add_argument("--check-jax", action="store_true",
-                    help="check the numpy ROI cut against fedpsyau_jax.roi_patches once")
+                    help="check the numpy ROI cut against fedpsyau_jax.network.roi_patches once")
     args = ap.parse_args()
     import cv2
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -138,10 +138,10 @@ def main() -> int:
         sweep(onset, frames[35])
 
     if args.check_jax:
-        from fedpsyau_jax.roi_patches import cut_patches
+        from fedpsyau_jax.network.roi_patches import cut_patches
         ref = np.asarray(cut_patches(base["flow128"], base["landmarks"]))
         np.testing.assert_array_equal(ref, roi_patches_np(base["flow128"], base["landmarks"]))
-        print("numpy ROI cut == fedpsyau_jax.roi_patches.cut_patches")
+        print("numpy ROI cut == fedpsyau_jax.network.roi_patches.cut_patches")
     print(f"load avg after: {os.getloadavg()}")
     return 0
 

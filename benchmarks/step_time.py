@@ -19,8 +19,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fedpsyau_jax.model import FedPsyAU, count_params, example_batch  # noqa: E402
-from fedpsyau_jax.train_state import create_train_state, make_optimizer, make_train_step  # noqa: E402
+from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch  # noqa: E402
+from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step  # noqa: E402
 
 REFERENCE_FWD_BWD_B32_S = 0.478
 

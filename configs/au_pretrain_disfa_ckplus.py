@@ -4,13 +4,13 @@ Step 1 — train the AU branch (LFE, SSE, GSE/AFE, DPK-GAT, AU heads) with the A
 losses only (α = (0, 0.8, 0.8): the emotion term is off) on every CK+ sequence with
 FACS labels (onset = first frame, apex = peak frame); no test split:
 
-    fedpsyau train --config configs/au_pretrain_disfa_ckplus.py --workdir runs/au_pretrain \
-        --set data.root=/path/to/CK+
+    fedpsyau train --config=configs/au_pretrain_disfa_ckplus.py --workdir=runs/au_pretrain \
+        --config.data.root=/path/to/CK+
 
 Step 2 — load those AU-branch params into every fold of the MER model and train it:
 
-    fedpsyau train --config configs/megc2019_composite_loso.py --workdir runs/megc2019_pre \
-        --set model.init_from=runs/au_pretrain/final_model
+    fedpsyau train --config=configs/megc2019_composite_loso.py --workdir=runs/megc2019_pre \
+        --config.model.init_from=runs/au_pretrain/final_model
 
 DISFA: the registry's ``load_dataset`` has no "disfa" entry yet (its reader exists:
 ``data_pipelines.readers.disfa``), so this config pre-trains on CK+ only.

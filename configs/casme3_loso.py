@@ -1,7 +1,7 @@
 """CAS(ME)³ Part A, 3 classes (negative / positive / surprise; others dropped), LOSO.
 
-    fedpsyau train --config configs/casme3_loso.py --workdir runs/casme3_loso \
-        --set data.root=/path/to/CASME3_release
+    fedpsyau train --config=configs/casme3_loso.py --workdir=runs/casme3_loso \
+        --config.data.root=/path/to/CASME3_release
 
 ``data.root`` is the licence-gated release folder (label sheet
 ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` + ``data/part_A/spNO.*/<task>/color/*.jpg``);

@@ -1,8 +1,8 @@
 """DFME, 7 classes (anger, contempt, disgust, fear, happiness, sadness, surprise),
 subject-independent 10-fold cross-validation (subjects shuffled with seed 1).
 
-    fedpsyau train --config configs/dfme_10fold.py --workdir runs/dfme_10fold \
-        --set data.root=/path/to/DFME_release
+    fedpsyau train --config=configs/dfme_10fold.py --workdir=runs/dfme_10fold \
+        --config.data.root=/path/to/DFME_release
 
 ``data.root`` holds ``DFME_data_coding.xlsx`` and the ``USTC_MEv4_part*`` folders.
 DFME has no AU labels, so D is the published reference preset ``reference_dfme``

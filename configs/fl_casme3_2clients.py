@@ -4,8 +4,8 @@ Paper setting (SPEC §8): 3 classes (negative / positive / surprise), clients bu
 dealing subjects at random into 2 equal groups, random 70/30 sample split per client,
 10 repeat seeds, mean ± std of per-client UF1/UAR. Needs the licence-gated release:
 
-    fedpsyau federate --config configs/fl_casme3_2clients.py --workdir runs/fl_casme3 \
-        --set data.root=/path/to/CASME3
+    fedpsyau federate --config=configs/fl_casme3_2clients.py --workdir=runs/fl_casme3 \
+        --config.data.root=/path/to/CASME3
 
 (data.root holds ``annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` and
 ``data/part_A/spNO.*``). Tested on ``write_fixture_layout("casme3", ...)`` with tiny

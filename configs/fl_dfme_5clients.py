@@ -6,8 +6,8 @@ sample split per client, 10 repeat seeds. DFME has no AU labels: each client's d
 prior D falls back to the reference preset (``train.fallback_prior``). Needs the
 (non-public) DFME release:
 
-    fedpsyau federate --config configs/fl_dfme_5clients.py --workdir runs/fl_dfme \
-        --set data.root=/path/to/DFME
+    fedpsyau federate --config=configs/fl_dfme_5clients.py --workdir=runs/fl_dfme \
+        --config.data.root=/path/to/DFME
 
 Tested on ``write_fixture_layout("dfme", ...)`` with tiny overrides.
 """

@@ -6,7 +6,7 @@ Protocols: the paper's random 70/30 sample split per client and the stricter
 subject-level 70/30 split; repeat seeds as listed; mean ± std of per-client UF1/UAR.
 All five algorithms share one initialisation per seed and identical step plans.
 
-    fedpsyau federate --config configs/fl_megc2019_by_dataset.py --workdir runs/fl_megc2019
+    fedpsyau federate --config=configs/fl_megc2019_by_dataset.py --workdir=runs/fl_megc2019
 
 Budget (fixed BEFORE running, no test-set selection): the whole experiment had to fit
 in ~40 min of wall time on 2 shared CPU cores, hence few rounds; the evaluated model is

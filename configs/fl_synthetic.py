@@ -1,9 +1,9 @@
 """Federated FED-PsyAU on a small synthetic dataset (fast; the embedded default).
 
 Run:
-    fedpsyau federate --config configs/fl_synthetic.py --workdir runs/fl_synthetic
-    (or: python -m fedpsyau_jax.cli federate --config configs/fl_synthetic.py --workdir ...)
-Overrides: --set fl.rounds=3 --set protocol.seeds="(0, 1, 2)" --set fl.algorithms="('pfedprox',)"
+    fedpsyau federate --config=configs/fl_synthetic.py --workdir=runs/fl_synthetic
+    (or: python -m fedpsyau_jax.cli federate --config=configs/fl_synthetic.py --workdir ...)
+Overrides: --config.fl.rounds=3 --config.protocol.seeds="(0, 1, 2)" --config.fl.algorithms="('pfedprox',)"
 
 6 synthetic subjects × 6 samples, 2 clients of 3 subjects each (equal_subjects),
 random 70/30 split per client, 2 repeat seeds, all five algorithms, 2 rounds × 1

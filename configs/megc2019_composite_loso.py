@@ -1,8 +1,8 @@
 """MEGC2019 composite (SMIC + CASME II + SAMM; 442 samples, 68 subjects, 3 classes), LOSO.
 
-    fedpsyau train --config configs/megc2019_composite_loso.py --workdir runs/megc2019_loso
-    fedpsyau train --config configs/megc2019_composite_loso.py --workdir runs/megc2019_loso_flow \
-        --set model.use_au_branch=false          # flow-stream-only baseline (paper Table 3, I)
+    fedpsyau train --config=configs/megc2019_composite_loso.py --workdir=runs/megc2019_loso
+    fedpsyau train --config=configs/megc2019_composite_loso.py --workdir=runs/megc2019_loso_flow \
+        --config.model.use_au_branch=false          # flow-stream-only baseline (paper Table 3, I)
 
 Data: the released composite (28×28 flows + apex faces) read from the shared data
 folder at run time (``FEDPSYAU_SHARED_DATA``); AU labels from the CASME II / SAMM

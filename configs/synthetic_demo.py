@@ -1,6 +1,6 @@
 """Synthetic demo: LOSO on a small synthetic dataset, end to end in a few minutes on 2 CPU cores.
 
-    fedpsyau train --config configs/synthetic_demo.py --workdir runs/demo
+    fedpsyau train --config=configs/synthetic_demo.py --workdir=runs/demo
 
 6 synthetic subjects × 8 samples (3 classes, AU labels on), leave-one-subject-out
 (6 folds, one at a time: on CPU a vmapped chunk of folds is slower per fold-step, see

@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from fedpsyau_jax.au_groups import AU_ORDER, AU_TO_NODE
+from fedpsyau_jax.network.au_groups import AU_ORDER, AU_TO_NODE
 
 # One AU token: optional side/asymmetry prefix letters, the number, optional
 # intensity letter. A float written as "12.0" is the same AU.

@@ -10,22 +10,15 @@ so that listing names or reading records stays cheap.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from data_pipelines.cache_dirs import CACHE_ENV_VAR, default_cache_dir  # noqa: F401 (re-export)
 from data_pipelines.clip_record import ClipRecord
 from fedpsyau_jax.sample_arrays import MESamples
 
-CACHE_ENV_VAR = "FEDPSYAU_CACHE"
 # Datasets read from a release root through a reader and the video pipeline.
 VIDEO_DATASETS = ("casme2", "samm", "casme3", "dfme", "smic", "ckplus")
 DATASET_NAMES: tuple[str, ...] = ("megc2019_composite", "synthetic", *VIDEO_DATASETS)
-
-
-def default_cache_dir() -> Path:
-    """``$FEDPSYAU_CACHE`` or ``~/.cache/fedpsyau``."""
-    env = os.environ.get(CACHE_ENV_VAR)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fedpsyau"
 
 
 def _check_name(name: str) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 from data_pipelines.au_parse import au_targets
 from data_pipelines.label_maps import MEGC3_CLASSES
 from fedpsyau_jax.atomic_files import save_npz_atomic
-from fedpsyau_jax.keypoints import dlib68_to_65
+from fedpsyau_jax.network.keypoints import dlib68_to_65
 from fedpsyau_jax.sample_arrays import MESamples
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def load_megc2019_composite(root: Path | None = None, cache_dir: Path | None = N
     ``meta["au_sheets_missing"]`` says so). ``cache_dir`` defaults to
     ``$FEDPSYAU_CACHE`` or ``~/.cache/fedpsyau``.
     """
-    from data_pipelines.datasets import default_cache_dir
+    from data_pipelines.cache_dirs import default_cache_dir
     from fedpsyau_jax.shared_data import shared_path
     root = Path(root) if root is not None else shared_path("megc2019_htnet")
     for sub in (FLOW_DIR, FACE_DIR):

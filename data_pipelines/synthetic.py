@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 
 from data_pipelines.optical_flow import flow_features
-from fedpsyau_jax.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
-from fedpsyau_jax.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.network.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
+from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
 from fedpsyau_jax.sample_arrays import MESamples
 
 CROP = 128

@@ -31,7 +31,7 @@ from data_pipelines.sample_errors import (MissingFrameError, MultipleFacesError,
                                           SampleError, UnknownLabelError, UnusableSampleError)
 from data_pipelines.video_io import FrameSource
 from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic  # noqa: F401 (re-exported)
-from fedpsyau_jax.keypoints import dlib68_to_65
+from fedpsyau_jax.network.keypoints import dlib68_to_65
 from fedpsyau_jax.sample_arrays import MESamples
 
 log = logging.getLogger(__name__)

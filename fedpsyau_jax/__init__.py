@@ -1,11 +1,27 @@
 """fedpsyau-jax: FED-PsyAU micro-expression recognition in pure JAX/Flax.
 
-Top-level API: ``FedPsyAU`` (the network of SPEC §4), ``MESamples`` (dataset arrays),
-priors, losses and metrics. Training, protocols and federated algorithms live in
-their own modules (``fedpsyau_jax.train_state``, ``...protocols``, ``...federated``).
-"""
-from fedpsyau_jax.model import FedPsyAU, count_params, example_batch, init_variables
-from fedpsyau_jax.sample_arrays import MESamples
+The folders follow the flow of the method:
 
-__all__ = ["FedPsyAU", "MESamples", "count_params", "example_batch", "init_variables"]
-__version__ = "0.1.0"
+- ``network/``    the model of SPEC §4 and its ops (keypoints, AU groups, ROI patches,
+                  priors, DPK-GAT, dropout and max-pool kernels)
+- ``training/``   losses, metrics, train state and steps, batch plans, augmentation,
+                  protocols, fold-vmapped training, checkpoints, run logs, plots
+- ``federated/``  the algorithms' math (one implementation), the stacked simulator and
+                  the Flower deployment driver
+- ``cli/``        the ``fedpsyau`` command, one module per verb
+- ``api``         train / evaluate / predict from Python (what the CLI calls)
+
+Top-level names: the network (``FedPsyAU``, ``init_variables``, ``example_batch``),
+data (``MESamples``), training (``create_train_state``, ``make_train_step``,
+``make_optimizer``), configs (``load_config``) and ``api``. Nothing imported here
+pulls in OpenCV or dlib (only the data pipeline and the predict/preprocess verbs do).
+"""
+from fedpsyau_jax import api
+from fedpsyau_jax.config_loading import load_config
+from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch, init_variables
+from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
+
+__all__ = ["FedPsyAU", "MESamples", "api", "count_params", "create_train_state", "example_batch",
+           "init_variables", "load_config", "make_optimizer", "make_train_step"]
+__version__ = "0.2.0"

@@ -27,13 +27,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from fedpsyau_jax import protocols
-from fedpsyau_jax.checkpoints import CheckpointError, read_metadata, restore_checkpoint
-from fedpsyau_jax.fold_training import (MODEL_CHECKPOINT, RunHooks, get_programs,
+from fedpsyau_jax.training import protocols
+from fedpsyau_jax.training.checkpoints import CheckpointError, read_metadata, restore_checkpoint
+from fedpsyau_jax.training.fold_training import (MODEL_CHECKPOINT, RunHooks, get_programs,
                                         TrainSettings, fold_dir, load_fold_predictions, run_folds,
                                         settings_fingerprint)
-from fedpsyau_jax.model import FedPsyAU
-from fedpsyau_jax.run_logging import JsonlLog, read_jsonl
+from fedpsyau_jax.network.model import FedPsyAU
+from fedpsyau_jax.training.run_logging import JsonlLog, read_jsonl
 from fedpsyau_jax.sample_arrays import MESamples
 
 FINAL_MODEL = "final_model"
@@ -93,7 +93,7 @@ def _load_pretrained(path) -> tuple[dict, dict]:
 
 
 def _abstract_variables(model: FedPsyAU) -> dict:
-    from fedpsyau_jax.model import init_variables
+    from fedpsyau_jax.network.model import init_variables
     v = jax.eval_shape(lambda k: init_variables(model, k), jax.random.PRNGKey(0))
     return {"params": v["params"], "batch_stats": v.get("batch_stats", {}), "priors": v["priors"]}
 
@@ -107,7 +107,7 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     per-dataset/per-fold scores, file locations, timings.
     """
     from fedpsyau_jax.atomic_files import write_json_atomic
-    from fedpsyau_jax.batching import device_data
+    from fedpsyau_jax.training.batching import device_data
 
     t_start = time.perf_counter()
     workdir = Path(workdir)
@@ -192,7 +192,7 @@ def _export_final_model(workdir: Path, fold) -> None:
 
 def _summarise(workdir: Path, samples: MESamples, eval_folds, results, cfg, wall: float) -> dict:
     from fedpsyau_jax.atomic_files import write_json_atomic
-    from fedpsyau_jax.plots import plot_confusion, plot_learning_curves
+    from fedpsyau_jax.training.plots import plot_confusion, plot_learning_curves
 
     summary = {"workdir": str(workdir), "dataset": cfg.data.name, "protocol": cfg.protocol.kind,
                "folds": len(eval_folds), "samples": len(samples), "epochs": int(cfg.train.epochs),
@@ -266,9 +266,9 @@ def evaluate(workdir, verbose: bool = True) -> dict:
 
     Also checks the stored predictions: ``summary["matches_stored_predictions"]``.
     """
-    from fedpsyau_jax.batching import device_data, eval_plan, stack_plans
-    from fedpsyau_jax.fold_training import chunk_folds, eval_steps
-    from fedpsyau_jax.train_state import TrainState
+    from fedpsyau_jax.training.batching import device_data, eval_plan, stack_plans
+    from fedpsyau_jax.training.fold_training import chunk_folds, eval_steps
+    from fedpsyau_jax.training.train_state import TrainState
 
     workdir = Path(workdir)
     cfg_path = workdir / "config.json"
@@ -355,14 +355,14 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
     TV-L1 flow, landmarks -> model). Without onset/apex the first frame is the onset
     and the apex is the frame of largest flow from it (``video_to_sample``)."""
     from data_pipelines.video_pipeline import video_to_sample
-    from fedpsyau_jax.au_groups import AU_ORDER
+    from fedpsyau_jax.network.au_groups import AU_ORDER
 
     model, v, meta = load_model(checkpoint)
     sample = video_to_sample(video, onset=onset, apex=apex)
     batch = {k: np.asarray(sample[k])[None] for k in ("flow128", "flow28", "landmarks")}
     cfg = meta.get("config", {})
     epochs = int(cfg.get("train", {}).get("epochs", 1))
-    from fedpsyau_jax.priors import beta_schedule
+    from fedpsyau_jax.network.priors import beta_schedule
     beta = float(beta_schedule(cfg.get("train", {}).get("beta_schedule", "reference"), epochs,
                                float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}

@@ -4,13 +4,16 @@
 
 Overrides are ``dotted.key=value`` strings. The value is converted to the type of the
 existing entry (bool accepts true/false/1/0/yes/no; int/float parse; tuples and lists
-parse as Python literals); a key that is absent, or holds None, takes the Python
-literal if the text is one, else the string. Unknown keys under an existing
-ConfigDict are allowed (new options), but the parent must exist.
+parse as Python literals); a key that holds None takes the Python literal if the text
+is one, else the string. An unknown key is an error that suggests the nearest existing
+one (``config_flags`` semantics); only ``data.kwargs`` (loader keyword arguments)
+accepts new keys. On the command line the same overrides are spelled
+``--config.train.epochs=30`` (or ``--set train.epochs=30``).
 """
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import importlib.util
 from pathlib import Path
@@ -18,11 +21,13 @@ from typing import Iterable
 
 import ml_collections
 
+from fedpsyau_jax.errors import UserError
+
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config file or override is invalid (the message names the file or key)."""
 
 
@@ -64,29 +69,100 @@ def convert_value(text: str, current, key: str = "?"):
     return _literal(text)
 
 
+# Sections whose keys are free-form (passed on as keyword arguments): a new key there
+# is a new argument, not a typo.
+OPEN_SECTIONS = ("data.kwargs",)
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _all_keys(node: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+    out = []
+    for k in node.keys():
+        out.append(prefix + k)
+        if isinstance(node[k], ml_collections.ConfigDict):
+            out.extend(_all_keys(node[k], prefix + k + "."))
+    return out
+
+
 def apply_override(cfg: ml_collections.ConfigDict, override: str) -> None:
-    """Apply one ``a.b.c=value`` override to ``cfg`` in place."""
+    """Apply one ``a.b.c=value`` override to ``cfg`` in place.
+
+    Strict, like ml_collections' ``config_flags``: the key must exist (except under
+    ``OPEN_SECTIONS``) and the value must convert to the entry's type; otherwise a
+    ``ConfigError`` names the key and suggests the nearest existing one.
+    """
     if "=" not in override:
-        raise ConfigError(f"override {override!r} must look like key.sub=value")
+        raise ConfigError(f"override {override!r}: must look like key.sub=value")
     key, text = override.split("=", 1)
     key = key.strip()
     parts = key.split(".")
     node = cfg
     for i, p in enumerate(parts[:-1]):
         if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
-            raise ConfigError(f"override {key}: {'.'.join(parts[:i + 1])!r} is not a section of the config")
+            here = ".".join(parts[:i + 1])
+            raise ConfigError(f"override {key}: {here!r} is not a section of the config"
+                              f"{_suggest(here, _all_keys(cfg))}")
         node = node[p]
     leaf = parts[-1]
+    section = ".".join(parts[:-1])
+    if leaf not in node and section not in OPEN_SECTIONS:
+        raise ConfigError(f"override {key}: no such key in the config"
+                          f"{_suggest(key, _all_keys(cfg))}")
+    if leaf in node and isinstance(node[leaf], ml_collections.ConfigDict):
+        raise ConfigError(f"override {key}: is a section, not a value (set one of its keys, "
+                          f"e.g. {key}.{next(iter(node[leaf].keys()), 'x')}=...)")
     current = node[leaf] if leaf in node else None
     value = convert_value(text, current, key)
     try:
         with node.unlocked():
-            if leaf in node and current is None:
-                # A None field is typed "anything" only after replacing it wholesale.
+            if leaf in node and current is None and not _typed_none(node, leaf):
+                # An untyped None field takes anything only after replacing it wholesale.
                 del node[leaf]
             node[leaf] = value
-    except (TypeError, KeyError) as e:
+    except (TypeError, KeyError, ValueError) as e:
         raise ConfigError(f"override {key}={text!r}: {e}") from e
+
+
+def _typed_none(node: ml_collections.ConfigDict, leaf: str) -> bool:
+    """True for a ``FieldReference(None, field_type=T)`` (keeps its type T)."""
+    field = node._fields.get(leaf)  # no public accessor tells a typed None from a plain one
+    return isinstance(field, ml_collections.FieldReference) and field.get_type() is not type(None)
+
+
+def split_config_flags(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
+    """Separate ``--config=FILE`` / ``--config FILE`` and ``--config.a.b=v`` /
+    ``--config.a.b v`` (ml_collections ``config_flags`` spelling) from other arguments.
+
+    Returns (remaining argv, config file or None, overrides as "a.b=v").
+    """
+    rest, overrides, path = [], [], None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--config" or a.startswith("--config="):
+            if "=" in a:
+                path = a.split("=", 1)[1]
+            else:
+                if i + 1 >= len(argv):
+                    raise ConfigError("--config: expected a config file")
+                path, i = argv[i + 1], i + 1
+        elif a.startswith("--config."):
+            body = a[len("--config."):]
+            if "=" in body:
+                overrides.append(body)
+            else:
+                if i + 1 >= len(argv):
+                    raise ConfigError(f"--config.{body}: expected a value")
+                overrides.append(f"{body}={argv[i + 1]}")
+                i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return rest, path, overrides
 
 
 def load_config(path, overrides: Iterable[str] = ()) -> ml_collections.ConfigDict:

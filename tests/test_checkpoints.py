@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from fedpsyau_jax.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
+from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
                                       restore_checkpoint, save_checkpoint)
 from fedpsyau_jax.config_loading import ConfigError, load_config
 
@@ -85,6 +85,11 @@ def test_load_config_overrides(tmp_path):
         load_config(p, ["train.epochs=abc"])
     with pytest.raises(ConfigError, match="nosuch"):
         load_config(p, ["nosuch.x=1"])
+    # Strict keys (config_flags semantics): a typo names the key and the nearest one.
+    with pytest.raises(ConfigError, match=r"train\.epoch\b.*did you mean 'train\.epochs'"):
+        load_config(p, ["train.epoch=1"])
+    with pytest.raises(ConfigError, match="is a section"):
+        load_config(p, ["train=1"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.py")
     bad = tmp_path / "bad.py"

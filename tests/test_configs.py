@@ -23,7 +23,7 @@ def test_config_loads_and_documents_its_command(name):
     assert cfg.train.epochs >= 1 and cfg.train.learning_rate > 0
     api.settings_from_config(cfg)                       # every training field is present
     doc = path.read_text().split('"""')[1]
-    assert f"fedpsyau train --config configs/{name}.py --workdir runs/" in doc
+    assert f"fedpsyau train --config=configs/{name}.py --workdir=runs/" in doc
 
 
 def test_dfme_config_is_subject_10fold_seed1_with_reference_prior():

@@ -13,7 +13,7 @@ from fedpsyau_jax.federated.client_stack import broadcast_state, group_ids
 from fedpsyau_jax.federated.partitions import partition_clients
 from fedpsyau_jax.federated.server_round import make_communicate
 from fedpsyau_jax.federated.splits import client_split
-from fedpsyau_jax.train_state import TrainState
+from fedpsyau_jax.training.train_state import TrainState
 
 
 def _tree(rng, c):

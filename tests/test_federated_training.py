@@ -17,15 +17,15 @@ import optax
 import pytest
 
 from data_pipelines.synthetic import make_synthetic
-from fedpsyau_jax.batching import device_data, gather_batch
+from fedpsyau_jax.training.batching import device_data, gather_batch
 from fedpsyau_jax.federated import make_algorithm
 from fedpsyau_jax.federated.client_stack import take_clients
 from fedpsyau_jax.federated.local_training import make_local_trainer
 from fedpsyau_jax.federated.partitions import partition_clients
 from fedpsyau_jax.federated.runner import (TrainSettings, init_row_states, plan_rows, round_plans,
                                            run_federation)
-from fedpsyau_jax.model import FedPsyAU
-from fedpsyau_jax.train_state import make_train_step
+from fedpsyau_jax.network.model import FedPsyAU
+from fedpsyau_jax.training.train_state import make_train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = TrainSettings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8,
@@ -89,7 +89,7 @@ def test_fedavg_with_one_client_equals_local_training(env):
     # the same plans run through a plain jitted train step, no federation machinery
     state = jax.tree.map(lambda x: x[0], init_row_states(env["model"], env["tx"], rows, env["trainer"]))
     step = jax.jit(make_train_step(env["model"], env["tx"]))
-    from fedpsyau_jax.priors import beta_schedule
+    from fedpsyau_jax.network.priors import beta_schedule
     betas = beta_schedule(settings.beta_schedule, 2, settings.beta0)
     losses = []
     for rnd in range(2):
@@ -107,13 +107,13 @@ def test_fedavg_with_one_client_equals_local_training(env):
                                  betas[-1])[0]
     n = len(rows.test_idx[0])
     pred = np.asarray(ev).reshape(-1)[:n]
-    from fedpsyau_jax.metrics import classification_scores
+    from fedpsyau_jax.training.metrics import classification_scores
     assert res["deployed"][0]["uf1"] == pytest.approx(
         classification_scores(env["samples"].label[rows.test_idx[0]], pred, 3)["uf1"])
 
 
 def _eval_plan(test_idx):
-    from fedpsyau_jax.batching import eval_plan
+    from fedpsyau_jax.training.batching import eval_plan
     return eval_plan(test_idx, 8)
 
 
@@ -164,11 +164,11 @@ def test_sharded_clients_equal_unsharded():
         import jax, jax.numpy as jnp, numpy as np
         assert len(jax.devices()) == 4, jax.devices()
         from data_pipelines.synthetic import make_synthetic
-        from fedpsyau_jax.batching import device_data
+        from fedpsyau_jax.training.batching import device_data
         from fedpsyau_jax.federated.local_training import make_local_trainer, client_mesh, shard_clients, replicate
         from fedpsyau_jax.federated.partitions import partition_clients
         from fedpsyau_jax.federated.runner import TrainSettings, init_row_states, plan_rows, round_plans
-        from fedpsyau_jax.model import FedPsyAU
+        from fedpsyau_jax.network.model import FedPsyAU
         s = make_synthetic(num_subjects=4, samples_per_subject=4, seed=2)
         import optax
         model, tx = FedPsyAU(3, use_au_branch=False), optax.sgd(0.05, momentum=0.9)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from fedpsyau_jax import api
-from fedpsyau_jax.checkpoints import CheckpointError
+from fedpsyau_jax.training.checkpoints import CheckpointError
 from fedpsyau_jax.config_loading import base_config
-from fedpsyau_jax.fold_training import PREDICTIONS_FILE, RunHooks
-from fedpsyau_jax.priors import beta_schedule
-from fedpsyau_jax.run_logging import read_jsonl
+from fedpsyau_jax.training.fold_training import PREDICTIONS_FILE, RunHooks
+from fedpsyau_jax.network.priors import beta_schedule
+from fedpsyau_jax.training.run_logging import read_jsonl
 
 
 def tiny_config(fold_chunk=1, seed=0):

@@ -5,8 +5,8 @@ import jraph
 import numpy as np
 import pytest
 
-from fedpsyau_jax.gat import DPKGATLayer, PriorGraph
-from fedpsyau_jax.priors import A_GLOB, A_UP, reference_prior, split_prior
+from fedpsyau_jax.network.gat import DPKGATLayer, PriorGraph
+from fedpsyau_jax.network.priors import A_GLOB, A_UP, reference_prior, split_prior
 
 
 @pytest.fixture(scope="module")

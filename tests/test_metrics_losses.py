@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fedpsyau_jax.losses import fedpsyau_loss, masked_au_bce, proximal_term
-from fedpsyau_jax.metrics import classification_scores, confusion_matrix
+from fedpsyau_jax.training.losses import fedpsyau_loss, masked_au_bce, proximal_term
+from fedpsyau_jax.training.metrics import classification_scores, confusion_matrix
 
 
 def test_confusion_and_scores_hand_computed():

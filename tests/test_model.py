@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fedpsyau_jax import FedPsyAU, count_params, example_batch
-from fedpsyau_jax.model import init_variables
-from fedpsyau_jax.roi_patches import cut_patches
-from fedpsyau_jax.train_state import create_train_state, make_loss_fn, make_optimizer
+from fedpsyau_jax.network.model import init_variables
+from fedpsyau_jax.network.roi_patches import cut_patches
+from fedpsyau_jax.training.train_state import create_train_state, make_loss_fn, make_optimizer
 
 
 @pytest.mark.parametrize("classes", [3, 7])

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from fedpsyau_jax import protocols
-from fedpsyau_jax.fold_training import TrainSettings, chunk_folds, fold_epoch_plan, steps_per_epoch
-from fedpsyau_jax.priors import cooccurrence_prior, reference_prior
+from fedpsyau_jax.training import protocols
+from fedpsyau_jax.training.fold_training import TrainSettings, chunk_folds, fold_epoch_plan, steps_per_epoch
+from fedpsyau_jax.network.priors import cooccurrence_prior, reference_prior
 
 
 def _subjects():

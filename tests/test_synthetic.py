@@ -6,8 +6,8 @@ import pytest
 
 from data_pipelines.optical_flow import optical_strain
 from data_pipelines.synthetic import AU_BASIS, CLASS_NAMES_3, CLASS_NAMES_7, TEMPLATE_65, make_synthetic
-from fedpsyau_jax.au_groups import AU_TO_NODE
-from fedpsyau_jax.keypoints import REGION_SLICES
+from fedpsyau_jax.network.au_groups import AU_TO_NODE
+from fedpsyau_jax.network.keypoints import REGION_SLICES
 from fedpsyau_jax.sample_arrays import MESamples
 
 

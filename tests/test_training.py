@@ -11,9 +11,9 @@ import pytest
 
 from fedpsyau_jax import api
 from fedpsyau_jax.config_loading import load_config
-from fedpsyau_jax.fold_training import load_pretrained
-from fedpsyau_jax.run_logging import read_jsonl
-from fedpsyau_jax.train_state import TrainState
+from fedpsyau_jax.training.fold_training import load_pretrained
+from fedpsyau_jax.training.run_logging import read_jsonl
+from fedpsyau_jax.training.train_state import TrainState
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "tests" / "fixtures" / "faces" / "single_face.mp4"

@@ -26,8 +26,8 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fedpsyau_jax.au_groups import NUM_AUS
-from fedpsyau_jax.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.network.au_groups import NUM_AUS
+from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
 from fedpsyau_jax.sample_arrays import MESamples
 
 SPLIT = "train"   # one split: protocols (LOSO, federated clients) split by subject later

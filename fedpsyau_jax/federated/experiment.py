@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedpsyau_jax.config_loading import ConfigError
 from fedpsyau_jax.federated.runner import TrainSettings
 
 RESULT_FILE = "result.json"
@@ -41,7 +42,7 @@ def load_samples(cfg):
     root = Path(d.root).expanduser() if d.get("root") else None
     cache = Path(d.cache_dir).expanduser() if d.get("cache_dir") else None
     if d.name not in ("synthetic", "megc2019_composite") and root is None:
-        raise ValueError(f"config {cfg.get('config_file', '?')}: dataset {d.name!r} needs "
+        raise ConfigError(f"config {cfg.get('config_file', '?')}: dataset {d.name!r} needs "
                          "data.root (e.g. --set data.root=/path/to/release)")
     return load_dataset(d.name, root=root, cache_dir=cache, **kw)
 
@@ -70,14 +71,14 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     import jax
 
     from fedpsyau_jax.atomic_files import write_json_atomic
-    from fedpsyau_jax.batching import device_data
+    from fedpsyau_jax.training.batching import device_data
     from fedpsyau_jax.federated.algorithms import make_algorithm
     from fedpsyau_jax.federated.local_training import make_local_trainer
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
     from fedpsyau_jax.federated.runner import plan_rows, run_federation
-    from fedpsyau_jax.model import FedPsyAU
-    from fedpsyau_jax.train_state import make_optimizer
+    from fedpsyau_jax.network.model import FedPsyAU
+    from fedpsyau_jax.training.train_state import make_optimizer
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

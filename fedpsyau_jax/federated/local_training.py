@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from fedpsyau_jax.batching import gather_batch
-from fedpsyau_jax.losses import DEFAULT_ALPHA, proximal_term
-from fedpsyau_jax.train_state import create_train_state, make_eval_step, make_train_step
+from fedpsyau_jax.training.batching import gather_batch
+from fedpsyau_jax.training.losses import DEFAULT_ALPHA, proximal_term
+from fedpsyau_jax.training.train_state import create_train_state, make_eval_step, make_train_step
 
 
 def _prox_penalty(params, aux):

@@ -12,7 +12,7 @@ evaluated twice on its own test split:
 Both are fixed before training (no test-based selection; no per-round test metric).
 
 Resumable: the stacked states are checkpointed every ``checkpoint_every`` rounds with
-``fedpsyau_jax.checkpoints``; step plans and dropout keys derive from (seed, client,
+``fedpsyau_jax.training.checkpoints``; step plans and dropout keys derive from (seed, client,
 round), so a resumed run reproduces an uninterrupted one.
 """
 from __future__ import annotations
@@ -29,16 +29,16 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from fedpsyau_jax.batching import epoch_plan, eval_plan
-from fedpsyau_jax.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
+from fedpsyau_jax.training.batching import epoch_plan, eval_plan
+from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
 from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.client_stack import group_ids, stack_states
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.server_round import make_communicate, make_init
 from fedpsyau_jax.federated.splits import client_split
-from fedpsyau_jax.metrics import classification_scores
-from fedpsyau_jax.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
-from fedpsyau_jax.train_state import create_train_state
+from fedpsyau_jax.training.metrics import classification_scores
+from fedpsyau_jax.network.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
+from fedpsyau_jax.training.train_state import create_train_state
 
 
 @dataclasses.dataclass(frozen=True)

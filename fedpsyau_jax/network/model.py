@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedpsyau_jax.au_groups import GROUPS, NUM_AUS
-from fedpsyau_jax.gat import DPKGAT, PriorGraph
-from fedpsyau_jax.hash_dropout import HashDropout
-from fedpsyau_jax.keypoints import NUM_KEYPOINTS
-from fedpsyau_jax.max_pool import max_pool_3x3_same, max_pool_non_overlapping
-from fedpsyau_jax.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, reference_prior
-from fedpsyau_jax.roi_patches import PATCH, cut_patches_batch
+from fedpsyau_jax.network.au_groups import GROUPS, NUM_AUS
+from fedpsyau_jax.network.gat import DPKGAT, PriorGraph
+from fedpsyau_jax.network.hash_dropout import HashDropout
+from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.network.max_pool import max_pool_3x3_same, max_pool_non_overlapping
+from fedpsyau_jax.network.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, reference_prior
+from fedpsyau_jax.network.roi_patches import PATCH, cut_patches_batch
 
 TOKEN_DIM = PATCH * PATCH * 3  # 75
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
-from fedpsyau_jax.hash_dropout import HashDropout
+from fedpsyau_jax.network.hash_dropout import HashDropout
 
 
 @dataclasses.dataclass(frozen=True)

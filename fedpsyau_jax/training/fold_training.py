@@ -42,13 +42,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedpsyau_jax.batching import epoch_plan, eval_plan, gather_batch, stack_plans
-from fedpsyau_jax.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
+from fedpsyau_jax.training.batching import epoch_plan, eval_plan, gather_batch, stack_plans
+from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
                                       read_metadata, restore_checkpoint, save_checkpoint)
-from fedpsyau_jax.model import FedPsyAU
-from fedpsyau_jax.priors import beta_schedule
-from fedpsyau_jax.protocols import Fold
-from fedpsyau_jax.train_state import (TrainState, create_train_state, make_eval_step,
+from fedpsyau_jax.network.model import FedPsyAU
+from fedpsyau_jax.network.priors import beta_schedule
+from fedpsyau_jax.training.protocols import Fold
+from fedpsyau_jax.training.train_state import (TrainState, create_train_state, make_eval_step,
                                       make_optimizer, make_train_step)
 
 # Top-level param modules of the AU branch (LFE, SSE, GSE/AFE, DPK-GAT, AU heads):
@@ -290,7 +290,7 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
     Predictions per fold: test_idx (n,), prob (n, C), pred (n,), and for the full model
     au_prob_gat / au_prob_afe (n, 12).
     """
-    from fedpsyau_jax.run_logging import progress
+    from fedpsyau_jax.training.run_logging import progress
     from fedpsyau_jax.atomic_files import save_npz_atomic
 
     s = programs.settings

@@ -20,8 +20,8 @@ import dataclasses
 
 import numpy as np
 
-from fedpsyau_jax.metrics import classification_scores
-from fedpsyau_jax.priors import PRIOR_PRESETS, cooccurrence_prior
+from fedpsyau_jax.training.metrics import classification_scores
+from fedpsyau_jax.network.priors import PRIOR_PRESETS, cooccurrence_prior
 
 PROTOCOLS = ("loso", "kfold", "all")
 PRIOR_SOURCES = ("fold_train", *PRIOR_PRESETS)

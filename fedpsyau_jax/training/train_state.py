@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fedpsyau_jax.losses import DEFAULT_ALPHA, fedpsyau_loss
-from fedpsyau_jax.model import FedPsyAU, init_variables
+from fedpsyau_jax.training.losses import DEFAULT_ALPHA, fedpsyau_loss
+from fedpsyau_jax.network.model import FedPsyAU, init_variables
 
 
 @flax.struct.dataclass

@@ -1,18 +1,18 @@
-"""``fedpsyau train --config configs/x.py --workdir DIR [--set key=value ...]``.
+"""``fedpsyau train --config=configs/x.py --config.train.epochs=30 --workdir=DIR``.
 
 Runs the config's protocol (LOSO / k-fold) in DIR, resuming a partial run there,
-and prints pooled UF1/UAR and where the plots, metrics and final model are.
+and prints pooled UF1/UAR and where the plots, metrics and final model are. The
+config and its overrides are checked before anything is written.
 """
 from __future__ import annotations
 
 import argparse
 
+USES_CONFIG = True
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="config file with get_config() (configs/*.py)")
     p.add_argument("--workdir", required=True, help="run directory (created; a partial run there resumes)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config entry, e.g. --set train.epochs=5 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -1,0 +1,85 @@
+"""``fedpsyau`` command line: one verb per module, imported only when used.
+
+Verbs: train, evaluate, predict, federate, data (summary), preprocess.
+Each verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``; a verb
+that reads an experiment config sets ``USES_CONFIG = True`` and then accepts the
+ml_collections spelling ``--config=configs/x.py --config.train.epochs=30`` (and the
+alias ``--set train.epochs=30``), checked strictly before anything runs.
+
+Anticipated errors (``fedpsyau_jax.errors.UserError``: bad path, file, config,
+override, name, checkpoint) print one line ``fedpsyau <verb>: error: <message>`` and
+exit with code 2; ``--debug`` shows the traceback instead. Other exceptions are bugs
+and keep their traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module, one-line help). Modules are imported lazily so that e.g. the data
+# verbs work without compiling anything and `fedpsyau --help` is instant.
+VERBS: dict[str, tuple[str, str]] = {
+    "train": ("fedpsyau_jax.cli.train", "train with a config (LOSO / k-fold protocols)"),
+    "evaluate": ("fedpsyau_jax.cli.evaluate", "evaluate saved checkpoints of a run"),
+    "predict": ("fedpsyau_jax.cli.predict", "predict emotion and AUs of a video clip"),
+    "federate": ("fedpsyau_jax.cli.federate", "federated training with a config"),
+    "data": ("fedpsyau_jax.cli.data", "dataset tools (summary)"),
+    "preprocess": ("fedpsyau_jax.cli.preprocess", "video/frames -> cached model inputs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fedpsyau", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (_, help_) in VERBS.items():
+        sub.add_parser(verb, help=help_, add_help=False)
+    return p
+
+
+def _add_config_arguments(vp: argparse.ArgumentParser) -> None:
+    vp.add_argument("--config", required=True, metavar="FILE",
+                    help="config file with get_config() (configs/*.py); override entries "
+                         "with --config.section.key=value (repeatable)")
+    vp.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="alias of --config.KEY=VALUE (same strict checking)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
+        parser = build_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.error(f"unknown verb {argv[0]!r}; choose from {', '.join(VERBS)}")
+        parser.print_help()
+        return 0 if argv else 2
+    verb, rest = argv[0], argv[1:]
+    debug = "--debug" in rest
+    rest = [a for a in rest if a != "--debug"]
+    module = importlib.import_module(VERBS[verb][0])
+    vp = argparse.ArgumentParser(prog=f"fedpsyau {verb}", description=VERBS[verb][1])
+    vp.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    uses_config = getattr(module, "USES_CONFIG", False)
+    if uses_config:
+        _add_config_arguments(vp)
+    module.add_arguments(vp)
+    from fedpsyau_jax.errors import UserError
+    try:
+        if uses_config:
+            from fedpsyau_jax.config_loading import split_config_flags
+            rest, path, overrides = split_config_flags(rest)
+            if path is not None:
+                rest = ["--config", path, *rest]
+        args = vp.parse_args(rest)
+        if uses_config:
+            args.overrides = overrides + list(args.set_overrides)
+        return int(module.run(args) or 0)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"fedpsyau {verb}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
