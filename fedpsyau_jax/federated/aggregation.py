@@ -37,10 +37,39 @@ def weighted_mean(tree: Any, weights: jax.Array, groups: jax.Array, num_groups: 
 
 
 def fedavg_params(upload: ClientUpload, groups: jax.Array, num_groups: int) -> tuple[Any, Any]:
-    """FedAvg (SPEC §8): W = Σ n_i W_i / Σ n per group, for params and BN statistics."""
+    """FedAvg (SPEC §8): W = Σ n_i W_i / Σ n per group, for params and BN statistics
+    (whatever of them the upload carries; ``None`` parts stay ``None``)."""
     n = upload.num_samples
     return (weighted_mean(upload.params, n, groups, num_groups),
             weighted_mean(upload.batch_stats, n, groups, num_groups))
+
+
+def pfedprox_totals(params: Any, num_samples: jax.Array, groups: jax.Array,
+                    num_groups: int) -> dict:
+    """Server half of P-FedProx (SPEC §8, deployment form): per group only the weighted
+    sum S_g = Σ_{j in g} n_j Ŵ_j and N_g = Σ_{j in g} n_j, gathered back to rows —
+    exactly what FedAvg computes (and all that secure aggregation reveals)."""
+    n = num_samples.astype(jnp.float32)
+    return {"sum": group_totals(params, n, groups, num_groups),
+            "count": jax.ops.segment_sum(n, groups, num_segments=num_groups)[groups]}
+
+
+def pfedprox_combine(params: Any, num_samples: jax.Array, totals: dict,
+                     theta: float | jax.Array) -> Any:
+    """Client half of P-FedProx: W_i = θ·Ŵ_i + (1−θ)·(S − n_i Ŵ_i)/(N − n_i), from the
+    client's own Ŵ_i, n_i and the server's (S, N) (rows: leaves (C, …)). A client alone
+    in its group has no one to mix with and keeps Ŵ_i."""
+    n = num_samples.astype(jnp.float32)
+    theta = jnp.asarray(theta, jnp.float32)
+    n_others = totals["count"].astype(jnp.float32) - n
+    alone = n_others <= 0
+
+    def leaf(w, s):
+        others = (s - _bshape(n, w) * w) / _bshape(jnp.where(alone, 1.0, n_others), w)
+        mixed = theta.astype(w.dtype) * w + (1 - theta).astype(w.dtype) * others
+        return jnp.where(_bshape(alone, w) > 0, w, mixed)
+
+    return jax.tree.map(leaf, params, totals["sum"])
 
 
 def pfedprox_mix(params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int,
@@ -50,22 +79,12 @@ def pfedprox_mix(params: Any, num_samples: jax.Array, groups: jax.Array, num_gro
         W_i = θ·Ŵ_i + Σ_{j≠i, j in g(i)} ω_j Ŵ_j,   ω_j = (1−θ)·n_j / Σ_{k≠i, k in g(i)} n_k.
 
     Computed as θ·Ŵ_i + (1−θ)·(S_g − n_i Ŵ_i)/(N_g − n_i) with S_g = Σ_{j in g} n_j Ŵ_j:
-    one segment sum per leaf instead of a C×C mixing matrix. A client alone in its
-    group has no one to mix with and keeps Ŵ_i.
+    one segment sum per leaf instead of a C×C mixing matrix. The two halves are
+    ``pfedprox_totals`` (server) and ``pfedprox_combine`` (client); the Flower driver
+    runs them on different machines.
     """
-    n = num_samples.astype(jnp.float32)
-    theta = jnp.asarray(theta, jnp.float32)
-    n_group = jax.ops.segment_sum(n, groups, num_segments=num_groups)[groups]
-    n_others = n_group - n
-    alone = n_others <= 0
-    totals = group_totals(params, n, groups, num_groups)
-
-    def leaf(w, s):
-        others = (s - _bshape(n, w) * w) / _bshape(jnp.where(alone, 1.0, n_others), w)
-        mixed = theta.astype(w.dtype) * w + (1 - theta).astype(w.dtype) * others
-        return jnp.where(_bshape(alone, w) > 0, w, mixed)
-
-    return jax.tree.map(leaf, params, totals)
+    return pfedprox_combine(params, num_samples,
+                            pfedprox_totals(params, num_samples, groups, num_groups), theta)
 
 
 def mixing_matrix(num_samples, theta: float) -> jax.Array:

@@ -76,18 +76,31 @@ class RowPlan:
     num_samples: np.ndarray                 # (C,) float32 training samples (FedAvg weights)
     priors: np.ndarray                      # (C, 12, 12) float32
     groups: np.ndarray                      # (C,) int32 seed index of each row
+    client_ids: tuple[int, ...] = ()        # per client: its index in the seeds of splits,
+                                            # plans and dropout keys (default 0..K-1)
 
     @property
     def num_rows(self) -> int:
         return len(self.train_idx)
 
+    def client_id(self, row: int) -> int:
+        """Index of row ``row``'s client in every seed derivation (split, plans, keys)."""
+        k = row % len(self.client_names)
+        return self.client_ids[k] if self.client_ids else k
+
 
 def plan_rows(samples, clients: list[tuple[str, np.ndarray]], seeds, split: str,
-              settings: TrainSettings) -> RowPlan:
+              settings: TrainSettings, client_ids=None) -> RowPlan:
+    """Rows of ``clients`` × ``seeds``. ``client_ids``: each client's index in the seed
+    derivations (default its position): a Flower site that holds only its own data
+    passes its partition id, and gets exactly the simulator's split, plans and keys."""
+    ids = tuple(range(len(clients))) if client_ids is None else tuple(int(c) for c in client_ids)
+    if len(ids) != len(clients):
+        raise ValueError(f"plan_rows: {len(clients)} clients but {len(ids)} client_ids")
     train, test, priors = [], [], []
     for s in seeds:
         for k, (_, idx) in enumerate(clients):
-            tr, te = client_split(idx, samples.subject, split, int(s), k, settings.train_fraction)
+            tr, te = client_split(idx, samples.subject, split, int(s), ids[k], settings.train_fraction)
             train.append(tr)
             test.append(te)
             priors.append(_client_prior(samples, tr, settings))
@@ -95,7 +108,7 @@ def plan_rows(samples, clients: list[tuple[str, np.ndarray]], seeds, split: str,
                    train_idx=tuple(train), test_idx=tuple(test),
                    num_samples=np.array([len(t) for t in train], np.float32),
                    priors=np.stack(priors).astype(np.float32),
-                   groups=group_ids(len(seeds), len(clients)))
+                   groups=group_ids(len(seeds), len(clients)), client_ids=ids)
 
 
 def _client_prior(samples, train_idx, settings: TrainSettings) -> np.ndarray:
@@ -119,7 +132,7 @@ def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSett
     b, le = settings.batch_size, settings.local_epochs
     per_row = []
     for r, tr in enumerate(rows.train_idx):
-        seed, client = rows.seeds[rows.groups[r]], r % len(rows.client_names)
+        seed, client = rows.seeds[rows.groups[r]], rows.client_id(r)
         rng = np.random.default_rng([seed, client, rnd, 7])
         per_row.append([epoch_plan(rng, tr, b, labels, settings.oversample) for _ in range(le)])
     s_max = max(p[0].shape[0] for plans in per_row for p in plans)
@@ -130,6 +143,14 @@ def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSett
             idx[r, e * s_max:e * s_max + len(i)] = i
             mask[r, e * s_max:e * s_max + len(m)] = m
     return idx, mask, s_max
+
+
+def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSettings, betas_all):
+    """(idx, mask, betas) of round ``rnd``: ``round_plans`` and the β of every step
+    (β of global epoch rnd·L + e for the steps of local epoch e)."""
+    idx, mask, s_epoch = round_plans(rows, labels, rnd, settings)
+    le = settings.local_epochs
+    return idx, mask, np.repeat(np.asarray(betas_all)[rnd * le:(rnd + 1) * le], s_epoch)
 
 
 def eval_plans(rows: RowPlan, batch_size: int):
@@ -150,7 +171,7 @@ def init_row_states(model, tx, rows: RowPlan, trainer: LocalTrainer | None = Non
         states = jax.tree.map(lambda x: x[jnp.asarray(rows.groups)], per_seed)
     else:
         states = stack_states([create_train_state(model, tx, seed_keys[g]) for g in rows.groups])
-    keys = jnp.stack([jax.random.fold_in(jax.random.key(10_000 + rows.seeds[g]), r % k)
+    keys = jnp.stack([jax.random.fold_in(jax.random.key(10_000 + rows.seeds[g]), rows.client_id(r))
                       for r, g in enumerate(rows.groups)])
     priors = {"D": jnp.asarray(rows.priors)} if states.priors else states.priors
     return states.replace(key=keys, priors=priors)
@@ -200,8 +221,7 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     bar = tqdm(total=settings.rounds, initial=start, desc=desc or algorithm.name,
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     for rnd in range(start, settings.rounds):
-        idx, mask, s_epoch = round_plans(rows, labels, rnd, settings)
-        betas = np.repeat(betas_all[rnd * settings.local_epochs:(rnd + 1) * settings.local_epochs], s_epoch)
+        idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
         states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas)
         losses[rnd] = np.asarray(mean_loss)
         if rnd == settings.rounds - 1:

@@ -11,14 +11,12 @@ import functools
 import jax
 
 from fedpsyau_jax.federated.algorithms.base import Algorithm
-from fedpsyau_jax.federated.upload import make_upload
 
 
 @functools.lru_cache(maxsize=64)   # one trace/compile per (algorithm, G) per process
 def make_communicate(algorithm: Algorithm, num_groups: int):
     def communicate(states, num_samples, groups):
-        message = algorithm.aggregate(make_upload(states, num_samples), groups, num_groups)
-        return algorithm.client_update(states, message)
+        return algorithm.communicate(states, num_samples, groups, num_groups)
     return jax.jit(communicate, donate_argnums=(0,))
 
 

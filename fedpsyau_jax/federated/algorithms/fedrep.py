@@ -11,7 +11,6 @@ FedRep's alternating head-then-body phases: a simplification, documented as such
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from fedpsyau_jax.federated.aggregation import fedavg_params
 from fedpsyau_jax.federated.algorithms.base import Algorithm, ServerMessage
@@ -35,12 +34,33 @@ def head_mask(params):
     return jax.tree_util.tree_map_with_path(lambda p, _: is_head(p), params)
 
 
-def make(**_) -> Algorithm:
-    def aggregate(upload, groups, num_groups) -> ServerMessage:
-        avg, bs = fedavg_params(upload, groups, num_groups)
-        params = jax.tree_util.tree_map_with_path(
-            lambda p, own, shared: own if is_head(p) else shared, upload.params, avg)
-        return ServerMessage(params=params, batch_stats=bs)
+def is_body(path) -> bool:
+    """The shared representation: every param leaf that is not a head (uploaded)."""
+    return not is_head(path)
 
-    return Algorithm(name="fedrep", mu=0.0, aggregate=aggregate,
+
+def fedrep_reduce(upload, groups, num_groups) -> dict:
+    """Server half: the weighted mean of the uploaded body and of the BN statistics."""
+    params, bs = fedavg_params(upload, groups, num_groups)
+    return {"params": params, "batch_stats": bs}
+
+
+def fedrep_combine(params, num_samples, broadcast) -> ServerMessage:
+    """Client half: shared body from the broadcast, own heads."""
+    if broadcast is None:
+        return ServerMessage(params=None)
+    merged = jax.tree_util.tree_map_with_path(
+        lambda p, own: own if is_head(p) else _lookup(broadcast["params"], p), params)
+    return ServerMessage(params=merged, batch_stats=broadcast["batch_stats"])
+
+
+def _lookup(tree, path):
+    for k in _keys(path):
+        tree = tree[k]
+    return tree
+
+
+def make(**_) -> Algorithm:
+    return Algorithm(name="fedrep", mu=0.0, reduce=fedrep_reduce, combine=fedrep_combine,
+                     shares_param=is_body,
                      description="shared body (FedAvg), personal emotion/AU heads")

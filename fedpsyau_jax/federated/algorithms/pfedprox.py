@@ -1,11 +1,13 @@
 """P-FedProx (SPEC §8 eq. 6): personalised mixing + a proximal term to the own start.
 
 W_i^t = θ·Ŵ_i^{t−1} + Σ_{j≠i} ω_j Ŵ_j^{t−1}, ω_j = (1−θ)·n_j / Σ_{k≠i} n_k. Only
-params are mixed; BatchNorm statistics stay local (the message carries none).
+params are mixed and uploaded; BatchNorm statistics stay local (never sent).
+Deployment form: the server reduces to S = Σ n_j Ŵ_j and N = Σ n_j only
+(``pfedprox_totals``); each client mixes its own start point (``pfedprox_combine``).
 """
 from __future__ import annotations
 
-from fedpsyau_jax.federated.aggregation import pfedprox_mix
+from fedpsyau_jax.federated.aggregation import pfedprox_combine, pfedprox_totals
 from fedpsyau_jax.federated.algorithms.base import Algorithm, ServerMessage
 
 
@@ -15,9 +17,15 @@ def make(mu: float = 0.01, theta: float = 0.9, **_) -> Algorithm:
     if mu < 0:
         raise ValueError(f"P-FedProx needs mu >= 0, got {mu}")
 
-    def aggregate(upload, groups, num_groups) -> ServerMessage:
-        return ServerMessage(params=pfedprox_mix(upload.params, upload.num_samples, groups,
-                                                 num_groups, theta), batch_stats=None)
+    def reduce(upload, groups, num_groups) -> dict:
+        return pfedprox_totals(upload.params, upload.num_samples, groups, num_groups)
 
-    return Algorithm(name="pfedprox", mu=float(mu), aggregate=aggregate,
+    def combine(params, num_samples, totals) -> ServerMessage:
+        if totals is None:
+            return ServerMessage(params=None)
+        return ServerMessage(params=pfedprox_combine(params, num_samples, totals, theta),
+                             batch_stats=None)
+
+    return Algorithm(name="pfedprox", mu=float(mu), reduce=reduce, combine=combine,
+                     shares_batch_stats=False,
                      description=f"personalised mixing theta={theta}, proximal mu={mu}, local BN")

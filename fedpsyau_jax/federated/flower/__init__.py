@@ -1,0 +1,12 @@
+"""FED-PsyAU on Flower (SPEC §10): the simulator's algorithms, run by separate processes.
+
+- ``wire``         pytree <-> named arrays (``flwr.app.ArrayRecord``), checked restore
+- ``settings``     the run config (flat keys) -> the simulator's settings, model shapes
+- ``site``         one site: own data, persistent state, one round of the simulator's code
+- ``strategies``   ``FedPsyAUStrategy`` on ``flwr.serverapp.strategy.Strategy``: reply
+                   screening and the algorithm's server half ``reduce``
+- ``client_app``   the ClientApp (``app``): train / evaluate handlers
+- ``server_app``   the ServerApp (``app``)
+
+Needs the ``flower`` extra (``flwr[simulation]``); nothing else in the package imports it.
+"""

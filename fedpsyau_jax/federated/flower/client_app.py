@@ -1,0 +1,91 @@
+"""The Flower ClientApp: one site's train and evaluate handlers.
+
+``train``: restore the site's own state from ``context.state`` (or start it as the
+simulator does), apply the server's broadcast with the algorithm's client half, run
+the simulator's jitted local training on the site's own data, store the state again
+and reply with the algorithm's upload only (``Site.upload``), ``num-examples`` and the
+training loss; in the final round also the personal model's scores on the site's test
+split. ``evaluate``: the model the algorithm deploys (broadcast applied) scored on the
+site's test split. Sites are persistent silos: params, BN statistics, optimiser state,
+dropout key and personal heads live in ``context.state``, which never leaves the
+SuperNode (in a deployment every message runs in a new ``flwr-clientapp`` process, so
+nothing else survives between rounds; the JAX compilation cache is kept in the
+site's ``site-dir``).
+"""
+from __future__ import annotations
+
+import logging
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedpsyau_jax.federated.flower import wire
+from fedpsyau_jax.federated.flower.settings import broadcast_template, run_spec, upload_template
+from fedpsyau_jax.federated.flower.strategies import ARRAYS, CONFIG, METRICS, SITE
+
+STATE_KEY = "fedpsyau-site-state"
+LOG = logging.getLogger("fedpsyau.flower.client")
+
+app = ClientApp()
+
+
+def _site(context: Context):
+    from fedpsyau_jax.federated.flower.site import configure_compilation_cache, make_site
+    configure_compilation_cache(context.node_config)
+    return make_site(context.node_config, run_spec(context.run_config))
+
+
+def _state(site, context: Context):
+    from fedpsyau_jax.federated.flower.site import from_raw
+    if STATE_KEY in context.state:
+        return from_raw(wire.from_array_record(context.state[STATE_KEY], site.state_template()))
+    return site.fresh_state()
+
+
+def _broadcast(site, content):
+    arrays = content[ARRAYS] if ARRAYS in content else ArrayRecord()
+    tmpl = broadcast_template(site.algorithm, upload_template(site.model, site.tx, site.algorithm))
+    if tmpl is None or len(arrays) == 0:
+        return None
+    return wire.from_array_record(arrays, tmpl, finite=True)
+
+
+def _site_record(site) -> ConfigRecord:
+    return ConfigRecord({"name": site.name})
+
+
+def train_reply_content(site, state, loss: float, personal: dict | None) -> RecordDict:
+    """Everything a site sends after training (the 'what leaves a site' boundary)."""
+    metrics = {"num-examples": site.num_train, "train-loss": float(loss),
+               "partition-id": site.partition_id}
+    if personal is not None:
+        metrics.update({f"personal-{k}": v for k, v in personal.items()})
+        metrics["num-test"] = site.num_test
+    return RecordDict({ARRAYS: wire.to_array_record(site.upload(state)),
+                       METRICS: MetricRecord(metrics), SITE: _site_record(site)})
+
+
+def evaluate_reply_content(site, scores: dict) -> RecordDict:
+    metrics = {"num-examples": site.num_test, "partition-id": site.partition_id, **scores}
+    return RecordDict({METRICS: MetricRecord(metrics), SITE: _site_record(site)})
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    from fedpsyau_jax.federated.flower.site import to_raw
+    site = _site(context)
+    cfg = msg.content[CONFIG] if CONFIG in msg.content else {}
+    rnd = int(cfg.get("server-round", 1)) - 1
+    state, anchors = site.receive(_state(site, context), _broadcast(site, msg.content))
+    state, loss = site.train(state, anchors, rnd)
+    personal = site.evaluate(state) if bool(cfg.get("final-round", False)) else None
+    context.state[STATE_KEY] = wire.to_array_record(to_raw(state))
+    LOG.info("site %s round %d: loss %.4f", site.name, rnd + 1, loss)
+    return Message(content=train_reply_content(site, state, loss, personal), reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    site = _site(context)
+    state, _ = site.receive(_state(site, context), _broadcast(site, msg.content))
+    return Message(content=evaluate_reply_content(site, site.evaluate(state)), reply_to=msg)

@@ -1,0 +1,189 @@
+"""One site of a Flower federation: its own data, its persistent state, one round.
+
+Everything here is the simulator's code run for ONE client (a stacked pytree with a
+client axis of 1): ``runner.plan_rows`` (split, prior D, with the site's partition id
+as client index, so split, plans and dropout keys equal the simulator's row),
+``runner.init_row_states`` + the algorithm's ``init``, ``runner.round_inputs``, the
+vmapped ``LocalTrainer`` (same jitted step, proximal term included), the algorithm's
+client half ``combine`` + ``client_update``, and ``runner._scores``. No Flower import:
+``client_app`` only moves arrays between these functions and Flower records.
+
+Site data (node config of the SuperNode):
+- ``partition-id`` (int, required): the site's index; distinct per site.
+- ``data-root`` (+ ``dataset``, optional ``cache-dir``): a real site — every sample of
+  that dataset at that root is the site's own data.
+- without ``data-root``: the run's ``dataset`` is loaded, partitioned with
+  ``partition-scheme`` into ``num-partitions``, and only partition ``partition-id`` is
+  kept (simulation and tests: one machine pretending to be several sites).
+- ``site-name`` (optional; default the partition's name) and ``site-dir`` (where the
+  JAX compilation cache lives).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from fedpsyau_jax.federated.flower.settings import RunSpec, build
+
+
+def configure_compilation_cache(node_config: Mapping[str, Any]) -> str | None:
+    """Point JAX's persistent compilation cache into the site's folder (before the
+    first compile): in a deployment every round is a new ``flwr-clientapp`` process,
+    which would otherwise re-compile the local step each round. An already set
+    ``JAX_COMPILATION_CACHE_DIR`` wins."""
+    import jax
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not path and node_config.get("site-dir"):
+        path = str(Path(str(node_config["site-dir"])) / "jax_cache")
+    if not path:
+        return None
+    Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return path
+
+
+def load_site_samples(node_config: Mapping[str, Any], spec: RunSpec):
+    """(site name, partition id, the site's own MESamples)."""
+    from data_pipelines.datasets import load_dataset
+    from fedpsyau_jax.federated.partitions import partition_clients
+    if "partition-id" not in node_config:
+        raise ValueError("the SuperNode's node config needs partition-id=<int> (the site's index)")
+    pid = int(node_config["partition-id"])
+    if node_config.get("data-root"):
+        name = str(node_config.get("dataset", spec.dataset))
+        cache = node_config.get("cache-dir")
+        samples = load_dataset(name, root=Path(str(node_config["data-root"])).expanduser(),
+                               cache_dir=Path(str(cache)).expanduser() if cache else None)
+        return str(node_config.get("site-name", f"site{pid}")), pid, samples
+    if "num-partitions" not in node_config:
+        raise ValueError("a site without data-root needs num-partitions in its node config")
+    whole = load_dataset(spec.dataset, **spec.dataset_kw)
+    parts = partition_clients(whole, spec.partition_scheme, int(node_config["num-partitions"]),
+                              spec.partition_seed)
+    if not 0 <= pid < len(parts):
+        raise ValueError(f"partition-id {pid} outside 0..{len(parts) - 1}")
+    name, idx = parts[pid]
+    return str(node_config.get("site-name", name)), pid, whole.take(idx)
+
+
+@dataclasses.dataclass
+class Site:
+    """A site's model, optimiser, algorithm, own data and its one-row plan."""
+    name: str
+    partition_id: int
+    spec: RunSpec
+    samples: Any
+    model: Any
+    tx: Any
+    algorithm: Any
+    trainer: Any
+    rows: Any
+    data: Any
+    betas_all: np.ndarray
+
+    @property
+    def num_train(self) -> float:
+        return float(self.rows.num_samples[0])
+
+    @property
+    def num_test(self) -> int:
+        return int(len(self.rows.test_idx[0]))
+
+    # ---------------------------------------------------------------- state
+    def fresh_state(self):
+        """Round-0 state, exactly the simulator's row (init, prior D, dropout key)."""
+        import jax.numpy as jnp
+
+        from fedpsyau_jax.federated.runner import init_row_states
+        from fedpsyau_jax.federated.server_round import make_init
+        groups = jnp.asarray(self.rows.groups)
+        return make_init(self.algorithm, 1)(
+            init_row_states(self.model, self.tx, self.rows, self.trainer), groups)
+
+    def state_template(self):
+        """Shapes of the persisted state (typed key stored as its uint32 key data)."""
+        import jax
+        return jax.eval_shape(lambda: to_raw(self.fresh_state()))
+
+    # ---------------------------------------------------------------- a round
+    def receive(self, state, broadcast):
+        """The algorithm's client half: (state, anchors) for the next local training.
+
+        ``broadcast``: the server's reduction for this client (no client axis), or
+        None (first round, or Local): the client keeps its state and its anchor is its
+        own params (as the simulator's round-0 anchors)."""
+        import jax
+        import jax.numpy as jnp
+        if broadcast is None:
+            return state, jax.tree.map(jnp.copy, state.params)
+        rows = jax.tree.map(lambda x: jnp.asarray(x)[None], broadcast)
+        n = jnp.asarray(self.rows.num_samples)
+        message = self.algorithm.combine(state.params, n, rows)
+        return self.algorithm.client_update(state, message)
+
+    def train(self, state, anchors, rnd: int):
+        """Local training of round ``rnd`` (0-based): (state, mean loss)."""
+        from fedpsyau_jax.federated.runner import round_inputs
+        labels = np.asarray(self.samples.label)
+        idx, mask, betas = round_inputs(self.rows, labels, rnd, self.spec.settings, self.betas_all)
+        state, mean_loss, _ = self.trainer.train(state, anchors, self.algorithm.mu, self.data,
+                                                 idx, mask, betas)
+        return state, float(np.asarray(mean_loss)[0])
+
+    def evaluate(self, state) -> dict:
+        """UF1 / UAR / accuracy on the site's own test split (the simulator's scores)."""
+        from fedpsyau_jax.federated.runner import _scores, eval_plans
+        ei, em = eval_plans(self.rows, self.spec.settings.eval_batch_size)
+        pred = np.asarray(self.trainer.evaluate(state, self.data, ei, em, self.betas_all[-1])[0])
+        sc = _scores(self.rows, np.asarray(self.samples.label), pred, self.samples.num_classes)[0]
+        return {k: float(sc[k]) for k in ("uf1", "uar", "accuracy")}
+
+    def upload(self, state) -> dict:
+        """What leaves the site: {"params", "batch_stats"} of the algorithm's upload
+        (None parts are not sent), no client axis. The count travels as num-examples."""
+        import jax
+
+        from fedpsyau_jax.federated.upload import make_upload
+        up = make_upload(state, self.rows.num_samples, self.algorithm)
+        return jax.tree.map(lambda x: np.asarray(x)[0], {"params": up.params, "batch_stats": up.batch_stats})
+
+
+def to_raw(state):
+    """A TrainState with its typed PRNG key as uint32 key data (storable as arrays)."""
+    import jax
+    return state.replace(key=jax.random.key_data(state.key))
+
+
+def from_raw(raw):
+    import jax
+    import jax.numpy as jnp
+    st = jax.tree.map(jnp.asarray, raw)
+    return st.replace(key=jax.random.wrap_key_data(st.key))
+
+
+def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=None,
+              partition_id=None) -> Site:
+    """The site of ``node_config`` (or of explicitly given own ``samples``)."""
+    from fedpsyau_jax.federated.local_training import make_local_trainer
+    from fedpsyau_jax.federated.runner import plan_rows
+    from fedpsyau_jax.network.priors import beta_schedule
+    from fedpsyau_jax.training.batching import device_data
+    if samples is None:
+        name, partition_id, samples = load_site_samples(node_config, spec)
+    if samples.num_classes != spec.num_classes:
+        raise ValueError(f"site {name}: its data has {samples.num_classes} classes, the run "
+                         f"expects num-classes={spec.num_classes}")
+    model, tx, algorithm = build(spec)
+    trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
+    rows = plan_rows(samples, [(name, np.arange(len(samples)))], [spec.seed], spec.split,
+                     spec.settings, client_ids=[partition_id])
+    betas_all = beta_schedule(spec.settings.beta_schedule,
+                              spec.settings.rounds * spec.settings.local_epochs, spec.settings.beta0)
+    return Site(name=name, partition_id=int(partition_id), spec=spec, samples=samples, model=model,
+                tx=tx, algorithm=algorithm, trainer=trainer, rows=rows, data=device_data(samples),
+                betas_all=np.asarray(betas_all))

@@ -1,0 +1,276 @@
+"""Server side on ``flwr.serverapp.strategy``: the simulator's ``reduce``, one strategy.
+
+``FedPsyAUStrategy(algorithm, upload_template, ...)`` serves Local, FedAvg, FedProx,
+P-FedProx and FedRep: it differs from Flower's ``FedAvg`` in what it computes (the
+algorithm's server half ``reduce`` — the same jitted function the stacked simulator
+calls — instead of a plain weighted mean of everything received), so it subclasses
+``Strategy`` and keeps Flower's round loop (``Strategy.start``).
+
+Per round: ``configure_train`` waits (bounded) for ``min_nodes`` SuperNodes and sends
+each the last broadcast (empty in round 1 and for Local) with the round number;
+``aggregate_train`` checks every reply (``parse_train_reply``: exactly the expected
+array names, shapes and dtypes, finite values, a positive finite ``num-examples``),
+names and leaves out the bad ones and the sites that did not answer, raises
+``RoundFailed`` below ``min_nodes`` valid replies, and reduces the rest
+(``reduce_uploads``). The broadcast is what FedAvg computes (its mean; for P-FedProx
+only S = Σ n_j W_j and N = Σ n_j): the server never holds a per-client model.
+Evaluation runs once, after the last round, on what each client deploys.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from typing import Any, Callable
+
+import numpy as np
+
+from fedpsyau_jax.federated.flower import wire
+
+LOG = logging.getLogger("fedpsyau.flower")
+
+ARRAYS, METRICS, CONFIG, SITE = "arrays", "metrics", "config", "site"
+#: Scalar metrics a train reply may carry besides num-examples (all finite numbers).
+TRAIN_METRICS = ("num-examples", "train-loss", "partition-id")
+PERSONAL_METRICS = ("personal-uf1", "personal-uar", "personal-accuracy", "num-test")
+EVAL_METRICS = ("num-examples", "uf1", "uar", "accuracy", "partition-id")
+
+
+class ReplyRejected(ValueError):
+    """A reply that cannot enter the aggregate (the reason names what is wrong)."""
+
+
+class RoundFailed(RuntimeError):
+    """Fewer valid replies than the strategy's minimum."""
+
+
+def _metric_dict(content, allowed: Iterable[str]) -> dict[str, float]:
+    if METRICS not in content:
+        raise ReplyRejected("no metrics record")
+    m = dict(content[METRICS].items())
+    extra = sorted(set(m) - set(allowed))
+    if extra:
+        raise ReplyRejected(f"unexpected metric(s) {', '.join(extra)}")
+    out = {}
+    for k, v in m.items():
+        if isinstance(v, list) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise ReplyRejected(f"metric {k} is not a finite scalar: {v!r}")
+        out[k] = float(v)
+    if out.get("num-examples", 0.0) <= 0:
+        raise ReplyRejected(f"num-examples must be > 0, got {out.get('num-examples')}")
+    return out
+
+
+def site_label(content) -> str:
+    """The site name a reply gives (its ``site`` config record), or '?'."""
+    try:
+        return str(content[SITE]["name"])
+    except Exception:  # noqa: BLE001 - a malformed reply still gets logged
+        return "?"
+
+
+def parse_train_reply(content, upload_template) -> tuple[str, Any, dict[str, float]]:
+    """(site name, upload tree, metrics) of a train reply's RecordDict, or
+    ``ReplyRejected``. Only the expected arrays (names, shapes, dtypes), finite; only
+    scalar finite metrics from the known list; the site's name."""
+    site = site_label(content)
+    allowed_records = {ARRAYS, METRICS, SITE}
+    extra = sorted(set(content.keys()) - allowed_records)
+    if extra:
+        raise ReplyRejected(f"unexpected record(s) {', '.join(extra)}")
+    metrics = _metric_dict(content, TRAIN_METRICS + PERSONAL_METRICS)
+    if ARRAYS not in content:
+        raise ReplyRejected("no arrays record")
+    try:
+        tree = wire.from_array_record(content[ARRAYS], upload_template, finite=True)
+    except wire.WireError as e:
+        raise ReplyRejected(str(e)) from None
+    return site, tree, metrics
+
+
+def parse_evaluate_reply(content) -> tuple[str, dict[str, float]]:
+    site = site_label(content)
+    extra = sorted(set(content.keys()) - {METRICS, SITE})
+    if extra:
+        raise ReplyRejected(f"unexpected record(s) {', '.join(extra)}")
+    return site, _metric_dict(content, EVAL_METRICS)
+
+
+def reduce_uploads(algorithm, uploads: list[Any], num_samples: list[float]):
+    """The algorithm's server half on K accepted uploads: its broadcast (no client
+    axis), or None for an algorithm that communicates nothing. One federation: all
+    rows in group 0, so row 0 of the (group-constant) result is what everyone gets."""
+    import jax
+    import jax.numpy as jnp
+
+    from fedpsyau_jax.federated.client_stack import stack_states
+    from fedpsyau_jax.federated.upload import ClientUpload
+    if algorithm.reduce is None:
+        return None
+    stacked = stack_states(uploads)
+    up = ClientUpload(params=stacked["params"], batch_stats=stacked["batch_stats"],
+                      num_samples=jnp.asarray(num_samples, jnp.float32))
+    out = _jitted_reduce(algorithm)(up, jnp.zeros(len(uploads), jnp.int32))
+    return jax.tree.map(lambda x: np.asarray(x[0]), out)
+
+
+_REDUCE_CACHE: dict = {}
+
+
+def _jitted_reduce(algorithm):
+    import jax
+    if algorithm not in _REDUCE_CACHE:
+        _REDUCE_CACHE[algorithm] = jax.jit(lambda up, groups: algorithm.reduce(up, groups, 1))
+    return _REDUCE_CACHE[algorithm]
+
+
+def wait_for_nodes(get_node_ids: Callable[[], Iterable[int]], minimum: int, timeout: float,
+                   poll: float = 1.0) -> list[int]:
+    """Connected node ids once at least ``minimum`` are connected; ``RoundFailed``
+    after ``timeout`` seconds (never an endless wait)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(get_node_ids())
+        if len(nodes) >= minimum:
+            return nodes
+        if time.monotonic() >= deadline:
+            raise RoundFailed(f"only {len(nodes)} SuperNode(s) connected after {timeout:.0f} s; "
+                              f"the strategy needs {minimum}")
+        time.sleep(poll)
+
+
+def _weighted(per_site: dict[str, dict[str, float]], keys, weight="num-examples") -> dict[str, float]:
+    tot = sum(m[weight] for m in per_site.values())
+    return {k: sum(m[k] * m[weight] for m in per_site.values()) / tot
+            for k in keys if all(k in m for m in per_site.values())}
+
+
+try:
+    from flwr.serverapp.strategy import Strategy as _FlowerStrategy
+except ImportError:  # pragma: no cover - the flower extra is not installed
+    _FlowerStrategy = object
+
+
+class FedPsyAUStrategy(_FlowerStrategy):
+    """One Flower strategy for every ``fedpsyau_jax.federated`` algorithm (see module doc).
+
+    After ``start``: ``self.sites`` {name: {"train": {round: metrics}, "personal": …,
+    "deployed": …}}, ``self.rounds`` (per-round accepted/rejected/missing sites, seconds,
+    bytes), ``self.broadcast`` (the last broadcast tree).
+    """
+
+    def __init__(self, algorithm, upload_template, num_rounds: int, min_nodes: int = 2,
+                 node_wait_timeout: float = 300.0):
+        self.algorithm = algorithm
+        self.upload_template = upload_template
+        self.num_rounds = int(num_rounds)
+        self.min_nodes = int(min_nodes)
+        self.node_wait_timeout = float(node_wait_timeout)
+        self.sites: dict[str, dict] = {}
+        self.rounds: dict[int, dict] = {}
+        self.node_sites: dict[int, str] = {}
+        self._sent: dict[tuple[str, int], list[int]] = {}
+        self._t0: dict[int, float] = {}
+        self.broadcast = None
+
+    def summary(self) -> None:
+        LOG.info("FedPsyAUStrategy: algorithm %s (mu=%s), %d rounds, min %d nodes",
+                 self.algorithm.name, self.algorithm.mu, self.num_rounds, self.min_nodes)
+
+    # ------------------------------------------------------------------ messages
+    def _messages(self, kind: str, server_round: int, arrays, config, grid):
+        from flwr.app import Message, MessageType, RecordDict
+        nodes = wait_for_nodes(grid.get_node_ids, self.min_nodes, self.node_wait_timeout)
+        config["server-round"] = server_round
+        config["final-round"] = server_round == self.num_rounds
+        record = RecordDict({ARRAYS: arrays, CONFIG: config})
+        self._sent[(kind, server_round)] = nodes
+        self._t0[server_round] = time.perf_counter()
+        mtype = MessageType.TRAIN if kind == "train" else MessageType.EVALUATE
+        LOG.info("round %d: %s on %d node(s), %.3f MB each", server_round, kind, len(nodes),
+                 wire.num_bytes(arrays) / 2**20)
+        return [Message(content=record, message_type=mtype, dst_node_id=n) for n in nodes]
+
+    def configure_train(self, server_round, arrays, config, grid):
+        return self._messages("train", server_round, arrays, config, grid)
+
+    def configure_evaluate(self, server_round, arrays, config, grid):
+        if server_round < self.num_rounds:
+            return []
+        return self._messages("evaluate", server_round, arrays, config, grid)
+
+    # ------------------------------------------------------------------ replies
+    def _screen(self, kind: str, server_round: int, replies, parse):
+        accepted, rejected = [], {}
+        replied = set()
+        for msg in replies:
+            node = msg.metadata.src_node_id
+            replied.add(node)
+            if msg.has_error():
+                name = self.node_sites.get(node, f"node {node}")
+                rejected[name] = f"error reply: {msg.error.reason}"
+                continue
+            try:
+                parsed = parse(msg.content)
+            except ReplyRejected as e:
+                name = site_label(msg.content)
+                rejected[name if name != "?" else f"node {node}"] = str(e)
+                continue
+            self.node_sites[node] = parsed[0]
+            accepted.append(parsed)
+        missing = [self.node_sites.get(n, f"node {n}") for n in self._sent.get((kind, server_round), [])
+                   if n not in replied]
+        for name, why in rejected.items():
+            LOG.warning("round %d %s: rejected %s: %s", server_round, kind, name, why)
+        if missing:
+            LOG.warning("round %d %s: no reply from %s", server_round, kind, ", ".join(missing))
+        names = [p[0] for p in accepted]
+        if len(set(names)) != len(names):
+            raise RoundFailed(f"round {server_round}: two replies claim the same site: {names}")
+        if len(accepted) < self.min_nodes:
+            raise RoundFailed(
+                f"round {server_round} {kind}: {len(accepted)} valid repl(ies), the strategy needs "
+                f"{self.min_nodes}; rejected: {rejected or 'none'}; missing: {missing or 'none'}")
+        return accepted, rejected, missing
+
+    def aggregate_train(self, server_round, replies):
+        from flwr.app import ArrayRecord, MetricRecord
+        accepted, rejected, missing = self._screen("train", server_round, list(replies),
+                                                   lambda c: parse_train_reply(c, self.upload_template))
+        per_site = {}
+        for name, _, metrics in accepted:
+            site = self.sites.setdefault(name, {"train": {}})
+            site["train"][server_round] = metrics
+            if "personal-uf1" in metrics:
+                site["personal"] = {k.removeprefix("personal-"): metrics[k] for k in PERSONAL_METRICS}
+            per_site[name] = metrics
+        self.broadcast = reduce_uploads(self.algorithm, [t for _, t, _ in accepted],
+                                        [m["num-examples"] for _, _, m in accepted])
+        arrays = ArrayRecord() if self.broadcast is None else wire.to_array_record(self.broadcast)
+        self.rounds[server_round] = {
+            "accepted": sorted(per_site), "rejected": rejected, "missing": missing,
+            "seconds": time.perf_counter() - self._t0.get(server_round, time.perf_counter()),
+            "upload_bytes": {name: wire.num_bytes(t) for name, t, _ in accepted},
+            "broadcast_bytes": wire.num_bytes(arrays)}
+        return arrays, MetricRecord({**_weighted(per_site, ["train-loss"]),
+                                     "num-sites": len(per_site)})
+
+    def aggregate_evaluate(self, server_round, replies):
+        from flwr.app import MetricRecord
+        if server_round < self.num_rounds:
+            return None
+        accepted, rejected, missing = self._screen("evaluate", server_round, list(replies),
+                                                   parse_evaluate_reply)
+        per_site = {}
+        for name, metrics in accepted:
+            self.sites.setdefault(name, {"train": {}})["deployed"] = metrics
+            per_site[name] = metrics
+        self.rounds.setdefault(server_round, {})["evaluate"] = {
+            "accepted": sorted(per_site), "rejected": rejected, "missing": missing}
+        return MetricRecord(_weighted(per_site, ["uf1", "uar", "accuracy"]))
+
+    def results(self) -> dict:
+        """JSON-able summary: per-site personal/deployed scores, per-round bookkeeping."""
+        return {"algorithm": self.algorithm.name, "rounds": self.num_rounds,
+                "sites": self.sites, "per_round": {str(k): v for k, v in self.rounds.items()}}
