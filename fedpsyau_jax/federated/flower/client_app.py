@@ -29,10 +29,20 @@ LOG = logging.getLogger("fedpsyau.flower.client")
 app = ClientApp()
 
 
+_SITES: dict = {}
+
+
 def _site(context: Context):
+    """The site of this SuperNode and run. Kept per process: a simulation (or a
+    SuperNode that reuses its ClientApp process) then builds and compiles it once; the
+    site holds no training state (that is in ``context.state``)."""
     from fedpsyau_jax.federated.flower.site import configure_compilation_cache, make_site
-    configure_compilation_cache(context.node_config)
-    return make_site(context.node_config, run_spec(context.run_config))
+    key = (tuple(sorted((k, str(v)) for k, v in context.node_config.items())),
+           tuple(sorted((k, str(v)) for k, v in context.run_config.items())))
+    if key not in _SITES:
+        configure_compilation_cache(context.node_config)
+        _SITES[key] = make_site(context.node_config, run_spec(context.run_config))
+    return _SITES[key]
 
 
 def _state(site, context: Context):

@@ -49,7 +49,7 @@ def spec(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
 def to_array_record(tree: Any):
     """``flwr.app.ArrayRecord`` holding ``flatten(tree)``."""
     from flwr.app import Array, ArrayRecord
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in flatten(tree).items()})
+    return ArrayRecord({k: Array(np.array(v, order="C", copy=True)) for k, v in flatten(tree).items()})
 
 
 def check_names(received: dict, template: Any) -> list[str]:
