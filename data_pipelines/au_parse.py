@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from fedpsyau_jax.errors import InputDataError
 from fedpsyau_jax.network.au_groups import AU_ORDER, AU_TO_NODE
 
 # One AU token: optional side/asymmetry prefix letters, the number, optional
@@ -36,7 +37,7 @@ _LONE_MODIFIERS = set("LRBTAE") | {"C", "D"}
 _SEPARATOR_WORDS = re.compile(r"\b(?:or|and)\b", re.IGNORECASE)
 
 
-class AUParseError(ValueError):
+class AUParseError(InputDataError):
     """An AU string that cannot be read as FACS codes."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from data_pipelines.cache_dirs import CACHE_ENV_VAR, default_cache_dir  # noqa: F401 (re-export)
 from data_pipelines.clip_record import ClipRecord
+from fedpsyau_jax.errors import InputDataError, InputFileError, NameChoiceError, UserError, unknown_name
 from fedpsyau_jax.sample_arrays import MESamples
 
 # Datasets read from a release root through a reader and the video pipeline.
@@ -21,19 +22,23 @@ VIDEO_DATASETS = ("casme2", "samm", "casme3", "dfme", "smic", "ckplus")
 DATASET_NAMES: tuple[str, ...] = ("megc2019_composite", "synthetic", *VIDEO_DATASETS)
 
 
-def _check_name(name: str) -> None:
+def check_dataset_name(name: str) -> None:
+    """Raise ``NameChoiceError`` (one line, with a suggestion) for an unknown name."""
     if name not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}")
+        raise unknown_name("dataset", name, DATASET_NAMES)
+
+
+_check_name = check_dataset_name
 
 
 def read_records(name: str, root: Path, **reader_kw) -> list[ClipRecord]:
     """The annotated clips of a release (every row, dropped classes with label None)."""
     _check_name(name)
     if name not in VIDEO_DATASETS:
-        raise ValueError(f"dataset {name!r} has no annotation records; "
+        raise NameChoiceError(f"dataset {name!r}: has no annotation records; "
                          f"records exist for {', '.join(VIDEO_DATASETS)}")
     if root is None:
-        raise ValueError(f"dataset {name!r} needs a root folder (or its label sheet)")
+        raise UserError(f"dataset {name!r}: needs a root folder (or its label sheet), e.g. --root")
     from data_pipelines.readers import get_reader
     return get_reader(name)(Path(root), **reader_kw)
 
@@ -55,10 +60,10 @@ def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = N
         return make_synthetic(**kw)
     records = [r for r in read_records(name, root, **kw) if r.label is not None]
     if not records:
-        raise ValueError(f"dataset {name!r} at {root}: no records with a class label")
+        raise InputDataError(f"dataset {name!r} at {root}: no records with a class label")
     missing = [r.name for r in records if r.frame_dir is None and not r.frame_paths]
     if missing:
-        raise FileNotFoundError(
+        raise InputFileError(
             f"dataset {name!r} at {root}: {len(missing)} clip(s) have no frame folder "
             f"(e.g. {missing[0]}); pass the dataset root, not only its label sheet")
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names

@@ -13,6 +13,8 @@ class counts without anyone noticing.
 """
 from __future__ import annotations
 
+from fedpsyau_jax.errors import InputDataError, NameChoiceError, unknown_name
+
 MEGC3_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
 EMOTION7_CLASSES: tuple[str, ...] = (
     "anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
@@ -71,13 +73,13 @@ DEFAULT_SCHEME = {"casme2": "megc3", "samm": "megc3", "casme3": "megc3", "smic":
                   "dfme": "emotion7", "ckplus": "emotion7"}
 
 
-class UnknownEmotion(ValueError):
+class UnknownEmotion(InputDataError):
     """An emotion word/code that the dataset's mapping does not know."""
 
 
 def class_names(scheme: str) -> tuple[str, ...]:
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown class scheme {scheme!r}; choose from {sorted(SCHEMES)}")
+        raise unknown_name("class scheme", scheme, sorted(SCHEMES))
     return SCHEMES[scheme]
 
 
@@ -102,7 +104,7 @@ def map_emotion(dataset: str, word: object, scheme: str | None = None) -> int | 
     scheme = scheme or DEFAULT_SCHEME[dataset]
     table = _MAPS[dataset].get(scheme)
     if table is None:
-        raise ValueError(f"dataset {dataset!r} has no {scheme!r} mapping; "
+        raise NameChoiceError(f"dataset {dataset!r} has no {scheme!r} mapping; "
                          f"available: {sorted(_MAPS[dataset])}")
     # Compare canonical spellings on both sides so "happy" and "happiness" (or
     # "Other"/"others") mean the same class whichever one a release uses.

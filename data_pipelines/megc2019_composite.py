@@ -21,10 +21,19 @@ What we compute:
   keypoints, and clamped into [0, 127] (SPEC §1: clamp and count).
 - AU labels: CASME II and SAMM rows of the coding sheets joined on (subject,
   filename); SMIC has no AU coding (mask 0), and neither has an unmatched sample.
+  The sheets are required (the sibling ``annotations/`` folder, or ``annotations=``):
+  a composite without them is an error naming the folder searched, unless
+  ``allow_missing_au_labels=True`` (config ``data.kwargs.allow_missing_au_labels``),
+  which loads every sample with AU mask 0.
+
+Every CSV row must have a non-blank dataset, sub, filename_o, label (0/1/2) and
+imagename; a blank or malformed field is an ``CompositeError`` naming the file and
+line (a blank subject would otherwise become an extra subject and LOSO fold).
 
 The arrays are cached as one .npz (written atomically) keyed by a hash of the input
-files' names, sizes and modification times plus this module's processing version, so
-a changed input or changed processing never serves stale data.
+files' names, sizes and modification times, the content of the CSV and the sheets,
+and this module's processing version, so a changed input or changed processing never
+serves stale data; a missing input is an error before any cache is looked at.
 """
 from __future__ import annotations
 
@@ -41,6 +50,7 @@ import numpy as np
 from data_pipelines.au_parse import au_targets
 from data_pipelines.label_maps import MEGC3_CLASSES
 from fedpsyau_jax.atomic_files import save_npz_atomic
+from fedpsyau_jax.errors import InputDataError, InputFileError
 from fedpsyau_jax.network.keypoints import dlib68_to_65
 from fedpsyau_jax.sample_arrays import MESamples
 
@@ -56,7 +66,7 @@ _DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "samm": "samm",
                     "smic": "smic", "smichs": "smic"}
 
 
-class CompositeError(ValueError):
+class CompositeError(InputDataError):
     """The composite release is inconsistent (a sample cannot be joined, bad file...)."""
 
 
@@ -71,21 +81,35 @@ def read_composite_csv(root: Path) -> list[dict[str, str]]:
     """Rows of the composite CSV with normalised ``dataset`` and int-checked ``label``."""
     path = Path(root) / CSV_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"MEGC2019 composite: {path} not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
+        raise InputFileError(f"MEGC2019 composite {path}: does not exist")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise CompositeError(f"{path}: not a readable UTF-8 CSV ({e})") from None
     need = {"dataset", "sub", "filename_o", "label", "imagename"}
     if not rows or not need <= set(rows[0]):
         raise CompositeError(f"{path}: expected columns {sorted(need)}, got {list(rows[0]) if rows else []}")
     out = []
     for i, r in enumerate(rows, 2):
+        for col in ("dataset", "sub", "filename_o", "label", "imagename"):
+            v = r.get(col)
+            if v is None or not v.strip():
+                raise CompositeError(f"{path} line {i}: {col!r} is blank (every row needs "
+                                     "dataset, sub, filename_o, label, imagename)")
+        if any(c.isspace() for c in r["sub"].strip()) or "/" in r["sub"]:
+            raise CompositeError(f"{path} line {i}: 'sub' {r['sub']!r} is not a subject id")
         lab = r["label"].strip()
         if lab not in ("0", "1", "2"):
             raise CompositeError(f"{path} line {i}: label {r['label']!r} is not 0/1/2")
         name = r["imagename"].strip()
         if not name.lower().endswith(".jpg"):
             raise CompositeError(f"{path} line {i}: imagename {name!r} is not a .jpg name")
-        out.append({"dataset": normalise_dataset(r["dataset"]), "sub": r["sub"].strip(),
+        try:
+            ds = normalise_dataset(r["dataset"])
+        except CompositeError as e:
+            raise CompositeError(f"{path} line {i}: {str(e).split(': ', 1)[1]}") from None
+        out.append({"dataset": ds, "sub": r["sub"].strip(),
                     "filename": r["filename_o"].strip(), "label": lab, "name": name[:-4]})
     return out
 
@@ -118,10 +142,16 @@ def _input_files(root: Path, annotations: Path | None) -> list[Path]:
     return files
 
 
+# Files small enough to hash whole for the cache key (the CSV and the label sheets).
+_CONTENT_HASH_MAX_BYTES = 8 << 20
+
+
 def cache_key(files: list[Path], root: Path) -> str:
     h = hashlib.sha256(PROCESSING_VERSION.encode())
     for f in files:
         st = f.stat()
+        if f.suffix.lower() in (".csv", ".xlsx") and st.st_size <= _CONTENT_HASH_MAX_BYTES:
+            h.update(hashlib.sha256(f.read_bytes()).digest())
         # Relative names keep the key stable when the shared root is mounted elsewhere.
         try:
             rel = f.relative_to(root)
@@ -217,7 +247,7 @@ def _build(root: Path, annotations: Path | None) -> MESamples:
         if not np.array_equal(inside, pts65):
             clamped.append(r["name"])
         lm[i] = inside
-        if r["dataset"] in ("casme2", "samm"):
+        if r["dataset"] in ("casme2", "samm") and r["dataset"] not in sheets_missing:
             rec = au_table.get(_join_key(r["dataset"], r["sub"], r["filename"]))
             if rec is None:
                 unmatched.append(r["name"])
@@ -225,6 +255,9 @@ def _build(root: Path, annotations: Path | None) -> MESamples:
                 au[i], au_mask[i] = au_targets(rec.aus)
                 if rec.label is not None and rec.label != int(r["label"]):
                     disagree.append(r["name"])
+    if sheets_missing:
+        log.warning("MEGC2019 composite: no AU coding sheet for %s in %s; their samples have no "
+                    "AU labels (allow_missing_au_labels)", "/".join(sheets_missing), annotations)
     if unmatched:
         log.warning("MEGC2019 composite: %d CASME II/SAMM sample(s) without an AU row: %s",
                     len(unmatched), unmatched[:10])
@@ -264,22 +297,48 @@ def _load(path: Path) -> MESamples:
                          class_names=tuple(str(c) for c in z["class_names"]), meta=meta)
 
 
+def check_annotations(annotations: Path, allow_missing: bool) -> None:
+    """The CASME II and SAMM coding sheets must be in ``annotations`` (AU labels),
+    unless ``allow_missing``; the error names the folder searched and the patterns."""
+    if allow_missing:
+        return
+    hint = ("pass annotations=<folder with the coding sheets>, or "
+            "allow_missing_au_labels=True (config data.kwargs.allow_missing_au_labels=true) "
+            "to load without AU labels")
+    if not annotations.is_dir():
+        raise InputFileError(f"MEGC2019 composite AU sheets: folder {annotations} does not exist "
+                             f"(searched {annotations}); {hint}")
+    missing = [pat for pat in ("CASME2*.xlsx", "SAMM*.xlsx") if not sorted(annotations.glob(pat))]
+    if missing:
+        raise InputFileError(f"MEGC2019 composite AU sheets: no {' / '.join(missing)} in "
+                             f"{annotations} (searched {annotations}); {hint}")
+
+
 def load_megc2019_composite(root: Path | None = None, cache_dir: Path | None = None,
-                            annotations: Path | None = None) -> MESamples:
+                            annotations: Path | None = None,
+                            allow_missing_au_labels: bool = False) -> MESamples:
     """All 442 composite samples; computed once, then served from ``cache_dir``.
 
     ``root`` defaults to ``<shared>/megc2019_htnet``; ``annotations`` to the sibling
-    ``annotations/`` folder (AU labels; when absent, every AU mask is 0 and
+    ``annotations/`` folder (the CASME II and SAMM coding sheets, for AU labels). A
+    missing folder or sheet is an ``InputFileError`` unless
+    ``allow_missing_au_labels`` (then those AU masks are 0 and
     ``meta["au_sheets_missing"]`` says so). ``cache_dir`` defaults to
     ``$FEDPSYAU_CACHE`` or ``~/.cache/fedpsyau``.
     """
     from data_pipelines.cache_dirs import default_cache_dir
     from fedpsyau_jax.shared_data import shared_path
     root = Path(root) if root is not None else shared_path("megc2019_htnet")
+    if not root.is_dir():
+        raise InputFileError(f"MEGC2019 composite root {root}: does not exist (or is not a folder)")
     for sub in (FLOW_DIR, FACE_DIR):
         if not (root / sub).is_dir():
-            raise FileNotFoundError(f"MEGC2019 composite: {root / sub} not found")
+            raise InputFileError(f"MEGC2019 composite {root / sub}: does not exist "
+                                 f"(the release has {CSV_NAME}, {FLOW_DIR}/ and {FACE_DIR}/)")
+    if not (root / CSV_NAME).is_file():
+        raise InputFileError(f"MEGC2019 composite {root / CSV_NAME}: does not exist")
     annotations = Path(annotations) if annotations is not None else root.parent / "annotations"
+    check_annotations(annotations, bool(allow_missing_au_labels))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = cache_key(_input_files(root, annotations), root)
     path = cache_dir / f"megc2019_composite-{key}.npz"

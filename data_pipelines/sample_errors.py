@@ -7,13 +7,22 @@ therefore says which file/sample it is about and what exactly is wrong.
 """
 from __future__ import annotations
 
+from fedpsyau_jax.errors import InputFileError, UserError
 
-class SampleError(Exception):
-    """Base class: this sample is unusable; the message names it and the reason."""
+
+class SampleError(UserError):
+    """Base class: this sample is unusable; the message names it and the reason.
+
+    A ``UserError``: for a single clip (``fedpsyau preprocess --video``, ``predict``)
+    the CLI prints it as one line and exits with code 2; dataset batches skip it."""
 
 
 class UnreadableMediaError(SampleError):
     """A video file or frame image exists but cannot be decoded (or does not exist)."""
+
+
+class MissingMediaError(UnreadableMediaError, InputFileError):
+    """A video file, frame folder or frame image does not exist ("does not exist")."""
 
 
 class MissingFrameError(SampleError):

@@ -7,6 +7,7 @@ datasets' sheets count (CASME II ``img46.jpg``/``reg_img46.jpg``, SAMM
 """
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -14,7 +15,9 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from data_pipelines.sample_errors import MissingFrameError, UnreadableMediaError
+from data_pipelines.sample_errors import MissingFrameError, MissingMediaError, UnreadableMediaError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 _TRAILING_INT = re.compile(r"(\d+)$")
@@ -44,7 +47,7 @@ def frame_folder_index(folder: Path | str) -> dict[int, Path]:
     """Image files of a frame folder by frame number (non-images and number-less names ignored)."""
     d = Path(folder)
     if not d.is_dir():
-        raise UnreadableMediaError(f"{d}: frame folder does not exist")
+        raise MissingMediaError(f"{d}: frame folder does not exist")
     files = [p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     idx = index_frames(files, str(d))
     if not idx:
@@ -55,7 +58,7 @@ def frame_folder_index(folder: Path | str) -> dict[int, Path]:
 def read_image_gray(path: Path | str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
-        raise UnreadableMediaError(f"{p}: frame file does not exist")
+        raise MissingMediaError(f"{p}: frame file does not exist")
     img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise UnreadableMediaError(f"{p}: cannot decode image")
@@ -66,15 +69,18 @@ def iter_video_gray(path: Path | str) -> Iterator[tuple[int, np.ndarray]]:
     """(index, grey frame) for every frame of a video file, decoded in order.
 
     Sequential decoding rather than seeking: CAP_PROP_POS_FRAMES seeks are not
-    frame-exact for inter-coded (H.264) streams.
+    frame-exact for inter-coded (H.264) streams. A video that ends before the frame
+    count its container claims (truncated file, broken packets) logs a warning with
+    both counts once it is fully decoded.
     """
     p = Path(path)
     if not p.is_file():
-        raise UnreadableMediaError(f"{p}: video file does not exist")
+        raise MissingMediaError(f"{p}: video file does not exist")
     cap = cv2.VideoCapture(str(p))
     try:
         if not cap.isOpened():
             raise UnreadableMediaError(f"{p}: OpenCV cannot open this video")
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         i = 0
         while True:
             ok, frame = cap.read()
@@ -83,7 +89,11 @@ def iter_video_gray(path: Path | str) -> Iterator[tuple[int, np.ndarray]]:
             yield i, (cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
             i += 1
         if i == 0:
-            raise UnreadableMediaError(f"{p}: video has no decodable frames")
+            raise UnreadableMediaError(f"{p}: video has no decodable frames"
+                                       + (f" (the container claims {claimed})" if claimed > 0 else ""))
+        if claimed > i:
+            log.warning("%s: truncated video: only %d decodable frames, the container claims %d; "
+                        "using frames 0..%d", p, i, claimed, i - 1)
     finally:
         cap.release()
 
@@ -141,7 +151,8 @@ class FrameSource:
                 self._video = p
                 self._decoded = read_video_gray(p)
             else:
-                raise UnreadableMediaError(f"{p}: neither a video file nor a frame folder")
+                raise MissingMediaError(f"{p}: does not exist (expected a video file or a "
+                                        "folder of frame images)")
 
     def numbers(self) -> list[int]:
         """All frame numbers in temporal order."""

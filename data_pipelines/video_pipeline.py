@@ -27,8 +27,9 @@ import numpy as np
 
 from data_pipelines import face_crop, face_landmarks, optical_flow
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.sample_errors import (MissingFrameError, MultipleFacesError, NoFaceError,
-                                          SampleError, UnknownLabelError, UnusableSampleError)
+from data_pipelines.sample_errors import (MissingFrameError, MissingMediaError, MultipleFacesError,
+                                          NoFaceError, SampleError, UnknownLabelError,
+                                          UnusableSampleError)
 from data_pipelines.video_io import FrameSource
 from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic  # noqa: F401 (re-exported)
 from fedpsyau_jax.network.keypoints import dlib68_to_65
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the computation changes in a way the parameters below do not capture:
 # it is part of every cache key, so old cache files are then ignored, not reused.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 # SPEC §1: SMIC- and DFME-style data carry no AU coding → au_mask all 0.
 DATASETS_WITHOUT_AU_LABELS = frozenset({"smic", "dfme"})
 # Apex spotting (video_to_sample with apex=None) works on crops this small.
@@ -46,7 +47,9 @@ SPOT_SIZE = 64
 MANIFEST_NAME = "skipped_samples.json"
 # Arrays a cache file must hold (anything else in the sample dict is recomputable or debug).
 CACHED_KEYS = ("flow128", "flow28", "landmarks", "flow_raw", "clamped", "constant_channels",
-               "onset", "apex", "onset_replaced")
+               "onset", "apex", "onset_replaced", "faceless_leading")
+# Inputs up to this size are content-hashed for cache keys (beyond: path, size, mtime).
+CONTENT_HASH_MAX_BYTES = 256 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,22 +205,57 @@ def video_to_sample(path: Path | str, onset: int | None = None, apex: int | None
     """Model inputs of a video file (frame numbers = 0-based indices) or frame folder
     (numbers = trailing integer of the file names).
 
-    ``onset`` None → the first frame. ``apex`` None → ``spot_apex``. The result of
-    ``clip_to_sample`` plus ``onset``, ``apex`` (frame numbers used), ``apex_spotted``
-    and ``onset_replaced`` (SPEC §1 onset == apex rule applied).
+    ``onset`` None → the first frame with a face (normally the first frame; when the
+    first frames show no face, the first one that does, with a warning naming them).
+    ``apex`` None → ``spot_apex``. A given onset equal to the apex is an error (the
+    caller chose both frames; there is no motion to measure). The result of
+    ``clip_to_sample`` plus ``onset``, ``apex`` (frame numbers used), ``apex_spotted``,
+    ``onset_replaced`` (SPEC §1 onset == apex rule applied) and ``faceless_leading``
+    (number of leading frames skipped for having no face).
     """
     p = params or PipelineParams()
     name = name or Path(path).stem
+    check_onset_apex(name, onset, apex)
     src = FrameSource(path)
     numbers = src.numbers()
+    skipped = 0
+    if onset is None:
+        onset, skipped = first_face_frame(src, numbers, name)
+        if skipped:
+            log.warning("%s: no face in the first %d frame(s) (%s..%s); onset is frame %s, the "
+                        "first frame with a face", name, skipped, numbers[0], numbers[skipped - 1], onset)
     spotted = apex is None
     if spotted:
-        start = numbers[0] if onset is None else int(onset)
+        start = int(onset)
         if start not in set(numbers):
-            raise MissingFrameError(f"{name}: onset frame {start} not in the clip")
+            raise MissingFrameError(f"{name}: onset frame {start} not in the clip "
+                                    f"(frames {numbers[0]}..{numbers[-1]})")
         apex = spot_apex(src, start, name=name)
+    if skipped and int(apex) <= int(onset):
+        raise UnusableSampleError(f"{name}: apex frame {apex} is not after frame {onset}, the first "
+                                  f"frame with a face (frames {numbers[0]}..{numbers[skipped - 1]} have none)")
     onset, apex, replaced = resolve_onset_apex(numbers, onset, apex, name)
-    return _sample_from_source(src, numbers, onset, apex, replaced, p, name) | {"apex_spotted": spotted}
+    return (_sample_from_source(src, numbers, onset, apex, replaced, p, name)
+            | {"apex_spotted": spotted, "faceless_leading": skipped})
+
+
+def check_onset_apex(name: str, onset: int | None, apex: int | None) -> None:
+    """A caller-given onset must come before a caller-given apex (``UnusableSampleError``)."""
+    if onset is not None and apex is not None:
+        if int(onset) == int(apex):
+            raise UnusableSampleError(f"{name}: onset frame {int(onset)} equals apex frame {int(apex)}; "
+                                      "give an onset before the apex (the onset→apex flow would be zero)")
+        if int(apex) < int(onset):
+            raise UnusableSampleError(f"{name}: apex frame {int(apex)} comes before onset frame {int(onset)}")
+
+
+def first_face_frame(src: FrameSource, numbers: list[int], name: str) -> tuple[int, int]:
+    """(first frame number with a face, how many frames before it had none)."""
+    for k, n in enumerate(numbers):
+        if face_landmarks.detect_faces(src.read(n)):
+            return n, k
+    raise NoFaceError(f"{name}: no face found by the dlib frontal detector in any of the "
+                      f"{len(numbers)} frames ({numbers[0]}..{numbers[-1]})")
 
 
 def _sample_from_source(src: FrameSource, numbers: list[int], onset: int, apex: int,
@@ -227,7 +265,7 @@ def _sample_from_source(src: FrameSource, numbers: list[int], onset: int, apex: 
     out = clip_to_sample(src.read(onset), src.read(apex), align=p.align,
                          apex_neighbors=[src.read(n) for n in neigh],
                          exactly_one_face=p.exactly_one_face, tvl1_params=dict(p.tvl1), name=name)
-    return out | {"onset": onset, "apex": apex, "onset_replaced": replaced}
+    return out | {"onset": onset, "apex": apex, "onset_replaced": replaced, "faceless_leading": 0}
 
 
 # ---------------------------------------------------------------- per-sample cache
@@ -238,10 +276,44 @@ def sample_cache_path(cache_dir: Path, name: str, key: str) -> Path:
     return Path(cache_dir) / f"{safe}-{key[:16]}.npz"
 
 
-def sample_cache_key(name: str, params: PipelineParams, frames: dict) -> str:
-    """Hash of the sample name, the pipeline parameters and the frame numbers used."""
-    blob = json.dumps({"name": name, "params": params.digest(), "frames": frames}, sort_keys=True)
+def sample_cache_key(name: str, params: PipelineParams, frames: dict,
+                     inputs: list[dict] | None = None) -> str:
+    """Hash of the sample name, the pipeline parameters, the frame numbers used and
+    the identity of the input files (``input_identity``)."""
+    blob = json.dumps({"name": name, "params": params.digest(), "frames": frames,
+                       "inputs": inputs or []}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _file_identity(path: Path, hash_content: bool) -> dict:
+    st = path.stat()
+    out = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if hash_content:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        out["sha256"] = h.hexdigest()
+    return out
+
+
+def input_identity(path: Path | str, frame_files: list[Path] | None = None) -> list[dict]:
+    """Identity of a clip's input files for cache keys: resolved path, size and mtime
+    of the video file (or of every frame image of a folder, or of ``frame_files``),
+    plus their SHA-256 when they total at most ``CONTENT_HASH_MAX_BYTES``. A path that
+    does not exist raises ``MissingMediaError`` (never answered from a cache)."""
+    p = Path(path)
+    if not p.exists():
+        raise MissingMediaError(f"{p}: does not exist (expected a video file or a folder of "
+                                "frame images)")
+    if frame_files is None:
+        if p.is_dir():
+            from data_pipelines.video_io import frame_folder_index
+            frame_files = list(frame_folder_index(p).values())
+        else:
+            frame_files = [p]
+    total = sum(f.stat().st_size for f in frame_files)
+    return [_file_identity(Path(f), total <= CONTENT_HASH_MAX_BYTES) for f in frame_files]
 
 
 def load_cached_sample(path: Path) -> dict | None:
@@ -264,11 +336,18 @@ def cached_video_sample(path: Path | str, cache_dir: Path, *, onset: int | None 
     """``video_to_sample`` through the per-sample cache → (arrays, cache file, was_cached).
 
     The key uses the requested onset/apex (None = first frame / spotted), so the same
-    request finds the same file without re-spotting the apex.
+    request finds the same file without re-spotting the apex, and the identity of the
+    input (``input_identity``: path, size, mtime, content hash), so a different or
+    changed video with the same name is recomputed. A missing ``path`` is an error
+    even when a cache entry exists; a ``cache_dir`` that is a file fails before any
+    work.
     """
+    from fedpsyau_jax.errors import check_output_dir
     p = params or PipelineParams()
     name = name or Path(path).stem
-    key = sample_cache_key(name, p, {"onset": onset, "apex": apex})
+    check_output_dir(cache_dir, what="output folder")
+    check_onset_apex(name, onset, apex)
+    key = sample_cache_key(name, p, {"onset": onset, "apex": apex}, input_identity(path))
     cpath = sample_cache_path(Path(cache_dir), name, key)
     hit = load_cached_sample(cpath)
     if hit is not None:
@@ -281,6 +360,15 @@ def cached_video_sample(path: Path | str, cache_dir: Path, *, onset: int | None 
 
 def _cacheable(s: dict) -> dict[str, np.ndarray]:
     return {k: np.asarray(s[k]) for k in CACHED_KEYS}
+
+
+def _source_identity(src: FrameSource, used: list[int]) -> list[dict]:
+    """``input_identity`` of the files a dataset sample reads: its frame images by
+    number (onset, apex, apex window), or its video file."""
+    files = [src.path_of(n) for n in used]
+    if all(f is not None for f in files):
+        return input_identity(files[0], frame_files=list(files))
+    return input_identity(src.where)
 
 
 # ---------------------------------------------------------------- datasets
@@ -354,7 +442,9 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
             onset, apex, replaced = resolve_onset_apex(numbers, rec.onset, apex, rec.name)
             cpath = None
             if cache_dir is not None:
-                key = sample_cache_key(rec.name, p, {"onset": onset, "apex": apex})
+                used = [onset, apex, *(apex_window(numbers, onset, apex) if p.apex_window else [])]
+                key = sample_cache_key(rec.name, p, {"onset": onset, "apex": apex},
+                                       _source_identity(src, used))
                 cpath = sample_cache_path(cache_dir, rec.name, key)
                 hit = load_cached_sample(cpath)
                 if hit is not None:

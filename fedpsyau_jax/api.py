@@ -111,17 +111,11 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
 
     t_start = time.perf_counter()
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg_dict = _config_dict(cfg)
+    # Names, paths, init checkpoint and the workdir's config are checked before any work;
+    # config.json is written only once the start has succeeded (see preflight).
+    from fedpsyau_jax.training.preflight import check_train_start
+    cfg_dict = check_train_start(cfg, workdir)
     cfg_path = workdir / "config.json"
-    if cfg_path.is_file():
-        old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        if _comparable(old) != _comparable(cfg_dict):
-            diff = sorted(k for k in set(old) | set(cfg_dict) if k not in _RESUME_FREE
-                          and old.get(k) != cfg_dict.get(k))
-            raise CheckpointError(f"{workdir} holds a run with a different config (sections {diff} "
-                                  "differ); use a fresh --workdir")
-    write_json_atomic(cfg_path, cfg_dict)
 
     s = settings_from_config(cfg)
     samples = load_samples(cfg)
@@ -141,6 +135,8 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
 
     log = JsonlLog(workdir / "metrics.jsonl")
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cfg_path, cfg_dict)
     log.write("start", samples=len(samples), folds=len(folds), settings=s.__dict__,
               data=samples.summary())
     user_hooks = hooks or RunHooks()
@@ -273,7 +269,8 @@ def evaluate(workdir, verbose: bool = True) -> dict:
     workdir = Path(workdir)
     cfg_path = workdir / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{workdir}: no config.json (not a training run directory)")
+        from fedpsyau_jax.errors import InputFileError
+        raise InputFileError(f"{workdir}: no config.json (not a training run directory)")
     cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text(encoding="utf-8")))
     s = settings_from_config(cfg)
     samples = load_samples(cfg)

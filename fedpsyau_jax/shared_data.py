@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fedpsyau_jax.errors import InputFileError
+
 ENV_VAR = "FEDPSYAU_SHARED_DATA"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class SharedDataMissing(FileNotFoundError):
-    """The shared data folder (or a file in it) is not there."""
+class SharedDataMissing(InputFileError):
+    """The shared data folder (or a file in it) is not there (a FileNotFoundError and
+    a ``UserError``: the CLI prints it as one line)."""
 
 
 def shared_data_root(required: bool = True) -> Path | None:

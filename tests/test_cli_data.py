@@ -35,5 +35,7 @@ def test_summary_fixture_records_only(tmp_path, capsys):
 
 
 def test_unknown_dataset_is_rejected(capsys):
-    with pytest.raises(SystemExit):
-        main(["data", "summary", "nosuchset"])
+    assert main(["data", "summary", "nosuchset"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fedpsyau data: error: dataset 'nosuchset': unknown name; choose from ")
+    assert err.count("\n") == 1

@@ -34,12 +34,15 @@ def test_video_writes_sample_and_rerun_is_cached(tmp_path, capsys):
     assert files[0].stat().st_mtime_ns == mtime
 
 
-def test_video_errors_exit_nonzero_with_reason(tmp_path, capsys):
+def test_video_errors_exit_2_with_one_line(tmp_path, capsys):
+    # More bad-input cases (with what is and is not written) in test_bad_input.py.
     rc = main(["preprocess", "--video", str(CLIP), "--onset", "0", "--apex", "0", "--out", str(tmp_path)])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
-    assert "skipped: 1" in err and "UnusableSampleError" in err and "single_face" in err
+    assert err == ("fedpsyau preprocess: error: single_face: onset frame 0 equals apex frame 0; give an "
+                   "onset before the apex (the onset→apex flow would be zero)\n")
     assert main(["preprocess", "--video", str(CLIP), "--root", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("fedpsyau preprocess: error: --root/--scheme: only apply")
 
 
 def test_dataset_mode_writes_manifest_and_samples(tmp_path, capsys, monkeypatch):

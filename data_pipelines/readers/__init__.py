@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from data_pipelines.clip_record import ClipRecord
+from fedpsyau_jax.errors import InputDataError, unknown_name
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ READERS: dict[str, tuple[str, str]] = {
 
 def get_reader(name: str) -> Callable[..., list[ClipRecord]]:
     if name not in READERS:
-        raise ValueError(f"no reader for dataset {name!r}; known: {sorted(READERS)}")
+        raise unknown_name("reader dataset", name, sorted(READERS))
     mod, fn = READERS[name]
     return getattr(importlib.import_module(mod), fn)
 
@@ -57,11 +58,11 @@ def check_records(records: list[ClipRecord], source: Path | str) -> list[ClipRec
     """
     dup = [n for n, c in collections.Counter(r.name for r in records).items() if c > 1]
     if dup:
-        raise ValueError(f"{source}: duplicate sample names {dup[:5]} ({len(dup)} in all)")
+        raise InputDataError(f"{source}: duplicate sample names {dup[:5]} ({len(dup)} in all)")
     out, unknown_offset = [], []
     for r in records:
         if r.apex is not None and r.onset is not None and r.apex < r.onset:
-            raise ValueError(f"{source}: sample {r.name}: apex {r.apex} before onset {r.onset}")
+            raise InputDataError(f"{source}: sample {r.name}: apex {r.apex} before onset {r.onset}")
         # CAS(ME)^3 writes offset 0 for "not annotated" (spNO.40 e): an offset before
         # the apex carries no information, so it becomes unknown instead of an error.
         last = r.apex if r.apex is not None else r.onset

@@ -6,7 +6,7 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
 from data_pipelines.readers.annotation_row import read_annotation_row
-from data_pipelines.readers.sheet_table import SheetError, cell_str, read_table
+from data_pipelines.readers.sheet_table import SheetError, row_error, cell_str, read_table
 
 
 FPS = 200.0
@@ -53,7 +53,7 @@ def read_casme2(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
             subj = subject_id(cell_str(table, rownum, row, "subject"))
             a = read_annotation_row(table, rownum, row, "casme2", scheme)
         except (ValueError, SheetError) as e:
-            raise SheetError(f"CASME II {where}: {e}") from e
+            raise row_error("CASME II", where, e) from e
         fname, onset, offset = a.filename, a.onset, a.offset
         frame_dir = None
         if base is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
 from data_pipelines.readers.annotation_row import read_annotation_row
-from data_pipelines.readers.sheet_table import SheetError, cell_str, read_table
+from data_pipelines.readers.sheet_table import SheetError, row_error, cell_str, read_table
 
 FPS = 30.0
 SHEET_PATTERNS = ("cas(me)3_part_A_ME_label*.xlsx", "cas(me)*part_A*.xlsx",
@@ -43,7 +43,7 @@ def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
             subj = cell_str(table, rownum, row, "subject")
             a = read_annotation_row(table, rownum, row, "casme3", scheme)
         except (ValueError, SheetError) as e:
-            raise SheetError(f"CAS(ME)^3 {where}: {e}") from e
+            raise row_error("CAS(ME)^3", where, e) from e
         task_raw, onset, offset = a.filename, a.onset, a.offset
         task = task_raw.lower()
         if base is None and (frames_root is not None or p.is_dir()):

@@ -12,6 +12,7 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
+from fedpsyau_jax.errors import InputDataError, InputFileError
 
 IMAGES, FACS, EMOTION = "cohn-kanade-images", "FACS", "Emotion"
 
@@ -24,7 +25,7 @@ def _numbers(path: Path) -> list[list[float]]:
             try:
                 rows.append([float(t) for t in line.split()])
             except ValueError:
-                raise ValueError(f"CK+: {path} line {i} is not numbers: {line.strip()!r}") from None
+                raise InputDataError(f"CK+: {path} line {i} is not numbers: {line.strip()!r}") from None
     return rows
 
 
@@ -32,7 +33,7 @@ def read_facs(path: Path) -> frozenset[int]:
     aus = set()
     for row in _numbers(path):
         if not row[0].is_integer() or row[0] < 1:
-            raise ValueError(f"CK+: {path}: {row[0]} is not an AU number")
+            raise InputDataError(f"CK+: {path}: {row[0]} is not an AU number")
         aus.add(int(row[0]))
     return frozenset(aus)
 
@@ -40,7 +41,7 @@ def read_facs(path: Path) -> frozenset[int]:
 def read_emotion_code(path: Path) -> int:
     rows = _numbers(path)
     if len(rows) != 1 or len(rows[0]) != 1 or not rows[0][0].is_integer():
-        raise ValueError(f"CK+: {path} should hold one emotion code, got {rows}")
+        raise InputDataError(f"CK+: {path} should hold one emotion code, got {rows}")
     return int(rows[0][0])
 
 
@@ -49,7 +50,7 @@ def read_ckplus(root: Path, scheme: str = "emotion7") -> list[ClipRecord]:
     root = Path(root)
     base = layout.find_frames_base(root, IMAGES)
     if base is None:
-        raise FileNotFoundError(f"CK+: no {IMAGES}/ folder below {root}")
+        raise InputFileError(f"CK+: no {IMAGES}/ folder below {root}")
     records = []
     for subj_dir in sorted(d for d in (base / IMAGES).iterdir() if d.is_dir()):
         for seq_dir in sorted(d for d in subj_dir.iterdir() if d.is_dir()):
@@ -69,7 +70,7 @@ def read_ckplus(root: Path, scheme: str = "emotion7") -> list[ClipRecord]:
                 label=None if code is None else map_emotion("ckplus", code, scheme),
                 frame_dir=seq_dir, frame_paths=tuple(frames)))
     if not records:
-        raise ValueError(f"CK+: no image sequences under {base / IMAGES}")
+        raise InputDataError(f"CK+: no image sequences under {base / IMAGES}")
     from data_pipelines.readers import check_records
     return check_records(records, base / IMAGES)
 
@@ -77,7 +78,7 @@ def read_ckplus(root: Path, scheme: str = "emotion7") -> list[ClipRecord]:
 def landmarks_path(record: ClipRecord, frame: Path) -> Path:
     """``Landmarks/S005/001/S005_001_00000001_landmarks.txt`` for a frame of a record."""
     if record.frame_dir is None:
-        raise ValueError(f"CK+ record {record.name} has no frame_dir")
+        raise InputDataError(f"CK+ record {record.name} has no frame_dir")
     base = record.frame_dir.parent.parent.parent
     return base / "Landmarks" / record.subject / record.clip / f"{frame.stem}_landmarks.txt"
 
@@ -86,5 +87,5 @@ def read_landmarks(path: Path) -> "list[tuple[float, float]]":
     """The 68 (x, y) points of a CK+ landmark file."""
     pts = [(r[0], r[1]) for r in _numbers(path)]
     if len(pts) != 68:
-        raise ValueError(f"CK+: {path} has {len(pts)} points, expected 68")
+        raise InputDataError(f"CK+: {path} has {len(pts)} points, expected 68")
     return pts

@@ -13,7 +13,8 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
 from data_pipelines.readers.annotation_row import read_annotation_row
-from data_pipelines.readers.sheet_table import SheetError, cell_int, cell_str, read_table
+from data_pipelines.readers.sheet_table import SheetError, row_error, cell_int, cell_str, read_table
+from fedpsyau_jax.errors import InputDataError
 
 SHEET_PATTERNS = ("DFME_data_coding*.xlsx", "DFME*.xlsx", "DFME*.csv")
 FRAMES_SUBDIR = "micro_static_aligned_croped"  # sic: the release spells it so
@@ -30,7 +31,7 @@ OPTIONAL_FIELDS = {
 def subject_number(raw: str) -> int:
     m = re.fullmatch(r"(?:sub)?0*(\d+)", raw.strip().lower())
     if not m:
-        raise ValueError(f"DFME subject {raw!r} is not like 'sub0001'")
+        raise InputDataError(f"DFME subject {raw!r} is not like 'sub0001'")
     return int(m.group(1))
 
 
@@ -44,9 +45,9 @@ def part_folder(subject: int, fps: float) -> str:
         return "USTC_MEv4_partC_sub0111_sub0300"
     if 301 <= subject <= 671:
         if int(fps) not in (200, 500):
-            raise ValueError(f"DFME subject {subject}: part D needs fps 200 or 500, got {fps}")
+            raise InputDataError(f"DFME subject {subject}: part D needs fps 200 or 500, got {fps}")
         return f"USTC_MEv4_partD_sub0301_sub0671_{int(fps)}fps"
-    raise ValueError(f"DFME subject number {subject} outside 1..671")
+    raise InputDataError(f"DFME subject number {subject} outside 1..671")
 
 
 def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | None = None,
@@ -77,7 +78,7 @@ def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | N
             fname, emotion, onset, offset = a.filename, a.emotion, a.onset, a.offset
             part = part_folder(num, fps)
         except (ValueError, SheetError) as e:
-            raise SheetError(f"DFME {where}: {e}") from e
+            raise row_error("DFME", where, e) from e
         frame_dir = None
         if base is not None:
             pbase = layout.find_frames_base(base, part) or base

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
+from fedpsyau_jax.errors import InputDataError, InputFileError
 
 AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 SUBJECTS = tuple(f"SN{n:03d}" for n in [*range(1, 14), 16, 17, 18, 21, *range(23, 33)])
@@ -30,9 +31,9 @@ def _read_au_file(path: Path) -> dict[int, int]:
         try:
             frame, inten = int(float(parts[0])), int(float(parts[1]))
         except (ValueError, IndexError):
-            raise ValueError(f"DISFA: {path} line {i}: expected 'frame,intensity', got {line!r}") from None
+            raise InputDataError(f"DISFA: {path} line {i}: expected 'frame,intensity', got {line!r}") from None
         if not 0 <= inten <= 5:
-            raise ValueError(f"DISFA: {path} line {i}: intensity {inten} outside 0..5")
+            raise InputDataError(f"DISFA: {path} line {i}: intensity {inten} outside 0..5")
         out[frame] = inten
     return out
 
@@ -42,30 +43,30 @@ def read_disfa(root: Path, step: int = 1) -> list[ClipRecord]:
     root = Path(root)
     base = layout.find_frames_base(root, LABELS)
     if base is None:
-        raise FileNotFoundError(f"DISFA: no {LABELS}/ folder below {root}")
+        raise InputFileError(f"DISFA: no {LABELS}/ folder below {root}")
     records = []
     subjects = sorted(d.name for d in (base / LABELS).iterdir() if d.is_dir())
     unknown = [s for s in subjects if s not in SUBJECTS]
     if unknown:
-        raise ValueError(f"DISFA: unexpected subject folders {unknown} in {base / LABELS}")
+        raise InputDataError(f"DISFA: unexpected subject folders {unknown} in {base / LABELS}")
     for subj in subjects:
         per_au = {}
         for au in AUS:
             f = base / LABELS / subj / f"{subj}_au{au}.txt"
             if not f.is_file():
-                raise FileNotFoundError(f"DISFA: missing label file {f}")
+                raise InputFileError(f"DISFA: missing label file {f}")
             per_au[au] = _read_au_file(f)
         frames = sorted(per_au[AUS[0]])
         for au, d in per_au.items():
             if sorted(d) != frames:
-                raise ValueError(f"DISFA: {subj}: AU{au} labels a different frame set than AU{AUS[0]}")
+                raise InputDataError(f"DISFA: {subj}: AU{au} labels a different frame set than AU{AUS[0]}")
         for fr in frames[::step]:
             aus = frozenset(a for a in AUS if per_au[a][fr] >= OCCURRENCE_THRESHOLD)
             records.append(ClipRecord(
                 dataset="disfa", subject=subj, clip=subj, name=f"{subj}_{fr:05d}",
                 onset=fr, apex=fr, offset=fr, aus=aus, emotion="", label=None, fps=FPS))
     if not records:
-        raise ValueError(f"DISFA: no label folders under {base / LABELS}")
+        raise InputDataError(f"DISFA: no label folders under {base / LABELS}")
     # Names are unique by construction and onset == apex is the point of per-frame
     # records, so the shared check_records (which reports onset == apex) is not run.
     return records

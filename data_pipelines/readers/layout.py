@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fedpsyau_jax.errors import InputDataError, InputFileError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _MAX_DEPTH = 3
 
@@ -20,14 +22,15 @@ def find_sheet(root: Path, patterns: tuple[str, ...], what: str) -> Path:
     if root.is_file():
         return root
     if not root.is_dir():
-        raise FileNotFoundError(f"{what}: dataset root {root} does not exist")
+        raise InputFileError(f"{what} dataset root {root}: does not exist")
     for pat in patterns:
         for depth in range(_MAX_DEPTH + 1):
             hits = sorted(root.glob("/".join(["*"] * depth + [pat])))
             hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
             if hits:
                 return hits[0]
-    raise FileNotFoundError(f"{what}: no label sheet matching {list(patterns)} below {root}")
+    raise InputFileError(f"{what} dataset root {root}: no label sheet matching {list(patterns)} "
+                         f"(searched {_MAX_DEPTH} folder levels down)")
 
 
 def find_frames_base(root: Path, subject_dir: str) -> Path | None:
@@ -61,7 +64,7 @@ def frame_number(p: Path) -> int:
     """Frame index from a file name: the last run of digits (img46.jpg, 006_05562.jpg)."""
     m = re.findall(r"\d+", p.stem)
     if not m:
-        raise ValueError(f"frame file {p} has no frame number in its name")
+        raise InputDataError(f"frame file {p} has no frame number in its name")
     return int(m[-1])
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
 from data_pipelines.readers.annotation_row import read_annotation_row
-from data_pipelines.readers.sheet_table import SheetError, cell_str, read_table
+from data_pipelines.readers.sheet_table import SheetError, row_error, cell_str, read_table
 
 FPS = 200.0
 SHEET_PATTERNS = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM*.xlsx", "SAMM*.csv")
@@ -49,7 +49,7 @@ def read_samm(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None
             subj = subject_id(cell_str(table, rownum, row, "subject"))
             a = read_annotation_row(table, rownum, row, "samm", scheme)
         except (ValueError, SheetError) as e:
-            raise SheetError(f"SAMM {where}: {e}") from e
+            raise row_error("SAMM", where, e) from e
         if base is None and (frames_root is not None or p.is_dir()):
             base = layout.find_frames_base(Path(frames_root or p), subj) or False
         fname = a.filename

@@ -15,9 +15,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedpsyau_jax.errors import InputDataError, InputFileError
 
-class SheetError(ValueError):
-    """A label sheet that does not have the expected layout or holds a bad cell."""
+
+class SheetError(InputDataError):
+    """A label sheet that does not have the expected layout or holds a bad cell
+    (a ``UserError``/ValueError; the message names the file and row)."""
 
 
 def norm_header(h: object) -> str:
@@ -33,24 +36,39 @@ class Table:
     rows: list[tuple[int, tuple]]  # (1-based row number, cells) for non-empty body rows
 
     def where(self, rownum: int) -> str:
-        s = f"{self.path.name}" + (f" sheet {self.sheet!r}" if self.sheet else "")
+        s = f"{self.path}" + (f" sheet {self.sheet!r}" if self.sheet else "")
         return f"{s} row {rownum}"
+
+
+def row_error(what: str, where: str, err: Exception) -> "SheetError":
+    """``<what> <file> row N: <problem>`` (the location only once)."""
+    msg = str(err)
+    if msg.startswith(where):
+        msg = msg[len(where):].lstrip(": ")
+    return SheetError(f"{what} {where}: {msg}")
 
 
 def load_raw_rows(path: Path, sheet: str | None = None) -> tuple[str | None, list[tuple]]:
     """All rows of ``sheet`` (default: the first) of an .xlsx, or of a .csv."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"label sheet {path} not found")
+        raise InputFileError(f"label sheet {path}: does not exist")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            return None, [tuple(r) for r in csv.reader(f)]
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                return None, [tuple(r) for r in csv.reader(f)]
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise SheetError(f"label sheet {path}: not a readable UTF-8 CSV ({e})") from None
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         raise SheetError(f"{path}: expected an .xlsx or .csv label sheet")
     import openpyxl
     # data_only=True returns the cached value of formula cells (SAMM's Duration);
     # a workbook never opened in Excel has no cached value, which reads as None.
-    wb = openpyxl.load_workbook(path, data_only=True, read_only=True)
+    try:
+        wb = openpyxl.load_workbook(path, data_only=True, read_only=True)
+    except Exception as e:  # zipfile.BadZipFile, InvalidFileException, KeyError ...
+        raise SheetError(f"label sheet {path}: not a readable .xlsx workbook "
+                         f"({type(e).__name__}: {e})") from None
     try:
         if sheet is None:
             ws = wb.worksheets[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
+from fedpsyau_jax.errors import InputDataError, InputFileError
 
 FPS = 100.0  # SMIC-HS high-speed camera
 CLASS_DIRS = ("negative", "positive", "surprise")
@@ -24,10 +25,10 @@ def read_smic(root: Path, scheme: str = "megc3") -> list[ClipRecord]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"SMIC: root {root} is not a folder")
+        raise InputFileError(f"SMIC: root {root} is not a folder")
     hs = root if root.name == "HS" else (layout.find_frames_base(root, "HS") or root) / "HS"
     if not hs.is_dir():
-        raise FileNotFoundError(f"SMIC: no HS/ folder below {root}")
+        raise InputFileError(f"SMIC: no HS/ folder below {root}")
     records = []
     for subj_dir in sorted(d for d in hs.iterdir() if d.is_dir()):
         micro = subj_dir / "micro"
@@ -38,7 +39,7 @@ def read_smic(root: Path, scheme: str = "megc3") -> list[ClipRecord]:
             for clip_dir in sorted(d for d in cls_dir.iterdir() if d.is_dir()):
                 frames = layout.sorted_frames(clip_dir)
                 if len(frames) < 2:
-                    raise ValueError(f"SMIC: clip {clip_dir} has {len(frames)} frame(s); "
+                    raise InputDataError(f"SMIC: clip {clip_dir} has {len(frames)} frame(s); "
                                      "need at least onset and apex")
                 nums = [layout.frame_number(f) for f in frames]
                 records.append(ClipRecord(
@@ -48,6 +49,6 @@ def read_smic(root: Path, scheme: str = "megc3") -> list[ClipRecord]:
                     emotion=cls_dir.name, label=label, frame_dir=clip_dir,
                     frame_paths=tuple(frames), fps=FPS))
     if not records:
-        raise ValueError(f"SMIC: no clips found under {hs} (expected <subject>/micro/<class>/<clip>/)")
+        raise InputDataError(f"SMIC: no clips found under {hs} (expected <subject>/micro/<class>/<clip>/)")
     from data_pipelines.readers import check_records
     return check_records(records, hs)

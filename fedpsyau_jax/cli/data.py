@@ -5,7 +5,9 @@ import argparse
 import collections
 from pathlib import Path
 
-from data_pipelines.datasets import DATASET_NAMES, VIDEO_DATASETS, load_dataset, read_records
+from data_pipelines.datasets import (DATASET_NAMES, VIDEO_DATASETS, check_dataset_name, load_dataset,
+                                     read_records)
+from fedpsyau_jax.errors import UserError
 
 _EPILOG = """\
 Reader-backed datasets (casme2, samm, casme3, dfme, smic, ckplus) are summarised
@@ -24,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("summary", help="print samples, subjects, class counts ...",
                        description="Print one 'key: value' line per fact of a dataset.",
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("name", choices=DATASET_NAMES, help="dataset name")
+    # Checked in run() (not argparse choices) so a typo is one error line with a suggestion.
+    s.add_argument("name", metavar="NAME", help=f"dataset name: {', '.join(DATASET_NAMES)}")
     s.add_argument("--root", type=Path, default=None,
                    help="dataset root folder or label sheet (default for the composite: "
                         "the shared data's megc2019_htnet/)")
@@ -34,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="class scheme for reader-backed datasets (default: the dataset's)")
     s.add_argument("--records-only", action="store_true",
                    help="summarise annotation records only; never decode frames")
+    s.add_argument("--allow-missing-au-labels", action="store_true",
+                   help="megc2019_composite: load even without the annotations/ coding sheets "
+                        "(every AU mask 0)")
 
 
 def records_summary(records, scheme: str | None = None) -> dict[str, str]:
@@ -65,9 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if args.action != "summary":  # argparse enforces this; kept for direct callers
         raise ValueError(f"unknown data action {args.action!r}")
     facts: dict[str, str]
+    check_dataset_name(args.name)
+    if args.allow_missing_au_labels and args.name != "megc2019_composite":
+        raise UserError("--allow-missing-au-labels: only applies to megc2019_composite")
     if args.name in VIDEO_DATASETS:
         if args.root is None:
-            raise SystemExit(f"fedpsyau data summary {args.name}: --root is required")
+            raise UserError(f"dataset {args.name!r}: --root is required (the release folder or "
+                            "its label sheet)")
         kw = {"scheme": args.scheme} if args.scheme else {}
         records = read_records(args.name, args.root, **kw)
         kept = [r for r in records if r.label is not None]
@@ -77,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             facts = load_dataset(args.name, root=args.root, cache_dir=args.cache_dir, **kw).summary()
     else:
-        s = load_dataset(args.name, root=args.root, cache_dir=args.cache_dir)
+        kw = {"allow_missing_au_labels": True} if args.allow_missing_au_labels else {}
+        s = load_dataset(args.name, root=args.root, cache_dir=args.cache_dir, **kw)
         facts = s.summary()
         for k in ("face_fallbacks", "landmarks_clamped", "au_unmatched"):
             if k in s.meta:

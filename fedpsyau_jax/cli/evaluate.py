@@ -18,6 +18,13 @@ def run(args) -> int:
 
     from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax import api
+    from fedpsyau_jax.errors import InputFileError
+    wd = Path(args.workdir)
+    if not wd.is_dir():
+        raise InputFileError(f"--workdir {wd}: does not exist (or is not a folder); give a run "
+                             "directory written by `fedpsyau train`")
+    if not (wd / "config.json").is_file():
+        raise InputFileError(f"--workdir {wd}: no config.json (not a training run directory)")
     summary = api.evaluate(args.workdir)
     write_json_atomic(Path(args.workdir) / "evaluation.json", summary)
     return 0 if summary["matches_stored_predictions"] else 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 # verb -> (module, one-line help). Modules are imported lazily so that e.g. the data
@@ -45,6 +46,27 @@ def _add_config_arguments(vp: argparse.ArgumentParser) -> None:
                     help="alias of --config.KEY=VALUE (same strict checking)")
 
 
+class _VerbFormatter(logging.Formatter):
+    """``fedpsyau <verb>: warning: <message>`` for the project's log warnings."""
+
+    def __init__(self, verb: str):
+        super().__init__()
+        self.verb = verb
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"fedpsyau {self.verb}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _console_warnings(verb: str) -> logging.Handler:
+    """Show the library's warnings (truncated video, faceless onset ...) on stderr."""
+    h = logging.StreamHandler(sys.stderr)
+    h.setLevel(logging.WARNING)
+    h.setFormatter(_VerbFormatter(verb))
+    for name in ("data_pipelines", "fedpsyau_jax"):
+        logging.getLogger(name).addHandler(h)
+    return h
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
@@ -64,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         _add_config_arguments(vp)
     module.add_arguments(vp)
     from fedpsyau_jax.errors import UserError
+    handler = _console_warnings(verb)
     try:
         if uses_config:
             from fedpsyau_jax.config_loading import split_config_flags
@@ -77,8 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"fedpsyau {verb}: error: {e}", file=sys.stderr)
+        msg = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())  # always one line
+        print(f"fedpsyau {verb}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        for name in ("data_pipelines", "fedpsyau_jax"):
+            logging.getLogger(name).removeHandler(handler)
 
 
 if __name__ == "__main__":

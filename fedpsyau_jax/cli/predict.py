@@ -21,7 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from data_pipelines.video_pipeline import check_onset_apex, input_identity
     from fedpsyau_jax import api
+    # Every input is checked before the model is restored or a frame decoded.
+    input_identity(args.video)                      # "does not exist" (MissingMediaError)
+    check_onset_apex(Path(args.video).stem, args.onset, args.apex)
+    from fedpsyau_jax.training.checkpoints import read_metadata
+    model_dir = api.resolve_model_dir(args.checkpoint)  # CheckpointError naming the path
+    read_metadata(model_dir.parent, model_dir.name)     # ... or the corrupt metadata file
     out = api.predict(args.video, args.checkpoint, onset=args.onset, apex=args.apex)
     if args.json:
         print(json.dumps(out, indent=1))

@@ -8,7 +8,10 @@ frame images (numbered by the trailing integer of the names). Without ``--apex``
 apex is spotted as the frame of largest motion. The result is one .npz in DIR.
 Dataset: one cached .npz per sample in DIR/cache, the skipped-samples manifest
 DIR/skipped_samples.json (name → reason) and all samples in DIR/<dataset>_samples.npz.
-Reruns reuse finished samples. Exit status 1 only when nothing could be processed.
+Reruns reuse finished samples (cache keys include the input files' path, size,
+mtime and content hash). Skipped samples are listed on the console with their reason.
+Exit status 1 only when nothing could be processed; bad input (missing video, no
+face, onset == apex, --out naming a file ...) prints one error line, exit status 2.
 """
 from __future__ import annotations
 
@@ -42,45 +45,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fedpsyau_jax.errors import UserError, check_output_dir
+    if args.video is not None:
+        if args.root is not None or args.scheme is not None:
+            raise UserError("--root/--scheme: only apply to --dataset, not to --video")
+    else:
+        if args.onset is not None or args.apex is not None or args.name is not None:
+            raise UserError("--onset/--apex/--name: only apply to --video, not to --dataset")
+        if args.root is None:
+            raise UserError(f"--dataset {args.dataset}: needs --root (the dataset's root folder "
+                            "or its label sheet)")
+    # Checked before any decoding, detection or flow: a bad --out fails at once.
+    check_output_dir(args.out, what="--out")
     from data_pipelines.video_pipeline import PipelineParams
     params = PipelineParams(align=not args.no_align, apex_window=args.apex_window,
                             exactly_one_face=args.exactly_one_face)
     if args.video is not None:
-        if args.root is not None or args.scheme is not None:
-            print("preprocess: --root/--scheme only apply to --dataset", file=sys.stderr)
-            return 2
         return _run_video(args, params)
-    if args.onset is not None or args.apex is not None or args.name is not None:
-        print("preprocess: --onset/--apex/--name only apply to --video", file=sys.stderr)
-        return 2
-    if args.root is None:
-        print("preprocess: --dataset needs --root (the dataset's root folder)", file=sys.stderr)
-        return 2
     return _run_dataset(args, params)
 
 
 def _run_video(args, params) -> int:
-    from data_pipelines.sample_errors import SampleError
     from data_pipelines.video_pipeline import cached_video_sample
     name = args.name or args.video.stem
-    try:
-        arrays, path, cached = cached_video_sample(args.video, args.out, onset=args.onset,
-                                                   apex=args.apex, params=params, name=name)
-    except SampleError as e:
-        print(f"done: 0  skipped: 1  cached: 0\nskipped {name}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    # A SampleError (missing/unreadable video, no face, onset == apex ...) is a UserError:
+    # the CLI prints it as one line and exits with code 2.
+    arrays, path, cached = cached_video_sample(args.video, args.out, onset=args.onset,
+                                               apex=args.apex, params=params, name=name)
     print(f"done: {0 if cached else 1}  skipped: 0  cached: {1 if cached else 0}")
     print(f"sample: {path}")
+    faceless = int(arrays["faceless_leading"])
     print(f"onset: {int(arrays['onset'])}  apex: {int(arrays['apex'])}"
           f"{'  (onset replaced by first frame: onset == apex)' if bool(arrays['onset_replaced']) else ''}"
+          f"{f'  (onset = first frame with a face; {faceless} frame(s) before it have none)' if faceless else ''}"
           f"  clamped landmarks: {int(arrays['clamped'])}")
     return 0
 
 
 def _run_dataset(args, params) -> int:
-    from data_pipelines.datasets import read_records
+    from data_pipelines.datasets import check_dataset_name, read_records
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
     from data_pipelines.video_pipeline import MANIFEST_NAME, records_to_samples, save_npz_atomic
+    check_dataset_name(args.dataset)
     scheme = args.scheme or DEFAULT_SCHEME.get(args.dataset, "megc3")
     records = read_records(args.dataset, args.root, scheme=scheme)
     out = Path(args.out)
@@ -90,9 +96,12 @@ def _run_dataset(args, params) -> int:
     counts = samples.meta["counts"]
     print(f"records: {len(records)}  done: {counts['computed']}  cached: {counts['cached']}  "
           f"skipped: {counts['skipped']}")
+    for name, reason in samples.meta["skipped"].items():
+        print(f"skipped {name}: {reason}")
     print(f"manifest: {samples.meta['manifest']}")
     if not len(samples):
-        print("preprocess: no sample could be processed (reasons in the manifest)", file=sys.stderr)
+        print("fedpsyau preprocess: no sample could be processed (reasons above and in the manifest)",
+              file=sys.stderr)
         return 1
     target = out / f"{args.dataset}_samples.npz"
     arrays = {f: getattr(samples, f) for f in ("flow128", "flow28", "landmarks", "label", "au",

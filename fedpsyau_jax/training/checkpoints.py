@@ -28,13 +28,17 @@ from typing import Any
 import jax
 import numpy as np
 
+from fedpsyau_jax.errors import UserError
+
 METADATA_FILE = "metadata.json"
 STATE_DIR = "state"
 _TMP_PREFIX = ".tmp-"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, or does not match the expected pytree."""
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint is missing, corrupt, or does not match the expected pytree.
+
+    A ``UserError`` (the CLI prints one line, exit 2) and, as before, a RuntimeError."""
 
 
 def _write_json_atomic(path: Path, obj) -> None:
@@ -108,6 +112,8 @@ def read_metadata(directory, name: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {path}: corrupt metadata ({e})") from e
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path}: cannot read ({e.strerror or e})") from e
 
 
 def _spec_mismatch(saved: dict, expected: dict) -> str | None:

@@ -1,0 +1,116 @@
+"""Start-up checks of ``api.train``: everything that can be validated before work.
+
+``check_train_start(cfg, workdir)`` runs before any sample is loaded, anything is
+compiled or any file is written, and raises a ``UserError`` (one line naming the
+input) for:
+
+- ``--workdir`` that is a file (or below a file);
+- an unknown dataset name, protocol, prior source or export mode, an impossible k;
+- a ``data.root`` that does not exist;
+- a ``model.init_from`` that is not a readable exported model (``CheckpointError``);
+- a workdir that holds a *started* run (metrics, folds or checkpoints written) with a
+  different config (``CheckpointError``, as before).
+
+A ``config.json`` alone (no metrics, folds or checkpoints) is the leftover of a start
+that failed before training; it never blocks a corrected retry: the retry's config
+replaces it. ``api.train`` writes ``config.json`` only after its start has succeeded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from fedpsyau_jax.errors import InputFileError, UserError, check_output_dir, unknown_name
+from fedpsyau_jax.training.checkpoints import CheckpointError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+# Files/folders that mean training has started in a workdir (see api.train).
+PROGRESS_MARKERS = ("metrics.jsonl", "folds", "checkpoints", "summary.json", "final_model")
+EXPORT_MODES = ("all_data", "none")
+# Config sections that may differ when resuming (they do not change any result).
+RESUME_FREE = ("config_file", "runtime")
+
+
+def config_dict(cfg) -> dict:
+    return json.loads(cfg.to_json_best_effort(sort_keys=True))
+
+
+def run_started(workdir: Path) -> bool:
+    """True when ``workdir`` holds any output of a run that got past its start."""
+    return any((Path(workdir) / m).exists() for m in PROGRESS_MARKERS)
+
+
+def check_names(cfg) -> None:
+    from data_pipelines.datasets import check_dataset_name
+    from fedpsyau_jax.training.protocols import PRIOR_SOURCES, PROTOCOLS
+    check_dataset_name(str(cfg.data.name))
+    kind = str(cfg.protocol.kind)
+    if kind not in PROTOCOLS:
+        raise unknown_name("protocol.kind", kind, PROTOCOLS)
+    if kind == "kfold":
+        k = cfg.protocol.get("k", 10)
+        if int(k) < 2:
+            raise UserError(f"protocol.k {k}: k-fold needs k >= 2")
+    source = str(cfg.prior.source)
+    if source not in PRIOR_SOURCES:
+        raise unknown_name("prior.source", source, PRIOR_SOURCES)
+    export = cfg.get("export", {}).get("final_model", "none") if cfg.get("export") else "none"
+    if str(export) not in EXPORT_MODES:
+        raise unknown_name("export.final_model", export, EXPORT_MODES)
+
+
+def check_inputs(cfg) -> None:
+    root = cfg.data.get("root")
+    if root and not Path(root).exists():
+        raise InputFileError(f"data.root {root}: does not exist")
+    init_from = cfg.model.get("init_from") if cfg.get("model") else None
+    if init_from:
+        from fedpsyau_jax.training.checkpoints import read_metadata
+        p = Path(init_from)
+        if not p.is_dir():
+            raise CheckpointError(f"model.init_from {p}: does not exist (expected an exported "
+                                  "model folder, e.g. <run>/final_model)")
+        meta = read_metadata(p.parent, p.name)
+        missing = [k for k in ("num_classes", "use_au_branch") if k not in meta]
+        if missing:
+            raise CheckpointError(f"model.init_from {p}: metadata lacks {missing} (not an exported model)")
+
+
+def check_workdir(workdir: Path, cfg_dict: dict) -> None:
+    check_output_dir(workdir, what="--workdir")
+    cfg_path = workdir / CONFIG_FILE
+    if not cfg_path.is_file():
+        return
+    started = run_started(workdir)
+    try:
+        old = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if started:
+            raise CheckpointError(f"--workdir {workdir}: {CONFIG_FILE} of the run there is unreadable "
+                               f"({e}); use a fresh --workdir") from None
+        return  # leftover of a failed start: replaced once this start succeeds
+    comparable = lambda d: {k: v for k, v in d.items() if k not in RESUME_FREE}  # noqa: E731
+    if comparable(old) == comparable(cfg_dict):
+        return
+    diff = sorted(k for k in set(old) | set(cfg_dict) if k not in RESUME_FREE
+                  and old.get(k) != cfg_dict.get(k))
+    if started:
+        raise CheckpointError(f"--workdir {workdir}: holds a run with a different config (sections "
+                           f"{diff} differ); use a fresh --workdir, or the same config to resume")
+    log.info("%s: %s is from a start that failed before training (sections %s differ); "
+             "it will be replaced", workdir, CONFIG_FILE, diff)
+
+
+def check_train_start(cfg, workdir) -> dict:
+    """Validate a train start; returns the config as a JSON dict (for config.json).
+
+    Writes nothing. Order: names, inputs, workdir (so the message is about the first
+    problem a user would fix)."""
+    cfg_dict = config_dict(cfg)
+    check_names(cfg)
+    check_inputs(cfg)
+    check_workdir(Path(workdir), cfg_dict)
+    return cfg_dict
