@@ -314,6 +314,19 @@ def check_annotations(annotations: Path, allow_missing: bool) -> None:
                              f"{annotations} (searched {annotations}); {hint}")
 
 
+def _flag(what: str, v) -> bool:
+    """A boolean option that may arrive as text from a config override ("true")."""
+    if isinstance(v, (bool, int)) and v in (0, 1):
+        return bool(v)
+    s = str(v).strip().lower()
+    if s in ("true", "1", "yes", "on"):
+        return True
+    if s in ("false", "0", "no", "off", "", "none"):
+        return False
+    from fedpsyau_jax.errors import UserError
+    raise UserError(f"{what} {v!r}: expected true or false")
+
+
 def load_megc2019_composite(root: Path | None = None, cache_dir: Path | None = None,
                             annotations: Path | None = None,
                             allow_missing_au_labels: bool = False) -> MESamples:
@@ -338,7 +351,7 @@ def load_megc2019_composite(root: Path | None = None, cache_dir: Path | None = N
     if not (root / CSV_NAME).is_file():
         raise InputFileError(f"MEGC2019 composite {root / CSV_NAME}: does not exist")
     annotations = Path(annotations) if annotations is not None else root.parent / "annotations"
-    check_annotations(annotations, bool(allow_missing_au_labels))
+    check_annotations(annotations, _flag("allow_missing_au_labels", allow_missing_au_labels))
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = cache_key(_input_files(root, annotations), root)
     path = cache_dir / f"megc2019_composite-{key}.npz"

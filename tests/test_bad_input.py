@@ -35,6 +35,8 @@ DEMO = str(ROOT / "configs" / "synthetic_demo.py")
 CSV_NAME = "combined_3_class2_for_optical_flow.csv"
 # One composite row per source dataset (AU sheets matter for two of them).
 COMPOSITE_ROWS = ("sub01_EP02_01f", "006_006_1_2", "s01_s1_ne_01")
+# Folders below tmp_path that the commands write (outputs and caches).
+OUTPUT_DIRS = ("out", "cache", "default_cache")
 
 
 @dataclasses.dataclass
@@ -304,6 +306,19 @@ def case_dataset_skipped_samples_on_console(t):
 
 
 @case
+def case_dataset_changed_frame_is_recomputed(t):
+    """Dataset samples are cached per clip keyed on the frame files used: a replaced
+    apex frame is recomputed, the unchanged clip is served from the cache."""
+    import cv2
+    root = casme2_layout(t)
+    argv = ["preprocess", "--dataset", "casme2", "--root", str(root), "--out", f"{t}/out", "--no-progress"]
+    assert main(argv) == 0
+    apex = root / "CASME2_RAW_selected" / "sub01" / "EP02_01f" / "img37.jpg"
+    cv2.imwrite(str(apex), _frames()[30])
+    return Case(argv, rc=0, out=["records: 2  done: 1  cached: 1  skipped: 0"])
+
+
+@case
 def case_sheet_blank_subject(t):
     def edit(ws):
         ws["A3"] = None
@@ -400,6 +415,17 @@ def case_composite_missing_flow_dir(t):
     shutil.rmtree(composite_copy(t) / "flow28")
     return Case(_composite_argv(t), err=[f"MEGC2019 composite {t}/megc2019_htnet/flow28: does not exist"],
                 work=False)
+
+
+@case
+def case_composite_input_missing_with_cache_entry(t):
+    composite_copy(t)
+    assert main(_composite_argv(t)) == 0
+    assert len(list((t / "cache").glob("megc2019_composite-*.npz"))) == 1
+    (t / "megc2019_htnet" / "apex_faces" / "006_006_1_2.jpg").unlink()
+    return Case(_composite_argv(t),
+                err=[f"sample 006_006_1_2: apex face {t}/megc2019_htnet/apex_faces/006_006_1_2.jpg "
+                     "missing or unreadable"])
 
 
 @case
@@ -564,8 +590,12 @@ def test_bad_input(name, tmp_path, capsys, monkeypatch):
         assert snapshot(tmp_path) == before, "a failing command wrote, changed or removed files"
     else:
         assert errors == [], err
+        # A successful command may rewrite its outputs, but loses nothing and leaves
+        # every input as it was.
         after = snapshot(tmp_path)
-        assert {k: v for k, v in after.items() if k in before} == before, "input files lost or changed"
+        assert set(before) <= set(after), f"files lost: {sorted(set(before) - set(after))}"
+        inputs = {k: v for k, v in before.items() if k.split("/")[0] not in OUTPUT_DIRS}
+        assert {k: after[k] for k in inputs} == inputs, "input files changed"
     assert len(lines) == len(warn) + len(errors), f"unexpected stderr lines: {err}"
     for f in c.out:
         assert f in out, (f, out)
@@ -595,6 +625,23 @@ def test_same_errors_from_the_python_api(tmp_path):
     from data_pipelines.datasets import load_dataset
     with pytest.raises(UserError, match="unknown name"):
         load_dataset("casme")
+
+
+@pytest.mark.parametrize("flag", ["false", "true"])
+def test_composite_au_labels_option_from_a_config_override(tmp_path, flag):
+    from fedpsyau_jax import api
+    from fedpsyau_jax.config_loading import load_config
+    from fedpsyau_jax.errors import InputFileError
+    root = composite_copy(tmp_path, annotations=False)
+    cfg = load_config(ROOT / "configs" / "megc2019_composite_loso.py",
+                      [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+                       f"data.kwargs.allow_missing_au_labels={flag}"])
+    if flag == "false":
+        with pytest.raises(InputFileError, match="annotations does not exist"):
+            api.load_samples(cfg)
+    else:
+        s = api.load_samples(cfg)
+        assert len(s) == 3 and s.au_mask.sum() == 0 and s.meta["au_sheets_missing"] == ["casme2", "samm"]
 
 
 def test_stale_config_json_passes_the_start_checks(tmp_path):
