@@ -234,9 +234,11 @@ def _build(root: Path, annotations: Path | None) -> MESamples:
         flow128[i] = np.clip(cv2.resize(f28, (CROP_SIZE, CROP_SIZE),
                                         interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         face_path = face_dir / f"{r['name']}.jpg"
+        if not face_path.is_file():
+            raise InputFileError(f"sample {r['name']}: apex face {face_path} does not exist")
         grey = cv2.imread(str(face_path), cv2.IMREAD_GRAYSCALE)
         if grey is None:
-            raise CompositeError(f"sample {r['name']}: apex face {face_path} missing or unreadable")
+            raise CompositeError(f"sample {r['name']}: apex face {face_path} cannot be decoded")
         pts68, fb = detect_landmarks68(grey)
         if fb:
             fallbacks.append(r["name"])

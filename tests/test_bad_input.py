@@ -425,7 +425,7 @@ def case_composite_input_missing_with_cache_entry(t):
     (t / "megc2019_htnet" / "apex_faces" / "006_006_1_2.jpg").unlink()
     return Case(_composite_argv(t),
                 err=[f"sample 006_006_1_2: apex face {t}/megc2019_htnet/apex_faces/006_006_1_2.jpg "
-                     "missing or unreadable"])
+                     "does not exist"])
 
 
 @case
@@ -524,7 +524,14 @@ def case_evaluate_missing_fold_model(t):
 @case
 def case_predict_missing_checkpoint(t):
     return Case(["predict", "--video", str(CLIP), "--checkpoint", f"{t}/nockpt"],
-                err=[f"{t}/nockpt: neither a model checkpoint"], work=False)
+                err=[f"--checkpoint {t}/nockpt: does not exist"], work=False)
+
+
+@case
+def case_predict_checkpoint_not_a_model(t):
+    (t / "empty").mkdir()
+    return Case(["predict", "--video", str(CLIP), "--checkpoint", f"{t}/empty"],
+                err=[f"{t}/empty: neither a model checkpoint"], work=False)
 
 
 @case

@@ -28,7 +28,10 @@ def run(args) -> int:
     # Every input is checked before the model is restored or a frame decoded.
     input_identity(args.video)                      # "does not exist" (MissingMediaError)
     check_onset_apex(Path(args.video).stem, args.onset, args.apex)
-    from fedpsyau_jax.training.checkpoints import read_metadata
+    from fedpsyau_jax.training.checkpoints import CheckpointError, read_metadata
+    if not Path(args.checkpoint).exists():
+        raise CheckpointError(f"--checkpoint {args.checkpoint}: does not exist (an exported model "
+                              "folder such as <run>/final_model, or a run directory)")
     model_dir = api.resolve_model_dir(args.checkpoint)  # CheckpointError naming the path
     read_metadata(model_dir.parent, model_dir.name)     # ... or the corrupt metadata file
     out = api.predict(args.video, args.checkpoint, onset=args.onset, apex=args.apex)
