@@ -4,6 +4,9 @@
     video_to_sample(path, onset=None, apex=None)     a video file or frame folder
     records_to_samples(records, cache_dir=...)       ClipRecords → MESamples, cached
 
+Caches (``cached_video_sample``, ``records_to_samples``) are keyed on the identity of
+the input files (``input_identity``), never on names alone.
+
 Per sample: dlib face + 68 landmarks on the onset frame (highest-scoring box), the
 SPEC §1 crop box from the onset landmarks, the apex frame similarity-aligned to the
 onset face (apex landmarks come from the shape predictor inside the onset's
@@ -404,8 +407,9 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
     Per record: label check (None or outside ``class_names`` → skipped), frames by
     number, SPEC §1 onset == apex rule, apex None → middle frame (SPEC §9 SMIC), then
     ``clip_to_sample``. With ``cache_dir`` each finished sample is one .npz named by
-    sample name + a hash of parameters and frame numbers, written atomically, so a
-    rerun (or a resumed, interrupted run) reuses it. Skipped samples go to a JSON
+    sample name + a hash of parameters, frame numbers and the identity (path, size,
+    mtime, SHA-256) of the frame files it reads, written atomically, so a rerun (or a
+    resumed, interrupted run) reuses it and a replaced frame is recomputed. Skipped samples go to a JSON
     manifest {name: reason} (default ``cache_dir/skipped_samples.json``) and to
     ``meta["skipped"]``. ``class_names`` None → "0".."max label".
     """
