@@ -319,6 +319,14 @@ def case_dataset_changed_frame_is_recomputed(t):
 
 
 @case
+def case_dataset_root_is_only_a_sheet(t):
+    root = casme2_layout(t)
+    sheet = root / "CASME2-coding-20140508.xlsx"
+    return Case(["preprocess", "--dataset", "casme2", "--root", str(sheet), "--out", f"{t}/out"],
+                err=[f"--root {sheet}: only a label sheet, no frame folders found for casme2"], work=False)
+
+
+@case
 def case_sheet_blank_subject(t):
     def edit(ws):
         ws["A3"] = None

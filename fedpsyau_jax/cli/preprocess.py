@@ -86,9 +86,13 @@ def _run_dataset(args, params) -> int:
     from data_pipelines.datasets import check_dataset_name, read_records
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
     from data_pipelines.video_pipeline import MANIFEST_NAME, records_to_samples, save_npz_atomic
+    from fedpsyau_jax.errors import UserError
     check_dataset_name(args.dataset)
     scheme = args.scheme or DEFAULT_SCHEME.get(args.dataset, "megc3")
     records = read_records(args.dataset, args.root, scheme=scheme)
+    if records and all(r.frame_dir is None and not r.frame_paths for r in records):
+        raise UserError(f"--root {args.root}: only a label sheet, no frame folders found for "
+                        f"{args.dataset}; pass the dataset's root folder")
     out = Path(args.out)
     samples = records_to_samples(records, cache_dir=out / "cache", progress=not args.no_progress,
                                  class_names=class_names(scheme), params=params,
