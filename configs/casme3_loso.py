@@ -22,6 +22,6 @@ def get_config():
     c.train.epochs = 30
     c.train.batch_size = 32
     c.train.learning_rate = 5e-5
-    c.train.oversample = True
+    c.train.class_balance = "oversample"
     c.runtime.fold_chunk = 8
     return c

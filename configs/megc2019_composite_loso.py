@@ -28,7 +28,7 @@ def get_config():
     c.train.batch_size = 32
     c.train.eval_batch_size = 32
     c.train.learning_rate = 1e-3
-    c.train.oversample = False
+    c.train.class_balance = "none"
     c.export.final_model = "all_data"
     c.runtime.fold_chunk = 1
     return c

@@ -47,7 +47,10 @@ def settings_from_config(cfg) -> TrainSettings:
     return TrainSettings(
         epochs=int(t.epochs), batch_size=int(t.batch_size), eval_batch_size=int(t.eval_batch_size),
         learning_rate=float(t.learning_rate), weight_decay=float(t.weight_decay),
-        oversample=bool(t.oversample), alpha=tuple(float(a) for a in t.alpha),
+        lr_schedule=str(t.lr_schedule), warmup_epochs=float(t.warmup_epochs),
+        min_lr_ratio=float(t.min_lr_ratio), decay_kernels_only=bool(t.decay_kernels_only),
+        class_balance=str(t.class_balance), hflip=float(t.hflip), au_norm=str(t.au_norm),
+        alpha=tuple(float(a) for a in t.alpha),
         beta_schedule=str(t.beta_schedule), beta0=float(t.beta0), seed=int(cfg.seed),
         fold_chunk=int(cfg.runtime.fold_chunk), checkpoint_every=int(cfg.runtime.checkpoint_every))
 
@@ -79,14 +82,24 @@ def _comparable(d: dict) -> dict:
 
 
 def _model(cfg, samples: MESamples) -> FedPsyAU:
-    return FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(cfg.model.use_au_branch))
+    m = cfg.model
+    return FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch),
+                    group_tokens=str(m.group_tokens), roi_source=str(m.roi_source))
+
+
+def model_from_meta(meta: dict) -> FedPsyAU:
+    """The network an exported model was trained as. Models exported before the
+    ``group_tokens`` option used the reference code's group assignment."""
+    return FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]),
+                    group_tokens=str(meta.get("group_tokens", "reference")),
+                    roi_source=str(meta.get("roi_source", "flow128")))
 
 
 def _load_pretrained(path) -> tuple[dict, dict]:
     """params / batch_stats of an exported model (AU pre-training) at ``path``."""
     path = Path(path)
     meta = read_metadata(path.parent, path.name)
-    model = FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]))
+    model = model_from_meta(meta)
     target = _abstract_variables(model)
     v, _ = restore_checkpoint(path.parent, path.name, target)
     return v["params"], v["batch_stats"]
@@ -129,14 +142,16 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     priors = {f.index: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, f.train_idx)
               for f in folds}
     model_meta = {"num_classes": samples.num_classes, "class_names": list(samples.class_names),
-                  "use_au_branch": bool(cfg.model.use_au_branch), "config": cfg_dict}
+                  "use_au_branch": bool(cfg.model.use_au_branch),
+                  "group_tokens": str(cfg.model.group_tokens), "roi_source": str(cfg.model.roi_source),
+                  "config": cfg_dict}
     fingerprint = settings_fingerprint(s, {"data": cfg_dict.get("data"), "model": cfg_dict.get("model"),
                                            "prior": cfg_dict.get("prior"), "n": len(samples)})
     pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
-
-    log = JsonlLog(workdir / "metrics.jsonl")
     workdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg_path, cfg_dict)
+
+    log = JsonlLog(workdir / "metrics.jsonl")
     log.write("start", samples=len(samples), folds=len(folds), settings=s.__dict__,
               data=samples.summary())
     user_hooks = hooks or RunHooks()
@@ -342,7 +357,7 @@ def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
     for key in ("num_classes", "class_names", "use_au_branch"):
         if key not in meta:
             raise CheckpointError(f"{path}: metadata lacks {key!r} (not an exported model)")
-    model = FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]))
+    model = model_from_meta(meta)
     v, meta = restore_checkpoint(path.parent, path.name, _abstract_variables(model))
     return model, v, meta
 
@@ -363,7 +378,7 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
     beta = float(beta_schedule(cfg.get("train", {}).get("beta_schedule", "reference"), epochs,
                                float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
-    emotion, au_gat, au_afe = jax.jit(lambda var, b: model.apply(var, b, beta=beta, train=False))(
+    emotion, au_gat, au_afe = jax.jit(lambda var, b: model.apply(var, b, beta, train=False))(
         variables, batch)
     probs = np.asarray(jax.nn.softmax(emotion, -1))[0]
     out = {"video": str(video), "class_names": list(meta["class_names"]),

@@ -205,13 +205,21 @@ def base_config() -> ml_collections.ConfigDict:
     data.kwargs               extra ``load_dataset`` arguments
     data.only_au_labelled     keep only samples with AU labels (AU pre-training)
     model.use_au_branch       False = flow-stream-only baseline (paper Table 3, I)
+    model.group_tokens        paper (Table 1, default) | reference (the reference code's
+                              swapped G3/G4 token sets)
+    model.roi_source          flow128 | flow28 (ROI patches of the 28-px flow, for data
+                              whose 128-px flow is only an upsample)
     model.init_from           exported model whose AU-branch params initialise every
                               fold (AU pre-training, paper §5.1); None = random init
     protocol.kind             loso | kfold | all;  k, shuffle, split_seed for kfold
     prior.source              fold_train (D from the fold's training AU labels) or a
                               preset name (reference_dfme)
-    train.*                   epochs, batch_size, eval_batch_size, learning_rate,
-                              weight_decay, oversample, alpha, beta_schedule, beta0
+    train.*                   epochs, batch_size, eval_batch_size, learning_rate (peak),
+                              weight_decay, lr_schedule (constant | warmup_cosine),
+                              warmup_epochs, min_lr_ratio, decay_kernels_only,
+                              class_balance (oversample | weighted_ce | none), hflip
+                              (flip probability), au_norm (examples | known_entries),
+                              alpha, beta_schedule, beta0 — see TrainSettings
     export.final_model        all_data (also train one model on every sample and
                               export it as workdir/final_model) | none
     runtime.fold_chunk        folds trained at once by vmap (1 = sequential); does not
@@ -224,13 +232,15 @@ def base_config() -> ml_collections.ConfigDict:
                                             kwargs=ml_collections.ConfigDict(), only_au_labelled=False))
     c.data.root = ml_collections.FieldReference(None, field_type=str)
     c.data.cache_dir = ml_collections.FieldReference(None, field_type=str)
-    c.model = ml_collections.ConfigDict(dict(use_au_branch=True))
+    c.model = ml_collections.ConfigDict(dict(use_au_branch=True, group_tokens="paper", roi_source="flow128"))
     c.model.init_from = ml_collections.FieldReference(None, field_type=str)
     c.protocol = ml_collections.ConfigDict(dict(kind="loso", k=10, shuffle=True, split_seed=1))
     c.prior = ml_collections.ConfigDict(dict(source="fold_train"))
     c.train = ml_collections.ConfigDict(dict(
         epochs=30, batch_size=32, eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
-        oversample=True, alpha=(0.2, 0.8, 0.8), beta_schedule="reference", beta0=0.3))
+        lr_schedule="warmup_cosine", warmup_epochs=1.0, min_lr_ratio=0.0, decay_kernels_only=True,
+        class_balance="oversample", hflip=0.5, au_norm="examples",
+        alpha=(0.2, 0.8, 0.8), beta_schedule="reference", beta0=0.3))
     c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
     c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1))
     return c

@@ -30,8 +30,8 @@ def test_shapes_and_parameter_count(classes):
 def test_flow_only_baseline_has_no_au_outputs():
     model = FedPsyAU(3, use_au_branch=False)
     batch = example_batch(2)
-    v = jax.eval_shape(lambda k: model.init({"params": k}, batch), jax.random.key(0))
-    out = jax.eval_shape(lambda v: model.apply(v, batch, train=False), v)
+    v = jax.eval_shape(lambda k: model.init({"params": k}, batch, 0.3), jax.random.key(0))
+    out = jax.eval_shape(lambda v: model.apply(v, batch, 0.3, train=False), v)
     assert out[0].shape == (2, 3) and out[1] is None and out[2] is None
     assert "lfe" not in v["params"]
 

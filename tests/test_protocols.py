@@ -85,7 +85,7 @@ def test_chunking_and_plans_depend_on_fold_only():
     assert [len(c) for c in chunks] == [4, 4, 2]
     assert [f.index for c in chunks for f in c] == list(range(10))
     labels = np.tile([0, 1, 2], 10)
-    s = TrainSettings(batch_size=4, oversample=True, seed=3)
+    s = TrainSettings(batch_size=4, class_balance="oversample", seed=3)
     n = steps_per_epoch(s, folds, labels)
     a = fold_epoch_plan(s, folds[2], labels, 1, n)
     b = fold_epoch_plan(s, folds[2], labels, 1, n + 2)   # padding adds empty steps only

@@ -52,3 +52,32 @@ def dlib68_to_65(points68: np.ndarray) -> np.ndarray:
     if pts.shape[-2:] != (NUM_DLIB_POINTS, 2):
         raise ValueError(f"expected (..., 68, 2) dlib points, got shape {pts.shape}")
     return np.einsum("kd,...dc->...kc", DLIB68_TO_65, pts.astype(np.float32))
+
+
+# dlib-68 left↔right mirror pairs (a point mirrored across the face's vertical axis;
+# points on the axis map to themselves).
+_DLIB_MIRROR_PAIRS = (
+    [(i, 16 - i) for i in range(8)]                                   # jaw 0..7 ↔ 16..9
+    + [(17 + i, 26 - i) for i in range(5)]                            # eyebrows
+    + [(31, 35), (32, 34)]                                            # lower nose
+    + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]    # eyes
+    + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]              # outer lips
+    + [(60, 64), (61, 63), (65, 67)]                                  # inner lips
+)
+DLIB68_MIRROR = np.arange(NUM_DLIB_POINTS)
+for _a, _b in _DLIB_MIRROR_PAIRS:
+    DLIB68_MIRROR[_a], DLIB68_MIRROR[_b] = _b, _a
+
+
+def _mirror_tokens() -> np.ndarray:
+    """Token permutation P with token P[k] of a mirrored face = mirror of token k."""
+    by_sources = {frozenset(src): t for t, src in enumerate(_TOKENS)}
+    perm = np.array([by_sources[frozenset(int(DLIB68_MIRROR[i]) for i in src)] for src in _TOKENS])
+    assert sorted(perm.tolist()) == list(range(NUM_KEYPOINTS))
+    return perm
+
+
+# MIRROR_65[k]: the token that holds point k's mirror image. After a horizontal flip
+# of the image and the landmark coordinates, ``flipped[MIRROR_65]`` puts every token
+# back on the facial point it names (token 0, the right brow's outer end, again).
+MIRROR_65 = _mirror_tokens()

@@ -1,10 +1,15 @@
 """The FED-PsyAU network of SPEC §4 as Flax Linen modules.
 
-``FedPsyAU.apply(variables, batch, beta=..., train=...)`` returns
-``(emotion_logits (B, C), au_logits_gat (B, 12), au_logits_afe (B, 12))``.
+``FedPsyAU.apply(variables, batch, beta, train=...)`` returns
+``(emotion_logits (B, C), au_logits_gat (B, 12), au_logits_afe (B, 12))``. β is
+required: a forgotten β must not silently run the GAT without its prior.
 
 ``batch`` is a dict with ``flow128`` (B,128,128,3), ``flow28`` (B,28,28,3) and
-``landmarks`` (B,65,2); ROI patches are cut inside (SPEC §3). The data prior D lives
+``landmarks`` (B,65,2), optionally ``example_mask`` (B,) {0,1}; ROI patches are cut
+inside (SPEC §3). In train mode an example with mask 0 (padding of a vmapped fold or
+client) takes no part in BatchNorm's batch statistics nor its running averages
+(SPEC §6): every BN gets the mask, so a padded batch trains exactly like the
+unpadded one. The data prior D lives
 in the non-trainable collection ``priors`` (``variables['priors']['D']``, (12, 12)),
 so a protocol can swap in each fold's D without recompiling and a vmapped set of
 folds can carry one D each. β is a call argument for the same reason.
@@ -16,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedpsyau_jax.network.au_groups import GROUPS, NUM_AUS
+from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS, NUM_AUS
 from fedpsyau_jax.network.gat import DPKGAT, PriorGraph
 from fedpsyau_jax.network.hash_dropout import HashDropout
 from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
@@ -25,6 +30,7 @@ from fedpsyau_jax.network.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, refer
 from fedpsyau_jax.network.roi_patches import PATCH, cut_patches_batch
 
 TOKEN_DIM = PATCH * PATCH * 3  # 75
+ROI_SOURCES = ("flow128", "flow28")
 
 # PyTorch's BatchNorm momentum 0.1 is Flax's 0.9 (weight of the running average).
 _BN = dict(momentum=0.9, epsilon=1e-5)
@@ -34,17 +40,22 @@ def _bn(train: bool, name: str | None = None) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, name=name, **_BN)
 
 
+def _bn_mask(mask, x):
+    """Example mask (B,) -> broadcastable to x (B, ...) for BatchNorm, or None."""
+    return None if mask is None else mask.reshape(mask.shape[:1] + (1,) * (x.ndim - 1)) > 0
+
+
 class ConvBNReLU(nn.Module):
     features: int
     kernel: int
 
     @nn.compact
-    def __call__(self, x, train: bool):
+    def __call__(self, x, train: bool, mask=None):
         # No conv bias: the BatchNorm right after subtracts the batch mean, so a bias
         # there has an identically zero gradient (Adam would random-walk it on
         # rounding noise) and no effect on the output.
         x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(x)
-        return nn.relu(_bn(train)(x))
+        return nn.relu(_bn(train)(x, mask=_bn_mask(mask, x) if train else None))
 
 
 class LFE(nn.Module):
@@ -55,11 +66,12 @@ class LFE(nn.Module):
     """
 
     @nn.compact
-    def __call__(self, patches, train: bool):
+    def __call__(self, patches, train: bool, mask=None):
         b, k = patches.shape[:2]
         x = patches.reshape(b * k, PATCH, PATCH, patches.shape[-1])
+        pmask = None if mask is None else jnp.repeat(mask, k)              # (B·65,)
         for feat in (32, 64, 3):
-            x = ConvBNReLU(feat, 3)(x, train)
+            x = ConvBNReLU(feat, 3)(x, train, pmask)
         return x.reshape(b, k, TOKEN_DIM)
 
 
@@ -121,7 +133,7 @@ class GroupAFE(nn.Module):
     n_aus: int
 
     @nn.compact
-    def __call__(self, z_g, train: bool):
+    def __call__(self, z_g, train: bool, mask=None):
         b, n_tok, _ = z_g.shape
         s = z_g.mean(axis=-1)                                              # (B, N_g)
         hidden = max(n_tok // 16, 1)
@@ -137,8 +149,8 @@ class GroupAFE(nn.Module):
         # Stack tokens on channels: token k contributes channels 3k..3k+2.
         r = r.reshape(b, n_tok, PATCH, PATCH, 3).transpose(0, 2, 3, 1, 4)
         r = r.reshape(b, PATCH, PATCH, 3 * n_tok)
-        x = ConvBNReLU(2 * self.n_aus, 3)(r, train)
-        x = ConvBNReLU(self.n_aus, 1)(x, train)                            # (B, 5, 5, n)
+        x = ConvBNReLU(2 * self.n_aus, 3)(r, train, mask)
+        x = ConvBNReLU(self.n_aus, 1)(x, train, mask)                      # (B, 5, 5, n)
         nodes = x.reshape(b, PATCH * PATCH, self.n_aus).transpose(0, 2, 1)  # (B, n, 25)
         norm = jnp.sqrt(jnp.sum(nodes * nodes, axis=-1, keepdims=True) + 1e-12)
         return nodes / norm
@@ -161,12 +173,12 @@ class Inception(nn.Module):
     width: int
 
     @nn.compact
-    def __call__(self, x, train: bool):
+    def __call__(self, x, train: bool, mask=None):
         w = self.width
-        b1 = ConvBNReLU(w, 1)(x, train)
-        b2 = ConvBNReLU(w, 3)(ConvBNReLU(w, 1)(x, train), train)
-        b3 = ConvBNReLU(w, 5)(ConvBNReLU(w, 1)(x, train), train)
-        b4 = ConvBNReLU(w, 1)(max_pool_3x3_same(x), train)
+        b1 = ConvBNReLU(w, 1)(x, train, mask)
+        b2 = ConvBNReLU(w, 3)(ConvBNReLU(w, 1)(x, train, mask), train, mask)
+        b3 = ConvBNReLU(w, 5)(ConvBNReLU(w, 1)(x, train, mask), train, mask)
+        b4 = ConvBNReLU(w, 1)(max_pool_3x3_same(x), train, mask)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -176,16 +188,16 @@ class DualStreamInception(nn.Module):
     num_classes: int
 
     @nn.compact
-    def __call__(self, g, flow28, train: bool):
+    def __call__(self, g, flow28, train: bool, mask=None):
         b = g.shape[0]
         a = g.transpose(0, 2, 1).reshape(b, PATCH, PATCH, NUM_AUS)       # (B, 5, 5, 12)
-        a = Inception(16, name="au_block1")(a, train)
+        a = Inception(16, name="au_block1")(a, train, mask)
         a = max_pool_non_overlapping(a, 2)                         # (B, 2, 2, 64)
-        a = Inception(48, name="au_block2")(a, train)
+        a = Inception(48, name="au_block2")(a, train, mask)
         a = a.reshape(b, -1)                                               # 768
-        f = Inception(6, name="flow_block1")(flow28, train)
+        f = Inception(6, name="flow_block1")(flow28, train, mask)
         f = max_pool_non_overlapping(f, 2)
-        f = Inception(16, name="flow_block2")(f, train)
+        f = Inception(16, name="flow_block2")(f, train, mask)
         f = max_pool_non_overlapping(f, 2).reshape(b, -1)          # 3136
         f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
         a = HashDropout(0.5, deterministic=not train)(a)
@@ -213,28 +225,47 @@ class FedPsyAU(nn.Module):
       num_classes: emotion classes (3 for MEGC/CAS(ME)³, 7 for DFME).
       use_au_branch: False gives the flow-stream-only baseline (paper Table 3, I):
         the AU stream is dropped and the classifier reads the flow stream alone.
+      group_tokens: "paper" (SPEC §3 default, Table 1: G3 reads tokens 27–64, G4
+        tokens 0–51) or "reference" (the reference code's swapped assignment).
+      roi_source: "flow128" (patches of the 128-px flow, SPEC §3) or "flow28" (patches
+        of the 28-px flow at landmarks scaled by 28/128: on the released MEGC2019
+        composite flow128 is only an upsample of the 28-px flow).
     """
 
     num_classes: int = 3
     use_au_branch: bool = True
+    group_tokens: str = "paper"
+    roi_source: str = "flow128"
 
     @nn.compact
-    def __call__(self, batch, beta=0.0, train: bool = False):
+    def __call__(self, batch, beta, train: bool = False):
+        if self.group_tokens not in GROUP_TOKEN_SETS:
+            raise ValueError(f"group_tokens {self.group_tokens!r}: choose from {', '.join(GROUP_TOKEN_SETS)}")
+        if self.roi_source not in ROI_SOURCES:
+            raise ValueError(f"roi_source {self.roi_source!r}: choose from {', '.join(ROI_SOURCES)}")
         flow128 = jnp.asarray(batch["flow128"], jnp.float32)
         flow28 = jnp.asarray(batch["flow28"], jnp.float32)
         landmarks = jnp.asarray(batch["landmarks"], jnp.float32)
+        mask = batch.get("example_mask") if train else None
+        mask = None if mask is None else jnp.asarray(mask, jnp.float32)
         d = self.variable("priors", "D", lambda: jnp.asarray(reference_prior())).value
         beta = jnp.asarray(beta, jnp.float32)
 
         if not self.use_au_branch:
-            return FlowOnlyHead(self.num_classes, name="flow_only")(flow28, train), None, None
+            return FlowOnlyHead(self.num_classes, name="flow_only")(flow28, train, mask), None, None
 
-        patches = cut_patches_batch(flow128, landmarks)                   # (B, 65, 5, 5, 3)
-        phi = LFE(name="lfe")(patches, train)
+        if self.roi_source == "flow28":
+            # 5×5 windows of real flow pixels: on data whose flow128 is an upsample of a
+            # 28-px flow, a 128-px window covers about one real pixel.
+            patches = cut_patches_batch(flow28, landmarks * (flow28.shape[2] / flow128.shape[2]))
+        else:
+            patches = cut_patches_batch(flow128, landmarks)               # (B, 65, 5, 5, 3)
+        phi = LFE(name="lfe")(patches, train, mask)
         z = SSE(name="sse")(phi, train)
         nodes = []
-        for gname, (au_nodes, tokens) in GROUPS.items():
-            nodes.append(GroupAFE(len(au_nodes), name=f"afe_{gname}")(z[:, np.asarray(tokens)], train))
+        for gname, (au_nodes, tokens) in GROUP_TOKEN_SETS[self.group_tokens].items():
+            nodes.append(GroupAFE(len(au_nodes), name=f"afe_{gname}")(
+                z[:, np.asarray(tokens)], train, mask))
         f = jnp.concatenate(nodes, axis=1)                                 # (B, 12, 25) in AU order
         au_afe = AUHead(name="au_head_afe")(f, train)
 
@@ -245,7 +276,7 @@ class FedPsyAU(nn.Module):
         h = jnp.concatenate([u, lo], axis=1)
         g = DPKGAT(GRAPH_GLOB, name="gat_glob")(h, d, beta, train) + h
         au_gat = AUHead(name="au_head_gat")(g, train)
-        emotion = DualStreamInception(self.num_classes, name="dsi")(g, flow28, train)
+        emotion = DualStreamInception(self.num_classes, name="dsi")(g, flow28, train, mask)
         return emotion, au_gat, au_afe
 
 
@@ -255,11 +286,11 @@ class FlowOnlyHead(nn.Module):
     num_classes: int
 
     @nn.compact
-    def __call__(self, flow28, train: bool):
+    def __call__(self, flow28, train: bool, mask=None):
         b = flow28.shape[0]
-        f = Inception(6, name="flow_block1")(flow28, train)
+        f = Inception(6, name="flow_block1")(flow28, train, mask)
         f = max_pool_non_overlapping(f, 2)
-        f = Inception(16, name="flow_block2")(f, train)
+        f = Inception(16, name="flow_block2")(f, train, mask)
         f = max_pool_non_overlapping(f, 2).reshape(b, -1)
         f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
         f = HashDropout(0.5, deterministic=not train)(f)

@@ -50,21 +50,29 @@ LOWER = slice(6, 12)
 def cooccurrence_prior(au: np.ndarray, au_mask: np.ndarray | None = None) -> np.ndarray:
     """D of SPEC §5 from multi-hot AU labels ``au`` (N, 12) -> (12, 12) float32.
 
-    D_ij = N(i∧j) / Σ_k N(i∧k), with N(i∧i) = N(i). Samples whose AU labels are
-    unknown (``au_mask`` all zero) are left out. An AU that never occurs has no
-    evidence; its row falls back to the identity (attend to itself only), so the
-    matrix stays row-stochastic instead of becoming 0/0.
+    D_ij = N(i∧j) / Σ_k N(i∧k), with N(i∧i) = N(i). With partial labels (``au_mask``
+    (N, 12), 1 = known) each pair is counted on the samples where BOTH AUs are known:
+    an unknown AU counts neither as present nor as absent. Concretely, the rate
+    c_ij = N(i∧j | i, j known) / N(i | i, j known) — how often j accompanies i — is
+    estimated pairwise, with c_ii = 1, and D_ij = c_ij / Σ_k c_ik. On fully labelled
+    data this is exactly N(i∧j) / Σ_k N(i∧k). An AU that never occurs (where known)
+    has no evidence; its row falls back to the identity (attend to itself only).
     """
     au = np.asarray(au, np.float64)
     if au.ndim != 2 or au.shape[1] != NUM_AUS:
         raise ValueError(f"AU labels must be (N, {NUM_AUS}), got {au.shape}")
-    if au_mask is not None:
-        known = np.asarray(au_mask).sum(axis=1) > 0
-        au = au[known]
-    counts = au.T @ au                              # N(i∧j); diagonal = N(i)
-    rows = counts.sum(axis=1, keepdims=True)
-    eye = np.eye(NUM_AUS)
-    d = np.where(rows > 0, counts / np.where(rows > 0, rows, 1.0), eye)
+    m = np.ones_like(au) if au_mask is None else (np.asarray(au_mask, np.float64) > 0).astype(np.float64)
+    if m.shape != au.shape:
+        raise ValueError(f"au_mask must have the shape of the AU labels {au.shape}, got {m.shape}")
+    a = au * m                                        # unknown entries are not "present"
+    both = a.T @ a                                    # N(i∧j) where both are known
+    i_where_j_known = a.T @ m                         # N(i) on samples where j is known
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(i_where_j_known > 0, both / np.where(i_where_j_known > 0, i_where_j_known, 1.0), 0.0)
+    occurs = np.diag(both) > 0
+    c[np.diag_indices(NUM_AUS)] = np.where(occurs, 1.0, 0.0)
+    rows = c.sum(axis=1, keepdims=True)
+    d = np.where(occurs[:, None], c / np.where(rows > 0, rows, 1.0), np.eye(NUM_AUS))
     return d.astype(np.float32)
 
 

@@ -64,8 +64,17 @@ class TrainSettings:
 
     epochs: fixed number of epochs; folds are evaluated after the last one.
     batch_size / eval_batch_size: examples per step.
-    learning_rate, weight_decay: AdamW.
-    oversample: class-balanced oversampling of each fold's training samples.
+    learning_rate, weight_decay: AdamW (peak learning rate of the schedule).
+    lr_schedule: "constant" or "warmup_cosine" (linear warm-up over ``warmup_epochs``,
+      then cosine decay to ``min_lr_ratio``·lr at the end of the last epoch). The
+      rate of each step is an argument of the compiled step, like β; every fold runs
+      the whole schedule over its own steps.
+    decay_kernels_only: weight decay only on weight matrices / kernels.
+    class_balance: "oversample" (resample every class up to the largest, reference
+      practice), "weighted_ce" (CE weighted by n / (C·n_c) of the fold's training
+      labels; the epoch stays one pass over the data) or "none".
+    hflip: probability of the flow-respecting horizontal flip per training sample.
+    au_norm: AU BCE normalisation (``losses.masked_au_bce``).
     alpha: loss weights (emotion CE, BCE head A, BCE head B).
     beta_schedule, beta0: β per epoch (``priors.beta_schedule``), restarted per fold.
     seed: run seed; fold f's randomness is a function of (seed, f) only.
@@ -77,7 +86,13 @@ class TrainSettings:
     eval_batch_size: int = 64
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
-    oversample: bool = True
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    decay_kernels_only: bool = False
+    class_balance: str = "oversample"
+    hflip: float = 0.0
+    au_norm: str = "known_entries"
     alpha: tuple[float, float, float] = (0.2, 0.8, 0.8)
     beta_schedule: str = "reference"
     beta0: float = 0.3
@@ -85,8 +100,55 @@ class TrainSettings:
     fold_chunk: int = 8
     checkpoint_every: int = 1
 
+    def __post_init__(self):
+        if self.class_balance not in CLASS_BALANCE:
+            raise ValueError(f"train.class_balance {self.class_balance!r}: choose from {', '.join(CLASS_BALANCE)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule {self.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
+
+    @property
+    def oversample(self) -> bool:
+        return self.class_balance == "oversample"
+
     def betas(self) -> np.ndarray:
         return beta_schedule(self.beta_schedule, self.epochs, self.beta0)
+
+    def learning_rates(self, epoch: int, live: np.ndarray) -> np.ndarray:
+        """Learning rate of every step of ``epoch`` for each fold: live (K, S) bool marks
+        each fold's real steps; fold k's j-th live step is at progress
+        (epoch + j / n_k) / epochs of its schedule. Returns (K, S) float32."""
+        live = np.asarray(live, bool)
+        n = np.maximum(live.sum(axis=1, keepdims=True), 1)
+        j = np.cumsum(live, axis=1) - 1                                  # index among live steps
+        progress = (epoch + np.clip(j, 0, None) / n) / self.epochs
+        return (self.learning_rate * lr_factor(self, progress)).astype(np.float32)
+
+
+CLASS_BALANCE = ("oversample", "weighted_ce", "none")
+LR_SCHEDULES = ("constant", "warmup_cosine")
+
+
+def lr_factor(s: "TrainSettings", progress: np.ndarray) -> np.ndarray:
+    """Schedule factor in [0, 1] at training progress in [0, 1) (fraction of all steps)."""
+    p = np.asarray(progress, np.float64)
+    if s.lr_schedule == "constant":
+        return np.ones_like(p)
+    warm = min(max(s.warmup_epochs / s.epochs, 0.0), 1.0)
+    # Linear warm-up that reaches the peak at the end of the warm-up (first step > 0).
+    up = np.minimum((p + 1e-12) / warm, 1.0) if warm > 0 else np.ones_like(p)
+    q = np.clip((p - warm) / max(1.0 - warm, 1e-12), 0.0, 1.0)
+    cos = s.min_lr_ratio + (1.0 - s.min_lr_ratio) * 0.5 * (1.0 + np.cos(np.pi * q))
+    return np.where(p < warm, up, cos)
+
+
+def class_weights(labels: np.ndarray, train_idx: np.ndarray, num_classes: int) -> np.ndarray:
+    """n / (C·n_c) over the classes present in the training labels (absent: 0)."""
+    lab = np.asarray(labels)[np.asarray(train_idx, np.int64)]
+    counts = np.bincount(lab, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    w = np.zeros(num_classes)
+    w[present] = len(lab) / (present.sum() * counts[present])
+    return w.astype(np.float32)
 
 
 def fold_key(seed: int, fold_index: int) -> jax.Array:
@@ -119,16 +181,20 @@ class FoldPrograms:
 
     def __init__(self, model: FedPsyAU, s: TrainSettings):
         self.model, self.settings = model, s
-        self.tx = make_optimizer(s.learning_rate, s.weight_decay)
-        train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha))
+        # lr 1 here: each step's learning rate is an argument of the compiled step.
+        self.tx = make_optimizer(1.0, s.weight_decay, s.decay_kernels_only)
+        train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha), hflip=s.hflip,
+                                     au_norm=s.au_norm)
         eval_step = make_eval_step(model)
         tx = self.tx
 
         def init_one(key, prior_d):
             return create_train_state(model, tx, key, prior_d=prior_d)
 
-        def step_one(state, data, idx, mask, beta):
-            state, metrics = train_step(state, gather_batch(data, idx, mask), beta)
+        def step_one(state, data, idx, mask, beta, lr, class_w):
+            batch = gather_batch(data, idx, mask)
+            batch["ce_weight"] = jnp.take(class_w, batch["label"])
+            state, metrics = train_step(state, batch, beta, lr_scale=lr)
             return state, metrics
 
         def eval_one(state, data, idx, mask, beta):
@@ -136,19 +202,27 @@ class FoldPrograms:
 
         self.init = jax.jit(jax.vmap(init_one))
         # Donate the fold states: each step replaces them, so XLA may update in place.
-        self.train_step = jax.jit(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0)), donate_argnums=(0,))
+        self.train_step = jax.jit(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0)), donate_argnums=(0,))
         self.eval_step = jax.jit(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)))
 
     # The epoch is a host loop over ONE compiled step rather than a lax.scan: measured on
     # XLA:CPU (jax 0.10.2, this model), a scanned step ran ~15x slower per step than the
     # same step jitted on its own (8 s vs 0.47 s at batch 32; benchmarks/RESULTS.md).
-    def train_epoch(self, states: TrainState, data, idx, mask, beta, keys):
+    def train_epoch(self, states: TrainState, data, idx, mask, beta, keys, lrs=None, class_w=None):
         """One epoch of every stacked fold -> (states, metrics {name: (K, S)}, counts (K, S)).
 
         idx, mask: host arrays (K, S, B); steps where every fold's mask is zero (the
         padding at the end of shorter folds) are skipped — they would be no-ops.
+        lrs: (K, S) learning rate of each step (default: the constant peak rate);
+        class_w: (K, C) CE class weights (default: ones).
         """
         idx, mask = np.asarray(idx), np.asarray(mask)
+        k = idx.shape[0]
+        if lrs is None:
+            lrs = np.full(idx.shape[:2], self.settings.learning_rate, np.float32)
+        if class_w is None:
+            class_w = np.ones((k, self.model.num_classes), np.float32)
+        class_w = jnp.asarray(class_w, jnp.float32)
         states = states.replace(key=jnp.asarray(keys))
         beta = jnp.asarray(beta, jnp.float32)
         per_step = []
@@ -156,7 +230,8 @@ class FoldPrograms:
             if not mask[:, t].any():
                 per_step.append(None)
                 continue
-            states, m = self.train_step(states, data, jnp.asarray(idx[:, t]), jnp.asarray(mask[:, t]), beta)
+            states, m = self.train_step(states, data, jnp.asarray(idx[:, t]), jnp.asarray(mask[:, t]), beta,
+                                        jnp.asarray(lrs[:, t], jnp.float32), class_w)
             per_step.append(m)
         live = [m for m in per_step if m is not None]
         host = jax.device_get(live)
@@ -200,7 +275,8 @@ def get_programs(model: FedPsyAU, s: TrainSettings) -> FoldPrograms:
     """``FoldPrograms`` memoised on what shapes the compiled code (model kind, optimiser,
     loss weights), so repeated runs in one process (tests, evaluate after train) reuse
     the jitted functions instead of compiling them again."""
-    key = (model.num_classes, model.use_au_branch, s.learning_rate, s.weight_decay, tuple(s.alpha))
+    key = (model.num_classes, model.use_au_branch, model.group_tokens, model.roi_source,
+           s.weight_decay, s.decay_kernels_only, s.hflip, s.au_norm, tuple(s.alpha))
     if key not in _PROGRAMS:
         _PROGRAMS[key] = FoldPrograms(model, s)
     return _PROGRAMS[key].with_settings(s)
@@ -332,6 +408,9 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             states = jax.tree.map(jnp.asarray, states)
             start_epoch = int(meta["epoch"]) + 1
             bar.update(real * start_epoch)
+        num_classes = programs.model.num_classes
+        cweights = np.stack([class_weights(labels, f.train_idx, num_classes) if s.class_balance == "weighted_ce"
+                             else np.ones(num_classes, np.float32) for f in members])
         if states is None:
             keys = jnp.stack([fold_key(s.seed, f.index) for f in members])
             ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
@@ -345,7 +424,9 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             mask = mask * live[:, None, None]
             beta = np.full((width,), betas[epoch], np.float32)  # restarted for every fold
             ekeys = jnp.stack([epoch_key(s.seed, f.index, epoch) for f in members])
-            states, metrics, counts = programs.train_epoch(states, data, idx, mask, beta, ekeys)
+            lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
+            states, metrics, counts = programs.train_epoch(states, data, idx, mask, beta, ekeys,
+                                                           lrs, cweights)
             n = np.maximum(counts.sum(axis=1), 1.0)
             means = {k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
                      for k, v in metrics.items()}

@@ -19,31 +19,56 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(values * mask) / jnp.maximum(total, 1.0)
 
 
-def emotion_ce(logits: jax.Array, labels: jax.Array, example_mask: jax.Array) -> jax.Array:
+def emotion_ce(logits: jax.Array, labels: jax.Array, example_mask: jax.Array,
+               class_weights: jax.Array | None = None) -> jax.Array:
+    """Mean CE over real examples; with ``class_weights`` (C,) a weighted mean
+    Σ w_y·ce / Σ w_y (class-balanced CE: each class contributes equally in expectation)."""
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return masked_mean(ce, example_mask)
+    if class_weights is None:
+        return masked_mean(ce, example_mask)
+    return masked_mean(ce, example_mask * jnp.take(class_weights, labels))
+
+
+AU_NORMS = ("examples", "known_entries")
 
 
 def masked_au_bce(logits: jax.Array, au: jax.Array, au_mask: jax.Array,
-                  example_mask: jax.Array) -> jax.Array:
-    """Mean binary cross-entropy over known AU entries of real examples."""
+                  example_mask: jax.Array, norm: str = "examples") -> jax.Array:
+    """Binary cross-entropy over the known AU entries of real examples.
+
+    norm "examples": Σ over known entries / (real examples × 12). Every AU-labelled
+      sample carries the same weight whatever its batch-mates: in a batch of 31 SMIC
+      samples (no AU labels) and one CASME II sample, that sample's AU loss counts
+      1/32, as it would in the whole training set, not the full AU weight.
+    norm "known_entries": mean over the known entries of the batch (SPEC §6 as
+      first written): a batch with one AU-labelled sample gives it the whole weight.
+    """
     bce = optax.sigmoid_binary_cross_entropy(logits, au)
-    return masked_mean(bce, au_mask * example_mask[:, None])
+    known = au_mask * example_mask[:, None]
+    if norm == "known_entries":
+        return masked_mean(bce, known)
+    if norm != "examples":
+        raise ValueError(f"AU loss norm {norm!r}: choose from {', '.join(AU_NORMS)}")
+    return jnp.sum(bce * known) / jnp.maximum(jnp.sum(example_mask) * au.shape[-1], 1.0)
 
 
-def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA):
+def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_norm: str = "known_entries"):
     """Total loss and its parts. ``outputs`` = (emotion, au_gat, au_afe) of the model.
 
-    au_gat/au_afe may be None (flow-only baseline): those terms are then 0.
+    au_gat/au_afe may be None (flow-only baseline): those terms are then 0. A batch
+    entry ``ce_weight`` (B,) weights each example's CE (class balance); absent = 1.
+    α = (emotion CE, head A = AFE, head B = GAT), SPEC §6.
     """
     emotion, au_gat, au_afe = outputs
     labels = batch["label"]
     if example_mask is None:
         example_mask = jnp.ones(labels.shape, jnp.float32)
-    ce = emotion_ce(emotion, labels, example_mask)
+    w = batch.get("ce_weight")
+    ce_mask = example_mask if w is None else example_mask * w
+    ce = masked_mean(optax.softmax_cross_entropy_with_integer_labels(emotion, labels), ce_mask)
     zero = jnp.zeros((), jnp.float32)
-    bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask)
-    bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask)
+    bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask, au_norm)
+    bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask, au_norm)
     total = alpha[0] * ce + alpha[1] * bce_afe + alpha[2] * bce_gat
     return total, {"loss": total, "ce": ce, "bce_afe": bce_afe, "bce_gat": bce_gat}
 

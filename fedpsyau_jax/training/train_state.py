@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fedpsyau_jax.training.augmentation import augment
 from fedpsyau_jax.training.losses import DEFAULT_ALPHA, fedpsyau_loss
 from fedpsyau_jax.network.model import FedPsyAU, init_variables
 
@@ -29,9 +30,29 @@ class TrainState:
     key: jax.Array
 
 
-def make_optimizer(learning_rate: float = 5e-5, weight_decay: float = 0.01) -> optax.GradientTransformation:
-    """AdamW with the reference defaults (lr 5e-5, weight decay 0.01)."""
-    return optax.adamw(learning_rate, weight_decay=weight_decay)
+# Parameter names that are weight matrices / kernels (Dense and Conv "kernel", the
+# GAT's projection "W"). Everything else (biases, norm scales, the positional
+# embedding, the GAT's attention vectors a) is not decayed.
+DECAYED_PARAM_NAMES = ("kernel", "W")
+
+
+def weight_decay_mask(params):
+    """Pytree of bools, True on the leaves that weight decay applies to."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) in DECAYED_PARAM_NAMES, params)
+
+
+def make_optimizer(learning_rate: float = 5e-5, weight_decay: float = 0.01,
+                   decay_kernels_only: bool = False) -> optax.GradientTransformation:
+    """AdamW (reference defaults lr 5e-5, weight decay 0.01).
+
+    decay_kernels_only: decay only weight matrices / kernels (``weight_decay_mask``);
+      False decays every parameter, as the reference does.
+    A schedule is NOT baked in here: the fold trainer builds this with lr 1 and passes
+    each step's learning rate to the compiled step (``lr_scale``), like β.
+    """
+    return optax.adamw(learning_rate, weight_decay=weight_decay,
+                       mask=weight_decay_mask if decay_kernels_only else None)
 
 
 def create_train_state(model: FedPsyAU, tx: optax.GradientTransformation, key: jax.Array,
@@ -56,16 +77,18 @@ def _batch_mask(batch) -> jax.Array:
 
 
 def make_loss_fn(model: FedPsyAU, alpha=DEFAULT_ALPHA,
-                 extra_penalty: Callable[[Any, Any], jax.Array] | None = None):
+                 extra_penalty: Callable[[Any, Any], jax.Array] | None = None,
+                 au_norm: str = "known_entries"):
     """loss(params, state, batch, beta, dropout_key) -> (loss, (metrics, new_batch_stats)).
 
     ``extra_penalty(params, aux)`` adds e.g. a proximal term (federated algorithms).
+    ``au_norm``: normalisation of the AU BCE (``losses.masked_au_bce``).
     """
 
     def loss_fn(params, state: TrainState, batch, beta, dropout_key, aux=None):
-        outputs, updates = model.apply(_variables(state, params), batch, beta=beta, train=True,
+        outputs, updates = model.apply(_variables(state, params), batch, beta, train=True,
                                        rngs={"dropout": dropout_key}, mutable=["batch_stats"])
-        loss, parts = fedpsyau_loss(outputs, batch, _batch_mask(batch), alpha)
+        loss, parts = fedpsyau_loss(outputs, batch, _batch_mask(batch), alpha, au_norm)
         if extra_penalty is not None:
             pen = extra_penalty(params, aux)
             loss = loss + pen
@@ -76,19 +99,30 @@ def make_loss_fn(model: FedPsyAU, alpha=DEFAULT_ALPHA,
 
 
 def make_train_step(model: FedPsyAU, tx: optax.GradientTransformation, alpha=DEFAULT_ALPHA,
-                    extra_penalty=None):
-    """Un-jitted step (state, batch, beta[, aux]) -> (state, metrics); jit/vmap it outside.
+                    extra_penalty=None, hflip: float = 0.0, au_norm: str = "known_entries"):
+    """Un-jitted step (state, batch, beta[, aux, lr_scale]) -> (state, metrics); jit/vmap
+    it outside.
 
-    A batch whose ``example_mask`` is all zero (padding at the end of a short client
-    or fold) leaves params, optimiser state and BN statistics unchanged.
+    Padded examples (``example_mask`` 0) take part in nothing (loss, BatchNorm batch
+    statistics and running averages), so a padded batch trains exactly like the
+    unpadded one; a batch whose mask is all zero leaves params, optimiser state and BN
+    statistics unchanged.
+    hflip: probability of the flow-respecting horizontal flip of each training sample
+      (``augmentation``), drawn from the state's key inside the step.
+    lr_scale: a traced scalar multiplying the optimiser's update — the learning-rate
+      schedule as an argument of the compiled step (build ``tx`` with lr 1); None = 1.
     """
-    loss_fn = make_loss_fn(model, alpha, extra_penalty)
+    loss_fn = make_loss_fn(model, alpha, extra_penalty, au_norm)
 
-    def step(state: TrainState, batch, beta, aux=None):
+    def step(state: TrainState, batch, beta, aux=None, lr_scale=None):
         key, dropout_key = jax.random.split(state.key)
+        if hflip > 0.0:
+            batch = augment(batch, jax.random.fold_in(dropout_key, 0x5EED), hflip)
         (loss, (parts, new_bs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state, batch, beta, dropout_key, aux)
         updates, new_opt = tx.update(grads, state.opt_state, state.params)
+        if lr_scale is not None:
+            updates = jax.tree.map(lambda u: u * jnp.asarray(lr_scale, u.dtype), updates)
         new_params = optax.apply_updates(state.params, updates)
         live = jnp.sum(_batch_mask(batch)) > 0
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(live, n, o), new, old)
@@ -105,7 +139,7 @@ def make_eval_step(model: FedPsyAU):
     """(state, batch, beta) -> dict of emotion probabilities, predictions and AU probabilities."""
 
     def step(state: TrainState, batch, beta):
-        emotion, au_gat, au_afe = model.apply(_variables(state), batch, beta=beta, train=False)
+        emotion, au_gat, au_afe = model.apply(_variables(state), batch, beta, train=False)
         out = {"emotion_prob": jax.nn.softmax(emotion, -1), "pred": jnp.argmax(emotion, -1)}
         if au_gat is not None:
             out["au_prob_gat"] = jax.nn.sigmoid(au_gat)
