@@ -124,7 +124,9 @@ class Site:
         rows = jax.tree.map(lambda x: jnp.asarray(x)[None], broadcast)
         n = jnp.asarray(self.rows.num_samples)
         message = self.algorithm.combine(state.params, n, rows)
-        return self.algorithm.client_update(state, message)
+        state, anchors = self.algorithm.client_update(state, message)
+        # own buffers for the anchor: local training donates the state's
+        return state, jax.tree.map(jnp.copy, anchors)
 
     def train(self, state, anchors, rnd: int):
         """Local training of round ``rnd`` (0-based): (state, mean loss)."""

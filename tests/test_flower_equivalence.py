@@ -1,0 +1,122 @@
+"""The Flower driver gives the stacked simulator's per-client numbers (FedAvg, P-FedProx).
+
+The real ClientApp handlers (``client_app.train`` / ``evaluate``) and the real strategy
+(``aggregate_train`` / ``aggregate_evaluate``) exchange real Flower Messages in this
+process: everything the deployment runs except the transport (which
+test_flower_deployment.py covers). Each site sees only its own partition; its state
+travels through ``context.state`` between rounds as in a deployment. Same seeds,
+data, partition and settings as ``run_federation`` -> the same per-round training
+losses, personal and deployed UF1/UAR/accuracy of every client (to 1e-4).
+
+Equal-sized clients and no oversampling: the simulator pads every client to the
+longest one and a padded step still advances the client's dropout key, so with
+unequal step counts the dropout streams (and numbers) legitimately differ.
+"""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("flwr")
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, RecordDict  # noqa: E402
+
+from data_pipelines.synthetic import make_synthetic  # noqa: E402
+from fedpsyau_jax.federated.flower import client_app  # noqa: E402
+from fedpsyau_jax.federated.flower.settings import build, run_spec, upload_template  # noqa: E402
+from fedpsyau_jax.federated.flower.strategies import FedPsyAUStrategy, parse_train_reply  # noqa: E402
+from fedpsyau_jax.federated.local_training import make_local_trainer  # noqa: E402
+from fedpsyau_jax.federated.partitions import partition_clients  # noqa: E402
+from fedpsyau_jax.federated.runner import plan_rows, run_federation  # noqa: E402
+from fedpsyau_jax.training.batching import device_data  # noqa: E402
+
+K = 3
+KW = {"num_subjects": 6, "samples_per_subject": 4, "num_classes": 3, "seed": 1}
+RUN = {"num-server-rounds": 2, "batch-size": 4, "eval-batch-size": 8, "oversample": False,
+       "use-au-branch": False, "dataset-kw": json.dumps(KW), "seed": 0, "lr": 1e-3,
+       "mu": 0.05, "theta": 0.9}
+
+
+def _message(node: int, kind: str, content: RecordDict) -> Message:
+    md = Metadata(run_id=1, message_id=f"{kind}{node}", src_node_id=0, dst_node_id=node,
+                  reply_to_message_id="", group_id="1", created_at=0.0, ttl=3600.0,
+                  message_type=kind)
+    return Message(content, metadata=md)
+
+
+def run_flower_in_process(run_config: dict):
+    """Flower's round loop (as Strategy.start runs it) with messages handed to the
+    ClientApp handlers directly. Returns (strategy, train replies per round)."""
+    spec = run_spec(run_config)
+    model, tx, algo = build(spec)
+    strat = FedPsyAUStrategy(algo, upload_template(model, tx, algo), spec.rounds, min_nodes=K)
+    contexts = {100 + k: Context(run_id=1, node_id=100 + k, state=RecordDict(), run_config=run_config,
+                                 node_config={"partition-id": k, "num-partitions": K})
+                for k in range(K)}
+    arrays, all_replies = ArrayRecord(), []
+    for rnd in range(1, spec.rounds + 1):
+        cfg = ConfigRecord({"server-round": rnd, "final-round": rnd == spec.rounds})
+        strat._sent[("train", rnd)] = list(contexts)
+        replies = [client_app.train(_message(n, "train", RecordDict({"arrays": arrays, "config": cfg})), ctx)
+                   for n, ctx in contexts.items()]
+        all_replies.append(replies)
+        arrays, _ = strat.aggregate_train(rnd, replies)
+    strat._sent[("evaluate", spec.rounds)] = list(contexts)
+    cfg = ConfigRecord({"server-round": spec.rounds, "final-round": True})
+    replies = [client_app.evaluate(_message(n, "evaluate", RecordDict({"arrays": arrays, "config": cfg})), ctx)
+               for n, ctx in contexts.items()]
+    strat.aggregate_evaluate(spec.rounds, replies)
+    return strat, all_replies, contexts
+
+
+def run_simulator(run_config: dict) -> dict:
+    spec = run_spec(run_config)
+    samples = make_synthetic(**KW)
+    model, tx, algo = build(spec)
+    clients = partition_clients(samples, spec.partition_scheme, K, spec.partition_seed)
+    rows = plan_rows(samples, clients, [spec.seed], spec.split, spec.settings)
+    trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
+    return run_federation(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples,
+                          data=device_data(samples), rows=rows, settings=spec.settings,
+                          progress=False)
+
+
+@pytest.mark.parametrize("algorithm", ["fedavg", "pfedprox"])
+def test_flower_equals_simulator(algorithm):
+    run_config = dict(RUN, algorithm=algorithm)
+    sim = run_simulator(run_config)
+    strat, replies, contexts = run_flower_in_process(run_config)
+    res = strat.results()
+    assert len(set(sim["num_train"])) == 1, "the fixture must give equal-sized clients"
+    for k, name in enumerate(sim["clients"]):
+        site = res["sites"][name]
+        for rnd in range(2):
+            np.testing.assert_allclose(site["train"][rnd + 1]["train-loss"], sim["loss_per_round"][rnd][k],
+                                       rtol=1e-4, atol=1e-4)
+        assert site["train"][1]["num-examples"] == sim["num_train"][k]
+        for kind in ("personal", "deployed"):
+            for m in ("uf1", "uar", "accuracy"):
+                np.testing.assert_allclose(site[kind][m], sim[kind][k][m], atol=1e-4,
+                                           err_msg=f"{algorithm} {name} {kind} {m}")
+    # the loss changed between rounds (the check is not vacuous), and the sites'
+    # personal state persisted in context.state (step counter = 2 rounds of steps)
+    assert all(r != pytest.approx(sim["loss_per_round"][1][0]) for r in [sim["loss_per_round"][0][0]])
+    for ctx in contexts.values():
+        step = ctx.state[client_app.STATE_KEY]["step"].numpy()
+        assert int(step.reshape(-1)[0]) == 2 * 2       # 6 train samples / batch 4 = 2 steps per round
+
+    # what leaves a site: every reply of the run holds only the upload's arrays, scalar
+    # metrics and the site name; P-FedProx sends no BN statistics
+    model, tx, algo = build(run_spec(run_config))
+    tmpl = upload_template(model, tx, algo)
+    for round_replies in replies:
+        for msg in round_replies:
+            assert set(msg.content.keys()) == {"arrays", "metrics", "site"}
+            parse_train_reply(msg.content, tmpl)            # exactly the template's names
+            names = list(msg.content["arrays"].keys())
+            assert all(n.startswith(("params/", "batch_stats/")) for n in names)
+            assert any(n.startswith("batch_stats/") for n in names) == (algorithm == "fedavg")
+            shapes = {tuple(a.shape) for a in msg.content["arrays"].values()}
+            assert not shapes & {(128, 128, 3), (28, 28, 3), (65, 2), (12, 12), (12,)}
+            assert all(isinstance(v, (int, float)) for v in msg.content["metrics"].values())
+            assert set(msg.content["site"].keys()) == {"name"}
