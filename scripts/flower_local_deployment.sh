@@ -106,6 +106,7 @@ if ! wait_http "http://127.0.0.1:$PORT/health" 60 "${PIDS[0]}"; then
 fi
 # the SuperLink starts its SuperExec detached (a new session): track it by parent pid
 for c in $(ps -o pid= --ppid "${PIDS[0]}" 2>/dev/null); do PIDS+=("$c"); done
+echo "${PIDS[@]}" > "$WORK/pids"      # what this script started (stopped on exit)
 # one SuperNode per site
 for k in $(seq 0 $((SITES - 1))); do
   mkdir -p "$WORK/site$k"
@@ -114,6 +115,7 @@ for k in $(seq 0 $((SITES - 1))); do
     --host 127.0.0.1 --port $((PORT + 1 + k)) --max-wait-time 120 \
     --node-config "partition-id=$k num-partitions=$SITES site-dir=\"$WORK/site$k\""
 done
+echo "${PIDS[@]}" > "$WORK/pids"
 # submit the run (a temporary Flower configuration names this SuperLink) and wait
 cat > "$WORK/flwr_home/config.toml" <<EOF
 [superlink]
@@ -124,9 +126,13 @@ address = "127.0.0.1:$PORT"
 insecure = true
 EOF
 RUN_CONFIG="algorithm=\"$ALGORITHM\" num-server-rounds=$ROUNDS min-nodes=$SITES results-dir=\"$WORK/results\" $EXTRA"
-set +e
+# (in the background + wait, so that a TERM/INT to this script is handled at once)
 FLWR_HOME="$WORK/flwr_home" timeout --kill-after=10 "$TIMEOUT" \
-  "$BIN/flwr" run "$ROOT" localdep --stream --run-config "$RUN_CONFIG" >"$WORK/logs/run.log" 2>&1
+  "$BIN/flwr" run "$ROOT" localdep --stream --run-config "$RUN_CONFIG" >"$WORK/logs/run.log" 2>&1 < /dev/null &
+PIDS+=("$!")
+echo "${PIDS[@]}" > "$WORK/pids"
+set +e
+wait "$!"
 rc=$?
 set -e
 RES="$WORK/results/flower_results.json"

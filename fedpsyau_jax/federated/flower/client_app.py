@@ -15,6 +15,7 @@ site's ``site-dir``).
 from __future__ import annotations
 
 import logging
+import time
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -64,10 +65,13 @@ def _site_record(site) -> ConfigRecord:
     return ConfigRecord({"name": site.name})
 
 
-def train_reply_content(site, state, loss: float, personal: dict | None) -> RecordDict:
-    """Everything a site sends after training (the 'what leaves a site' boundary)."""
+def train_reply_content(site, state, loss: float, personal: dict | None,
+                        timing: dict | None = None) -> RecordDict:
+    """Everything a site sends after training (the 'what leaves a site' boundary):
+    the upload's arrays, n, the loss, the site's index and name, timings (s), and in
+    the final round its personal scores."""
     metrics = {"num-examples": site.num_train, "train-loss": float(loss),
-               "partition-id": site.partition_id}
+               "partition-id": site.partition_id, **(timing or {})}
     if personal is not None:
         metrics.update({f"personal-{k}": v for k, v in personal.items()})
         metrics["num-test"] = site.num_test
@@ -83,15 +87,19 @@ def evaluate_reply_content(site, scores: dict) -> RecordDict:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     from fedpsyau_jax.federated.flower.site import to_raw
+    t0 = time.perf_counter()
     site = _site(context)
     cfg = msg.content[CONFIG] if CONFIG in msg.content else {}
     rnd = int(cfg.get("server-round", 1)) - 1
     state, anchors = site.receive(_state(site, context), _broadcast(site, msg.content))
+    t1 = time.perf_counter()
     state, loss = site.train(state, anchors, rnd)
     personal = site.evaluate(state) if bool(cfg.get("final-round", False)) else None
     context.state[STATE_KEY] = wire.to_array_record(to_raw(state))
+    t2 = time.perf_counter()
     LOG.info("site %s round %d: loss %.4f", site.name, rnd + 1, loss)
-    return Message(content=train_reply_content(site, state, loss, personal), reply_to=msg)
+    timing = {"setup-seconds": t1 - t0, "train-seconds": t2 - t1}
+    return Message(content=train_reply_content(site, state, loss, personal, timing), reply_to=msg)
 
 
 @app.evaluate()

@@ -32,7 +32,7 @@ LOG = logging.getLogger("fedpsyau.flower")
 
 ARRAYS, METRICS, CONFIG, SITE = "arrays", "metrics", "config", "site"
 #: Scalar metrics a train reply may carry besides num-examples (all finite numbers).
-TRAIN_METRICS = ("num-examples", "train-loss", "partition-id")
+TRAIN_METRICS = ("num-examples", "train-loss", "partition-id", "setup-seconds", "train-seconds")
 PERSONAL_METRICS = ("personal-uf1", "personal-uar", "personal-accuracy", "num-test")
 EVAL_METRICS = ("num-examples", "uf1", "uar", "accuracy", "partition-id")
 
@@ -68,6 +68,19 @@ def site_label(content) -> str:
         return str(content[SITE]["name"])
     except Exception:  # noqa: BLE001 - a malformed reply still gets logged
         return "?"
+
+
+def describe_content(content) -> dict:
+    """What a reply carries, without values: {record: {"type", names (and shapes)}} —
+    kept for every reply so a run can be audited ('what leaves a site')."""
+    out = {}
+    for key, rec in content.items():
+        kind = type(rec).__name__
+        if kind == "ArrayRecord":
+            out[key] = {"type": kind, "arrays": {k: [list(a.shape), a.dtype] for k, a in rec.items()}}
+        else:
+            out[key] = {"type": kind, "keys": sorted(rec.keys())}
+    return out
 
 
 def parse_train_reply(content, upload_template) -> tuple[str, Any, dict[str, float]]:
@@ -173,6 +186,7 @@ class FedPsyAUStrategy(_FlowerStrategy):
         self._sent: dict[tuple[str, int], list[int]] = {}
         self._t0: dict[int, float] = {}
         self.broadcast = None
+        self.manifest: list[dict] = []
 
     def summary(self) -> None:
         LOG.info("FedPsyAUStrategy: algorithm %s (mu=%s), %d rounds, min %d nodes",
@@ -211,6 +225,9 @@ class FedPsyAUStrategy(_FlowerStrategy):
                 name = self.node_sites.get(node, f"node {node}")
                 rejected[name] = f"error reply: {msg.error.reason}"
                 continue
+            self.manifest.append({"round": server_round, "kind": kind, "node": node,
+                                  "site": site_label(msg.content),
+                                  "records": describe_content(msg.content)})
             try:
                 parsed = parse(msg.content)
             except ReplyRejected as e:
@@ -273,4 +290,5 @@ class FedPsyAUStrategy(_FlowerStrategy):
     def results(self) -> dict:
         """JSON-able summary: per-site personal/deployed scores, per-round bookkeeping."""
         return {"algorithm": self.algorithm.name, "rounds": self.num_rounds,
-                "sites": self.sites, "per_round": {str(k): v for k, v in self.rounds.items()}}
+                "sites": self.sites, "per_round": {str(k): v for k, v in self.rounds.items()},
+                "replies": self.manifest}

@@ -1,0 +1,141 @@
+"""A real Flower deployment on loopback, end to end (README "Deploying across sites", way 2).
+
+scripts/flower_local_deployment.sh starts one flower-superlink and three
+flower-supernode processes on 127.0.0.1, submits a 2-round FedAvg run on synthetic
+data with `flwr run`, and stops what it started. The test bounds the whole script,
+and in a finally stops the script (its trap then stops the Flower processes) and, if
+anything it started is still alive, kills those exact process ids.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("flwr")
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "flower_local_deployment.sh"
+BIN = Path(sys.executable).parent
+SITES = 3
+RUN_CONFIG = ("use-au-branch=false batch-size=4 eval-batch-size=8 oversample=false lr=0.001 "
+              "mu=0.05 dataset-kw='{\"num_subjects\": 6, \"samples_per_subject\": 4, "
+              "\"num_classes\": 3, \"seed\": 1}'")
+LIMIT = 540          # s for the whole script (start-up, 2 rounds, evaluation, shutdown)
+
+
+def _free_base_port(n: int) -> int:
+    """A base port P with P..P+n free on 127.0.0.1 (checked by binding)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n >= 65535:
+            continue
+        try:
+            socks = []
+            for p in range(base, base + n + 1):
+                t = socket.socket()
+                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                t.bind(("127.0.0.1", p))
+                socks.append(t)
+            return base
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+    raise RuntimeError("no free port range on 127.0.0.1")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:   # a zombie (exited, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _started(workdir: Path) -> list[int]:
+    f = workdir / "pids"
+    return [int(p) for p in f.read_text().split()] if f.is_file() else []
+
+
+@pytest.mark.slow
+def test_local_deployment_three_supernodes_two_rounds(tmp_path):
+    assert (BIN / "flower-superlink").exists() and (BIN / "flower-supernode").exists()
+    port = _free_base_port(SITES + 1)
+    env = dict(os.environ, FLWR_BIN=str(BIN), JAX_PLATFORMS="cpu")
+    cmd = ["bash", str(SCRIPT), "--sites", str(SITES), "--rounds", "2", "--algorithm", "fedavg",
+           "--port", str(port), "--workdir", str(tmp_path), "--timeout", str(LIMIT - 60),
+           "--run-config", RUN_CONFIG]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    t0 = time.monotonic()
+    try:
+        out, _ = proc.communicate(timeout=LIMIT)
+    finally:
+        if proc.poll() is None:                       # bounded: stop the script (its trap
+            proc.send_signal(signal.SIGTERM)          # stops the Flower processes)
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in _started(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        leftovers = [p for p in _started(tmp_path) if _alive(p)]
+        for p in leftovers:                           # exactly the ids it started
+            os.kill(p, signal.SIGKILL)
+    wall = time.monotonic() - t0
+    logs = "\n".join(f"--- {f.name}\n" + f.read_text(errors="replace")[-3000:]
+                     for f in sorted((tmp_path / "logs").glob("*.log")))
+    assert proc.returncode == 0, f"script failed ({proc.returncode}):\n{out}\n{logs}"
+    assert not leftovers, f"processes still running after the script: {leftovers}"
+    assert len(_started(tmp_path)) >= SITES + 2       # SuperLink (+SuperExec), SuperNodes, flwr run
+
+    res = json.loads((tmp_path / "results" / "flower_results.json").read_text())
+    assert res["algorithm"] == "fedavg" and res["rounds"] == 2
+    assert sorted(res["sites"]) == [f"client{k}" for k in range(SITES)]
+    for name, site in res["sites"].items():
+        assert set(site["train"]) == {"1", "2"}
+        for kind in ("personal", "deployed"):
+            assert 0.0 <= site[kind]["uf1"] <= 1.0 and 0.0 <= site[kind]["uar"] <= 1.0, (name, site)
+        assert site["train"]["1"]["num-examples"] == 6
+    for rnd in ("1", "2"):
+        r = res["per_round"][rnd]
+        assert r["accepted"] == sorted(res["sites"]) and not r["rejected"] and not r["missing"]
+    # FedAvg: every site deploys the same global model on its own test split
+    assert "site client0: personal UF1" in out
+
+    # what left the sites: every reply of the run, record by record
+    replies = res["replies"]
+    assert len(replies) == 2 * SITES + SITES           # 2 train rounds + 1 evaluation
+    data_shapes = {(128, 128, 3), (28, 28, 3), (65, 2), (12, 12), (12,)}
+    for rep in replies:
+        recs = rep["records"]
+        if rep["kind"] == "train":
+            assert set(recs) == {"arrays", "metrics", "site"}
+            names = recs["arrays"]["arrays"]
+            assert names and all(n.startswith(("params/", "batch_stats/")) for n in names)
+            assert any(n.startswith("batch_stats/") for n in names)     # FedAvg averages BN
+            assert not any(tuple(s) in data_shapes for s, _ in names.values())
+            assert all(d == "float32" for _, d in names.values())
+            assert set(recs["metrics"]["keys"]) <= {
+                "num-examples", "train-loss", "partition-id", "setup-seconds", "train-seconds",
+                "personal-uf1", "personal-uar", "personal-accuracy", "num-test"}
+        else:
+            assert set(recs) == {"metrics", "site"}
+            assert set(recs["metrics"]["keys"]) == {"num-examples", "partition-id", "uf1", "uar", "accuracy"}
+        assert recs["site"]["keys"] == ["name"]
+    print(f"deployment: {wall:.0f} s wall; rounds: "
+          + ", ".join(f"{k}: {v['seconds']:.1f} s" for k, v in res["per_round"].items()))
