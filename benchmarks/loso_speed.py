@@ -60,7 +60,8 @@ def main() -> None:
     data = device_data(samples)
     base = None
     for k in sorted(args.chunks):
-        s = TrainSettings(batch_size=args.batch, oversample=bool(args.oversample), fold_chunk=k,
+        s = TrainSettings(batch_size=args.batch, class_balance="oversample" if args.oversample else "none",
+                          fold_chunk=k,
                           learning_rate=1e-3, epochs=1)
         steps = steps_per_epoch(s, folds, samples.label)
         prog = FoldPrograms(model, s)
@@ -76,7 +77,8 @@ def main() -> None:
                            jnp.tile(jnp.eye(12)[None], (k, 1, 1)))
         idx0, mask0, beta0, _ = inputs(chunks[0])
         t0 = time.perf_counter()   # first call = compile + one step
-        states, m = prog.train_step(states, data, jnp.asarray(idx0[:, 0]), jnp.asarray(mask0[:, 0]), beta0)
+        states, m = prog.train_step(states, data, jnp.asarray(idx0[:, 0]), jnp.asarray(mask0[:, 0]), beta0,
+                                    jnp.full((k,), 1e-3, jnp.float32), jnp.ones((k, model.num_classes)))
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from fedpsyau_jax.config_loading import ConfigError
 from fedpsyau_jax.training import protocols
 from fedpsyau_jax.training.checkpoints import CheckpointError, read_metadata, restore_checkpoint
 from fedpsyau_jax.training.fold_training import (MODEL_CHECKPOINT, RunHooks, get_programs,
@@ -53,6 +54,18 @@ def settings_from_config(cfg) -> TrainSettings:
         alpha=tuple(float(a) for a in t.alpha),
         beta_schedule=str(t.beta_schedule), beta0=float(t.beta0), seed=int(cfg.seed),
         fold_chunk=int(cfg.runtime.fold_chunk), checkpoint_every=int(cfg.runtime.checkpoint_every))
+
+
+def fold_mesh(cfg):
+    """A device mesh for the fold axis (``runtime.shard_folds``): "auto" shards each
+    chunk of folds across all visible devices when there are several, "off" never."""
+    mode = str(cfg.runtime.get("shard_folds", "auto"))
+    if mode not in ("auto", "off"):
+        raise ConfigError(f"runtime.shard_folds {mode!r}: choose auto or off")
+    if mode == "off" or jax.device_count() < 2:
+        return None
+    from fedpsyau_jax.training.sharding import row_mesh
+    return row_mesh()
 
 
 def load_samples(cfg) -> MESamples:
@@ -133,9 +146,7 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     s = settings_from_config(cfg)
     samples = load_samples(cfg)
     model = _model(cfg, samples)
-    folds = protocols.make_folds(cfg.protocol.kind, samples.subject, k=int(cfg.protocol.get("k", 10)),
-                                 shuffle=bool(cfg.protocol.get("shuffle", True)),
-                                 split_seed=int(cfg.protocol.get("split_seed", 1)))
+    folds = protocols.folds_from_config(cfg, samples)
     eval_folds = [f for f in folds if len(f.test_idx)]
     if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
         folds = folds + [protocols.all_data_fold(len(samples), len(folds))]
@@ -173,7 +184,7 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
         if user_hooks.on_fold_done:
             user_hooks.on_fold_done(fold=fold, predictions=predictions)
 
-    programs = get_programs(model, s)
+    programs = get_programs(model, s, fold_mesh(cfg))
     data = device_data(samples)
     results = run_folds(programs, data, samples.label, folds, priors, workdir, model_meta, fingerprint,
                         pretrained=pretrained,
@@ -290,10 +301,7 @@ def evaluate(workdir, verbose: bool = True) -> dict:
     s = settings_from_config(cfg)
     samples = load_samples(cfg)
     model = _model(cfg, samples)
-    folds = [f for f in protocols.make_folds(cfg.protocol.kind, samples.subject,
-                                             k=int(cfg.protocol.get("k", 10)),
-                                             shuffle=bool(cfg.protocol.get("shuffle", True)),
-                                             split_seed=int(cfg.protocol.get("split_seed", 1)))
+    folds = [f for f in protocols.folds_from_config(cfg, samples)
              if len(f.test_idx)]
     target = _abstract_variables(model)
     programs = get_programs(model, s)

@@ -211,7 +211,9 @@ def base_config() -> ml_collections.ConfigDict:
                               whose 128-px flow is only an upsample)
     model.init_from           exported model whose AU-branch params initialise every
                               fold (AU pre-training, paper §5.1); None = random init
-    protocol.kind             loso | kfold | all;  k, shuffle, split_seed for kfold
+    protocol.kind             loso | kfold | all | inner_val;  k, shuffle, split_seed for
+                              kfold; inner_outer, val_fraction (and split_seed) for
+                              inner_val (settings chosen on training subjects only)
     prior.source              fold_train (D from the fold's training AU labels) or a
                               preset name (reference_dfme)
     train.*                   epochs, batch_size, eval_batch_size, learning_rate (peak),
@@ -225,6 +227,8 @@ def base_config() -> ml_collections.ConfigDict:
     runtime.fold_chunk        folds trained at once by vmap (1 = sequential); does not
                               change results, may change on resume
     runtime.checkpoint_every  epochs between resume checkpoints of a chunk (0 = never)
+    runtime.shard_folds       auto (a chunk's folds spread over all visible devices when
+                              there are several; padded to a multiple) | off
     """
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -234,7 +238,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.cache_dir = ml_collections.FieldReference(None, field_type=str)
     c.model = ml_collections.ConfigDict(dict(use_au_branch=True, group_tokens="paper", roi_source="flow128"))
     c.model.init_from = ml_collections.FieldReference(None, field_type=str)
-    c.protocol = ml_collections.ConfigDict(dict(kind="loso", k=10, shuffle=True, split_seed=1))
+    c.protocol = ml_collections.ConfigDict(dict(kind="loso", k=10, shuffle=True, split_seed=1,
+                                                inner_outer=2, val_fraction=0.2))
     c.prior = ml_collections.ConfigDict(dict(source="fold_train"))
     c.train = ml_collections.ConfigDict(dict(
         epochs=30, batch_size=32, eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
@@ -242,5 +247,5 @@ def base_config() -> ml_collections.ConfigDict:
         class_balance="oversample", hflip=0.5, au_norm="examples",
         alpha=(0.2, 0.8, 0.8), beta_schedule="reference", beta0=0.3))
     c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
-    c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1))
+    c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1, shard_folds="auto"))
     return c

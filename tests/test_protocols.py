@@ -94,3 +94,22 @@ def test_chunking_and_plans_depend_on_fold_only():
     c = fold_epoch_plan(s, folds[2], labels, 2, n)
     assert not np.array_equal(a[0], c[0])                 # a new shuffle every epoch
     assert set(a[0][a[1] > 0].tolist()) <= set(folds[2].train_idx.tolist())
+
+
+def test_inner_validation_never_touches_the_outer_test_subject():
+    subjects = np.repeat([f"s{i:02d}" for i in range(20)], 3)
+    datasets = np.where(np.arange(60) < 30, "a", "b")
+    folds = protocols.make_folds("inner_val", subjects, split_seed=4, datasets=datasets, inner_outer=3,
+                                 val_fraction=0.2)
+    assert len(folds) == 3
+    outers = {f.name.removesuffix("-val") for f in folds}
+    assert len(outers) == 3
+    for f in folds:
+        outer = f.name.removesuffix("-val")
+        used = set(subjects[f.train_idx]) | set(subjects[f.test_idx])
+        assert outer not in used and len(used) == 19                  # everyone else, once
+        assert not set(subjects[f.train_idx]) & set(subjects[f.test_idx])
+        assert set(datasets[f.test_idx]) == {"a", "b"}                # every source dataset validated
+        assert len(set(subjects[f.test_idx])) == 4                    # 20 % of 10 per dataset
+    again = protocols.make_folds("inner_val", subjects, split_seed=4, datasets=datasets, inner_outer=3)
+    assert [f.name for f in again] == [f.name for f in folds]

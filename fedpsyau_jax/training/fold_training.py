@@ -41,6 +41,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from fedpsyau_jax.training.batching import epoch_plan, eval_plan, gather_batch, stack_plans
 from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
@@ -48,6 +49,7 @@ from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoin
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.protocols import Fold
+from fedpsyau_jax.training.sharding import over_rows, padded_width
 from fedpsyau_jax.training.train_state import (TrainState, create_train_state, make_eval_step,
                                       make_optimizer, make_train_step)
 
@@ -179,8 +181,10 @@ def eval_steps(s: TrainSettings, folds: list[Fold]) -> int:
 class FoldPrograms:
     """The jitted, fold-vmapped init / train step / eval step of one run (see module doc)."""
 
-    def __init__(self, model: FedPsyAU, s: TrainSettings):
-        self.model, self.settings = model, s
+    def __init__(self, model: FedPsyAU, s: TrainSettings, mesh=None):
+        """mesh: a 1-D ``sharding.row_mesh``; each device then trains its block of the
+        chunk's folds (chunks are padded to a multiple of the device count)."""
+        self.model, self.settings, self.mesh = model, s, mesh
         # lr 1 here: each step's learning rate is an argument of the compiled step.
         self.tx = make_optimizer(1.0, s.weight_decay, s.decay_kernels_only)
         train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha), hflip=s.hflip,
@@ -200,10 +204,14 @@ class FoldPrograms:
         def eval_one(state, data, idx, mask, beta):
             return eval_step(state, gather_batch(data, idx, mask), beta)
 
-        self.init = jax.jit(jax.vmap(init_one))
+        rows, rep = (P(mesh.axis_names[0]), P()) if mesh is not None else (None, None)
+        self.init = jax.jit(over_rows(jax.vmap(init_one), mesh, (rows, rows), rows))
         # Donate the fold states: each step replaces them, so XLA may update in place.
-        self.train_step = jax.jit(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0)), donate_argnums=(0,))
-        self.eval_step = jax.jit(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)))
+        self.train_step = jax.jit(over_rows(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0)), mesh,
+                                            (rows, rep, rows, rows, rows, rows, rows), (rows, rows)),
+                                  donate_argnums=(0,))
+        self.eval_step = jax.jit(over_rows(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)), mesh,
+                                           (rows, rep, rows, rows, rows), rows))
 
     # The epoch is a host loop over ONE compiled step rather than a lax.scan: measured on
     # XLA:CPU (jax 0.10.2, this model), a scanned step ran ~15x slower per step than the
@@ -271,14 +279,15 @@ class FoldPrograms:
 _PROGRAMS: dict[tuple, FoldPrograms] = {}
 
 
-def get_programs(model: FedPsyAU, s: TrainSettings) -> FoldPrograms:
+def get_programs(model: FedPsyAU, s: TrainSettings, mesh=None) -> FoldPrograms:
     """``FoldPrograms`` memoised on what shapes the compiled code (model kind, optimiser,
-    loss weights), so repeated runs in one process (tests, evaluate after train) reuse
-    the jitted functions instead of compiling them again."""
+    loss weights, devices), so repeated runs in one process (tests, evaluate after
+    train) reuse the jitted functions instead of compiling them again."""
     key = (model.num_classes, model.use_au_branch, model.group_tokens, model.roi_source,
-           s.weight_decay, s.decay_kernels_only, s.hflip, s.au_norm, tuple(s.alpha))
+           s.weight_decay, s.decay_kernels_only, s.hflip, s.au_norm, tuple(s.alpha),
+           None if mesh is None else tuple(d.id for d in mesh.devices.flat))
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = FoldPrograms(model, s)
+        _PROGRAMS[key] = FoldPrograms(model, s, mesh)
     return _PROGRAMS[key].with_settings(s)
 
 
@@ -384,7 +393,9 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
         else:
             todo.append(f)
     chunks = chunk_folds(todo, s.fold_chunk)
-    width = max((len(c) for c in chunks), default=1)
+    # Sharded over devices: every device gets the same number of rows (padding rows
+    # are no-op copies, see below), so one program serves every chunk.
+    width = padded_width(max((len(c) for c in chunks), default=1), programs.mesh)
     bar = progress(len(todo) * s.epochs, "fold-epochs", show_progress)
     for ci, chunk in enumerate(chunks):
         real = len(chunk)

@@ -8,6 +8,12 @@ test sample indices, subject-disjoint). ``make_folds`` is the single entry point
               dealt into k groups (DFME: k=10, shuffle, seed 1)
     all       one "fold" that trains on every sample and tests on none (used for the
               exported ``final_model`` and for AU pre-training)
+    inner_val validation folds for choosing settings WITHOUT touching test subjects:
+              ``inner_outer`` outer LOSO folds (drawn with ``split_seed``) each drop
+              their test subject entirely and split the remaining (training) subjects
+              into inner-train and validation subjects (``val_fraction`` of each source
+              dataset's subjects). A config's settings are chosen on these, then the
+              real protocol runs once.
 
 ``fold_prior`` computes the data prior D of SPEC §5 from a fold's TRAINING samples
 only (or returns a named preset). ``pooled_report`` pools the test predictions of
@@ -23,7 +29,7 @@ import numpy as np
 from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, cooccurrence_prior
 
-PROTOCOLS = ("loso", "kfold", "all")
+PROTOCOLS = ("loso", "kfold", "all", "inner_val")
 PRIOR_SOURCES = ("fold_train", *PRIOR_PRESETS)
 
 
@@ -79,15 +85,56 @@ def all_data_fold(num_samples: int, index: int) -> Fold:
     return Fold(index, "all", np.arange(num_samples), np.zeros(0, np.int64), ())
 
 
+def inner_validation_folds(subjects, datasets=None, inner_outer: int = 2, val_fraction: float = 0.2,
+                           seed: int = 1) -> list[Fold]:
+    """Validation folds carved from the training subjects of ``inner_outer`` outer LOSO
+    folds (see the module docstring). Fold i: name ``<outer subject>-val``, train on the
+    inner-train subjects, test on the validation subjects; the outer test subject is in
+    neither. Validation subjects are drawn per source dataset (``datasets`` (N,)), so
+    each dataset is represented."""
+    subjects = np.asarray(subjects).astype(str)
+    datasets = np.zeros(len(subjects), str) if datasets is None else np.asarray(datasets).astype(str)
+    uniq = np.array(sorted(np.unique(subjects)))
+    if not 1 <= inner_outer <= len(uniq):
+        raise ValueError(f"inner_val needs 1 <= inner_outer <= number of subjects ({len(uniq)})")
+    rng = np.random.default_rng(seed)
+    outers = uniq[rng.permutation(len(uniq))[:inner_outer]]
+    all_idx = np.arange(len(subjects))
+    ds_of = {s: datasets[subjects == s][0] for s in uniq}
+    folds = []
+    for i, outer in enumerate(outers):
+        rest = [s for s in uniq if s != outer]
+        val = []
+        for d in sorted({ds_of[s] for s in rest}):
+            group = np.array([s for s in rest if ds_of[s] == d])
+            n = max(1, int(round(val_fraction * len(group))))
+            val += list(group[rng.permutation(len(group))[:n]])
+        in_val = np.isin(subjects, val)
+        train = all_idx[~in_val & (subjects != outer)]
+        folds.append(Fold(i, f"{outer}-val", train, all_idx[in_val], tuple(sorted(val))))
+    return folds
+
+
 def make_folds(protocol: str, subjects, k: int = 10, shuffle: bool = True,
-               split_seed: int = 1) -> list[Fold]:
+               split_seed: int = 1, datasets=None, inner_outer: int = 2,
+               val_fraction: float = 0.2) -> list[Fold]:
     if protocol == "loso":
         return loso_folds(subjects)
+    if protocol == "inner_val":
+        return inner_validation_folds(subjects, datasets, inner_outer, val_fraction, split_seed)
     if protocol == "kfold":
         return kfold_subject_folds(subjects, k, shuffle, split_seed)
     if protocol == "all":
         return [all_data_fold(len(subjects), 0)]
     raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+
+
+def folds_from_config(cfg, samples) -> list[Fold]:
+    """The folds of ``cfg.protocol`` for ``samples`` (an ``MESamples``)."""
+    p = cfg.protocol
+    return make_folds(p.kind, samples.subject, k=int(p.get("k", 10)), shuffle=bool(p.get("shuffle", True)),
+                      split_seed=int(p.get("split_seed", 1)), datasets=samples.dataset,
+                      inner_outer=int(p.get("inner_outer", 2)), val_fraction=float(p.get("val_fraction", 0.2)))
 
 
 def fold_prior(source: str, au: np.ndarray, au_mask: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
