@@ -226,6 +226,17 @@ def _summarise(workdir: Path, samples: MESamples, eval_folds, results, cfg, wall
         report = protocols.pooled_report(samples.label[idx], preds, fold_of, samples.dataset[idx],
                                          [f.name for f in eval_folds], samples.class_names)
         summary.update(report)
+        from fedpsyau_jax.training.metrics import au_detection_scores, subject_bootstrap
+        summary["pooled_bootstrap"] = subject_bootstrap(samples.label[idx], preds, samples.subject[idx],
+                                                        samples.num_classes)
+        if all("au_prob_gat" in results[f.index] for f in eval_folds):
+            from fedpsyau_jax.network.au_groups import AU_ORDER
+            known = samples.au_mask[idx].sum(1) > 0            # AU-labelled test samples only
+            summary["au_detection"] = {
+                head: au_detection_scores(samples.au[idx][known], samples.au_mask[idx][known],
+                                          np.concatenate([results[f.index][key] for f in eval_folds])[known],
+                                          au_names=[f"AU{a}" for a in AU_ORDER])
+                for head, key in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))}
         summary["confusion_png"] = str(plot_confusion(
             report["pooled"]["confusion"], samples.class_names, workdir / "confusion.png",
             f"{cfg.data.name} {cfg.protocol.kind}: UF1 {report['pooled']['uf1']:.3f} "

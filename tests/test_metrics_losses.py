@@ -82,3 +82,29 @@ def test_proximal_term_is_squared_norm():
     p = {"a": jnp.array([1.0, 2.0]), "b": {"c": jnp.array([[3.0]])}}
     q = {"a": jnp.array([0.0, 0.0]), "b": {"c": jnp.array([[1.0]])}}
     assert float(proximal_term(p, q, 0.5)) == pytest.approx(0.25 * (1 + 4 + 4))
+
+
+def test_au_detection_f1_on_known_entries_only():
+    from fedpsyau_jax.training.metrics import au_detection_scores
+    t = np.array([[1, 0], [1, 1], [0, 1], [1, 0]], np.float32)
+    m = np.array([[1, 1], [1, 1], [1, 0], [1, 1]], np.float32)     # sample 2's AU b unknown
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.9], [0.6, 0.7]])
+    s = au_detection_scores(t, m, p, au_names=["a", "b"])
+    # a: TP 2 (s0, s3), FN 1 (s1), FP 1 (s2) -> 4/6; b: TP 1 (s1), FP 1 (s3) -> 2/3
+    assert s["f1_per_au"]["a"] == pytest.approx(4 / 6) and s["f1_per_au"]["b"] == pytest.approx(2 / 3)
+    assert s["mean_f1"] == pytest.approx((4 / 6 + 2 / 3) / 2)
+
+
+def test_subject_bootstrap_interval_and_paired_difference():
+    from fedpsyau_jax.training.metrics import subject_bootstrap
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.arange(30), 5)
+    y = rng.integers(0, 3, 150)
+    good = np.where(rng.random(150) < 0.8, y, (y + 1) % 3)
+    bad = np.where(rng.random(150) < 0.5, y, (y + 1) % 3)
+    a = subject_bootstrap(y, good, subjects, 3, n=300)
+    assert a["uf1_ci95"][0] < a["uf1"] < a["uf1_ci95"][1] and a["uf1_ci95"][1] - a["uf1_ci95"][0] < 0.3
+    d = subject_bootstrap(y, good, subjects, 3, n=300, y_pred_b=bad)
+    assert d["paired"] and d["uf1_ci95"][0] > 0                      # clearly better: interval above 0
+    same = subject_bootstrap(y, good, subjects, 3, n=300, y_pred_b=good)
+    assert same["uf1_ci95"] == [0.0, 0.0]

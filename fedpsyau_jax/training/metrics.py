@@ -49,3 +49,62 @@ def classification_scores(y_true, y_pred, num_classes: int) -> dict:
     out = scores_from_confusion(cm)
     out["confusion"] = cm.tolist()
     return out
+
+
+# ------------------------------------------------------------------ AU detection
+def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5,
+                        au_names=None) -> dict:
+    """Per-AU F1 (2TP / (2TP + FP + FN)) of thresholded AU probabilities, on the known
+    entries only (``au_mask``), pooled over all given samples. AUs with no positive
+    ground truth among the known entries are excluded from the mean and listed."""
+    t = np.asarray(au_true) > 0.5
+    m = np.asarray(au_mask) > 0
+    p = np.asarray(au_prob) >= threshold
+    tp = ((p & t) & m).sum(0)
+    fp = ((p & ~t) & m).sum(0)
+    fn = ((~p & t) & m).sum(0)
+    den = 2 * tp + fp + fn
+    f1 = np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)
+    positives = (t & m).sum(0)
+    names = list(au_names) if au_names is not None else [str(i) for i in range(t.shape[1])]
+    scored = positives > 0
+    return {"f1_per_au": {n: float(v) for n, v in zip(names, f1)},
+            "positives_per_au": {n: int(v) for n, v in zip(names, positives)},
+            "mean_f1": float(f1[scored].mean()) if scored.any() else float("nan"),
+            "excluded_aus": [n for n, s in zip(names, scored) if not s],
+            "num_samples": int(m.any(1).sum()), "threshold": threshold}
+
+
+# ------------------------------------------------------------------ bootstrap
+def _uf1_uar(y, p, c):
+    s = scores_from_confusion(confusion_matrix(y, p, c))
+    return s["uf1"], s["uar"]
+
+
+def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000, seed: int = 0,
+                      y_pred_b=None) -> dict:
+    """95 % percentile intervals of pooled UF1/UAR, resampling SUBJECTS with replacement
+    (samples of one subject are not independent). With ``y_pred_b`` (predictions of a
+    second model on the same samples) the interval is of the paired difference
+    a − b, each replicate scoring both models on the same resampled subjects."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    subjects = np.asarray(subjects).astype(str)
+    uniq = np.unique(subjects)
+    members = [np.nonzero(subjects == s)[0] for s in uniq]
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))])
+        a = _uf1_uar(y_true[idx], y_pred[idx], num_classes)
+        if y_pred_b is not None:
+            b = _uf1_uar(y_true[idx], np.asarray(y_pred_b)[idx], num_classes)
+            a = (a[0] - b[0], a[1] - b[1])
+        reps.append(a)
+    reps = np.asarray(reps)
+    point = _uf1_uar(y_true, y_pred, num_classes)
+    if y_pred_b is not None:
+        b = _uf1_uar(y_true, np.asarray(y_pred_b), num_classes)
+        point = (point[0] - b[0], point[1] - b[1])
+    ci = lambda col: [float(np.nanpercentile(reps[:, col], 2.5)), float(np.nanpercentile(reps[:, col], 97.5))]
+    return {"uf1": float(point[0]), "uf1_ci95": ci(0), "uar": float(point[1]), "uar_ci95": ci(1),
+            "replicates": n, "subjects": int(len(uniq)), "paired": y_pred_b is not None}
