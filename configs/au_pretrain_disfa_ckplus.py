@@ -12,6 +12,11 @@ Step 2 — load those AU-branch params into every fold of the MER model and trai
     fedpsyau train --config=configs/megc2019_composite_loso.py --workdir=runs/megc2019_pre \
         --config.model.init_from=runs/au_pretrain/final_model
 
+Recipe: the ``base_config`` schedule (1-epoch warm-up, cosine decay), kernel-only
+weight decay and the horizontal flip (AUs are parsed without side, so a flipped face
+keeps its labels); lr 1e-3 and 20 epochs fixed a priori (no validation split: the
+pre-training has no test either); no class balance (the targets are multi-label AUs).
+
 DISFA: the registry's ``load_dataset`` has no "disfa" entry yet (its reader exists:
 ``data_pipelines.readers.disfa``), so this config pre-trains on CK+ only.
 """

@@ -36,6 +36,21 @@ def test_megc_config_fixes_hyperparameters_before_the_run():
     cfg = load_config(ROOT / "configs" / "megc2019_composite_loso.py")
     assert cfg.data.name == "megc2019_composite" and cfg.protocol.kind == "loso"
     assert cfg.prior.source == "fold_train"
+    t = cfg.train
+    assert (t.lr_schedule, t.class_balance, t.hflip, t.decay_kernels_only, t.au_norm) == \
+        ("warmup_cosine", "weighted_ce", 0.5, True, "examples")
+    assert cfg.model.group_tokens == "paper"
+    doc = (ROOT / "configs" / "megc2019_composite_loso.py").read_text()
+    for key in ("epochs", "learning_rate", "roi_source", "class_balance", "hflip"):
+        assert key in doc                                   # every setting says how it was chosen
+
+
+@pytest.mark.parametrize("name", ["casme3_loso", "dfme_10fold", "au_pretrain_disfa_ckplus"])
+def test_release_configs_use_the_recipe(name):
+    cfg = load_config(ROOT / "configs" / f"{name}.py")
+    t = cfg.train
+    assert t.lr_schedule == "warmup_cosine" and t.decay_kernels_only and t.hflip == 0.5
+    assert t.au_norm == "examples"
 
 
 def test_casme3_loso_runs_on_release_fixture(tmp_path):
