@@ -7,14 +7,10 @@
 ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` + ``data/part_A/spNO.*/<task>/color/*.jpg``);
 the video pipeline turns every clip into flows once and caches them
 (``data.cache_dir`` or ``$FEDPSYAU_CACHE``). D from each fold's training subjects.
-Recipe (``base_config`` defaults unless set below; none chosen on test subjects):
-linear warm-up (1 epoch) then cosine decay of the learning rate, AdamW weight decay
-0.01 on kernels only, flow-respecting horizontal flip with probability 0.5, AU BCE
-normalised per example (``losses.masked_au_bce``), class balance as set below. The
-peak learning rate and epochs are the reference defaults (SPEC §7), fixed a priori: the
-release is licence-gated and not here to validate on. With the data at hand, choose
-them on training subjects only: ``python scripts/select_settings.py --config=<this file>
---workdir=runs/select --grid "train.learning_rate=5e-5,3e-4,1e-3"``.
+Recipe: the ``base_config`` defaults (warm-up + cosine schedule, kernel-only weight
+decay, horizontal flip, per-example AU loss; see ``config_loading.base_config``).
+Peak lr 5e-5 and 30 epochs are the reference defaults (SPEC §7), fixed a priori: the
+release is licence-gated and not here to validate on (with it: scripts/select_settings.py).
 Class balance: oversampling (reference practice; CAS(ME)³ is strongly unbalanced).
 """
 from fedpsyau_jax.config_loading import base_config

@@ -199,6 +199,13 @@ def load_config(path, overrides: Iterable[str] = ()) -> ml_collections.ConfigDic
 def base_config() -> ml_collections.ConfigDict:
     """Every option of a training run with its default; config files start from this.
 
+    The training defaults are the project's recipe: linear warm-up (1 epoch) then
+    cosine decay of the learning rate (its value per step is an argument of the
+    compiled step), AdamW weight decay 0.01 on kernels only, the flow-respecting
+    horizontal flip with probability 0.5, the AU BCE normalised per example, and
+    class-balanced oversampling; configs set the peak rate, epochs and class balance
+    and say how each was chosen.
+
     seed                      run seed (fold f's randomness = f(seed, f) only)
     data.name                 a ``data_pipelines.datasets`` name
     data.root / cache_dir     release folder / sample cache (None = defaults)
