@@ -51,3 +51,16 @@ def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(ConfigError):
         main(["train", f"--config={DEMO}", "--config.train.epoch=1", "--debug",
               f"--workdir={tmp_path / 'w'}"])
+
+
+@pytest.mark.parametrize("flag,expect", [
+    ("--config.model.group_tokens=papr", r"model\.group_tokens 'papr': unknown name.*'paper'"),
+    ("--config.train.class_balance=weighted", r"train\.class_balance 'weighted'.*weighted_ce"),
+    ("--config.model.roi_source=flow64", r"model\.roi_source 'flow64'"),
+])
+def test_bad_option_value_is_one_line_before_anything_runs(tmp_path, capsys, flag, expect):
+    work = tmp_path / "w"
+    rc = main(["train", f"--config={DEMO}", flag, f"--workdir={work}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and re.search(expect, err), err
+    assert not work.exists()

@@ -46,6 +46,7 @@ from jax.sharding import PartitionSpec as P
 from fedpsyau_jax.training.batching import epoch_plan, eval_plan, gather_batch, stack_plans
 from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
                                       read_metadata, restore_checkpoint, save_checkpoint)
+from fedpsyau_jax.errors import UserError
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.protocols import Fold
@@ -104,9 +105,9 @@ class TrainSettings:
 
     def __post_init__(self):
         if self.class_balance not in CLASS_BALANCE:
-            raise ValueError(f"train.class_balance {self.class_balance!r}: choose from {', '.join(CLASS_BALANCE)}")
+            raise UserError(f"train.class_balance {self.class_balance!r}: choose from {', '.join(CLASS_BALANCE)}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"train.lr_schedule {self.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
+            raise UserError(f"train.lr_schedule {self.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
 
     @property
     def oversample(self) -> bool:

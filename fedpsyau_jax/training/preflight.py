@@ -54,6 +54,17 @@ def check_names(cfg) -> None:
         k = cfg.protocol.get("k", 10)
         if int(k) < 2:
             raise UserError(f"protocol.k {k}: k-fold needs k >= 2")
+    from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS
+    from fedpsyau_jax.network.model import ROI_SOURCES
+    from fedpsyau_jax.training.fold_training import CLASS_BALANCE, LR_SCHEDULES
+    from fedpsyau_jax.training.losses import AU_NORMS
+    for key, choices in (("model.group_tokens", tuple(GROUP_TOKEN_SETS)), ("model.roi_source", ROI_SOURCES),
+                         ("train.class_balance", CLASS_BALANCE), ("train.lr_schedule", LR_SCHEDULES),
+                         ("train.au_norm", AU_NORMS)):
+        section, leaf = key.split(".")
+        value = cfg.get(section, {}).get(leaf) if cfg.get(section) is not None else None
+        if value is not None and str(value) not in choices:
+            raise unknown_name(key, str(value), choices)
     source = str(cfg.prior.source)
     if source not in PRIOR_SOURCES:
         raise unknown_name("prior.source", source, PRIOR_SOURCES)

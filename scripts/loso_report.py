@@ -1,0 +1,92 @@
+"""Markdown report of finished training runs (pooled test predictions of every fold).
+
+    python scripts/loso_report.py runs/megc2019_loso [runs/megc2019_loso_flow ...]
+        [--paired-vs runs/megc2019_loso_flow]
+
+For each run: pooled UF1/UAR with 95 % subject-bootstrap intervals, per-dataset
+scores, the confusion matrix, per-AU detection F1 of both AU heads (full model), and
+the wall time. ``--paired-vs B`` adds, for every other run A, the paired subject
+bootstrap interval of A − B (same samples, same resampled subjects).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fedpsyau_jax import api
+from fedpsyau_jax.config_loading import load_config
+from fedpsyau_jax.training import protocols
+from fedpsyau_jax.training.fold_training import fold_dir, load_fold_predictions
+from fedpsyau_jax.training.metrics import subject_bootstrap
+
+
+def pooled(run: Path):
+    """(cfg, samples, test_idx (n,), preds (n,)) of a run's finished folds."""
+    import ml_collections
+    cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
+    samples = api.load_samples(cfg)
+    folds = [f for f in protocols.folds_from_config(cfg, samples) if len(f.test_idx)]
+    preds = [load_fold_predictions(fold_dir(run, f) / "predictions.npz") for f in folds]
+    missing = [f.name for f, p in zip(folds, preds) if p is None]
+    if missing:
+        raise SystemExit(f"{run}: {len(missing)} fold(s) unfinished (e.g. {missing[0]})")
+    idx = np.concatenate([p["test_idx"] for p in preds])
+    return cfg, samples, idx, np.concatenate([p["pred"] for p in preds])
+
+
+def fmt_ci(s, k):
+    lo, hi = s[f"{k}_ci95"]
+    return f"{s[k]:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--paired-vs", type=Path)
+    ap.add_argument("--replicates", type=int, default=2000)
+    args = ap.parse_args(argv)
+    out = []
+    got = {}
+    for run in args.runs + ([args.paired_vs] if args.paired_vs and args.paired_vs not in args.runs else []):
+        got[run] = pooled(run)
+    for run in args.runs:
+        cfg, samples, idx, preds = got[run]
+        summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+        b = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes,
+                              n=args.replicates)
+        out.append(f"### {run.name}\n")
+        out.append(f"- pooled UF1 {fmt_ci(b, 'uf1')}, UAR {fmt_ci(b, 'uar')} "
+                   f"(95 % intervals: {b['replicates']} bootstrap resamples of the {b['subjects']} subjects)")
+        for d, s in summ.get("per_dataset", {}).items():
+            out.append(f"- {d}: UF1 {s['uf1']:.4f}, UAR {s['uar']:.4f} ({s['num_samples']} samples)")
+        if "pooled" in summ:
+            cm = summ["pooled"]["confusion"]
+            names = summ.get("class_names", [str(i) for i in range(len(cm))])
+            out.append("\n| true \\ predicted | " + " | ".join(names) + " |")
+            out.append("|---" * (len(names) + 1) + "|")
+            out += [f"| {n} | " + " | ".join(str(v) for v in row) + " |" for n, row in zip(names, cm)]
+        for head, s in summ.get("au_detection", {}).items():
+            per = ", ".join(f"{k} {v:.2f}" for k, v in s["f1_per_au"].items() if k not in s["excluded_aus"])
+            out.append(f"\n- AU detection, head {head.upper()} ({s['num_samples']} AU-labelled test samples): "
+                       f"mean F1 {s['mean_f1']:.4f}; {per}")
+        if "wall_seconds" in summ:
+            out.append(f"- wall time {summ['wall_seconds'] / 60:.1f} min")
+        out.append("")
+        if args.paired_vs and run != args.paired_vs:
+            _, sb, idx_b, preds_b = got[args.paired_vs]
+            order = {int(i): k for k, i in enumerate(idx_b)}
+            pb = preds_b[[order[int(i)] for i in idx]]
+            d = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes,
+                                  n=args.replicates, y_pred_b=pb)
+            out.append(f"- paired {run.name} − {args.paired_vs.name}: ΔUF1 {fmt_ci(d, 'uf1')}, "
+                       f"ΔUAR {fmt_ci(d, 'uar')}\n")
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
