@@ -44,17 +44,29 @@ def _message(node: int, kind: str, content: RecordDict) -> Message:
     return Message(content, metadata=md)
 
 
-def run_flower_in_process(run_config: dict):
+def _context(node: int, k: int, run_config: dict, site_dir=None) -> Context:
+    node_config = {"partition-id": k, "num-partitions": K}
+    if site_dir is not None:
+        node_config["site-dir"] = str(site_dir / f"site{k}")
+    return Context(run_id=1, node_id=node, state=RecordDict(), run_config=run_config,
+                   node_config=node_config)
+
+
+def run_flower_in_process(run_config: dict, site_dir=None, restart=None):
     """Flower's round loop (as Strategy.start runs it) with messages handed to the
-    ClientApp handlers directly. Returns (strategy, train replies per round)."""
+    ClientApp handlers directly. ``restart`` = (site k, round r): before round r that
+    site's SuperNode "restarts" (new node id, empty context.state; its state file in
+    ``site_dir`` remains). Returns (strategy, train replies per round, contexts)."""
     spec = run_spec(run_config)
     model, tx, algo = build(spec)
     strat = FedPsyAUStrategy(algo, upload_template(model, tx, algo), spec.rounds, min_nodes=K)
-    contexts = {100 + k: Context(run_id=1, node_id=100 + k, state=RecordDict(), run_config=run_config,
-                                 node_config={"partition-id": k, "num-partitions": K})
-                for k in range(K)}
+    contexts = {100 + k: _context(100 + k, k, run_config, site_dir) for k in range(K)}
     arrays, all_replies = ArrayRecord(), []
     for rnd in range(1, spec.rounds + 1):
+        if restart is not None and restart[1] == rnd:
+            k = restart[0]
+            del contexts[100 + k]
+            contexts[200 + k] = _context(200 + k, k, run_config, site_dir)
         cfg = ConfigRecord({"server-round": rnd, "final-round": rnd == spec.rounds})
         strat._sent[("train", rnd)] = list(contexts)
         replies = [client_app.train(_message(n, "train", RecordDict({"arrays": arrays, "config": cfg})), ctx)
@@ -82,10 +94,15 @@ def run_simulator(run_config: dict) -> dict:
 
 
 @pytest.mark.parametrize("algorithm", ["fedavg", "pfedprox"])
-def test_flower_equals_simulator(algorithm):
+def test_flower_equals_simulator(algorithm, tmp_path, caplog):
+    """P-FedProx also restarts site 1's SuperNode before round 2: it resumes from its
+    own state file (site-dir) and the numbers are still the simulator's."""
     run_config = dict(RUN, algorithm=algorithm)
     sim = run_simulator(run_config)
-    strat, replies, contexts = run_flower_in_process(run_config)
+    restart = (1, 2) if algorithm == "pfedprox" else None
+    strat, replies, contexts = run_flower_in_process(run_config, tmp_path, restart)
+    if restart:
+        assert 201 in contexts and "state restored from" in caplog.text
     res = strat.results()
     assert len(set(sim["num_train"])) == 1, "the fixture must give equal-sized clients"
     for k, name in enumerate(sim["clients"]):
@@ -100,7 +117,7 @@ def test_flower_equals_simulator(algorithm):
                                            err_msg=f"{algorithm} {name} {kind} {m}")
     # the loss changed between rounds (the check is not vacuous), and the sites'
     # personal state persisted in context.state (step counter = 2 rounds of steps)
-    assert all(r != pytest.approx(sim["loss_per_round"][1][0]) for r in [sim["loss_per_round"][0][0]])
+    assert sim["loss_per_round"][0][0] != pytest.approx(sim["loss_per_round"][1][0])
     for ctx in contexts.values():
         step = ctx.state[client_app.STATE_KEY]["step"].numpy()
         assert int(step.reshape(-1)[0]) == 2 * 2       # 6 train samples / batch 4 = 2 steps per round

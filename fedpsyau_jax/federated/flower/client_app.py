@@ -10,12 +10,16 @@ site's test split. Sites are persistent silos: params, BN statistics, optimiser 
 dropout key and personal heads live in ``context.state``, which never leaves the
 SuperNode (in a deployment every message runs in a new ``flwr-clientapp`` process, so
 nothing else survives between rounds; the JAX compilation cache is kept in the
-site's ``site-dir``).
+site's ``site-dir``, and so is a copy of the state, from which a SuperNode that
+restarted mid-run resumes).
 """
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
+
+import numpy as np
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -46,11 +50,32 @@ def _site(context: Context):
     return _SITES[key]
 
 
+def state_file(context: Context):
+    """The site's own copy of its state on its disk (``site-dir``), per run: a SuperNode
+    that restarts mid-run (new process, empty ``context.state``) resumes from it."""
+    d = context.node_config.get("site-dir")
+    return Path(str(d)) / "state" / f"run_{context.run_id}.npz" if d else None
+
+
 def _state(site, context: Context):
     from fedpsyau_jax.federated.flower.site import from_raw
     if STATE_KEY in context.state:
         return from_raw(wire.from_array_record(context.state[STATE_KEY], site.state_template()))
+    f = state_file(context)
+    if f is not None and f.is_file():
+        with np.load(f) as z:
+            arrays = {k: z[k] for k in z.files}
+        LOG.warning("site %s: state restored from %s (SuperNode restarted)", site.name, f)
+        return from_raw(wire.unflatten(arrays, site.state_template()))
     return site.fresh_state()
+
+
+def _save_state(context: Context, raw_state) -> None:
+    context.state[STATE_KEY] = wire.to_array_record(raw_state)
+    f = state_file(context)
+    if f is not None:
+        from fedpsyau_jax.atomic_files import save_npz_atomic
+        save_npz_atomic(f, wire.flatten(raw_state))
 
 
 def _broadcast(site, content):
@@ -95,7 +120,7 @@ def train(msg: Message, context: Context) -> Message:
     t1 = time.perf_counter()
     state, loss = site.train(state, anchors, rnd)
     personal = site.evaluate(state) if bool(cfg.get("final-round", False)) else None
-    context.state[STATE_KEY] = wire.to_array_record(to_raw(state))
+    _save_state(context, to_raw(state))
     t2 = time.perf_counter()
     LOG.info("site %s round %d: loss %.4f", site.name, rnd + 1, loss)
     timing = {"setup-seconds": t1 - t0, "train-seconds": t2 - t1}
