@@ -7,11 +7,16 @@
 #
 #   scripts/flower_local_deployment.sh [--sites 3] [--rounds 2] [--algorithm fedavg]
 #       [--port 18000] [--workdir DIR] [--timeout 1200] [--run-config "key=value ..."]
+#       [--min-nodes N] [--kill-site K --at-round R [--restart-after S]]
 #
 # --port P: the SuperLink's HTTP API (Fleet, Control and Runtime APIs) on 127.0.0.1:P;
 #   SuperNode k serves its ClientApp API on 127.0.0.1:P+1+k.
 # --run-config: extra Flower run-config overrides (keys: fedpsyau_jax/federated/flower/
 #   settings.py), e.g. "use-au-branch=false batch-size=4".
+# --min-nodes: fewest valid replies a round may aggregate (default: all sites).
+# --kill-site K --at-round R: fault drill — once the ServerApp starts round R, SuperNode K
+#   (and its ClientApp) is killed; with --restart-after S it is started again S seconds
+#   later with the same node config (it resumes from its state file in site<K>/).
 # --workdir: logs (logs/), per-site folders (site<k>/, JAX compilation caches) and
 #   results/flower_results.json; default a new temporary folder (kept, printed).
 # Offline-safe: the SuperLink never installs app dependencies at run time; every process
@@ -22,6 +27,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${FLWR_BIN:-$ROOT/.venv/bin}"
 SITES=3 ROUNDS=2 ALGORITHM=fedavg PORT=18000 WORK="" TIMEOUT=1200 EXTRA=""
+MIN_NODES="" KILL_SITE="" AT_ROUND="" RESTART_AFTER=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --sites) SITES="$2"; shift 2 ;;
@@ -31,7 +37,11 @@ while [ $# -gt 0 ]; do
     --workdir) WORK="$2"; shift 2 ;;
     --timeout) TIMEOUT="$2"; shift 2 ;;
     --run-config) EXTRA="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --min-nodes) MIN_NODES="$2"; shift 2 ;;
+    --kill-site) KILL_SITE="$2"; shift 2 ;;
+    --at-round) AT_ROUND="$2"; shift 2 ;;
+    --restart-after) RESTART_AFTER="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "flower_local_deployment: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -108,13 +118,17 @@ fi
 for c in $(ps -o pid= --ppid "${PIDS[0]}" 2>/dev/null); do PIDS+=("$c"); done
 echo "${PIDS[@]}" > "$WORK/pids"      # what this script started (stopped on exit)
 # one SuperNode per site
-for k in $(seq 0 $((SITES - 1))); do
+declare -A SITE_PID
+start_site() {   # start_site <k> <log suffix>
+  local k="$1"
   mkdir -p "$WORK/site$k"
-  FLWR_HOME="$WORK/flwr_home/site$k" start "$WORK/logs/supernode$k.log" \
+  FLWR_HOME="$WORK/flwr_home/site$k" start "$WORK/logs/supernode$k$2.log" \
     "$BIN/flower-supernode" --insecure --superlink "127.0.0.1:$PORT" \
     --host 127.0.0.1 --port $((PORT + 1 + k)) --max-wait-time 120 \
     --node-config "partition-id=$k num-partitions=$SITES site-dir=\"$WORK/site$k\""
-done
+  SITE_PID[$k]="${PIDS[-1]}"
+}
+for k in $(seq 0 $((SITES - 1))); do start_site "$k" ""; done
 echo "${PIDS[@]}" > "$WORK/pids"
 # submit the run (a temporary Flower configuration names this SuperLink) and wait
 cat > "$WORK/flwr_home/config.toml" <<EOF
@@ -125,14 +139,34 @@ default = "localdep"
 address = "127.0.0.1:$PORT"
 insecure = true
 EOF
-RUN_CONFIG="algorithm=\"$ALGORITHM\" num-server-rounds=$ROUNDS min-nodes=$SITES results-dir=\"$WORK/results\" $EXTRA"
+RUN_CONFIG="algorithm=\"$ALGORITHM\" num-server-rounds=$ROUNDS min-nodes=${MIN_NODES:-$SITES} results-dir=\"$WORK/results\" $EXTRA"
 # (in the background + wait, so that a TERM/INT to this script is handled at once)
 FLWR_HOME="$WORK/flwr_home" timeout --kill-after=10 "$TIMEOUT" \
   "$BIN/flwr" run "$ROOT" localdep --stream --run-config "$RUN_CONFIG" >"$WORK/logs/run.log" 2>&1 < /dev/null &
 PIDS+=("$!")
 echo "${PIDS[@]}" > "$WORK/pids"
+RUN_PID="$!"
+if [ -n "$KILL_SITE" ]; then   # fault drill (bounded by the run's own timeout)
+  killed="" restart_at=""
+  while kill -0 "$RUN_PID" 2>/dev/null; do
+    if [ -z "$killed" ] && grep -q "\[ROUND $AT_ROUND/" "$WORK/logs/run.log" 2>/dev/null; then
+      sleep 2
+      echo "flower_local_deployment: killing SuperNode $KILL_SITE (pid ${SITE_PID[$KILL_SITE]}) in round $AT_ROUND" >&2
+      kill -KILL -- "-${SITE_PID[$KILL_SITE]}" 2>/dev/null || kill -KILL "${SITE_PID[$KILL_SITE]}" || true
+      killed=1
+      [ -n "$RESTART_AFTER" ] && restart_at=$(( $(date +%s) + RESTART_AFTER ))
+    fi
+    if [ -n "$restart_at" ] && [ "$(date +%s)" -ge "$restart_at" ]; then
+      echo "flower_local_deployment: restarting SuperNode $KILL_SITE" >&2
+      start_site "$KILL_SITE" ".restarted"
+      echo "${PIDS[@]}" > "$WORK/pids"
+      restart_at=""
+    fi
+    sleep 1
+  done
+fi
 set +e
-wait "$!"
+wait "$RUN_PID"
 rc=$?
 set -e
 RES="$WORK/results/flower_results.json"

@@ -218,3 +218,28 @@ def test_reply_array_record_from_a_foreign_model_is_rejected(clients):
     bad.content["arrays"]["flow28"] = Array(np.zeros((28, 28, 3), np.float32))
     strat.aggregate_train(1, [good, bad])
     assert "missing" in strat.rounds[1]["rejected"]["b"] and "flow28" in strat.rounds[1]["rejected"]["b"]
+
+
+def test_superlink_error_reply_is_attributed_to_the_unavailable_site(clients):
+    """A SuperLink-made error reply ('Node Unavailable') names the site it was sent to."""
+    from flwr.app import Error
+    algo = make_algorithm("fedavg")
+    strat = FedPsyAUStrategy(algo, _template(algo, clients[0]), num_rounds=2, min_nodes=2)
+    strat.node_sites = {1: "a", 2: "b", 3: "c"}            # learnt in round 1
+    sent = []
+    for node in (1, 2, 3):
+        md = Metadata(run_id=1, message_id=f"m{node}", src_node_id=0, dst_node_id=node,
+                      reply_to_message_id="", group_id="1", created_at=0.0, ttl=60.0,
+                      message_type="train")
+        sent.append(Message(RecordDict(), metadata=md))
+    strat._sent_msgs[("train", 2)] = sent
+    strat._sent[("train", 2)] = [1, 2, 3]
+    err_md = Metadata(run_id=1, message_id="e", src_node_id=999, dst_node_id=0,
+                      reply_to_message_id="m3", group_id="1", created_at=0.0, ttl=60.0,
+                      message_type="train")
+    replies = [_reply(1, _upload_of(algo, clients[0]), {"num-examples": 3.0, "train-loss": 1.0}, "a"),
+               _reply(2, _upload_of(algo, clients[1]), {"num-examples": 3.0, "train-loss": 1.0}, "b"),
+               Message(metadata=err_md, error=Error(code=1, reason="Node Unavailable"))]
+    strat.aggregate_train(2, replies)
+    assert strat.rounds[2]["rejected"] == {"c": "error reply: Node Unavailable"}
+    assert strat.rounds[2]["missing"] == [] and strat.rounds[2]["accepted"] == ["a", "b"]

@@ -184,6 +184,7 @@ class FedPsyAUStrategy(_FlowerStrategy):
         self.rounds: dict[int, dict] = {}
         self.node_sites: dict[int, str] = {}
         self._sent: dict[tuple[str, int], list[int]] = {}
+        self._sent_msgs: dict[tuple[str, int], list] = {}
         self._t0: dict[int, float] = {}
         self.broadcast = None
         self.manifest: list[dict] = []
@@ -204,7 +205,9 @@ class FedPsyAUStrategy(_FlowerStrategy):
         mtype = MessageType.TRAIN if kind == "train" else MessageType.EVALUATE
         LOG.info("round %d: %s on %d node(s), %.3f MB each", server_round, kind, len(nodes),
                  wire.num_bytes(arrays) / 2**20)
-        return [Message(content=record, message_type=mtype, dst_node_id=n) for n in nodes]
+        msgs = [Message(content=record, message_type=mtype, dst_node_id=n) for n in nodes]
+        self._sent_msgs[(kind, server_round)] = msgs   # the grid sets their message ids
+        return msgs
 
     def configure_train(self, server_round, arrays, config, grid):
         return self._messages("train", server_round, arrays, config, grid)
@@ -218,8 +221,12 @@ class FedPsyAUStrategy(_FlowerStrategy):
     def _screen(self, kind: str, server_round: int, replies, parse):
         accepted, rejected = [], {}
         replied = set()
+        # an error reply made by the SuperLink (e.g. "Node Unavailable") comes from the
+        # SuperLink, not the node: attribute it through the id of the message it answers
+        dst_of = {getattr(m.metadata, "message_id", ""): m.metadata.dst_node_id
+                  for m in self._sent_msgs.get((kind, server_round), [])}
         for msg in replies:
-            node = msg.metadata.src_node_id
+            node = dst_of.get(msg.metadata.reply_to_message_id, msg.metadata.src_node_id)
             replied.add(node)
             if msg.has_error():
                 name = self.node_sites.get(node, f"node {node}")
