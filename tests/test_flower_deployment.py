@@ -2,7 +2,8 @@
 
 scripts/flower_local_deployment.sh starts one flower-superlink and three
 flower-supernode processes on 127.0.0.1, submits a 2-round FedAvg run on synthetic
-data with `flwr run`, and stops what it started. The test bounds the whole script,
+data with `flwr run`, and stops what it started; the per-site losses and scores equal
+the stacked simulator's for the same settings. The test bounds the whole script,
 and in a finally stops the script (its trap then stops the Flower processes) and, if
 anything it started is still alive, kills those exact process ids.
 """
@@ -23,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "flower_local_deployment.sh"
 BIN = Path(sys.executable).parent
 SITES = 3
+# the settings of test_flower_equivalence.RUN, as Flower run-config overrides
 RUN_CONFIG = ("use-au-branch=false batch-size=4 eval-batch-size=8 oversample=false lr=0.001 "
-              "mu=0.05 dataset-kw='{\"num_subjects\": 6, \"samples_per_subject\": 4, "
+              "mu=0.05 theta=0.9 seed=0 dataset-kw='{\"num_subjects\": 6, \"samples_per_subject\": 4, "
               "\"num_classes\": 3, \"seed\": 1}'")
 LIMIT = 540          # s for the whole script (start-up, 2 rounds, evaluation, shutdown)
 
@@ -69,37 +71,49 @@ def _started(workdir: Path) -> list[int]:
     return [int(p) for p in f.read_text().split()] if f.is_file() else []
 
 
-@pytest.mark.slow
-def test_local_deployment_three_supernodes_two_rounds(tmp_path):
-    assert (BIN / "flower-superlink").exists() and (BIN / "flower-supernode").exists()
+def run_deployment(workdir: Path, args: list[str], limit: float):
+    """Run the deployment script, bounded by ``limit`` seconds; whatever happens, stop
+    it (its trap stops the Flower processes) and then kill any process id it recorded
+    as started that is still alive. Returns (exit code, output, leftovers, wall s)."""
     port = _free_base_port(SITES + 1)
     env = dict(os.environ, FLWR_BIN=str(BIN), JAX_PLATFORMS="cpu")
-    cmd = ["bash", str(SCRIPT), "--sites", str(SITES), "--rounds", "2", "--algorithm", "fedavg",
-           "--port", str(port), "--workdir", str(tmp_path), "--timeout", str(LIMIT - 60),
-           "--run-config", RUN_CONFIG]
+    cmd = ["bash", str(SCRIPT), "--port", str(port), "--workdir", str(workdir),
+           "--timeout", str(int(limit - 60)), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     t0 = time.monotonic()
+    out = ""
     try:
-        out, _ = proc.communicate(timeout=LIMIT)
+        out, _ = proc.communicate(timeout=limit)
     finally:
         if proc.poll() is None:                       # bounded: stop the script (its trap
             proc.send_signal(signal.SIGTERM)          # stops the Flower processes)
             try:
-                proc.communicate(timeout=30)
+                out, _ = proc.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate(timeout=10)
+                out, _ = proc.communicate(timeout=10)
         deadline = time.monotonic() + 20
-        while any(_alive(p) for p in _started(tmp_path)) and time.monotonic() < deadline:
+        while any(_alive(p) for p in _started(workdir)) and time.monotonic() < deadline:
             time.sleep(0.5)
-        leftovers = [p for p in _started(tmp_path) if _alive(p)]
+        leftovers = [p for p in _started(workdir) if _alive(p)]
         for p in leftovers:                           # exactly the ids it started
             os.kill(p, signal.SIGKILL)
-    wall = time.monotonic() - t0
-    logs = "\n".join(f"--- {f.name}\n" + f.read_text(errors="replace")[-3000:]
-                     for f in sorted((tmp_path / "logs").glob("*.log")))
-    assert proc.returncode == 0, f"script failed ({proc.returncode}):\n{out}\n{logs}"
+    return proc.returncode, out, leftovers, time.monotonic() - t0
+
+
+def logs_of(workdir: Path) -> str:
+    return "\n".join(f"--- {f.name}\n" + f.read_text(errors="replace")[-3000:]
+                     for f in sorted((workdir / "logs").glob("*.log")))
+
+
+@pytest.mark.slow
+def test_local_deployment_three_supernodes_two_rounds(tmp_path):
+    assert (BIN / "flower-superlink").exists() and (BIN / "flower-supernode").exists()
+    rc, out, leftovers, wall = run_deployment(
+        tmp_path, ["--sites", str(SITES), "--rounds", "2", "--algorithm", "fedavg",
+                   "--run-config", RUN_CONFIG], LIMIT)
+    assert rc == 0, f"script failed ({rc}):\n{out}\n{logs_of(tmp_path)}"
     assert not leftovers, f"processes still running after the script: {leftovers}"
     assert len(_started(tmp_path)) >= SITES + 2       # SuperLink (+SuperExec), SuperNodes, flwr run
 
@@ -114,8 +128,18 @@ def test_local_deployment_three_supernodes_two_rounds(tmp_path):
     for rnd in ("1", "2"):
         r = res["per_round"][rnd]
         assert r["accepted"] == sorted(res["sites"]) and not r["rejected"] and not r["missing"]
-    # FedAvg: every site deploys the same global model on its own test split
     assert "site client0: personal UF1" in out
+
+    # through the real transport, the same numbers as the stacked simulator
+    from test_flower_equivalence import RUN, run_simulator
+    sim = run_simulator(dict(RUN, algorithm="fedavg"))
+    for k, name in enumerate(sim["clients"]):
+        site = res["sites"][name]
+        for rnd in range(2):
+            assert abs(site["train"][str(rnd + 1)]["train-loss"] - sim["loss_per_round"][rnd][k]) < 1e-4
+        for kind in ("personal", "deployed"):
+            for m in ("uf1", "uar", "accuracy"):
+                assert abs(site[kind][m] - sim[kind][k][m]) < 1e-4, (name, kind, m)
 
     # what left the sites: every reply of the run, record by record
     replies = res["replies"]
