@@ -20,7 +20,7 @@ S and N) or ``None`` (no communication); ``combine`` turns it into the client's 
 
 ``init`` makes the round-0 start (by default: every client of a federation starts
 from its federation's first row, i.e. one common global initialisation). A new
-algorithm is one module that builds an ``Algorithm`` (usually only ``aggregate``).
+algorithm is one module that builds an ``Algorithm`` (usually only ``reduce``).
 ``aggregate`` receives ``ClientUpload`` only — params, BN statistics, sample counts.
 """
 from __future__ import annotations
