@@ -9,8 +9,10 @@ Every combination of the ``--grid`` values runs the config with
 ``training.protocols.inner_validation_folds``), no final-model export, each in its own
 sub-folder of --workdir (resumable: a finished candidate is read back, a partial one
 continues). Prints and writes ``selection.md`` / ``selection.json``: pooled validation
-UF1/UAR per candidate and the best one by UF1 (ties: UAR). Extra fixed overrides go in
-``--config.key=value`` as for ``fedpsyau train``.
+UF1, UAR and mean negative log-likelihood of the true class per candidate, and the best
+one by UF1, ties broken by UAR, then by the lower NLL (a proper score, not discrete: on
+a validation set of ~70 samples two candidates can share a confusion matrix). Extra
+fixed overrides go in ``--config.key=value`` as for ``fedpsyau train``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,22 @@ from pathlib import Path
 from fedpsyau_jax import api
 from fedpsyau_jax.atomic_files import write_json_atomic
 from fedpsyau_jax.config_loading import load_config, split_config_flags
+
+
+def validation_nll(run: Path) -> float:
+    """Mean −log p(true class) over the run's validation predictions."""
+    import ml_collections
+    import numpy as np
+    from fedpsyau_jax.training import protocols
+    from fedpsyau_jax.training.fold_training import fold_dir, load_fold_predictions
+    cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
+    samples = api.load_samples(cfg)
+    nll = []
+    for f in protocols.folds_from_config(cfg, samples):
+        z = load_fold_predictions(fold_dir(run, f) / "predictions.npz")
+        y = samples.label[z["test_idx"]]
+        nll.append(-np.log(np.clip(z["prob"][np.arange(len(y)), y], 1e-12, 1.0)))
+    return float(np.concatenate(nll).mean())
 
 
 def main(argv=None) -> int:
@@ -48,12 +66,13 @@ def main(argv=None) -> int:
         summary = api.train(cfg, Path(args.workdir) / name, show_progress=not args.no_progress, verbose=False)
         p = summary["pooled"]
         rows.append({"candidate": dict(combo), "name": name, "uf1": p["uf1"], "uar": p["uar"],
+                     "nll": validation_nll(Path(args.workdir) / name),
                      "folds": list(summary["per_fold"]), "wall_s": summary.get("wall_seconds")})
-        print(f"{name}: validation UF1 {p['uf1']:.4f} UAR {p['uar']:.4f}", flush=True)
-    best = max(rows, key=lambda r: (r["uf1"], r["uar"]))
-    lines = ["| candidate | val UF1 | val UAR |", "|---|---|---|"]
-    lines += [f"| {r['name']} | {r['uf1']:.4f} | {r['uar']:.4f} |" for r in rows]
-    lines.append(f"\nbest (by UF1): {best['name']}")
+        print(f"{name}: validation UF1 {p['uf1']:.4f} UAR {p['uar']:.4f} NLL {rows[-1]['nll']:.4f}", flush=True)
+    best = max(rows, key=lambda r: (round(r["uf1"], 10), round(r["uar"], 10), -r["nll"]))
+    lines = ["| candidate | val UF1 | val UAR | val NLL |", "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['uf1']:.4f} | {r['uar']:.4f} | {r['nll']:.4f} |" for r in rows]
+    lines.append(f"\nbest (UF1, then UAR, then lower NLL): {best['name']}")
     out = Path(args.workdir)
     write_json_atomic(out / "selection.json", {"config": path, "fixed": base, "rows": rows, "best": best})
     (out / "selection.md").write_text("\n".join(lines) + "\n")
