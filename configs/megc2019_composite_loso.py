@@ -26,8 +26,9 @@ benchmarks/RESULTS.md; A PRIORI = fixed before any run):
 - hflip 0.5 — A PRIORI (faces are near-symmetric; the flip is exact on the flow).
 - au_norm examples — A PRIORI (see ``losses.masked_au_bce``: per-sample AU weight).
 - learning_rate 3e-4, model.roi_source flow28 — SELECTION over lr {3e-4, 1e-3} ×
-  roi_source {flow128, flow28} on inner validation (outer fold samm_033 dropped; 14
-  validation subjects, 71 samples; the other 53 subjects train), 20 epochs each:
+  roi_source {flow128, flow28} on inner validation (outer test subject samm_033
+  dropped; 13 validation subjects, 71 samples; 54 subjects, 366 samples, train), 20
+  epochs each (``scripts/select_settings.py ... --config.protocol.inner_outer=1``):
   val UF1 / UAR / NLL = 3e-4·flow128 0.6905 / 0.6996 / 0.836, 3e-4·flow28 0.7043 /
   0.7079 / 0.859, 1e-3·flow128 0.7043 / 0.7079 / 0.915, 1e-3·flow28 0.6733 / 0.6912 /
   0.968. Rule: UF1, then UAR, then lower NLL (the two best share a confusion matrix).
