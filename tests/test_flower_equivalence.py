@@ -1,4 +1,5 @@
-"""The Flower driver gives the stacked simulator's per-client numbers (FedAvg, P-FedProx).
+"""The Flower driver gives the stacked simulator's per-client numbers (FedAvg, P-FedProx,
+FedRep, Local).
 
 The real ClientApp handlers (``client_app.train`` / ``evaluate``) and the real strategy
 (``aggregate_train`` / ``aggregate_evaluate``) exchange real Flower Messages in this
@@ -93,7 +94,7 @@ def run_simulator(run_config: dict) -> dict:
                           progress=False)
 
 
-@pytest.mark.parametrize("algorithm", ["fedavg", "pfedprox"])
+@pytest.mark.parametrize("algorithm", ["fedavg", "pfedprox", "fedrep", "local"])
 def test_flower_equals_simulator(algorithm, tmp_path, caplog):
     """P-FedProx also restarts site 1's SuperNode before round 2: it resumes from its
     own state file (site-dir) and the numbers are still the simulator's."""
@@ -132,7 +133,11 @@ def test_flower_equals_simulator(algorithm, tmp_path, caplog):
             parse_train_reply(msg.content, tmpl)            # exactly the template's names
             names = list(msg.content["arrays"].keys())
             assert all(n.startswith(("params/", "batch_stats/")) for n in names)
-            assert any(n.startswith("batch_stats/") for n in names) == (algorithm == "fedavg")
+            assert any(n.startswith("batch_stats/") for n in names) == (algorithm in ("fedavg", "fedrep"))
+            if algorithm == "fedrep":                       # personal heads stay home
+                assert names and not any("classifier" in n for n in names)
+            if algorithm == "local":                        # nothing but the count
+                assert names == []
             shapes = {tuple(a.shape) for a in msg.content["arrays"].values()}
             assert not shapes & {(128, 128, 3), (28, 28, 3), (65, 2), (12, 12), (12,)}
             assert all(isinstance(v, (int, float)) for v in msg.content["metrics"].values())
