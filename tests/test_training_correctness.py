@@ -311,3 +311,12 @@ def test_class_weights_balance_the_classes():
     w = class_weights(labels, np.arange(10), 3)
     counts = np.bincount(labels)
     np.testing.assert_allclose(w * counts, [10 / 3] * 3, rtol=1e-6)
+
+
+def test_an_all_padding_step_is_a_finite_no_op(one_step):
+    step, state = one_step
+    pad = dict(_labelled(example_batch(4, seed=5), 6), example_mask=np.zeros(4, np.float32))
+    new, metrics = step(state, pad, jnp.float32(0.3))
+    assert all(np.isfinite(float(v)) for v in metrics.values())     # reported losses stay finite
+    _assert_trees_close(new.params, state.params, 0.0)
+    _assert_trees_close(new.batch_stats, state.batch_stats, 0.0)

@@ -41,8 +41,17 @@ def _bn(train: bool, name: str | None = None) -> nn.BatchNorm:
 
 
 def _bn_mask(mask, x):
-    """Example mask (B,) -> broadcastable to x (B, ...) for BatchNorm, or None."""
-    return None if mask is None else mask.reshape(mask.shape[:1] + (1,) * (x.ndim - 1)) > 0
+    """Example mask (B,) -> broadcastable to x (B, ...) for BatchNorm, or None.
+
+    A batch with no real example (the padding steps of a shorter fold or client) would
+    give BatchNorm an empty mean, NaN; such a step is a no-op anyway (the train step
+    keeps the old state), so it takes statistics over the whole (padding) batch and
+    stays finite instead."""
+    if mask is None:
+        return None
+    m = mask > 0
+    m = m | ~jnp.any(m)
+    return m.reshape(mask.shape[:1] + (1,) * (x.ndim - 1))
 
 
 class ConvBNReLU(nn.Module):
