@@ -7,6 +7,11 @@
                    screening and the algorithm's server half ``reduce``
 - ``client_app``   the ClientApp (``app``): train / evaluate handlers
 - ``server_app``   the ServerApp (``app``)
+- ``benchmark``    bytes per round per algorithm; the simulator's round time for a run config
+
+Ways to run (README, "Deploying across sites"): ``flwr run .`` (simulation),
+``scripts/flower_local_deployment.sh`` (SuperLink + one SuperNode per site on loopback),
+and one ``flower-supernode`` per real site.
 
 Needs the ``flower`` extra (``flwr[simulation]``); nothing else in the package imports it.
 """
