@@ -66,3 +66,14 @@ def test_gaussian_mechanism_epsilon_matches_the_analytic_bound():
     eps = epsilon_after_rounds(DPSettings(1.0, z, delta, "all"), 1)
     classic = np.sqrt(2 * np.log(1.25 / delta)) / z
     assert 0.3 * classic < eps <= classic * 1.05
+
+
+def test_per_subject_partition_makes_one_client_per_person():
+    from data_pipelines.synthetic import make_synthetic
+    from fedpsyau_jax.federated.partitions import partition_clients
+    s = make_synthetic(num_subjects=5, samples_per_subject=3, seed=0)
+    clients = partition_clients(s, "per_subject")
+    assert len(clients) == 5
+    for name, idx in clients:
+        assert set(np.asarray(s.subject)[idx]) == {name} and len(idx) == 3
+    assert sorted(np.concatenate([i for _, i in clients]).tolist()) == list(range(15))

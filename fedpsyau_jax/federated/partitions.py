@@ -8,6 +8,8 @@ Schemes (SPEC §8):
   ``num_clients`` clients — equal numbers of subjects (±1), as in the paper;
 - ``by_dataset``: one client per source dataset (``samples.dataset``), as in the
   reference code (MEGC2019 composite → CASME II, SAMM, SMIC);
+- ``per_subject``: every subject is its own client (68 on the MEGC2019 composite), so
+  client-level differential privacy is per-person privacy (``federated.privacy``);
 - ``mapping``: a user dict {subject or dataset name: client name}; every sample must be
   covered (an unmapped subject is an error, not silently dropped).
 A subject never spans two clients.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEMES = ("equal_subjects", "by_dataset", "mapping")
+SCHEMES = ("equal_subjects", "by_dataset", "per_subject", "mapping")
 
 
 def partition_clients(samples, scheme: str, num_clients: int | None = None, seed: int = 0,
@@ -33,6 +35,11 @@ def partition_clients(samples, scheme: str, num_clients: int | None = None, seed
         owner = {s: i % num_clients for i, s in enumerate(order)}
         lab = np.array([owner[s] for s in subjects])
         return [(f"client{k}", np.nonzero(lab == k)[0]) for k in range(num_clients)]
+    if scheme == "per_subject":
+        uniq = sorted(np.unique(subjects))
+        if num_clients and num_clients != len(uniq):
+            raise ValueError(f"partition per_subject: data has {len(uniq)} subjects but num_clients={num_clients}")
+        return [(str(s), np.nonzero(subjects == s)[0]) for s in uniq]
     if scheme == "by_dataset":
         ds = np.asarray(samples.dataset).astype(str)
         names = list(dict.fromkeys(ds.tolist()))           # first-appearance order
