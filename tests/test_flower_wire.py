@@ -86,3 +86,25 @@ def test_num_bytes_counts_payload():
     t = {"w": np.zeros((10, 10), np.float32)}
     assert wire.num_bytes(t) == 400
     assert wire.num_bytes(wire.to_array_record(t)) >= 400
+
+
+def test_pyproject_flower_app_is_valid_and_matches_the_defaults():
+    """`flwr run .` reads [tool.flwr.app]: valid for Flower, components importable, and
+    its run config is exactly settings.DEFAULTS (so the two cannot drift apart)."""
+    import tomllib
+    from pathlib import Path
+
+    from flwr.common.config import validate_config
+
+    from fedpsyau_jax.federated.flower.settings import DEFAULTS
+    root = Path(__file__).resolve().parent.parent
+    cfg = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    ok, errors, _ = validate_config(cfg, check_module=True, project_dir=root)
+    assert ok, errors
+    app = cfg["tool"]["flwr"]["app"]
+    assert app["config"].keys() == DEFAULTS.keys()
+    for k, v in app["config"].items():
+        assert v == DEFAULTS[k], k
+    assert run_spec(app["config"]).algorithm == "fedavg"
+    with pytest.raises(ValueError, match="unknown run-config key.*algoritm"):
+        run_spec({"algoritm": "fedavg"})
