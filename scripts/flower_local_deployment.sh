@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --kill-site) KILL_SITE="$2"; shift 2 ;;
     --at-round) AT_ROUND="$2"; shift 2 ;;
     --restart-after) RESTART_AFTER="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "flower_local_deployment: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
