@@ -1,17 +1,12 @@
-"""Fault drills on a real loopback deployment (opt-in: FEDPSYAU_FLOWER_FAULTS=1).
+"""Fault drills on a real loopback deployment (run in CI, marked slow).
 
 Each drill runs scripts/flower_local_deployment.sh with 3 SuperNodes and kills
-SuperNode 2 (with its ClientApp) once round 2 has started. They take 3–5 min each on
-2 cores (the SuperLink needs two missed heartbeats to declare a node unavailable), more
-than CI's budget, so CI runs the one fault-free deployment test
-(test_flower_deployment.py) and the strategy's fault handling as unit tests
-(test_flower_strategy.py: missing and unavailable sites named, rejection, the minimum,
-bounded waits). Run them with
-
-    FEDPSYAU_FLOWER_FAULTS=1 .venv/bin/python -m pytest -q tests/test_flower_faults.py
+SuperNode 2 (with its ClientApp) once round 2 has started: the round goes on with the
+other two and the site rejoins from its own state; with a minimum of 3 the run stops
+with a clear error instead of hanging. Measured: 139 s and 93 s on an idle 2-core
+machine (the SuperLink needs two missed heartbeats to declare a node unavailable).
 """
 import json
-import os
 
 import pytest
 
@@ -19,9 +14,9 @@ pytest.importorskip("flwr")
 
 from test_flower_deployment import RUN_CONFIG, _started, logs_of, run_deployment  # noqa: E402
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("FEDPSYAU_FLOWER_FAULTS") != "1",
-                                 reason="fault drills take minutes: set FEDPSYAU_FLOWER_FAULTS=1")]
+# Slow (about 4 min together on an idle 2-core machine) but run in CI: the issue asks
+# for each fault to be a test.
+pytestmark = pytest.mark.slow
 LIMIT = 720
 
 
