@@ -28,9 +28,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
 from fedpsyau_jax.training.batching import gather_batch
+from fedpsyau_jax.training.sharding import over_rows, replicate, row_mesh, shard_rows
 from fedpsyau_jax.training.losses import DEFAULT_ALPHA, proximal_term
 from fedpsyau_jax.training.train_state import create_train_state, make_eval_step, make_train_step
 
@@ -52,14 +53,9 @@ class LocalTrainer:
 MODES = ("scan", "step")
 
 
-def _over_clients(fn, mesh: Mesh | None, in_specs, out_specs):
-    """``fn`` as is, or — with a mesh — run per device on its block of clients
-    (``shard_map``). GSPMD propagation of a sharded client axis into the vmapped
-    (grouped) convolutions miscompiles on XLA:CPU in jax 0.10.2 ("output feature
-    dimension not divisible by feature_group_count"), so the split is made explicit."""
-    if mesh is None:
-        return fn
-    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+# The client axis is spread over devices by the same mechanism as fold chunks
+# (``training.sharding``: shard_map per device on its block of rows).
+_over_clients = over_rows
 
 
 def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
@@ -146,21 +142,9 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
 # ------------------------------------------------------------------ device placement
 def client_mesh(num_devices: int | None = None) -> Mesh:
     """1-D mesh named ``clients`` over the first ``num_devices`` devices."""
-    devices = jax.devices()[:num_devices] if num_devices else jax.devices()
-    return Mesh(np.asarray(devices), ("clients",))
+    return row_mesh(num_devices, axis_name="clients")
 
 
-def shard_clients(tree: Any, mesh: Mesh) -> Any:
-    """Place every leaf's leading (client) axis across the mesh; C must divide evenly."""
-    n = mesh.devices.size
-
-    def put(x):
-        if np.shape(x)[0] % n:
-            raise ValueError(f"client axis of size {np.shape(x)[0]} does not divide over {n} devices")
-        return jax.device_put(x, NamedSharding(mesh, P("clients")))
-    return jax.tree.map(put, tree)
-
-
-def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Copy every leaf to all devices of the mesh (the shared dataset)."""
-    return jax.tree.map(lambda x: jax.device_put(x, NamedSharding(mesh, P())), tree)
+# Place the client axis across the mesh (C must divide evenly) / copy the shared
+# dataset to every device: the row helpers of ``training.sharding``.
+shard_clients = shard_rows
