@@ -4,8 +4,9 @@
         [--paired-vs runs/megc2019_loso_flow]
 
 For each run: pooled UF1/UAR with 95 % subject-bootstrap intervals, per-dataset
-scores, the confusion matrix, per-AU detection F1 of both AU heads (full model), and
-the wall time. ``--paired-vs B`` adds, for every other run A, the paired subject
+scores, the confusion matrix, per-AU detection F1 (threshold 0.5) and ROC AUC of both
+AU heads on the AU-labelled test samples (full model), and the training time; all
+recomputed from the folds' stored predictions. ``--paired-vs B`` adds, for every other run A, the paired subject
 bootstrap interval of A − B (same samples, same resampled subjects).
 """
 from __future__ import annotations
@@ -21,7 +22,9 @@ from fedpsyau_jax import api
 from fedpsyau_jax.config_loading import load_config
 from fedpsyau_jax.training import protocols
 from fedpsyau_jax.training.fold_training import fold_dir, load_fold_predictions
-from fedpsyau_jax.training.metrics import subject_bootstrap
+from fedpsyau_jax.network.au_groups import AU_ORDER
+from fedpsyau_jax.training.metrics import au_detection_scores, subject_bootstrap
+from fedpsyau_jax.training.run_logging import read_jsonl
 
 
 def pooled(run: Path):
@@ -35,7 +38,9 @@ def pooled(run: Path):
     if missing:
         raise SystemExit(f"{run}: {len(missing)} fold(s) unfinished (e.g. {missing[0]})")
     idx = np.concatenate([p["test_idx"] for p in preds])
-    return cfg, samples, idx, np.concatenate([p["pred"] for p in preds])
+    au = {h: np.concatenate([p[k] for p in preds]) for h, k in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))
+          if all(k in p for p in preds)}
+    return cfg, samples, idx, np.concatenate([p["pred"] for p in preds]), au
 
 
 def fmt_ci(s, k):
@@ -54,7 +59,7 @@ def main(argv=None) -> int:
     for run in args.runs + ([args.paired_vs] if args.paired_vs and args.paired_vs not in args.runs else []):
         got[run] = pooled(run)
     for run in args.runs:
-        cfg, samples, idx, preds = got[run]
+        cfg, samples, idx, preds, au_probs = got[run]
         summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
         b = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes,
                               n=args.replicates)
@@ -69,15 +74,23 @@ def main(argv=None) -> int:
             out.append("\n| true \\ predicted | " + " | ".join(names) + " |")
             out.append("|---" * (len(names) + 1) + "|")
             out += [f"| {n} | " + " | ".join(str(v) for v in row) + " |" for n, row in zip(names, cm)]
-        for head, s in summ.get("au_detection", {}).items():
-            per = ", ".join(f"{k} {v:.2f}" for k, v in s["f1_per_au"].items() if k not in s["excluded_aus"])
+        au_key = lambda k: int(k.removeprefix("AU"))
+        known = samples.au_mask[idx].sum(1) > 0
+        for head, prob in au_probs.items():
+            s = au_detection_scores(samples.au[idx][known], samples.au_mask[idx][known], prob[known],
+                                    au_names=[f"AU{a}" for a in AU_ORDER])
+            names = sorted((k for k in s["f1_per_au"] if k not in s["excluded_aus"]), key=au_key)
+            per = ", ".join(f"{k} {s['f1_per_au'][k]:.2f}/{s['auc_per_au'][k]:.2f}" for k in names)
             out.append(f"\n- AU detection, head {head.upper()} ({s['num_samples']} AU-labelled test samples): "
-                       f"mean F1 {s['mean_f1']:.4f}; {per}")
-        if "wall_seconds" in summ:
-            out.append(f"- wall time {summ['wall_seconds'] / 60:.1f} min")
+                       f"mean F1 (threshold 0.5) {s['mean_f1']:.4f}, mean ROC AUC {s['mean_auc']:.4f}; "
+                       f"per AU F1/AUC: {per}")
+        epochs = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("event") == "epoch"]
+        if epochs:
+            out.append(f"- training time {sum(r['seconds'] for r in epochs) / 60:.1f} min (sum of "
+                       f"{len(epochs)} fold-epochs; a resumed run's calls added up)")
         out.append("")
         if args.paired_vs and run != args.paired_vs:
-            _, sb, idx_b, preds_b = got[args.paired_vs]
+            _, sb, idx_b, preds_b, _ = got[args.paired_vs]
             order = {int(i): k for k, i in enumerate(idx_b)}
             pb = preds_b[[order[int(i)] for i in idx]]
             d = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes,

@@ -93,6 +93,10 @@ def test_au_detection_f1_on_known_entries_only():
     # a: TP 2 (s0, s3), FN 1 (s1), FP 1 (s2) -> 4/6; b: TP 1 (s1), FP 1 (s3) -> 2/3
     assert s["f1_per_au"]["a"] == pytest.approx(4 / 6) and s["f1_per_au"]["b"] == pytest.approx(2 / 3)
     assert s["mean_f1"] == pytest.approx((4 / 6 + 2 / 3) / 2)
+    # AUC on known entries: a: positives 0.9, 0.2, 0.6 vs negative 0.7 -> 1 of 3 pairs won
+    assert s["auc_per_au"]["a"] == pytest.approx(1 / 3)
+    # b (known for s0, s1, s3): positive 0.8 vs negatives 0.1, 0.7 -> 1.0
+    assert s["auc_per_au"]["b"] == pytest.approx(1.0)
 
 
 def test_subject_bootstrap_interval_and_paired_difference():

@@ -68,11 +68,30 @@ def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5,
     positives = (t & m).sum(0)
     names = list(au_names) if au_names is not None else [str(i) for i in range(t.shape[1])]
     scored = positives > 0
+    prob = np.asarray(au_prob, np.float64)
+    auc = [_auc(prob[m[:, j], j], t[m[:, j], j]) for j in range(t.shape[1])]
+    finite = [a for a in auc if np.isfinite(a)]
     return {"f1_per_au": {n: float(v) for n, v in zip(names, f1)},
+            "auc_per_au": {n: float(a) for n, a in zip(names, auc)},
+            "mean_auc": float(np.mean(finite)) if finite else float("nan"),
             "positives_per_au": {n: int(v) for n, v in zip(names, positives)},
             "mean_f1": float(f1[scored].mean()) if scored.any() else float("nan"),
             "excluded_aus": [n for n, s in zip(names, scored) if not s],
             "num_samples": int(m.any(1).sum()), "threshold": threshold}
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC by ranks (ties share their mean rank); NaN without both classes."""
+    pos, n = int(positive.sum()), len(positive)
+    if pos == 0 or pos == n:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(n)
+    ranks[order] = np.arange(1, n + 1)
+    for v in np.unique(score):                       # mean rank within ties
+        tie = score == v
+        ranks[tie] = ranks[tie].mean()
+    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * (n - pos)))
 
 
 # ------------------------------------------------------------------ bootstrap
