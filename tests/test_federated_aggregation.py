@@ -222,3 +222,42 @@ def test_splits_random_and_subject():
     assert not np.array_equal(tr, tr2)                        # seeds redraw the split
     tr, te = client_split(np.arange(60), subj, "subject", seed=3, client=0)
     assert not set(subj[tr]) & set(subj[te]) and len(set(subj[tr])) == 7
+
+
+def test_fedprox_anchor_is_this_rounds_fedavg_mean_and_moves_every_round():
+    rng = np.random.default_rng(7)
+    n = jnp.asarray([2.0, 3.0, 7.0])
+    g = jnp.zeros(3, jnp.int32)
+    comm = make_communicate(make_algorithm("fedprox", mu=0.1), 1)
+    anchors_seen = []
+    for rnd in range(2):
+        t = _tree(rng, 3)                                 # clients' params after local training
+        st = _state(t, 3)
+        new, anchors = comm(st, n, g)
+        want = jax.tree.map(lambda w: jnp.einsum("c,c...->...", n, w) / n.sum(), t["params"])
+        for a, w in zip(jax.tree.leaves(anchors), jax.tree.leaves(want)):
+            for i in range(3):                            # every client's anchor = the weighted mean
+                np.testing.assert_allclose(np.asarray(a[i]), np.asarray(w), rtol=1e-5, atol=1e-6)
+        for a, p in zip(jax.tree.leaves(anchors), jax.tree.leaves(new.params)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(p))   # and the start point
+        anchors_seen.append(np.asarray(anchors["lfe"]["kernel"][0]))
+    # A frozen anchor (the reference's bug) would repeat round 1's mean.
+    assert np.abs(anchors_seen[1] - anchors_seen[0]).max() > 1e-3
+
+
+def test_proximal_weight_reaches_the_local_loss():
+    from fedpsyau_jax import FedPsyAU, create_train_state, example_batch, make_optimizer, make_train_step
+    from fedpsyau_jax.training.losses import proximal_term
+    model = FedPsyAU(3, use_au_branch=False)
+    tx = make_optimizer(1e-3)
+    state = create_train_state(model, tx, jax.random.key(0), batch=example_batch(2))
+    anchor = jax.tree.map(lambda w: w + 0.05, state.params)          # 0.05 away in every weight
+    step = jax.jit(make_train_step(model, tx, extra_penalty=lambda p, aux: proximal_term(p, aux[0], aux[1])))
+    b = dict(example_batch(4, seed=1), label=np.array([0, 1, 2, 0], np.int32),
+             au=np.zeros((4, 12), np.float32), au_mask=np.zeros((4, 12), np.float32))
+    _, m0 = step(state, b, jnp.float32(0.3), (anchor, jnp.float32(0.0)))
+    _, m1 = step(state, b, jnp.float32(0.3), (anchor, jnp.float32(2.0)))
+    n_params = sum(x.size for x in jax.tree.leaves(state.params))
+    expect = 0.5 * 2.0 * n_params * 0.05 ** 2
+    assert float(m1["penalty"]) == pytest.approx(expect, rel=1e-3)
+    assert float(m1["loss"]) - float(m0["loss"]) == pytest.approx(expect, rel=1e-3)
