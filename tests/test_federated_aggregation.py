@@ -261,3 +261,22 @@ def test_proximal_weight_reaches_the_local_loss():
     expect = 0.5 * 2.0 * n_params * 0.05 ** 2
     assert float(m1["penalty"]) == pytest.approx(expect, rel=1e-3)
     assert float(m1["loss"]) - float(m0["loss"]) == pytest.approx(expect, rel=1e-3)
+
+
+def test_reset_optimizer_gives_fresh_adam_state_at_the_current_params():
+    import optax
+    from fedpsyau_jax.federated.runner import reset_optimizer_states
+    tx = optax.adamw(1e-3)
+    params = {"w": jnp.arange(6.0).reshape(2, 3)}                       # 2 rows
+    st = jax.vmap(tx.init)(params)
+    grads = {"w": jnp.ones((2, 3))}
+    _, st = jax.vmap(tx.update)(grads, st, params)                      # moments now non-zero
+    states = TrainState(params=params, batch_stats={}, priors={}, opt_state=st,
+                        step=jnp.zeros(2, jnp.int32), key=jnp.zeros((2, 2), jnp.uint32))
+    kept = [np.asarray(x) for x in jax.tree.leaves(states.opt_state)]
+    assert any(np.abs(x).max() > 0 for x in kept)
+    fresh = reset_optimizer_states(tx, states)
+    want = jax.vmap(tx.init)(params)
+    for a, b in zip(jax.tree.leaves(fresh.opt_state), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(fresh.params["w"]), np.asarray(params["w"]))

@@ -24,6 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
         "rounds": 2, "local_epochs": 1,
         "mu": 0.01,        # FedProx / P-FedProx proximal coefficient
         "theta": 0.9,      # P-FedProx self weight (paper)
+        "reset_optimizer": False,  # True: fresh AdamW every round (reference); False: kept (a priori)
     })
     c.train = ml_collections.ConfigDict({
         "lr": 5e-4, "weight_decay": 0.01, "batch_size": 8, "eval_batch_size": 32,

@@ -32,7 +32,8 @@ def settings_from_config(cfg) -> TrainSettings:
                          beta0=float(t.beta0), prior=str(t.prior),
                          fallback_prior=str(t.get("fallback_prior", "reference_dfme")),
                          train_fraction=float(cfg.protocol.train_fraction),
-                         checkpoint_every=int(t.checkpoint_every))
+                         checkpoint_every=int(t.checkpoint_every),
+                         reset_optimizer=bool(cfg.fl.get("reset_optimizer", False)))
 
 
 def load_samples(cfg):

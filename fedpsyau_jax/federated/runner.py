@@ -18,6 +18,7 @@ round), so a resumed run reproduces an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import sys
 import time
@@ -52,6 +53,10 @@ class TrainSettings:
     prior: "client_train" (D from the client's own training AU labels; a client
       without AU labels falls back to the ``fallback_prior`` preset) or a preset name
     checkpoint_every: rounds between checkpoints (0: never)
+    reset_optimizer: False (default, chosen a priori): each client keeps its AdamW
+      moments and step count across rounds — sites are persistent silos and a fresh
+      optimiser would re-run its bias-corrected first steps every round; True: a fresh
+      optimiser state every round, as the reference code builds a new AdamW per round
     """
     rounds: int = 2
     local_epochs: int = 1
@@ -64,6 +69,7 @@ class TrainSettings:
     fallback_prior: str = "reference_dfme"
     train_fraction: float = 0.7
     checkpoint_every: int = 1
+    reset_optimizer: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +235,8 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
             personal_pred, _ = trainer.evaluate(states, data, ei, em, betas_all[-1])
             personal_pred = np.asarray(personal_pred)
         states, anchors = communicate(states, n, groups)
+        if settings.reset_optimizer:
+            states = reset_optimizer_states(tx, states)
         bar.update(1)
         bar.set_postfix(loss=f"{np.nanmean(losses[rnd]):.3f}")
         if ckpt_dir is not None and settings.checkpoint_every and (
@@ -249,6 +257,16 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         "train_seconds": time.perf_counter() - t0,
     }
     return result
+
+
+def reset_optimizer_states(tx, states):
+    """Every row's optimiser state re-initialised at its current params (jitted, vmapped)."""
+    return states.replace(opt_state=_vmapped_init(tx)(states.params))
+
+
+@functools.lru_cache(maxsize=16)
+def _vmapped_init(tx):
+    return jax.jit(jax.vmap(tx.init))
 
 
 def _raw_keys(states):
