@@ -202,3 +202,36 @@ def test_sharded_clients_equal_unsharded():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_vars,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0 and "SHARDED_OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
+
+
+def test_fedavg_and_pfedprox_after_real_local_training_of_unequal_clients(env):
+    """End to end on trained states (3 clients of 5, 8, 8 samples): FedAvg's broadcast is
+    the n-weighted mean of every param and BN statistic; P-FedProx (θ = 0.9) gives each
+    client its own eq. 6 start point, different from the FedAvg mean, and keeps BN local."""
+    from fedpsyau_jax.federated.aggregation import mixing_matrix
+    from fedpsyau_jax.federated.server_round import make_communicate
+    rows = plan_rows(env["samples"], env["clients"], [0], "random", SETTINGS)
+    states0 = init_row_states(env["model"], env["tx"], rows, env["trainer"])
+    idx, mask, _ = round_plans(rows, env["samples"].label, 0, SETTINGS)
+    betas = np.full(idx.shape[1], 0.2, np.float32)
+    trained, _, _ = env["trainer"].train(_copy(states0), _copy(states0.params), 0.0, env["data"], idx, mask, betas)
+    n = np.asarray(rows.num_samples, np.float64)
+    assert len(set(n.tolist())) > 1                                   # really unequal sizes
+    g = jnp.zeros(len(n), jnp.int32)
+    host = lambda t: jax.tree.map(lambda x: np.asarray(x, np.float64), t)
+    p_tr, bs_tr = host(trained.params), host(trained.batch_stats)
+    avg, _ = make_communicate(make_algorithm("fedavg"), 1)(_copy(trained), jnp.asarray(n, jnp.float32), g)
+    mean = lambda t: jax.tree.map(lambda x: np.einsum("c,c...->...", n, x) / n.sum(), t)
+    for got, want in ((avg.params, mean(p_tr)), (avg.batch_stats, mean(bs_tr))):
+        for a, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            for i in range(len(n)):
+                np.testing.assert_allclose(np.asarray(a[i]), w, rtol=1e-4, atol=1e-6)
+    pf, _ = make_communicate(make_algorithm("pfedprox", theta=0.9), 1)(_copy(trained), jnp.asarray(n, jnp.float32), g)
+    m = np.asarray(mixing_matrix(n, 0.9), np.float64)
+    for a, w, fa in zip(jax.tree.leaves(pf.params), jax.tree.leaves(p_tr), jax.tree.leaves(avg.params)):
+        np.testing.assert_allclose(np.asarray(a), np.einsum("ij,j...->i...", m, w), rtol=1e-4, atol=1e-6)
+    k = np.asarray(pf.params["flow_only"]["classifier"]["kernel"])
+    fa = np.asarray(avg.params["flow_only"]["classifier"]["kernel"])
+    assert np.abs(k[0] - k[1]).max() > 1e-6 and np.abs(k[0] - fa[0]).max() > 1e-6
+    for a, b in zip(jax.tree.leaves(pf.batch_stats), jax.tree.leaves(trained.batch_stats)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))      # BN statistics stay local
