@@ -38,8 +38,6 @@ from fedpsyau_jax.training.run_logging import JsonlLog, read_jsonl
 from fedpsyau_jax.sample_arrays import MESamples
 
 FINAL_MODEL = "final_model"
-# Config keys that may differ when resuming (they do not change any result).
-_RESUME_FREE = ("config_file", "runtime")
 
 
 # ------------------------------------------------------------------ config -> parts
@@ -84,14 +82,6 @@ def load_samples(cfg) -> MESamples:
             raise ValueError(f"dataset {d.name!r}: no sample has AU labels (only_au_labelled=True)")
         samples = samples.take(np.nonzero(keep)[0])
     return samples
-
-
-def _config_dict(cfg) -> dict:
-    return json.loads(cfg.to_json_best_effort(sort_keys=True))
-
-
-def _comparable(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in _RESUME_FREE}
 
 
 def _model(cfg, samples: MESamples) -> FedPsyAU:

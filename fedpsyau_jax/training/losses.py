@@ -20,13 +20,11 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def emotion_ce(logits: jax.Array, labels: jax.Array, example_mask: jax.Array,
-               class_weights: jax.Array | None = None) -> jax.Array:
-    """Mean CE over real examples; with ``class_weights`` (C,) a weighted mean
-    Σ w_y·ce / Σ w_y (class-balanced CE: each class contributes equally in expectation)."""
+               example_weight: jax.Array | None = None) -> jax.Array:
+    """Mean CE over real examples; with ``example_weight`` (B,) (e.g. each example's
+    class weight) the weighted mean Σ w·ce / Σ w (class-balanced CE)."""
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    if class_weights is None:
-        return masked_mean(ce, example_mask)
-    return masked_mean(ce, example_mask * jnp.take(class_weights, labels))
+    return masked_mean(ce, example_mask if example_weight is None else example_mask * example_weight)
 
 
 AU_NORMS = ("examples", "known_entries")
@@ -63,9 +61,7 @@ def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_nor
     labels = batch["label"]
     if example_mask is None:
         example_mask = jnp.ones(labels.shape, jnp.float32)
-    w = batch.get("ce_weight")
-    ce_mask = example_mask if w is None else example_mask * w
-    ce = masked_mean(optax.softmax_cross_entropy_with_integer_labels(emotion, labels), ce_mask)
+    ce = emotion_ce(emotion, labels, example_mask, batch.get("ce_weight"))
     zero = jnp.zeros((), jnp.float32)
     bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask, au_norm)
     bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask, au_norm)
