@@ -348,6 +348,23 @@ def evaluate(workdir, verbose: bool = True) -> dict:
 
 
 # ------------------------------------------------------------------ predict
+def run_predictions(workdir) -> tuple:
+    """(cfg, samples, folds, predictions) of a run directory's finished test folds:
+    the resolved config, the dataset, the folds with test samples and each fold's
+    stored predictions (``predictions.npz`` dict). A fold without predictions is an
+    ``InputFileError`` naming it."""
+    from fedpsyau_jax.errors import InputFileError
+    workdir = Path(workdir)
+    cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text(encoding="utf-8")))
+    samples = load_samples(cfg)
+    folds = [f for f in protocols.folds_from_config(cfg, samples) if len(f.test_idx)]
+    preds = [load_fold_predictions(fold_dir(workdir, f) / "predictions.npz") for f in folds]
+    missing = [f.name for f, p in zip(folds, preds) if p is None]
+    if missing:
+        raise InputFileError(f"{workdir}: {len(missing)} fold(s) unfinished (e.g. {missing[0]})")
+    return cfg, samples, folds, preds
+
+
 def resolve_model_dir(checkpoint) -> Path:
     """``checkpoint`` may be a model checkpoint dir or a run dir holding final_model/."""
     p = Path(checkpoint)

@@ -19,24 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from fedpsyau_jax import api
-from fedpsyau_jax.config_loading import load_config
-from fedpsyau_jax.training import protocols
-from fedpsyau_jax.training.fold_training import fold_dir, load_fold_predictions
 from fedpsyau_jax.network.au_groups import AU_ORDER
 from fedpsyau_jax.training.metrics import au_detection_scores, subject_bootstrap
 from fedpsyau_jax.training.run_logging import read_jsonl
 
 
 def pooled(run: Path):
-    """(cfg, samples, test_idx (n,), preds (n,)) of a run's finished folds."""
-    import ml_collections
-    cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
-    samples = api.load_samples(cfg)
-    folds = [f for f in protocols.folds_from_config(cfg, samples) if len(f.test_idx)]
-    preds = [load_fold_predictions(fold_dir(run, f) / "predictions.npz") for f in folds]
-    missing = [f.name for f, p in zip(folds, preds) if p is None]
-    if missing:
-        raise SystemExit(f"{run}: {len(missing)} fold(s) unfinished (e.g. {missing[0]})")
+    """(cfg, samples, test_idx (n,), preds (n,), AU probabilities per head) of a run."""
+    cfg, samples, _, preds = api.run_predictions(run)
     idx = np.concatenate([p["test_idx"] for p in preds])
     au = {h: np.concatenate([p[k] for p in preds]) for h, k in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))
           if all(k in p for p in preds)}

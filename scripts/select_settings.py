@@ -29,18 +29,11 @@ from fedpsyau_jax.config_loading import load_config, split_config_flags
 
 def validation_nll(run: Path) -> float:
     """Mean −log p(true class) over the run's validation predictions."""
-    import ml_collections
     import numpy as np
-    from fedpsyau_jax.training import protocols
-    from fedpsyau_jax.training.fold_training import fold_dir, load_fold_predictions
-    cfg = ml_collections.ConfigDict(json.loads((run / "config.json").read_text()))
-    samples = api.load_samples(cfg)
-    nll = []
-    for f in protocols.folds_from_config(cfg, samples):
-        z = load_fold_predictions(fold_dir(run, f) / "predictions.npz")
-        y = samples.label[z["test_idx"]]
-        nll.append(-np.log(np.clip(z["prob"][np.arange(len(y)), y], 1e-12, 1.0)))
-    return float(np.concatenate(nll).mean())
+    _, samples, _, preds = api.run_predictions(run)
+    y = np.concatenate([samples.label[p["test_idx"]] for p in preds])
+    prob = np.concatenate([p["prob"] for p in preds])
+    return float(-np.log(np.clip(prob[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
 
 def main(argv=None) -> int:
