@@ -55,21 +55,24 @@ def pfedprox_totals(params: Any, num_samples: jax.Array, groups: jax.Array,
 
 
 def pfedprox_combine(params: Any, num_samples: jax.Array, totals: dict,
-                     theta: float | jax.Array) -> Any:
-    """Client half of P-FedProx: W_i = θ·Ŵ_i + (1−θ)·(S − n_i Ŵ_i)/(N − n_i), from the
-    client's own Ŵ_i, n_i and the server's (S, N) (rows: leaves (C, …)). A client alone
-    in its group has no one to mix with and keeps Ŵ_i."""
+                     theta: float | jax.Array, contribution: Any = None) -> Any:
+    """Client half of P-FedProx: W_i = θ·Ŵ_i + (1−θ)·(S − n_i c_i)/(N − n_i), from the
+    client's own Ŵ_i, n_i and the server's (S, N) (rows: leaves (C, …)); c_i is what the
+    client put into S: Ŵ_i itself, or under DP its clipped version (``contribution``).
+    A client alone in its group has no one to mix with and keeps Ŵ_i."""
     n = num_samples.astype(jnp.float32)
     theta = jnp.asarray(theta, jnp.float32)
     n_others = totals["count"].astype(jnp.float32) - n
     alone = n_others <= 0
+    if contribution is None:
+        contribution = params
 
-    def leaf(w, s):
-        others = (s - _bshape(n, w) * w) / _bshape(jnp.where(alone, 1.0, n_others), w)
+    def leaf(w, c, s):
+        others = (s - _bshape(n, c) * c) / _bshape(jnp.where(alone, 1.0, n_others), w)
         mixed = theta.astype(w.dtype) * w + (1 - theta).astype(w.dtype) * others
         return jnp.where(_bshape(alone, w) > 0, w, mixed)
 
-    return jax.tree.map(leaf, params, totals["sum"])
+    return jax.tree.map(leaf, params, contribution, totals["sum"])
 
 
 def pfedprox_mix(params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int,

@@ -25,6 +25,14 @@ def base_config() -> ml_collections.ConfigDict:
         "mu": 0.01,        # FedProx / P-FedProx proximal coefficient
         "theta": 0.9,      # P-FedProx self weight (paper)
         "reset_optimizer": False,  # True: fresh AdamW every round (reference); False: kept (a priori)
+        # Client-level DP (federated/dp_aggregation.py): clip each update to C, Gaussian
+        # noise z·C on the sum, equal client weights; clients sampled per round.
+        "dp": ml_collections.ConfigDict({
+            "enabled": False, "clip_norm": 1.0, "noise_multiplier": 1.0, "delta": 1e-5,
+            "sampling": "all",      # all | fixed (per_round of K) | poisson (rate)
+            "rate": 1.0, "per_round": 0,
+            "allow_no_noise": False,  # True: accept z = 0 (clipping only, ε = inf)
+        }),
     })
     c.train = ml_collections.ConfigDict({
         "lr": 5e-4, "weight_decay": 0.01, "batch_size": 8, "eval_batch_size": 32,

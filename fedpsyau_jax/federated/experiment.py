@@ -8,9 +8,12 @@ chunks and resumes an interrupted one from its last round checkpoint. At the end
 ``workdir/results.json`` (per-seed scores, per-client mean ± std, loss per round),
 ``workdir/results.md`` (the tables) and ``workdir/fl_<split>.png`` (a Fig. 5-style
 figure: per-client UF1 per algorithm, and training loss per round).
+With ``fl.dp.enabled`` every communicating algorithm runs under client-level DP
+(``dp_runner``); ε after the run is printed before training and stored per round.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -34,6 +37,17 @@ def settings_from_config(cfg) -> TrainSettings:
                          train_fraction=float(cfg.protocol.train_fraction),
                          checkpoint_every=int(t.checkpoint_every),
                          reset_optimizer=bool(cfg.fl.get("reset_optimizer", False)))
+
+
+def dp_from_config(cfg):
+    """``DPSettings`` of ``cfg.fl.dp`` (None when DP is off); checked before any training."""
+    d = cfg.fl.get("dp")
+    if d is None or not bool(d.get("enabled", False)):
+        return None
+    from fedpsyau_jax.federated.privacy import DPSettings
+    return DPSettings(clip_norm=float(d.clip_norm), noise_multiplier=float(d.noise_multiplier),
+                      delta=float(d.delta), sampling=str(d.sampling), rate=float(d.rate),
+                      per_round=int(d.per_round), allow_no_noise=bool(d.get("allow_no_noise", False)))
 
 
 def load_samples(cfg):
@@ -77,18 +91,26 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     from fedpsyau_jax.federated.local_training import make_local_trainer
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
+    from fedpsyau_jax.federated.dp_runner import run_dp_federation
     from fedpsyau_jax.federated.runner import plan_rows, run_federation
     from fedpsyau_jax.network.model import FedPsyAU
     from fedpsyau_jax.training.train_state import make_optimizer
 
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(workdir / "config.json", json.loads(cfg.to_json_best_effort()))
     settings = settings_from_config(cfg)
+    dp = dp_from_config(cfg)
     samples = load_samples(cfg)
     p = cfg.partition
     mapping = dict(p.mapping) if p.get("mapping") else None
     clients = partition_clients(samples, p.scheme, p.get("num_clients"), int(p.get("seed", 0)), mapping)
+    if dp is not None:           # refuse settings that cannot be accounted before training
+        from fedpsyau_jax.federated.privacy import epsilon_after_rounds
+        dp = dataclasses.replace(dp, num_clients=len(clients))
+        eps = epsilon_after_rounds(dp, settings.rounds)
+        log(f"client-level DP: C={dp.clip_norm} z={dp.noise_multiplier} sampling={dp.sampling} "
+            f"delta={dp.delta}: epsilon after {settings.rounds} rounds = {eps:.3f}")
+    workdir.mkdir(parents=True, exist_ok=True)        # only once the settings are known good
+    write_json_atomic(workdir / "config.json", json.loads(cfg.to_json_best_effort()))
     log(f"data {cfg.data.name}: {len(samples)} samples; clients: "
         + ", ".join(f"{n}={len(i)}" for n, i in clients))
     model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(cfg.model.use_au_branch))
@@ -114,21 +136,30 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                     missing.append(f"{split}/{algo_name}/seeds_{chunk[0]}-{chunk[-1]}")
                     continue
                 rows = plan_rows(samples, clients, chunk, split, settings)
-                res = run_federation(trainer=trainer, algorithm=algorithm, model=model, tx=tx,
-                                     samples=samples, data=data, rows=rows, settings=settings,
-                                     workdir=cdir, progress=progress,
-                                     desc=f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}")
+                desc = f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}"
+                if dp is not None and algorithm.reduce is not None:
+                    res = run_dp_federation(trainer=trainer, algorithm=algorithm, model=model, tx=tx,
+                                            samples=samples, data=data, rows=rows, settings=settings,
+                                            dp=dp, workdir=cdir, progress=progress, desc=desc + " (DP)")
+                else:                # Local releases nothing: DP leaves it as it is (ε = 0)
+                    res = run_federation(trainer=trainer, algorithm=algorithm, model=model, tx=tx,
+                                         samples=samples, data=data, rows=rows, settings=settings,
+                                         workdir=cdir, progress=progress, desc=desc)
                 res["split"] = split
                 write_json_atomic(done, res)
                 shutil.rmtree(cdir / "checkpoints", ignore_errors=True)
                 parts.append(res)
                 log(f"{split}/{algo_name} seeds {chunk}: mean deployed UF1 "
                     f"{np.mean([d['uf1'] for d in res['deployed']]):.3f} "
-                    f"({res['train_seconds']:.0f} s)")
+                    f"({res['train_seconds']:.0f} s)"
+                    + (f", epsilon {res['epsilon_per_round'][-1]:.3f}" if "epsilon_per_round" in res else ""))
             if parts:
                 results.setdefault(split, {})[algo_name] = parts
     summary = summarise(results, cfg)
     summary["missing_chunks"] = missing
+    if dp is not None:
+        from fedpsyau_jax.federated.privacy import epsilon_after_rounds
+        summary["dp"] = {**dp.__dict__, "epsilon": epsilon_after_rounds(dp, settings.rounds)}
     summary["wall_seconds_this_call"] = time.perf_counter() - t0
     summary["jax"] = {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]}
     write_json_atomic(workdir / "results.json", summary)

@@ -11,7 +11,7 @@ implementation of the math, SPEC §10).
 ``epsilon_after_rounds`` turns (z, sampling, rounds, δ) into ε with the RDP accountant
 of ``dp-accounting``: Poisson sampling of clients with rate q (add/remove-one
 neighbours), fixed-size sampling of m of K clients without replacement (replace-one
-neighbours), or every client every round (q = 1). Settings that cannot be accounted
+neighbours, sensitivity 2C), or every client every round (q = 1). Settings that cannot be accounted
 (z ≤ 0: no noise; q outside (0, 1]; δ outside (0, 1)) raise ``PrivacyError``.
 
 What this protects and what not: ε bounds what the released models (every round's
@@ -72,7 +72,8 @@ def noisy_sum(clipped: Any, participate: jax.Array, key: jax.Array, noise_multip
 class DPSettings:
     """clip_norm C, noise_multiplier z, delta δ, and the client sampling per round:
     "all" (every client), "poisson" (each with probability ``rate``), "fixed"
-    (``per_round`` of ``num_clients`` without replacement)."""
+    (``per_round`` of ``num_clients`` without replacement). ``allow_no_noise``: accept
+    z = 0 (clipping only, ε = inf) for the z = 0 point of a utility–privacy curve."""
     clip_norm: float
     noise_multiplier: float
     delta: float = 1e-5
@@ -80,13 +81,17 @@ class DPSettings:
     rate: float = 1.0
     per_round: int = 0
     num_clients: int = 0
+    allow_no_noise: bool = False
 
     def check(self) -> None:
         if self.clip_norm <= 0:
             raise PrivacyError(f"dp.clip_norm {self.clip_norm}: must be > 0")
-        if self.noise_multiplier <= 0:
+        if self.noise_multiplier < 0:
+            raise PrivacyError(f"dp.noise_multiplier {self.noise_multiplier}: must be >= 0")
+        if self.noise_multiplier == 0 and not self.allow_no_noise:
             raise PrivacyError(f"dp.noise_multiplier {self.noise_multiplier}: no noise, ε is infinite "
-                               "(cannot be accounted); use z > 0 or switch DP off")
+                               "(cannot be accounted); use z > 0, or dp.allow_no_noise=true for a "
+                               "clipping-only baseline reported as ε = inf")
         if not 0 < self.delta < 1:
             raise PrivacyError(f"dp.delta {self.delta}: must be in (0, 1)")
         if self.sampling not in SAMPLINGS:
@@ -108,13 +113,68 @@ def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
         raise PrivacyError(f"rounds {rounds}: must be >= 0")
     if rounds == 0:
         return 0.0
-    gauss = GaussianDpEvent(s.noise_multiplier)
+    if s.noise_multiplier == 0:                 # clipping-only baseline (allow_no_noise)
+        return float("inf")
     if s.sampling == "fixed":
+        # Replace-one neighbours: swapping one client's clipped update (norm <= C) for
+        # another's moves the sum by up to 2C, so the noise is z·C / (2C) = z/2 times
+        # the sensitivity (dp-accounting's multiplier is std / L2 sensitivity).
         acc = RdpAccountant(neighboring_relation=NeighboringRelation.REPLACE_ONE)
-        event = SampledWithoutReplacementDpEvent(s.num_clients, s.per_round, gauss)
+        event = SampledWithoutReplacementDpEvent(s.num_clients, s.per_round,
+                                                 GaussianDpEvent(s.noise_multiplier / 2))
     else:
+        # Add/remove-one neighbours: one client moves the sum by at most C.
+        gauss = GaussianDpEvent(s.noise_multiplier)
         acc = RdpAccountant()
         rate = 1.0 if s.sampling == "all" else s.rate
         event = gauss if rate == 1.0 else PoissonSampledDpEvent(rate, gauss)
     acc.compose(event, rounds)
     return float(acc.get_epsilon(s.delta))
+
+
+def noisy_group_sums(clipped: Any, participate: jax.Array, groups: jax.Array, num_groups: int,
+                     key: jax.Array, noise_multiplier: float | jax.Array,
+                     clip_norm: float | jax.Array) -> Any:
+    """``noisy_sum`` per federation group, gathered back to rows (leaves (C, …)).
+
+    Group g gets Σ_{i in g} p_i Δ_i + N(0, (z·C)²): one independent draw per group and
+    leaf (groups are the independent repeats of one experiment)."""
+    leaves, treedef = jax.tree.flatten(clipped)
+    keys = jax.random.split(key, len(leaves))
+    std = jnp.asarray(noise_multiplier, jnp.float32) * jnp.asarray(clip_norm, jnp.float32)
+    out = []
+    for x, k in zip(leaves, keys):
+        w = participate.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+        s = jax.ops.segment_sum(w * x, groups, num_segments=num_groups)
+        s = s + (std * jax.random.normal(k, s.shape, jnp.float32)).astype(s.dtype)
+        out.append(s[groups])
+    return jax.tree.unflatten(treedef, out)
+
+
+def denominator(s: DPSettings, clients_per_group: int) -> float:
+    """The fixed divisor m of the noisy sum (its mean is the released model): K for
+    "all", per_round for "fixed", the expected count q·K for "poisson" (dividing by the
+    realised count would leak it)."""
+    if s.sampling == "fixed":
+        return float(s.per_round)
+    if s.sampling == "poisson":
+        return float(s.rate * clients_per_group)
+    return float(clients_per_group)
+
+
+def sample_participants(rng, s: DPSettings, clients_per_group: int, num_groups: int):
+    """(G·K,) float32 {0, 1}, group-major: who takes part in this round, per group.
+
+    rng: ``numpy.random.Generator`` (derived from the run's seed and the round, so a
+    resumed run draws the same clients)."""
+    import numpy as np
+    k = clients_per_group
+    out = np.zeros((num_groups, k), np.float32)
+    for g in range(num_groups):
+        if s.sampling == "all":
+            out[g] = 1.0
+        elif s.sampling == "fixed":
+            out[g, rng.choice(k, size=s.per_round, replace=False)] = 1.0
+        else:
+            out[g] = (rng.random(k) < s.rate).astype(np.float32)
+    return out.reshape(-1)

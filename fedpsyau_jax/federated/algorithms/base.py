@@ -94,6 +94,7 @@ class Algorithm:
     combine:        client half: (own params (C, …), n (C,), broadcast) -> ServerMessage
     shares_param:   path -> bool, the param leaves uploaded (None: no params uploaded)
     shares_batch_stats: whether BN statistics are uploaded
+    combine_mean:   client half under DP, from the noisy mean (None: ``combine`` reads it)
     ``aggregate`` (the simulator's one-call form) defaults to combine ∘ reduce.
     """
     name: str
@@ -106,6 +107,17 @@ class Algorithm:
     combine: Callable[[Any, jax.Array, Any], ServerMessage] = take_broadcast
     shares_param: Callable[[Any], bool] | None = all_params
     shares_batch_stats: bool = True
+    combine_mean: Callable[..., ServerMessage] | None = None
+
+    def combine_noisy_mean(self, params, participate, mean: dict, contribution: dict,
+                           denom) -> ServerMessage:
+        """Client half under client-level DP (``federated.dp_aggregation``): the broadcast
+        is the noisy mean ``{"params", "batch_stats"}`` of the clipped uploads (divisor
+        ``denom``), ``contribution`` what this client put in. FedAvg/FedProx/FedRep read
+        it as their mean; P-FedProx (``combine_mean``) rebuilds its sum form from it."""
+        if self.combine_mean is not None:
+            return self.combine_mean(params, participate, mean, contribution, denom)
+        return self.combine(params, participate, mean)
 
     def __post_init__(self):
         if self.aggregate is None:

@@ -7,6 +7,9 @@ Deployment form: the server reduces to S = Σ n_j Ŵ_j and N = Σ n_j only
 """
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+
 from fedpsyau_jax.federated.aggregation import pfedprox_combine, pfedprox_totals
 from fedpsyau_jax.federated.algorithms.base import Algorithm, ServerMessage
 
@@ -26,6 +29,16 @@ def make(mu: float = 0.01, theta: float = 0.9, **_) -> Algorithm:
         return ServerMessage(params=pfedprox_combine(params, num_samples, totals, theta),
                              batch_stats=None)
 
+    def combine_mean(params, participate, mean, contribution, denom) -> ServerMessage:
+        # Under DP the server releases the noisy mean R = S / m of the clipped uploads
+        # (m fixed); S = m·R, and the client takes out what it put in (c_i).
+        total = jax.tree.map(lambda r: denom * r, mean["params"])
+        count = denom * jnp.ones_like(participate, jnp.float32)
+        return ServerMessage(params=pfedprox_combine(params, participate, {"sum": total, "count": count},
+                                                     theta, contribution["params"]),
+                             batch_stats=None)
+
     return Algorithm(name="pfedprox", mu=float(mu), reduce=reduce, combine=combine,
+                     combine_mean=combine_mean,
                      shares_batch_stats=False,
                      description=f"personalised mixing theta={theta}, proximal mu={mu}, local BN")
