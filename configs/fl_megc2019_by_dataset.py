@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.lr = 5e-4
     c.train.batch_size = 16
     c.train.eval_batch_size = 32
-    c.train.oversample = False
+    c.train.class_balance = "none"
     # A chunk (one seed) is ~1 min of training: resume at chunk granularity (finished
     # chunks are skipped); per-round checkpoints would cost more than they save here.
     c.train.checkpoint_every = 0

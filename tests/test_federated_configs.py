@@ -15,7 +15,7 @@ from fedpsyau_jax.config_loading import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["fl.rounds=2", "protocol.seeds=(0,)", "train.batch_size=4", "train.eval_batch_size=4",
-        "train.oversample=false"]
+        "train.class_balance=none"]
 
 
 def _check_results(workdir: Path, clients: int, algorithms, splits=("random",)):

@@ -235,3 +235,39 @@ def test_fedavg_and_pfedprox_after_real_local_training_of_unequal_clients(env):
     assert np.abs(k[0] - k[1]).max() > 1e-6 and np.abs(k[0] - fa[0]).max() > 1e-6
     for a, b in zip(jax.tree.leaves(pf.batch_stats), jax.tree.leaves(trained.batch_stats)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))      # BN statistics stay local
+
+
+def test_round_lrs_follow_one_schedule_over_the_whole_run():
+    from fedpsyau_jax.federated.runner import round_lrs
+    s = TrainSettings(rounds=4, local_epochs=2, learning_rate=1e-3, lr_schedule="warmup_cosine",
+                      warmup_epochs=1.0, min_lr_ratio=0.1)
+    mask = np.zeros((2, 2 * 3, 4), np.float32)
+    mask[0, :, :] = 1.0                        # row 0: 3 live steps per local epoch
+    mask[1, [0, 3], :] = 1.0                   # row 1: 1 live step per local epoch
+    first = round_lrs(s, 0, mask, 3)
+    assert 0 < first[0, 0] < first[0, 1] < first[0, 2] <= 1e-3       # warm-up inside epoch 0
+    assert first[0, 3] == pytest.approx(1e-3, rel=1e-6)               # peak at the start of epoch 1
+    assert first[1, 1] == 0.0 and first[1, 3] == pytest.approx(1e-3, rel=1e-6)  # padding: 0
+    last = round_lrs(s, 3, mask, 3)
+    assert last[0, 5] < last[0, 3] < 2e-4 and last[0, 5] >= 1e-4      # decays towards 0.1·lr
+    assert round_lrs(TrainSettings(), 0, mask, 3) is None             # no schedule: rate in tx
+
+
+def test_rate_as_a_step_argument_equals_the_rate_in_the_optimiser(env):
+    """The recipe path (tx with lr 1, each step's rate passed in) trains exactly like
+    the optimiser that carries the rate, and class weights of one row enter its loss."""
+    settings = TrainSettings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
+                             oversample=False, checkpoint_every=0)
+    rows = plan_rows(env["samples"], env["clients"], [0], "random", settings)
+    kw = dict(algorithm=make_algorithm("fedavg"), model=env["model"], samples=env["samples"],
+              data=env["data"], rows=rows, progress=False)
+    plain = run_federation(trainer=env["trainer"], tx=env["tx"], settings=settings, **kw)
+    tx1 = optax.sgd(1.0, momentum=0.9)
+    trainer1 = make_local_trainer(env["model"], tx1, mode="step")
+    import dataclasses
+    stepped = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(settings, learning_rate=0.05),
+                             **kw)
+    np.testing.assert_allclose(stepped["loss_per_round"], plain["loss_per_round"], rtol=1e-4)
+    weighted = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(
+        settings, learning_rate=0.05, weighted_ce=True), **kw)
+    assert not np.allclose(weighted["loss_per_round"], plain["loss_per_round"], rtol=1e-4)

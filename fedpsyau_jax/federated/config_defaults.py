@@ -36,7 +36,13 @@ def base_config() -> ml_collections.ConfigDict:
     })
     c.train = ml_collections.ConfigDict({
         "lr": 5e-4, "weight_decay": 0.01, "batch_size": 8, "eval_batch_size": 32,
-        "oversample": True, "beta_schedule": "reference", "beta0": 0.3,
+        # The centralised recipe's knobs (training/fold_training.py TrainSettings); these
+        # defaults keep the old federated behaviour, configs/fl_megc2019_recipe.py sets the recipe.
+        "class_balance": "oversample",     # oversample | weighted_ce | none
+        "lr_schedule": "constant",         # constant | warmup_cosine (over rounds·local_epochs)
+        "warmup_epochs": 0.0, "min_lr_ratio": 0.0, "decay_kernels_only": False,
+        "hflip": 0.0, "au_norm": "known_entries",
+        "beta_schedule": "reference", "beta0": 0.3,
         "prior": "client_train", "fallback_prior": "reference_dfme",
         "alpha": (0.2, 0.8, 0.8), "checkpoint_every": 1,
         "mode": "step",    # "step": jitted vmapped step per batch; "scan": one program per round (slow on CPU)

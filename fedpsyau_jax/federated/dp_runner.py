@@ -38,7 +38,8 @@ from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.privacy import (DPSettings, PrivacyError, denominator,
                                             epsilon_after_rounds, sample_participants)
 from fedpsyau_jax.federated.runner import (RowPlan, TrainSettings, _raw_keys, _scores, eval_plans,
-                                           init_row_states, reset_optimizer_states, round_inputs)
+                                           init_row_states, reset_optimizer_states, round_inputs,
+                                           round_lrs, row_class_weights)
 from fedpsyau_jax.federated.server_round import make_init
 from fedpsyau_jax.federated.upload import make_upload
 from fedpsyau_jax.network.priors import beta_schedule
@@ -138,6 +139,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         record = meta["record"]
         start = int(meta["next_round"])
 
+    class_w = row_class_weights(rows, labels, samples.num_classes, settings)
     start_points = _start_points(algorithm)
     release = _release(algorithm, num_groups)
     noise_key = jax.random.key(20_000 + rows.seeds[0])
@@ -154,11 +156,13 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         sel = np.flatnonzero(p)
         if len(sel):
             idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
+            lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
             sub = _bucketed(sel, n_rows)
             sub_mask = mask[sub].copy()
             sub_mask[len(sel):] = 0.0                       # padding rows train on nothing
-            trained, mean_loss, _ = trainer.train(_take(states, sub), _take(anchors, sub),
-                                                  algorithm.mu, data, idx[sub], sub_mask, betas)
+            trained, mean_loss, _ = trainer.train(
+                _take(states, sub), _take(anchors, sub), algorithm.mu, data, idx[sub], sub_mask, betas,
+                None if lrs is None else lrs[sub], None if class_w is None else class_w[sub])
             states = _put(states, sel, trained)
             losses[rnd, sel] = np.asarray(mean_loss)[:len(sel)]
         if rnd == settings.rounds - 1:

@@ -27,11 +27,25 @@ from fedpsyau_jax.federated.runner import TrainSettings
 RESULT_FILE = "result.json"
 
 
+CLASS_BALANCE = ("oversample", "weighted_ce", "none")
+
+
 def settings_from_config(cfg) -> TrainSettings:
     t, fl = cfg.train, cfg.fl
+    balance = str(t.get("class_balance", "oversample"))
+    if balance not in CLASS_BALANCE:
+        raise ConfigError(f"train.class_balance {balance!r}: choose from {', '.join(CLASS_BALANCE)}")
+    schedule = str(t.get("lr_schedule", "constant"))
+    if schedule not in ("constant", "warmup_cosine"):
+        raise ConfigError(f"train.lr_schedule {schedule!r}: choose from constant, warmup_cosine")
     return TrainSettings(rounds=int(fl.rounds), local_epochs=int(fl.local_epochs),
                          batch_size=int(t.batch_size), eval_batch_size=int(t.eval_batch_size),
-                         oversample=bool(t.oversample), beta_schedule=str(t.beta_schedule),
+                         oversample=balance == "oversample", weighted_ce=balance == "weighted_ce",
+                         learning_rate=float(t.lr), lr_schedule=schedule,
+                         warmup_epochs=float(t.get("warmup_epochs", 0.0)),
+                         min_lr_ratio=float(t.get("min_lr_ratio", 0.0)),
+                         hflip=float(t.get("hflip", 0.0)), au_norm=str(t.get("au_norm", "known_entries")),
+                         beta_schedule=str(t.beta_schedule),
                          beta0=float(t.beta0), prior=str(t.prior),
                          fallback_prior=str(t.get("fallback_prior", "reference_dfme")),
                          train_fraction=float(cfg.protocol.train_fraction),
@@ -114,8 +128,11 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     log(f"data {cfg.data.name}: {len(samples)} samples; clients: "
         + ", ".join(f"{n}={len(i)}" for n, i in clients))
     model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(cfg.model.use_au_branch))
-    tx = make_optimizer(float(cfg.train.lr), float(cfg.train.weight_decay))
-    trainer = make_local_trainer(model, tx, tuple(cfg.train.alpha), mode=str(cfg.train.get("mode", "scan")))
+    # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
+    # compiled step (runner.round_lrs), as in centralised training.
+    tx = make_optimizer(1.0, float(cfg.train.weight_decay), bool(cfg.train.get("decay_kernels_only", False)))
+    trainer = make_local_trainer(model, tx, tuple(cfg.train.alpha), mode=str(cfg.train.get("mode", "scan")),
+                                 hflip=settings.hflip, au_norm=settings.au_norm)
     data = device_data(samples)
     hp = {"mu": float(cfg.fl.mu), "theta": float(cfg.fl.theta)}
 

@@ -1,6 +1,6 @@
 """Local training and evaluation of all clients, vmapped over the client axis.
 
-``LocalTrainer.train(states, anchors, mu, data, idx, mask, betas)``:
+``LocalTrainer.train(states, anchors, mu, data, idx, mask, betas[, lrs, class_w])``:
     states   TrainState, leaves (C, …)      — donated, updated in place
     anchors  params pytree (C, …)            — proximal anchors (ignored when μ = 0)
     mu       () float32                      — proximal coefficient (traced: one compile
@@ -8,6 +8,10 @@
     data     dict of dataset arrays (N, …)   — on device once, shared by all clients
     idx      (C, T, B) int32, mask (C, T, B) — padded step plans (batching.stack_plans)
     betas    (T,) float32                    — β of each step (traced: no recompiles)
+    lrs      (C, T) float32 or None          — each step's learning-rate factor (the
+                                               recipe's schedule, like β an argument of
+                                               the compiled step; None: 1, the rate in tx)
+    class_w  (C, K) float32 or None          — per-client CE class weights (None: 1)
   -> states, mean_loss (C,) (mean over each client's live steps), loss (C, T)
 
 ``LocalTrainer.evaluate(states, data, idx, mask) -> pred (C, S, B), prob (C, S, B, K)``.
@@ -59,7 +63,8 @@ _over_clients = over_rows
 
 
 def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
-                       mesh: Mesh | None = None) -> LocalTrainer:
+                       mesh: Mesh | None = None, hflip: float = 0.0,
+                       au_norm: str = "known_entries") -> LocalTrainer:
     """Jitted vmapped local training and evaluation for ``model`` and optimiser ``tx``.
 
     mode "scan": the whole round (all T steps) is one compiled ``lax.scan``.
@@ -70,31 +75,47 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
       on CPU. Per-step dispatch costs well under 1 % of a step.
     mesh: a 1-D ``client_mesh``; the client axis (C divisible by its size) is split
       across its devices, each running the vmapped program on its own clients.
+    hflip, au_norm: the recipe's augmentation and AU-loss normalisation
+      (``train_state.make_train_step``), as in centralised training.
     Build it once per run: each distinct (C, T, B) shape compiles once ("step": (C, B)).
     """
     C, R = P("clients"), P()
     if mode not in MODES:
         raise ValueError(f"unknown local-training mode {mode!r}; choose from {', '.join(MODES)}")
-    step = make_train_step(model, tx, alpha=alpha, extra_penalty=_prox_penalty)
+    step = make_train_step(model, tx, alpha=alpha, extra_penalty=_prox_penalty, hflip=hflip,
+                           au_norm=au_norm)
+
+    def batch_of(data, i, m, class_w):
+        batch = gather_batch(data, i, m)
+        batch["ce_weight"] = jnp.take(class_w, batch["label"])
+        return batch
     eval_step = make_eval_step(model)
     # Jitted once per run: un-jitted model.init costs seconds per call on a busy CPU.
     init_states = jax.jit(jax.vmap(lambda key, d: create_train_state(model, tx, key, prior_d=d)))
 
-    def client_train(state, anchor, mu, data, idx, mask, betas):
+    def client_train(state, anchor, mu, data, idx, mask, betas, lrs, class_w):
         def body(st, xs):
-            i, m, beta = xs
-            st, metrics = step(st, gather_batch(data, i, m), beta, (anchor, mu))
+            i, m, beta, lr = xs
+            st, metrics = step(st, batch_of(data, i, m, class_w), beta, (anchor, mu), lr_scale=lr)
             return st, (metrics["loss"], jnp.sum(m) > 0)
-        state, (loss, live) = jax.lax.scan(body, state, (idx, mask, betas))
+        state, (loss, live) = jax.lax.scan(body, state, (idx, mask, betas, lrs))
         live = live.astype(jnp.float32)
         mean_loss = jnp.sum(loss * live) / jnp.maximum(jnp.sum(live), 1.0)
         return state, mean_loss, loss
 
-    vtrain = _over_clients(jax.vmap(client_train, in_axes=(0, 0, None, None, 0, 0, None)), mesh,
-                           (C, C, R, R, C, C, R), (C, C, C))
+    vtrain = _over_clients(jax.vmap(client_train, in_axes=(0, 0, None, None, 0, 0, None, 0, 0)), mesh,
+                           (C, C, R, R, C, C, R, C, C), (C, C, C))
 
-    def train(states, anchors, mu, data, idx, mask, betas):
-        return vtrain(states, anchors, jnp.asarray(mu, jnp.float32), data, idx, mask, betas)
+    def defaults(idx, lrs, class_w):
+        c, t = idx.shape[:2]
+        lrs = jnp.ones((c, t), jnp.float32) if lrs is None else jnp.asarray(lrs, jnp.float32)
+        class_w = (jnp.ones((c, model.num_classes), jnp.float32) if class_w is None
+                   else jnp.asarray(class_w, jnp.float32))
+        return lrs, class_w
+
+    def train(states, anchors, mu, data, idx, mask, betas, lrs=None, class_w=None):
+        lrs, class_w = defaults(idx, lrs, class_w)
+        return vtrain(states, anchors, jnp.asarray(mu, jnp.float32), data, idx, mask, betas, lrs, class_w)
 
     def client_eval(state, data, idx, mask, beta):
         def body(_, xs):
@@ -111,25 +132,29 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
         return veval(states, data, idx, mask, jnp.asarray(beta, jnp.float32))
 
     if mode == "scan":
-        return LocalTrainer(train=jax.jit(train, donate_argnums=(0,)), evaluate=jax.jit(evaluate),
-                            init_states=init_states)
+        jitted = jax.jit(train, donate_argnums=(0,))
+        return LocalTrainer(train=lambda st, an, mu, data, idx, mask, betas, lrs=None, class_w=None:
+                            jitted(st, an, mu, data, idx, mask, betas, *defaults(idx, lrs, class_w)),
+                            evaluate=jax.jit(evaluate), init_states=init_states)
 
-    def one_step(states, anchors, mu, data, idx, mask, beta):
-        def client_step(st, anchor, i, m):
-            st, metrics = step(st, gather_batch(data, i, m), beta, (anchor, mu))
+    def one_step(states, anchors, mu, data, idx, mask, beta, lr, class_w):
+        def client_step(st, anchor, i, m, lr_i, cw):
+            st, metrics = step(st, batch_of(data, i, m, cw), beta, (anchor, mu), lr_scale=lr_i)
             return st, metrics["loss"]
-        return jax.vmap(client_step)(states, anchors, idx, mask)
+        return jax.vmap(client_step)(states, anchors, idx, mask, lr, class_w)
 
-    one_step = jax.jit(_over_clients(one_step, mesh, (C, C, R, R, C, C, R), (C, C)),
+    one_step = jax.jit(_over_clients(one_step, mesh, (C, C, R, R, C, C, R, C, C), (C, C)),
                        donate_argnums=(0,))
 
-    def train_by_step(states, anchors, mu, data, idx, mask, betas):
+    def train_by_step(states, anchors, mu, data, idx, mask, betas, lrs=None, class_w=None):
+        lrs, class_w = defaults(idx, lrs, class_w)
         idx, mask = jnp.asarray(idx), jnp.asarray(mask)
         mu = jnp.asarray(mu, jnp.float32)
         betas = np.asarray(betas, np.float32)
         losses = []
         for t in range(idx.shape[1]):
-            states, loss = one_step(states, anchors, mu, data, idx[:, t], mask[:, t], betas[t])
+            states, loss = one_step(states, anchors, mu, data, idx[:, t], mask[:, t], betas[t],
+                                    lrs[:, t], class_w)
             losses.append(loss)
         loss = jnp.stack(losses, axis=1)                                    # (C, T)
         live = (jnp.sum(mask, axis=-1) > 0).astype(jnp.float32)

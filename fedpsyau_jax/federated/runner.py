@@ -23,6 +23,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jax
@@ -37,6 +38,7 @@ from fedpsyau_jax.federated.client_stack import group_ids, stack_states
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.server_round import make_communicate, make_init
 from fedpsyau_jax.federated.splits import client_split
+from fedpsyau_jax.training.fold_training import class_weights, lr_factor
 from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
 from fedpsyau_jax.training.train_state import create_train_state
@@ -57,6 +59,14 @@ class TrainSettings:
       moments and step count across rounds — sites are persistent silos and a fresh
       optimiser would re-run its bias-corrected first steps every round; True: a fresh
       optimiser state every round, as the reference code builds a new AdamW per round
+    The centralised recipe (``training.fold_training.TrainSettings``, same meanings):
+    learning_rate: 0 = the rate is inside ``tx`` (no schedule); > 0 = ``tx`` is built
+      with lr 1 and every local step gets learning_rate × the schedule factor of its
+      place in the whole run (rounds·local_epochs epochs; ``fold_training.lr_factor``)
+    lr_schedule, warmup_epochs, min_lr_ratio: the schedule ("constant"/"warmup_cosine")
+    weighted_ce: class-weighted CE with each client's own training-label weights
+      (``fold_training.class_weights``; use with oversample=False)
+    hflip, au_norm: flow-respecting flip probability and AU-loss normalisation
     """
     rounds: int = 2
     local_epochs: int = 1
@@ -70,6 +80,13 @@ class TrainSettings:
     train_fraction: float = 0.7
     checkpoint_every: int = 1
     reset_optimizer: bool = False
+    learning_rate: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    weighted_ce: bool = False
+    hflip: float = 0.0
+    au_norm: str = "known_entries"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +176,34 @@ def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSet
     return idx, mask, np.repeat(np.asarray(betas_all)[rnd * le:(rnd + 1) * le], s_epoch)
 
 
+def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int):
+    """(C, L·S) learning rate of every step of round ``rnd`` (None without a schedule):
+    row r's j-th live step of local epoch e is at progress (rnd·L + e + j/n_re)/(R·L)."""
+    if settings.learning_rate <= 0:
+        return None
+    le = settings.local_epochs
+    sched = SimpleNamespace(lr_schedule=settings.lr_schedule, warmup_epochs=settings.warmup_epochs,
+                            min_lr_ratio=settings.min_lr_ratio, epochs=settings.rounds * le)
+    live = np.asarray(mask).sum(axis=2) > 0                              # (C, L·S)
+    out = np.zeros(live.shape, np.float32)
+    for e in range(le):
+        blk = live[:, e * s_epoch:(e + 1) * s_epoch]
+        n = np.maximum(blk.sum(axis=1, keepdims=True), 1)
+        j = np.clip(np.cumsum(blk, axis=1) - 1, 0, None)
+        progress = (rnd * le + e + j / n) / sched.epochs
+        out[:, e * s_epoch:(e + 1) * s_epoch] = np.where(
+            blk, settings.learning_rate * lr_factor(sched, progress), 0.0)   # padded steps: 0
+    return out
+
+
+def row_class_weights(rows: RowPlan, labels: np.ndarray, num_classes: int,
+                      settings: TrainSettings):
+    """(C, K) CE class weights of each row's own training labels (None when off)."""
+    if not settings.weighted_ce:
+        return None
+    return np.stack([class_weights(labels, tr, num_classes) for tr in rows.train_idx])
+
+
 def eval_plans(rows: RowPlan, batch_size: int):
     steps = max(-(-len(t) // batch_size) for t in rows.test_idx)
     plans = [eval_plan(t, batch_size, num_steps=steps) for t in rows.test_idx]
@@ -226,9 +271,12 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     t0 = time.perf_counter()
     bar = tqdm(total=settings.rounds, initial=start, desc=desc or algorithm.name,
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    class_w = row_class_weights(rows, labels, samples.num_classes, settings)
     for rnd in range(start, settings.rounds):
         idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
-        states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas)
+        lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
+        states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas,
+                                             lrs, class_w)
         losses[rnd] = np.asarray(mean_loss)
         if rnd == settings.rounds - 1:
             ei, em = eval_plans(rows, settings.eval_batch_size)
