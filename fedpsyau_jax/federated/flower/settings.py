@@ -47,6 +47,22 @@ DEFAULTS: dict[str, Any] = {
     "node-wait-timeout": 300.0,     # s to wait for min-nodes SuperNodes to connect
     "round-timeout": 1800.0,        # s to wait for the replies of one round
     "results-dir": "",              # where the ServerApp writes flower_results.json
+    # client-level differential privacy (federated/privacy.py; README "Limits")
+    "dp": False,                    # clip every site's update, Gaussian noise on the mean
+    "dp-clip-norm": 1.0,            # C: L2 bound of one site's update (whole upload)
+    "dp-noise-multiplier": 1.0,     # z: noise std = z*C on the sum of clipped updates
+    "dp-delta": 1e-5,               # δ of the reported (ε, δ)
+    "dp-sampling": "all",           # all | fixed (dp-per-round of the sites each round)
+    "dp-per-round": 0,              # sites per round for dp-sampling=fixed
+    "dp-num-sites": 0,              # K, the federation's size (0: min-nodes)
+    "dp-allow-no-noise": False,     # accept z = 0 (clipping only; ε = inf)
+    # secure aggregation (Flower SecAgg+): the server learns only the weighted sum
+    "secagg": False,
+    "secagg-clipping-range": 8.0,   # |n_i/max_weight * w| is clipped to this before quantising
+    "secagg-quantization-range": 4194304,   # 2**22 integer levels over [-range, range]
+    "secagg-max-weight": 1000.0,    # upper bound of a site's num-examples (weight scale)
+    "secagg-num-shares": 0,         # Shamir shares per site key (0: every site)
+    "secagg-reconstruction-threshold": 0,   # shares to rebuild a key (0: Flower's 2/3 rule)
 }
 
 
@@ -72,6 +88,8 @@ class RunSpec:
     node_wait_timeout: float
     round_timeout: float
     results_dir: str
+    dp: Any = None                  # privacy.DPSettings, or None (DP off)
+    secagg: dict | None = None      # SecAgg+ settings, or None (off)
 
 
 def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
@@ -102,7 +120,49 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
         dataset_kw=json.loads(kw) if isinstance(kw, str) and kw.strip() else dict(kw or {}),
         partition_scheme=str(cfg["partition-scheme"]), partition_seed=int(cfg["partition-seed"]),
         min_nodes=int(cfg["min-nodes"]), node_wait_timeout=float(cfg["node-wait-timeout"]),
-        round_timeout=float(cfg["round-timeout"]), results_dir=str(cfg["results-dir"]))
+        round_timeout=float(cfg["round-timeout"]), results_dir=str(cfg["results-dir"]),
+        dp=_dp_settings(cfg), secagg=_secagg_settings(cfg))
+
+
+def _dp_settings(cfg: Mapping[str, Any]):
+    """``privacy.DPSettings`` of the run (None when ``dp`` is off); checked, so
+    settings that cannot be accounted fail here, before round 1, with one line."""
+    from fedpsyau_jax.federated.privacy import DPSettings, PrivacyError
+    if not _bool(cfg["dp"]):
+        return None
+    if _bool(cfg["secagg"]):
+        raise PrivacyError("run-config dp=true with secagg=true: not supported together (the DP "
+                           "mechanism here clips against the broadcast and adds the noise at the "
+                           "server; use one of them)")
+    sampling = str(cfg["dp-sampling"])
+    if sampling not in ("all", "fixed"):
+        raise PrivacyError(f"run-config dp-sampling {sampling!r}: the Flower deployment supports "
+                           "all or fixed (poisson: only the simulator)")
+    k = int(cfg["dp-num-sites"]) or int(cfg["min-nodes"])
+    s = DPSettings(clip_norm=float(cfg["dp-clip-norm"]), noise_multiplier=float(cfg["dp-noise-multiplier"]),
+                   delta=float(cfg["dp-delta"]), sampling=sampling,
+                   per_round=int(cfg["dp-per-round"]) if sampling == "fixed" else 0,
+                   num_clients=k, allow_no_noise=_bool(cfg["dp-allow-no-noise"]))
+    try:
+        s.check()
+    except PrivacyError as e:
+        from fedpsyau_jax.federated.flower.dp import friendly
+        raise PrivacyError(friendly(e)) from None
+    return s
+
+
+def _secagg_settings(cfg: Mapping[str, Any]) -> dict | None:
+    if not _bool(cfg["secagg"]):
+        return None
+    out = {"clipping_range": float(cfg["secagg-clipping-range"]),
+           "quantization_range": int(cfg["secagg-quantization-range"]),
+           "max_weight": float(cfg["secagg-max-weight"]),
+           "num_shares": int(cfg["secagg-num-shares"]),
+           "reconstruction_threshold": int(cfg["secagg-reconstruction-threshold"])}
+    for k in ("clipping_range", "quantization_range", "max_weight"):
+        if not out[k] > 0:
+            raise ValueError(f"run-config secagg-{k.replace('_', '-')} {out[k]}: must be > 0")
+    return out
 
 
 def _bool(v) -> bool:

@@ -128,6 +128,42 @@ class Site:
         # own buffers for the anchor: local training donates the state's
         return state, jax.tree.map(jnp.copy, anchors)
 
+    def receive_release(self, state, release, release_round: int, participated: bool,
+                        contribution=None):
+        """The algorithm's client half under client-level DP (``flower.dp``), as the
+        simulator's ``dp_runner`` start points: (state, anchors).
+
+        ``release``: R (upload-shaped, no client axis). Release round 0 is R_0, the
+        common initial model: the site adopts it for the leaves it uploads (its own
+        round-0 model already equals it, so this changes nothing; it only makes sure
+        the updates it sends are relative to what the server holds) and trains from
+        there, as the simulator's round 0. Later releases go through
+        ``Algorithm.combine_noisy_mean`` with participate = 1 iff the site's reply was
+        in the round that made R, and ``contribution`` its clipped upload of that round."""
+        import jax
+        import jax.numpy as jnp
+
+        from fedpsyau_jax.federated.flower.dp import divisor
+        rows = lambda t: jax.tree.map(lambda x: jnp.asarray(x)[None], t)
+        if release_round == 0:
+            keep = lambda new, own: own if new is None else jnp.asarray(new)[None].astype(own.dtype)
+            isnone = lambda x: x is None
+            params = jax.tree.map(keep, release["params"], state.params, is_leaf=isnone) \
+                if release["params"] is not None else state.params
+            bs = jax.tree.map(keep, release["batch_stats"], state.batch_stats, is_leaf=isnone) \
+                if release["batch_stats"] is not None else state.batch_stats
+            state = state.replace(params=params, batch_stats=bs)
+            return state, jax.tree.map(jnp.copy, state.params)
+        if participated and contribution is None:
+            raise ValueError(f"site {self.name}: the release of round {release_round} contains "
+                             "this site's update but its contribution was not kept")
+        p = jnp.asarray([1.0 if participated else 0.0], jnp.float32)
+        contrib = rows(contribution if contribution is not None else release)
+        message = self.algorithm.combine_noisy_mean(state.params, p, rows(release), contrib,
+                                                    divisor(self.spec.dp))
+        state, anchors = self.algorithm.client_update(state, message)
+        return state, jax.tree.map(jnp.copy, anchors)
+
     def train(self, state, anchors, rnd: int):
         """Local training of round ``rnd`` (0-based): (state, mean loss)."""
         from fedpsyau_jax.federated.runner import round_inputs

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fedpsyau_jax.federated.flower import dp as dp_keys
 from fedpsyau_jax.federated.flower import wire
 
 LOG = logging.getLogger("fedpsyau.flower")
@@ -174,7 +175,19 @@ class FedPsyAUStrategy(_FlowerStrategy):
     """
 
     def __init__(self, algorithm, upload_template, num_rounds: int, min_nodes: int = 2,
-                 node_wait_timeout: float = 300.0):
+                 node_wait_timeout: float = 300.0, dp=None):
+        """``dp`` (``privacy.DPSettings``): client-level DP (``flower.dp``; wrap this
+        strategy with ``dp.wrap_strategy``, start it with ``initial_arrays`` = R_0).
+        Then the arrays sent are the last release R under the upload's names (the
+        sites' clipping mod clips against them), each node is told which round made
+        R and whether its reply was in it, sampling "fixed" trains ``per_round`` of the
+        K sites (drawn from OS entropy: the sample must not be predictable), and
+        ``aggregate_train`` returns R + Σ clip(U_i − R)/m, equal weights, m fixed."""
+        self.dp = dp
+        self.reference = None
+        self.release_round = 0
+        self.release_nodes: set[int] = set()
+        self.epsilon: list[float] = []
         self.algorithm = algorithm
         self.upload_template = upload_template
         self.num_rounds = int(num_rounds)
@@ -195,21 +208,49 @@ class FedPsyAUStrategy(_FlowerStrategy):
 
     # ------------------------------------------------------------------ messages
     def _messages(self, kind: str, server_round: int, arrays, config, grid):
-        from flwr.app import Message, MessageType, RecordDict
-        nodes = wait_for_nodes(grid.get_node_ids, self.min_nodes, self.node_wait_timeout)
+        from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+        nodes = wait_for_nodes(grid.get_node_ids, self.min_nodes if self.dp is None
+                               else self.dp.num_clients, self.node_wait_timeout)
+        if self.dp is not None:
+            nodes = self._dp_nodes(kind, nodes)
         config["server-round"] = server_round
         config["final-round"] = server_round == self.num_rounds
-        record = RecordDict({ARRAYS: arrays, CONFIG: config})
         self._sent[(kind, server_round)] = nodes
         self._t0[server_round] = time.perf_counter()
         mtype = MessageType.TRAIN if kind == "train" else MessageType.EVALUATE
         LOG.info("round %d: %s on %d node(s), %.3f MB each", server_round, kind, len(nodes),
                  wire.num_bytes(arrays) / 2**20)
-        msgs = [Message(content=record, message_type=mtype, dst_node_id=n) for n in nodes]
+
+        def content(node):
+            if self.dp is None:
+                return RecordDict({ARRAYS: arrays, CONFIG: config})
+            cfg = ConfigRecord(dict(config.items()))
+            cfg[dp_keys.RELEASE_ROUND] = self.release_round
+            cfg[dp_keys.IN_RELEASE] = node in self.release_nodes
+            return RecordDict({ARRAYS: arrays, CONFIG: cfg})
+        msgs = [Message(content=content(n), message_type=mtype, dst_node_id=n) for n in nodes]
         self._sent_msgs[(kind, server_round)] = msgs   # the grid sets their message ids
         return msgs
 
+    def _dp_nodes(self, kind: str, nodes: list[int]) -> list[int]:
+        k = self.dp.num_clients
+        if len(nodes) > k:
+            raise RoundFailed(f"DP run for {k} sites (dp-num-sites, or min-nodes) but {len(nodes)} "
+                              "SuperNodes are connected: the accounting would not hold")
+        if kind == "train" and self.dp.sampling == "fixed":
+            pick = np.random.default_rng().choice(len(nodes), self.dp.per_round, replace=False)
+            return sorted(nodes[i] for i in pick)
+        return nodes
+
     def configure_train(self, server_round, arrays, config, grid):
+        if self.dp is not None:
+            # R: R_0 in round 1, afterwards the release (noise included) that Flower's
+            # wrapper returned for the previous round
+            try:
+                self.reference = wire.from_array_record(arrays, self.upload_template, finite=True)
+            except wire.WireError as e:
+                raise RoundFailed(f"round {server_round}: the DP reference is not the upload's "
+                                  f"arrays ({e}); start the strategy with initial_arrays = R_0") from None
         return self._messages("train", server_round, arrays, config, grid)
 
     def configure_evaluate(self, server_round, arrays, config, grid):
@@ -252,10 +293,11 @@ class FedPsyAUStrategy(_FlowerStrategy):
         names = [p[0] for p in accepted]
         if len(set(names)) != len(names):
             raise RoundFailed(f"round {server_round}: two replies claim the same site: {names}")
-        if len(accepted) < self.min_nodes:
+        need = min(self.min_nodes, len(self._sent.get((kind, server_round), [])) or self.min_nodes)
+        if len(accepted) < need:
             raise RoundFailed(
                 f"round {server_round} {kind}: {len(accepted)} valid repl(ies), the strategy needs "
-                f"{self.min_nodes}; rejected: {rejected or 'none'}; missing: {missing or 'none'}")
+                f"{need}; rejected: {rejected or 'none'}; missing: {missing or 'none'}")
         return accepted, rejected, missing
 
     def aggregate_train(self, server_round, replies):
@@ -269,10 +311,25 @@ class FedPsyAUStrategy(_FlowerStrategy):
             if "personal-uf1" in metrics:
                 site["personal"] = {k.removeprefix("personal-"): metrics[k] for k in PERSONAL_METRICS}
             per_site[name] = metrics
-        self.broadcast = reduce_uploads(self.algorithm, [t for _, t, _ in accepted],
-                                        [m["num-examples"] for _, _, m in accepted])
+        dp_record = {}
+        if self.dp is not None:
+            # equal weights, fixed divisor m; Flower's wrapper adds the noise to this
+            self.broadcast, norms = dp_keys.release_mean(self.algorithm, self.reference,
+                                                         [t for _, t, _ in accepted], self.dp)
+            self.release_round = server_round
+            names = {p[0] for p in accepted}
+            self.release_nodes = {n for n, name in self.node_sites.items() if name in names}
+            self.epsilon.append(dp_keys.epsilon(self.dp, len(self.epsilon) + 1))
+            dp_record = {"epsilon": self.epsilon[-1], "released": len(accepted),
+                         "server_reclipped": int(sum(n > self.dp.clip_norm * (1 + 1e-4) for n in norms))}
+            LOG.info("round %d: DP release of %d clipped update(s) (C=%g, z=%g, m=%g): "
+                     "epsilon %.4f at delta %g", server_round, len(accepted), self.dp.clip_norm,
+                     self.dp.noise_multiplier, dp_keys.divisor(self.dp), self.epsilon[-1], self.dp.delta)
+        else:
+            self.broadcast = reduce_uploads(self.algorithm, [t for _, t, _ in accepted],
+                                            [m["num-examples"] for _, _, m in accepted])
         arrays = ArrayRecord() if self.broadcast is None else wire.to_array_record(self.broadcast)
-        self.rounds[server_round] = {
+        self.rounds[server_round] = {**dp_record,
             "accepted": sorted(per_site), "rejected": rejected, "missing": missing,
             "seconds": time.perf_counter() - self._t0.get(server_round, time.perf_counter()),
             "upload_bytes": {name: wire.num_bytes(t) for name, t, _ in accepted},
@@ -296,6 +353,10 @@ class FedPsyAUStrategy(_FlowerStrategy):
 
     def results(self) -> dict:
         """JSON-able summary: per-site personal/deployed scores, per-round bookkeeping."""
-        return {"algorithm": self.algorithm.name, "rounds": self.num_rounds,
-                "sites": self.sites, "per_round": {str(k): v for k, v in self.rounds.items()},
-                "replies": self.manifest}
+        out = {"algorithm": self.algorithm.name, "rounds": self.num_rounds,
+               "sites": self.sites, "per_round": {str(k): v for k, v in self.rounds.items()},
+               "replies": self.manifest}
+        if self.dp is not None:
+            out["dp"] = {**self.dp.__dict__, "divisor": dp_keys.divisor(self.dp),
+                         "epsilon_per_round": list(self.epsilon)}
+        return out

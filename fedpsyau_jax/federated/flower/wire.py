@@ -95,6 +95,24 @@ def from_array_record(record, template: Any, finite: bool = False) -> Any:
     return unflatten({k: v.numpy() for k, v in record.items()}, template, finite=finite)
 
 
+def to_list(tree: Any) -> list[np.ndarray]:
+    """The leaves in name order (legacy Flower ``Parameters`` carry no names)."""
+    return list(flatten(tree).values())
+
+
+def from_list(arrays: list, template: Any, finite: bool = False, cast: bool = False) -> Any:
+    """Inverse of ``to_list``, checked like ``unflatten``; ``cast``: convert each array
+    to the template's dtype first (SecAgg+ dequantises to float64)."""
+    want = spec(template)
+    if len(arrays) != len(want):
+        raise WireError(f"got {len(arrays)} array(s), expected {len(want)}")
+    named = {}
+    for (name, (_, dtype)), a in zip(want.items(), arrays):
+        a = np.asarray(a)
+        named[name] = a.astype(dtype) if cast else a
+    return unflatten(named, template, finite=finite)
+
+
 def num_bytes(tree_or_record: Any) -> int:
     """Payload bytes of a tree (raw array bytes) or of an ArrayRecord (serialised)."""
     if hasattr(tree_or_record, "count_bytes"):
