@@ -24,11 +24,12 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedpsyau_jax.federated.flower import wire
+from fedpsyau_jax.federated.flower import dp, secagg, wire
 from fedpsyau_jax.federated.flower.settings import broadcast_template, run_spec, upload_template
 from fedpsyau_jax.federated.flower.strategies import ARRAYS, CONFIG, METRICS, SITE
 
 STATE_KEY = "fedpsyau-site-state"
+DP_KEY = "fedpsyau-dp-contribution"
 LOG = logging.getLogger("fedpsyau.flower.client")
 
 app = ClientApp()
@@ -109,18 +110,87 @@ def evaluate_reply_content(site, scores: dict) -> RecordDict:
     return RecordDict({METRICS: MetricRecord(metrics), SITE: _site_record(site)})
 
 
-@app.train()
+def _dp_file(context: Context):
+    f = state_file(context)
+    return f.with_name(f.stem + "_dp.npz") if f is not None else None
+
+
+def _contribution(site, context: Context):
+    """The site's clipped contribution to the last release it took part in (DP runs)."""
+    tmpl = upload_template(site.model, site.tx, site.algorithm)
+    if DP_KEY in context.state:
+        return wire.from_array_record(context.state[DP_KEY], tmpl)
+    f = _dp_file(context)
+    if f is not None and f.is_file():
+        with np.load(f) as z:
+            return wire.unflatten({k: z[k] for k in z.files}, tmpl)
+    return None
+
+
+def _save_contribution(context: Context, tree) -> None:
+    context.state[DP_KEY] = wire.to_array_record(tree)
+    f = _dp_file(context)
+    if f is not None:
+        from fedpsyau_jax.atomic_files import save_npz_atomic
+        save_npz_atomic(f, wire.flatten(tree))
+
+
+def _receive(site, context: Context, content):
+    """(state, anchors, the received release or None): the broadcast applied with the
+    algorithm's client half (under DP: ``Site.receive_release``)."""
+    state = _state(site, context)
+    if site.spec.dp is None:
+        return (*site.receive(state, _broadcast(site, content)), None)
+    cfg = content[CONFIG] if CONFIG in content else {}
+    if dp.RELEASE_ROUND not in cfg or ARRAYS not in content:
+        raise ValueError(f"site {site.name}: a DP run's message needs the release arrays and "
+                         f"{dp.RELEASE_ROUND} (is the ServerApp running with dp=true?)")
+    release = wire.from_array_record(content[ARRAYS], upload_template(site.model, site.tx, site.algorithm),
+                                     finite=True)
+    participated = bool(cfg.get(dp.IN_RELEASE, False))
+    state, anchors = site.receive_release(state, release, int(cfg[dp.RELEASE_ROUND]), participated,
+                                          _contribution(site, context) if participated else None)
+    return state, anchors, release
+
+
+def _train_legacy(msg: Message, context: Context) -> Message:
+    """Train under SecAgg+ (legacy FitIns in, FitRes out; ``secagg.secagg_mod`` masks
+    the upload and sends only the masked vector): the same site code as ``train``."""
+    from fedpsyau_jax.federated.flower.site import to_raw
+    t0 = time.perf_counter()
+    site = _site(context)
+    broadcast, cfg = secagg.legacy_broadcast(site, msg.content, "train")
+    rnd = int(cfg.get("server-round", 1)) - 1
+    state, anchors = site.receive(_state(site, context), broadcast)
+    t1 = time.perf_counter()
+    state, loss = site.train(state, anchors, rnd)
+    metrics = {"train-loss": float(loss), "partition-id": site.partition_id}
+    if bool(cfg.get("final-round", False)):
+        metrics.update({f"personal-{k}": v for k, v in site.evaluate(state).items()})
+    _save_state(context, to_raw(state))
+    metrics.update({"setup-seconds": t1 - t0, "train-seconds": time.perf_counter() - t1})
+    LOG.info("site %s round %d (SecAgg+): loss %.4f", site.name, rnd + 1, loss)
+    return Message(content=secagg.legacy_train_reply(site, site.upload(state), metrics), reply_to=msg)
+
+
+@app.train(mods=[secagg.secagg_mod, dp.clip_mod])
 def train(msg: Message, context: Context) -> Message:
     from fedpsyau_jax.federated.flower.site import to_raw
+    if secagg.is_legacy(msg.content):
+        return _train_legacy(msg, context)
     t0 = time.perf_counter()
     site = _site(context)
     cfg = msg.content[CONFIG] if CONFIG in msg.content else {}
     rnd = int(cfg.get("server-round", 1)) - 1
-    state, anchors = site.receive(_state(site, context), _broadcast(site, msg.content))
+    state, anchors, release = _receive(site, context, msg.content)
     t1 = time.perf_counter()
     state, loss = site.train(state, anchors, rnd)
     personal = site.evaluate(state) if bool(cfg.get("final-round", False)) else None
     _save_state(context, to_raw(state))
+    if release is not None:
+        # what the clipping mod will send, kept for the next release (P-FedProx takes
+        # it out of S); same clip as the mod and the simulator
+        _save_contribution(context, dp.contribution(release, site.upload(state), site.spec.dp.clip_norm))
     t2 = time.perf_counter()
     LOG.info("site %s round %d: loss %.4f", site.name, rnd + 1, loss)
     timing = {"setup-seconds": t1 - t0, "train-seconds": t2 - t1}
@@ -130,5 +200,9 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     site = _site(context)
-    state, _ = site.receive(_state(site, context), _broadcast(site, msg.content))
+    if secagg.is_legacy(msg.content):
+        broadcast, _ = secagg.legacy_broadcast(site, msg.content, "evaluate")
+        state, _ = site.receive(_state(site, context), broadcast)
+        return Message(content=secagg.legacy_evaluate_reply(site, site.evaluate(state)), reply_to=msg)
+    state, _, _ = _receive(site, context, msg.content)
     return Message(content=evaluate_reply_content(site, site.evaluate(state)), reply_to=msg)

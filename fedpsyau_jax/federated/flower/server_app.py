@@ -19,12 +19,18 @@ from fedpsyau_jax.federated.flower.settings import build, run_spec, upload_templ
 from fedpsyau_jax.federated.flower.strategies import FedPsyAUStrategy
 
 RESULTS_FILE = "flower_results.json"
+LOG = logging.getLogger("fedpsyau.flower")
 
 app = ServerApp()
 
 
 def format_results(res: dict) -> str:
-    lines = [f"FED-PsyAU on Flower: {res['algorithm']}, {res['rounds']} round(s)"]
+    lines = [f"FED-PsyAU on Flower: {res['algorithm']}, {res['rounds']} round(s)"
+             + (f", SecAgg+ ({res['secagg']['sites']} sites)" if "secagg" in res else "")]
+    if "dp" in res and res["dp"]["epsilon_per_round"]:
+        lines.append(f"  DP: epsilon {res['dp']['epsilon_per_round'][-1]:.4f} at delta "
+                     f"{res['dp']['delta']:g} (C={res['dp']['clip_norm']:g}, "
+                     f"z={res['dp']['noise_multiplier']:g}, sampling {res['dp']['sampling']})")
     for name in sorted(res["sites"]):
         s = res["sites"][name]
         p, d = s.get("personal", {}), s.get("deployed", {})
@@ -38,18 +44,43 @@ def format_results(res: dict) -> str:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     logging.getLogger("fedpsyau.flower").setLevel(logging.INFO)
-    spec = run_spec(context.run_config)
+    spec = run_spec(context.run_config)        # bad DP settings fail here, before round 1
     model, tx, algorithm = build(spec)
-    strategy = FedPsyAUStrategy(algorithm, upload_template(model, tx, algorithm), spec.rounds,
-                                min_nodes=spec.min_nodes, node_wait_timeout=spec.node_wait_timeout)
-    t0 = time.perf_counter()
-    strategy.start(grid=grid, initial_arrays=ArrayRecord(), num_rounds=spec.rounds,
-                   timeout=spec.round_timeout, train_config=ConfigRecord(),
-                   evaluate_config=ConfigRecord())
-    res = strategy.results()
-    res["wall_seconds"] = time.perf_counter() - t0
+    if spec.secagg is not None:
+        from fedpsyau_jax.federated.flower.secagg import run_secagg
+        res = run_secagg(grid, context, spec, model, tx, algorithm)
+    else:
+        res = run_plain_or_dp(grid, spec, model, tx, algorithm)
     print(format_results(res), flush=True)
     if spec.results_dir:
         out = Path(spec.results_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / RESULTS_FILE).write_text(json.dumps(res, indent=1), encoding="utf-8")
+
+
+def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
+    """Flower's round loop with ``FedPsyAUStrategy``; under ``dp`` wrapped in Flower's
+    central-DP wrapper and started from R_0 (``flower.dp``)."""
+    strategy = FedPsyAUStrategy(algorithm, upload_template(model, tx, algorithm), spec.rounds,
+                                min_nodes=spec.min_nodes, node_wait_timeout=spec.node_wait_timeout,
+                                dp=spec.dp)
+    runner, initial = strategy, ArrayRecord()
+    if spec.dp is not None:
+        from fedpsyau_jax.federated.flower import dp, wire
+        from fedpsyau_jax.federated.privacy import PrivacyError
+        if algorithm.reduce is None:
+            raise PrivacyError(f"run-config dp=true: algorithm {algorithm.name!r} communicates "
+                               "nothing; there is nothing to make private")
+        dp.check_accountable(spec.dp, spec.rounds)
+        initial = wire.to_array_record(dp.initial_reference(model, tx, algorithm, spec.seed))
+        runner = dp.wrap_strategy(strategy, spec.dp)
+        LOG.info("DP: C=%g z=%g delta=%g sampling=%s, m=%g; epsilon after %d rounds: %.4f",
+                 spec.dp.clip_norm, spec.dp.noise_multiplier, spec.dp.delta, spec.dp.sampling,
+                 dp.divisor(spec.dp), spec.rounds, dp.epsilon(spec.dp, spec.rounds))
+    t0 = time.perf_counter()
+    runner.start(grid=grid, initial_arrays=initial, num_rounds=spec.rounds,
+                 timeout=spec.round_timeout, train_config=ConfigRecord(),
+                 evaluate_config=ConfigRecord())
+    res = strategy.results()
+    res["wall_seconds"] = time.perf_counter() - t0
+    return res
