@@ -271,3 +271,37 @@ def test_rate_as_a_step_argument_equals_the_rate_in_the_optimiser(env):
     weighted = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(
         settings, learning_rate=0.05, weighted_ce=True), **kw)
     assert not np.allclose(weighted["loss_per_round"], plain["loss_per_round"], rtol=1e-4)
+
+
+def test_real_runs_shard_any_number_of_rows_over_the_devices():
+    """run_federation with 3 rows on 4 devices (one padding row) = the one-device run."""
+    code = textwrap.dedent("""
+        import jax, numpy as np, optax
+        assert len(jax.devices()) == 4
+        from data_pipelines.synthetic import make_synthetic
+        from fedpsyau_jax.training.batching import device_data
+        from fedpsyau_jax.federated import make_algorithm
+        from fedpsyau_jax.federated.local_training import make_local_trainer, client_mesh
+        from fedpsyau_jax.federated.partitions import partition_clients
+        from fedpsyau_jax.federated.runner import TrainSettings, plan_rows, run_federation
+        from fedpsyau_jax.network.model import FedPsyAU
+        s = make_synthetic(num_subjects=6, samples_per_subject=4, seed=2)
+        model, tx = FedPsyAU(3, use_au_branch=False), optax.sgd(0.05, momentum=0.9)
+        st = TrainSettings(rounds=2, batch_size=4, oversample=False, checkpoint_every=0)
+        rows = plan_rows(s, partition_clients(s, "equal_subjects", 3), [0], "random", st)
+        out = {}
+        for name, mesh in (("one", None), ("four", client_mesh(4))):
+            tr = make_local_trainer(model, tx, mode="step", mesh=mesh)
+            out[name] = run_federation(trainer=tr, algorithm=make_algorithm("pfedprox"), model=model,
+                                       tx=tx, samples=s, data=device_data(s), rows=rows, settings=st,
+                                       progress=False)
+        np.testing.assert_allclose(out["one"]["loss_per_round"], out["four"]["loss_per_round"], rtol=1e-5)
+        assert [d["uf1"] for d in out["one"]["deployed"]] == [d["uf1"] for d in out["four"]["deployed"]]
+        assert len(out["four"]["deployed"]) == 3
+        print("PADDED_SHARDED_OK")
+    """)
+    env_vars = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_vars,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0 and "PADDED_SHARDED_OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]

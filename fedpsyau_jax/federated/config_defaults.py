@@ -47,4 +47,7 @@ def base_config() -> ml_collections.ConfigDict:
         "alpha": (0.2, 0.8, 0.8), "checkpoint_every": 1,
         "mode": "step",    # "step": jitted vmapped step per batch; "scan": one program per round (slow on CPU)
     })
+    # "auto": with more than one device, the (seed × client) rows of every chunk are
+    # split over all devices (padded to a multiple of the device count); "off": one device.
+    c.runtime = ml_collections.ConfigDict({"shard_clients": "auto"})
     return c

@@ -64,6 +64,19 @@ def dp_from_config(cfg):
                       per_round=int(d.per_round), allow_no_noise=bool(d.get("allow_no_noise", False)))
 
 
+def client_mesh_of(cfg):
+    """The device mesh for the client rows (``runtime.shard_clients``): "auto" uses every
+    visible device when there is more than one; "off" (or one device) none."""
+    import jax
+    mode = str(cfg.get("runtime", {}).get("shard_clients", "auto"))
+    if mode not in ("auto", "off"):
+        raise ConfigError(f"runtime.shard_clients {mode!r}: choose auto or off")
+    if mode == "off" or jax.device_count() < 2:
+        return None
+    from fedpsyau_jax.federated.local_training import client_mesh
+    return client_mesh()
+
+
 def load_samples(cfg):
     from data_pipelines.datasets import load_dataset
     d = cfg.data
@@ -132,7 +145,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     # compiled step (runner.round_lrs), as in centralised training.
     tx = make_optimizer(1.0, float(cfg.train.weight_decay), bool(cfg.train.get("decay_kernels_only", False)))
     trainer = make_local_trainer(model, tx, tuple(cfg.train.alpha), mode=str(cfg.train.get("mode", "scan")),
-                                 hflip=settings.hflip, au_norm=settings.au_norm)
+                                 hflip=settings.hflip, au_norm=settings.au_norm, mesh=client_mesh_of(cfg))
     data = device_data(samples)
     hp = {"mu": float(cfg.fl.mu), "theta": float(cfg.fl.theta)}
 

@@ -52,6 +52,7 @@ class LocalTrainer:
     train: Callable[..., Any]
     evaluate: Callable[..., Any]
     init_states: Callable[..., Any] | None = None
+    mesh: Mesh | None = None            # set: the row axis is split over its devices
 
 
 MODES = ("scan", "step")
@@ -135,7 +136,7 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
         jitted = jax.jit(train, donate_argnums=(0,))
         return LocalTrainer(train=lambda st, an, mu, data, idx, mask, betas, lrs=None, class_w=None:
                             jitted(st, an, mu, data, idx, mask, betas, *defaults(idx, lrs, class_w)),
-                            evaluate=jax.jit(evaluate), init_states=init_states)
+                            evaluate=jax.jit(evaluate), init_states=init_states, mesh=mesh)
 
     def one_step(states, anchors, mu, data, idx, mask, beta, lr, class_w):
         def client_step(st, anchor, i, m, lr_i, cw):
@@ -161,7 +162,8 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
         mean_loss = jnp.sum(loss * live, 1) / jnp.maximum(jnp.sum(live, 1), 1.0)
         return states, mean_loss, loss
 
-    return LocalTrainer(train=train_by_step, evaluate=jax.jit(evaluate), init_states=init_states)
+    return LocalTrainer(train=train_by_step, evaluate=jax.jit(evaluate), init_states=init_states,
+                        mesh=mesh)
 
 
 # ------------------------------------------------------------------ device placement

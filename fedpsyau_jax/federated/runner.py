@@ -40,6 +40,7 @@ from fedpsyau_jax.federated.server_round import make_communicate, make_init
 from fedpsyau_jax.federated.splits import client_split
 from fedpsyau_jax.training.fold_training import class_weights, lr_factor
 from fedpsyau_jax.training.metrics import classification_scores
+from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
 from fedpsyau_jax.training.train_state import create_train_state
 
@@ -245,25 +246,36 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     ``data`` is ``batching.device_data(samples)`` (on device once, shared by all rows).
     """
     labels = np.asarray(samples.label)
-    groups = jnp.asarray(rows.groups)
-    num_groups = len(rows.seeds)
+    mesh = trainer.mesh
+    n_rows = rows.num_rows
+    pad = padded_width(n_rows, mesh) - n_rows
+    # Rows padded to a multiple of the device count: the padding rows are copies of row
+    # 0 in a federation group of their own (so they never mix with a real one), with
+    # weight 1 and empty plans (mask 0: every step a no-op); scores ignore them.
+    groups = jnp.asarray(np.concatenate([rows.groups, np.full(pad, len(rows.seeds), np.int32)]))
+    num_groups = len(rows.seeds) + (1 if pad else 0)
     communicate = make_communicate(algorithm, num_groups)
-    n = jnp.asarray(rows.num_samples)
+    n = jnp.asarray(np.concatenate([rows.num_samples, np.ones(pad, np.float32)]))
+    place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
+    if mesh is not None:
+        data = replicate(data, mesh)
     total_epochs = settings.rounds * settings.local_epochs
     betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
 
-    states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), groups)
+    states = make_init(algorithm, num_groups)(
+        place(_pad_rows(init_row_states(model, tx, rows, trainer), pad)), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
     start = 0
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
-        target = {"states": _raw_keys(states), "anchors": anchors, "losses": losses}
+        target = {"states": _raw_keys(_unpad(states, n_rows)), "anchors": _unpad(anchors, n_rows),
+                  "losses": losses}
         restored, meta = restore_checkpoint(ckpt_dir, name, target)
         st = jax.tree.map(jnp.asarray, restored["states"])
-        states = st.replace(key=jax.random.wrap_key_data(st.key))
-        anchors = jax.tree.map(jnp.asarray, restored["anchors"])
+        states = place(_pad_rows(st.replace(key=jax.random.wrap_key_data(st.key)), pad))
+        anchors = place(_pad_rows(jax.tree.map(jnp.asarray, restored["anchors"]), pad))
         losses = np.asarray(restored["losses"])
         start = int(meta["next_round"])
 
@@ -272,16 +284,18 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     bar = tqdm(total=settings.rounds, initial=start, desc=desc or algorithm.name,
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     class_w = row_class_weights(rows, labels, samples.num_classes, settings)
+    if class_w is not None:
+        class_w = place(_pad_host(class_w, pad, 1.0))
     for rnd in range(start, settings.rounds):
         idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
         lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
+        idx, mask = place(_pad_host(idx, pad)), place(_pad_host(mask, pad))
+        lrs = None if lrs is None else place(_pad_host(lrs, pad))
         states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas,
                                              lrs, class_w)
-        losses[rnd] = np.asarray(mean_loss)
+        losses[rnd] = np.asarray(mean_loss)[:n_rows]
         if rnd == settings.rounds - 1:
-            ei, em = eval_plans(rows, settings.eval_batch_size)
-            personal_pred, _ = trainer.evaluate(states, data, ei, em, betas_all[-1])
-            personal_pred = np.asarray(personal_pred)
+            personal_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
         states, anchors = communicate(states, n, groups)
         if settings.reset_optimizer:
             states = reset_optimizer_states(tx, states)
@@ -289,10 +303,9 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         bar.set_postfix(loss=f"{np.nanmean(losses[rnd]):.3f}")
         if ckpt_dir is not None and settings.checkpoint_every and (
                 (rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds):
-            _save_round(ckpt_dir, rnd, states, anchors, losses)
+            _save_round(ckpt_dir, rnd, _unpad(states, n_rows), _unpad(anchors, n_rows), losses)
     bar.close()
-    ei, em = eval_plans(rows, settings.eval_batch_size)
-    deployed_pred = np.asarray(trainer.evaluate(states, data, ei, em, betas_all[-1])[0])
+    deployed_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
     if personal_pred is None:        # resumed after the last round's training (cannot happen
         personal_pred = deployed_pred  # with the save rule above; kept for safety)
     result = {
@@ -305,6 +318,32 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         "train_seconds": time.perf_counter() - t0,
     }
     return result
+
+
+def _pad_rows(tree, pad: int):
+    """``pad`` copies of row 0 appended to every leaf (device arrays, typed keys too)."""
+    if not pad:
+        return tree
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)]), tree)
+
+
+def _pad_host(x: np.ndarray, pad: int, value: float = 0.0) -> np.ndarray:
+    """Host array with ``pad`` rows of ``value`` appended (plans: mask 0, index 0)."""
+    if not pad:
+        return x
+    x = np.asarray(x)
+    return np.concatenate([x, np.full((pad,) + x.shape[1:], value, x.dtype)])
+
+
+def _unpad(tree, n_rows: int):
+    """The real rows only (what checkpoints store: independent of the device count)."""
+    return jax.tree.map(lambda x: x[:n_rows], tree)
+
+
+def _evaluate(trainer, states, data, rows: RowPlan, settings, beta, pad: int, place):
+    ei, em = eval_plans(rows, settings.eval_batch_size)
+    pred, _ = trainer.evaluate(states, data, place(_pad_host(ei, pad)), place(_pad_host(em, pad)), beta)
+    return np.asarray(pred)[:rows.num_rows]
 
 
 def reset_optimizer_states(tx, states):
