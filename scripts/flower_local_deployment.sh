@@ -7,13 +7,15 @@
 #
 #   scripts/flower_local_deployment.sh [--sites 3] [--rounds 2] [--algorithm fedavg]
 #       [--port 18000] [--workdir DIR] [--timeout 1200] [--run-config "key=value ..."]
-#       [--min-nodes N] [--kill-site K --at-round R [--restart-after S]]
+#       [--min-nodes N] [--kill-site K --at-round R [--restart-after S]] [--secagg]
 #
 # --port P: the SuperLink's HTTP API (Fleet, Control and Runtime APIs) on 127.0.0.1:P;
 #   SuperNode k serves its ClientApp API on 127.0.0.1:P+1+k.
 # --run-config: extra Flower run-config overrides (keys: fedpsyau_jax/federated/flower/
 #   settings.py), e.g. "use-au-branch=false batch-size=4".
 # --min-nodes: fewest valid replies a round may aggregate (default: all sites).
+# --secagg: secure aggregation (Flower SecAgg+, run config secagg=true; needs >= 3 sites);
+#   DP instead: --run-config "dp=true dp-clip-norm=1.0 dp-noise-multiplier=1.0".
 # --kill-site K --at-round R: fault drill — once the ServerApp starts round R, SuperNode K
 #   (and its ClientApp) is killed; with --restart-after S it is started again S seconds
 #   later with the same node config (it resumes from its state file in site<K>/).
@@ -27,7 +29,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${FLWR_BIN:-$ROOT/.venv/bin}"
 SITES=3 ROUNDS=2 ALGORITHM=fedavg PORT=18000 WORK="" TIMEOUT=1200 EXTRA=""
-MIN_NODES="" KILL_SITE="" AT_ROUND="" RESTART_AFTER=""
+MIN_NODES="" KILL_SITE="" AT_ROUND="" RESTART_AFTER="" SECAGG=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --sites) SITES="$2"; shift 2 ;;
@@ -41,7 +43,8 @@ while [ $# -gt 0 ]; do
     --kill-site) KILL_SITE="$2"; shift 2 ;;
     --at-round) AT_ROUND="$2"; shift 2 ;;
     --restart-after) RESTART_AFTER="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --secagg) SECAGG="secagg=true"; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "flower_local_deployment: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -139,7 +142,7 @@ default = "localdep"
 address = "127.0.0.1:$PORT"
 insecure = true
 EOF
-RUN_CONFIG="algorithm=\"$ALGORITHM\" num-server-rounds=$ROUNDS min-nodes=${MIN_NODES:-$SITES} results-dir=\"$WORK/results\" $EXTRA"
+RUN_CONFIG="algorithm=\"$ALGORITHM\" num-server-rounds=$ROUNDS min-nodes=${MIN_NODES:-$SITES} results-dir=\"$WORK/results\" $SECAGG $EXTRA"
 # (in the background + wait, so that a TERM/INT to this script is handled at once)
 FLWR_HOME="$WORK/flwr_home" timeout --kill-after=10 "$TIMEOUT" \
   "$BIN/flwr" run "$ROOT" localdep --stream --run-config "$RUN_CONFIG" >"$WORK/logs/run.log" 2>&1 < /dev/null &

@@ -151,3 +151,31 @@ def test_refusals(server_identity):
     msg = _message(100, "train", RecordDict({"config": ConfigRecord({"server-round": 1})}))
     out = client_app.app(msg, ctx)
     assert out.has_error() and "refuses" in out.error.reason
+
+
+@pytest.mark.slow
+def test_local_deployment_secagg_three_supernodes(tmp_path):
+    """A real loopback deployment (scripts/flower_local_deployment.sh --secagg): one
+    SuperLink, 3 SuperNodes, 2 rounds of FedAvg under SecAgg+ on tiny synthetic data
+    (flow-only model). Every round runs the 4 SecAgg+ exchanges, every site gets
+    scores, and the ServerApp's strategy got only the aggregate."""
+    from test_flower_deployment import BIN, RUN_CONFIG, SITES, logs_of, run_deployment
+    assert (BIN / "flower-superlink").exists()
+    rc, out, leftovers, wall = run_deployment(
+        tmp_path, ["--sites", str(SITES), "--rounds", "2", "--algorithm", "fedavg", "--secagg",
+                   "--run-config", RUN_CONFIG + " secagg-max-weight=8.0"], 540)
+    assert rc == 0, f"script failed ({rc}):\n{out}\n{logs_of(tmp_path)}"
+    assert not leftovers
+    res = json.loads((tmp_path / "results" / "flower_results.json").read_text())
+    assert res["algorithm"] == "fedavg" and res["secagg"]["sites"] == SITES
+    assert sorted(res["sites"]) == [f"client{k}" for k in range(SITES)]
+    for name, site in res["sites"].items():
+        assert set(site["train"]) == {"1", "2"}, name
+        assert 0.0 <= site["deployed"]["uf1"] <= 1.0 and 0.0 <= site["personal"]["uar"] <= 1.0
+    for rnd in ("1", "2"):
+        r = res["per_round"][rnd]
+        assert r["exchanges"] == 4 and r["failures"] == 0
+        assert res["secagg"]["handed_parameter_objects"][rnd] == 1
+    assert "SecAgg+ (3 sites)" in out
+    print(f"SecAgg+ deployment: {wall:.0f} s wall; rounds: "
+          + ", ".join(f"{k}: {v['seconds']:.1f} s" for k, v in res["per_round"].items()))

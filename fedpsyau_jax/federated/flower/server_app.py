@@ -77,10 +77,13 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
         LOG.info("DP: C=%g z=%g delta=%g sampling=%s, m=%g; epsilon after %d rounds: %.4f",
                  spec.dp.clip_norm, spec.dp.noise_multiplier, spec.dp.delta, spec.dp.sampling,
                  dp.divisor(spec.dp), spec.rounds, dp.epsilon(spec.dp, spec.rounds))
+    from fedpsyau_jax.federated.flower.secagg import CountingGrid
+    counting = CountingGrid(grid)           # payload bytes, as the SecAgg+ path counts them
     t0 = time.perf_counter()
-    runner.start(grid=grid, initial_arrays=initial, num_rounds=spec.rounds,
+    runner.start(grid=counting, initial_arrays=initial, num_rounds=spec.rounds,
                  timeout=spec.round_timeout, train_config=ConfigRecord(),
                  evaluate_config=ConfigRecord())
     res = strategy.results()
     res["wall_seconds"] = time.perf_counter() - t0
+    res["wire"] = {"train": counting.totals("train"), "evaluate": counting.totals("evaluate")}
     return res
