@@ -115,6 +115,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax.training.batching import device_data
     from fedpsyau_jax.federated.algorithms import make_algorithm
+    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch, frozen_optimizer
     from fedpsyau_jax.federated.local_training import make_local_trainer
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
@@ -144,6 +145,11 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
     # compiled step (runner.round_lrs), as in centralised training.
     tx = make_optimizer(1.0, float(cfg.train.weight_decay), bool(cfg.train.get("decay_kernels_only", False)))
+    freeze = bool(cfg.fl.get("freeze_au_branch", False))
+    if freeze:
+        if not bool(cfg.model.use_au_branch):
+            raise ConfigError("fl.freeze_au_branch=true needs model.use_au_branch=true")
+        tx = frozen_optimizer(tx)
     trainer = make_local_trainer(model, tx, tuple(cfg.train.alpha), mode=str(cfg.train.get("mode", "scan")),
                                  hflip=settings.hflip, au_norm=settings.au_norm, mesh=client_mesh_of(cfg))
     data = device_data(samples)
@@ -155,6 +161,8 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     for split in cfg.protocol.splits:
         for algo_name in cfg.fl.algorithms:
             algorithm = make_algorithm(algo_name, **hp)
+            if freeze:
+                algorithm = freeze_au_branch(algorithm)
             parts = []
             for chunk in _chunks(split_seeds(cfg, split), cfg.protocol.seeds_per_chunk):
                 cdir = workdir / split / algo_name / f"seeds_{chunk[0]}-{chunk[-1]}"
