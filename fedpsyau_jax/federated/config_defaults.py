@@ -14,7 +14,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.name = "fl_synthetic"
     c.data = ml_collections.ConfigDict({"name": "synthetic", "root": "", "cache_dir": "",
                                         "kw": ml_collections.ConfigDict()})
-    c.model = ml_collections.ConfigDict({"use_au_branch": True})
+    c.model = ml_collections.ConfigDict({"use_au_branch": True, "group_tokens": "paper",
+                                         "roi_source": "flow128"})
     c.partition = ml_collections.ConfigDict({"scheme": "equal_subjects", "num_clients": 2,
                                              "seed": 0, "mapping": ml_collections.ConfigDict()})
     c.protocol = ml_collections.ConfigDict({"splits": ("random",), "seeds": (0, 1),

@@ -141,7 +141,10 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     write_json_atomic(workdir / "config.json", json.loads(cfg.to_json_best_effort()))
     log(f"data {cfg.data.name}: {len(samples)} samples; clients: "
         + ", ".join(f"{n}={len(i)}" for n, i in clients))
-    model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(cfg.model.use_au_branch))
+    m = cfg.model
+    model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch),
+                     group_tokens=str(m.get("group_tokens", "paper")),
+                     roi_source=str(m.get("roi_source", "flow128")))
     # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
     # compiled step (runner.round_lrs), as in centralised training.
     tx = make_optimizer(1.0, float(cfg.train.weight_decay), bool(cfg.train.get("decay_kernels_only", False)))
