@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         _add_config_arguments(vp)
     module.add_arguments(vp)
     from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.compile_cache import enable_compilation_cache
+    enable_compilation_cache()
     handler = _console_warnings(verb)
     try:
         if uses_config:

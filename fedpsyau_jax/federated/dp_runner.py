@@ -123,7 +123,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     contribution = jax.tree.map(jnp.copy, reference)
     p_prev = np.zeros(n_rows, np.float32)
     losses = np.full((settings.rounds, n_rows), np.nan, np.float32)
-    record = {"epsilon": [], "clip_fraction": [], "participants": []}
+    record = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
     start = 0
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
@@ -148,6 +148,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     bar = tqdm(total=settings.rounds, initial=start, desc=desc or f"{algorithm.name} (DP)",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     for rnd in range(start, settings.rounds):
+        t_round = time.perf_counter()
         p = sample_participants(np.random.default_rng([rows.seeds[0], rnd, 11]), dp, k, num_groups)
         pj = jnp.asarray(p)
         if rnd > 0:
@@ -178,6 +179,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         record["epsilon"].append(epsilon_after_rounds(dp, rnd + 1))
         record["clip_fraction"].append(float(np.mean(norms[sel] > dp.clip_norm)) if len(sel) else 0.0)
         record["participants"].append(int(len(sel)))
+        record["seconds"].append(time.perf_counter() - t_round)
         bar.update(1)
         bar.set_postfix(loss=f"{np.nanmean(losses[rnd]) if len(sel) else float('nan'):.3f}",
                         eps=f"{record['epsilon'][-1]:.2f}")
@@ -204,6 +206,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         "epsilon_per_round": record["epsilon"],
         "clip_fraction_per_round": record["clip_fraction"],
         "participants_per_round": record["participants"],
+        "seconds_per_round": record["seconds"],
     }
 
 

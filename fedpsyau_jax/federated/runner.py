@@ -233,6 +233,10 @@ def _scores(rows: RowPlan, labels, pred, num_classes: int) -> list[dict]:
     out = []
     pred = np.asarray(pred).reshape(rows.num_rows, -1)
     for r, te in enumerate(rows.test_idx):
+        if len(te) == 0:             # a train-only client (one sample): nothing to score
+            out.append({"uf1": float("nan"), "uar": float("nan"), "accuracy": float("nan"),
+                        "absent_classes": [], "confusion": []})
+            continue
         sc = classification_scores(labels[te], pred[r, :len(te)], num_classes)
         out.append({k: sc[k] for k in ("uf1", "uar", "accuracy", "absent_classes", "confusion")})
     return out

@@ -16,14 +16,19 @@ SPLITS = ("random", "subject")
 
 def client_split(indices: np.ndarray, subjects: np.ndarray, kind: str, seed: int, client: int,
                  train_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, test indices) of one client; both non-empty."""
+    """(train indices, test indices) of one client; both non-empty, except that a
+    one-sample client (a person with one clip in a subject-level partition) of the
+    ``random`` split only trains: its test split is empty and its score is NaN, left
+    out of every per-client mean."""
     indices = np.asarray(indices)
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
     rng = np.random.default_rng([seed, client])
     if kind == "random":
-        if len(indices) < 2:
-            raise ValueError(f"client {client}: {len(indices)} sample(s) cannot be split")
+        if len(indices) == 0:
+            raise ValueError(f"client {client}: no samples")
+        if len(indices) == 1:
+            return indices.copy(), indices[:0]
         perm = rng.permutation(indices)
         n_train = min(max(int(round(train_fraction * len(perm))), 1), len(perm) - 1)
         return np.sort(perm[:n_train]), np.sort(perm[n_train:])

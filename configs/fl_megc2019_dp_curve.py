@@ -1,0 +1,59 @@
+"""Utility–privacy curve of client-level DP on the MEGC2019 composite (privacy issue).
+
+    python scripts/dp_curve.py --config=configs/fl_megc2019_dp_curve.py --out=runs/dp_curve
+
+For each partition in ``curve.partitions`` and each noise multiplier z in
+``curve.noise_multipliers`` (plus one run without DP), ``scripts/dp_curve.py`` runs
+``fedpsyau federate`` in ``<out>/<partition>/z_<z>`` (resumable: finished chunks are
+kept) and plots mean per-client UF1 of the deployed model against ε.
+
+Fixed before any run (nothing chosen on a test split):
+- the local recipe of configs/fl_megc2019_recipe.py (lr 3e-4 warm-up + cosine, class-
+  weighted CE, flip 0.5, paper groups, flow28 ROIs);
+- C = 1.0 — A PRIORI (updates of this 3.8M-parameter model after a local epoch are
+  larger, so C mostly rescales them: the clip fraction is stored per round);
+- δ = 1e-5 — A PRIORI, below 1/(number of people) = 1/68;
+- z ∈ {0 (clipping only, ε = ∞), 0.03, 0.1, 0.3, 1.0} and no DP;
+- by_dataset: 3 sites, every site every round ("all"), 10 rounds × 2 local epochs;
+- per_subject: 68 people, fixed-size sampling of 7 per round (10 %), 30 rounds × 1
+  local epoch, batch 8; a person with one clip only trains (no test split);
+- algorithms FedAvg and P-FedProx; random 70/30 split; seeds 0 and 1 — A PRIORI from
+  the compute budget (2 CPU cores).
+"""
+import importlib.util
+from pathlib import Path
+
+import ml_collections
+
+
+def recipe_config() -> ml_collections.ConfigDict:
+    """configs/fl_megc2019_recipe.py's config (loaded by path: configs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("fl_megc2019_recipe",
+                                                  Path(__file__).with_name("fl_megc2019_recipe.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = recipe_config()
+    c.name = "fl_megc2019_dp_curve"
+    c.fl.algorithms = ("fedavg", "pfedprox")
+    c.protocol.splits = ("random",)
+    c.protocol.seeds = (0, 1)
+    c.fl.dp.enabled = True
+    c.fl.dp.clip_norm = 1.0
+    c.fl.dp.delta = 1e-5
+    c.train.checkpoint_every = 5
+    c.curve = ml_collections.ConfigDict({
+        "noise_multipliers": (0.0, 0.03, 0.1, 0.3, 1.0),
+        "partitions": ml_collections.ConfigDict({
+            "by_dataset": ml_collections.ConfigDict({
+                "scheme": "by_dataset", "num_clients": 3, "sampling": "all", "per_round": 0,
+                "rounds": 10, "local_epochs": 2, "batch_size": 16}),
+            "per_subject": ml_collections.ConfigDict({
+                "scheme": "per_subject", "num_clients": 68, "sampling": "fixed", "per_round": 7,
+                "rounds": 30, "local_epochs": 1, "batch_size": 8}),
+        }),
+    })
+    return c

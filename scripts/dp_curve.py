@@ -1,0 +1,155 @@
+"""Utility–privacy curve: mean per-client UF1 of the deployed model against ε.
+
+    python scripts/dp_curve.py --config=configs/fl_megc2019_dp_curve.py --out=runs/dp_curve \
+        [--partitions by_dataset per_subject] [--config.protocol.seeds="(0,)"]
+
+For every partition of ``curve.partitions`` and every z of ``curve.noise_multipliers``
+(z = 0: clipping only, ε = ∞) plus one run without DP, runs the federated experiment
+(``fedpsyau_jax.federated.experiment.federate``) in ``<out>/<partition>/<z_…|no_dp>``;
+finished chunks are reused, so an interrupted call resumes. Writes
+``<out>/dp_curve.json`` (per point: ε, mean ± std over seeds of the mean per-client UF1
+and UAR, deployed and personal, clip fraction, seconds), ``<out>/dp_curve.md`` and
+``<out>/dp_curve.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def point_config(cfg, part: dict, z: float | None):
+    c = copy.deepcopy(cfg)
+    c.partition.scheme = str(part["scheme"])
+    c.partition.num_clients = int(part["num_clients"])
+    c.fl.rounds = int(part["rounds"])
+    c.fl.local_epochs = int(part["local_epochs"])
+    c.train.batch_size = int(part["batch_size"])
+    if z is None:
+        c.fl.dp.enabled = False
+    else:
+        c.fl.dp.enabled = True
+        c.fl.dp.noise_multiplier = float(z)
+        c.fl.dp.allow_no_noise = z == 0.0
+        c.fl.dp.sampling = str(part["sampling"])
+        c.fl.dp.per_round = int(part["per_round"])
+    return c
+
+
+def summarise_point(summary: dict, workdir: Path) -> dict:
+    import numpy as np
+    out = {"epsilon": summary.get("dp", {}).get("epsilon", math.inf), "algorithms": {}}
+    for split, by_algo in summary["splits"].items():
+        for algo, entry in by_algo.items():
+            rec = {k: entry[k]["mean_over_clients"] for k in ("deployed", "personal")}
+            clip, secs = [], []
+            for res_file in (workdir / split / algo).glob("seeds_*/result.json"):
+                r = json.loads(res_file.read_text(encoding="utf-8"))
+                clip += r.get("clip_fraction_per_round", [])
+                secs.append(r["train_seconds"])
+            rec["clip_fraction"] = float(np.mean(clip)) if clip else None
+            rec["train_seconds"] = float(np.sum(secs))
+            out["algorithms"][f"{split}/{algo}"] = rec
+    return out
+
+
+def write_outputs(points: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fedpsyau_jax.atomic_files import write_json_atomic
+    write_json_atomic(out / "dp_curve.json", points)
+    lines = ["| partition | setting | ε | algorithm | deployed UF1 | deployed UAR | personal UF1 | clip fraction |",
+             "|---|---|---|---|---|---|---|---|"]
+    parts = list(points)
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4), squeeze=False)
+    for ax, part in zip(axes[0], parts):
+        finite = [p for p in points[part].values() if math.isfinite(p["epsilon"])]
+        right = max([p["epsilon"] for p in finite], default=1.0) * 3
+        algos = sorted({a for p in points[part].values() for a in p["algorithms"]})
+        for algo in algos:
+            xs, ys, es = [], [], []
+            for name, p in sorted(points[part].items(), key=lambda kv: -kv[1]["epsilon"]
+                                  if math.isfinite(kv[1]["epsilon"]) else -1e300):
+                if algo not in p["algorithms"]:
+                    continue
+                d = p["algorithms"][algo]["deployed"]["uf1"]
+                x = p["epsilon"] if math.isfinite(p["epsilon"]) else right * (1.5 if name == "no_dp" else 1.0)
+                xs.append(x)
+                ys.append(d["mean"])
+                es.append(d["std"])
+            order = sorted(range(len(xs)), key=lambda i: xs[i])
+            ax.errorbar([xs[i] for i in order], [ys[i] for i in order], yerr=[es[i] for i in order],
+                        marker="o", capsize=3, label=algo.split("/")[-1])
+        ax.set_xscale("log")
+        ax.axvline(right * 0.8, color="grey", lw=0.5, ls=":")
+        ax.text(right * 0.85, ax.get_ylim()[0], "ε = ∞ (z = 0 | no DP)", fontsize=7, rotation=90,
+                va="bottom")
+        ax.set_xlabel("ε (δ = 1e-5), after the last round")
+        ax.set_ylabel("mean per-client UF1, deployed model")
+        ax.set_title(part)
+        ax.legend(fontsize=8)
+        for name, p in points[part].items():
+            for algo, rec in p["algorithms"].items():
+                dep, per = rec["deployed"], rec["personal"]
+                clip = "" if rec["clip_fraction"] is None else f"{rec['clip_fraction']:.2f}"
+                lines.append(f"| {part} | {name} | {p['epsilon']:.3g} | {algo} | "
+                             f"{dep['uf1']['mean']:.3f} ± {dep['uf1']['std']:.3f} | "
+                             f"{dep['uar']['mean']:.3f} ± {dep['uar']['std']:.3f} | "
+                             f"{per['uf1']['mean']:.3f} ± {per['uf1']['std']:.3f} | {clip} |")
+    fig.tight_layout()
+    fig.savefig(out / "dp_curve.png", dpi=110)
+    plt.close(fig)
+    (out / "dp_curve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    from fedpsyau_jax.compile_cache import enable_compilation_cache
+    from fedpsyau_jax.config_loading import load_config, split_config_flags
+    enable_compilation_cache()
+    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.federated.experiment import federate
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest, config_path, overrides = split_config_flags(argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--partitions", nargs="*", default=None)
+    a = ap.parse_args(rest)
+    try:
+        if config_path is None:
+            raise UserError("--config=FILE is required")
+        cfg = load_config(config_path, overrides)
+        parts = a.partitions or list(cfg.curve.partitions)
+        unknown = [p for p in parts if p not in cfg.curve.partitions]
+        if unknown:
+            raise UserError(f"unknown partition(s) {', '.join(unknown)}; the config has "
+                            f"{', '.join(cfg.curve.partitions)}")
+        points: dict = {}
+        for part in parts:
+            spec = dict(cfg.curve.partitions[part])
+            settings = [(f"z_{z:g}", float(z)) for z in cfg.curve.noise_multipliers] + [("no_dp", None)]
+            for name, z in settings:
+                workdir = a.out / part / name
+                print(f"== {part} / {name}", flush=True)
+                summary = federate(point_config(cfg, spec, z), workdir, progress=True)
+                points.setdefault(part, {})[name] = summarise_point(summary, workdir)
+                a.out.mkdir(parents=True, exist_ok=True)
+                write_outputs(points, a.out)               # after every point: partial curves survive
+    except UserError as e:
+        print(f"dp_curve: error: {e}", file=sys.stderr)
+        return 2
+    print((a.out / "dp_curve.md").read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
