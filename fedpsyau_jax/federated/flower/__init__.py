@@ -7,6 +7,10 @@
                    screening and the algorithm's server half ``reduce``
 - ``client_app``   the ClientApp (``app``): train / evaluate handlers
 - ``server_app``   the ServerApp (``app``)
+- ``dp``           client-level DP: Flower's client-side fixed clipping (mod + wrapper)
+                   around ``FedPsyAUStrategy``, ε from the simulator's accountant
+- ``secagg``       secure aggregation: Flower's SecAgg+ (legacy workflow), the
+                   algorithm's ``reduce`` on the securely aggregated mean
 - ``benchmark``    bytes per round per algorithm; the simulator's round time for a run config
 
 Ways to run (README, "Deploying across sites"): ``flwr run .`` (simulation),

@@ -322,7 +322,8 @@ class FedPsyAUStrategy(_FlowerStrategy):
             self.epsilon.append(dp_keys.epsilon(self.dp, len(self.epsilon) + 1))
             dp_record = {"epsilon": self.epsilon[-1], "released": len(accepted),
                          "server_reclipped": int(sum(n > self.dp.clip_norm * (1 + 1e-4) for n in norms))}
-            LOG.info("round %d: DP release of %d clipped update(s) (C=%g, z=%g, m=%g): "
+            # on Flower's logger: it is the one a `flwr run --stream` shows
+            logging.getLogger("flwr").info("round %d: DP release of %d clipped update(s) (C=%g, z=%g, m=%g): "
                      "epsilon %.4f at delta %g", server_round, len(accepted), self.dp.clip_norm,
                      self.dp.noise_multiplier, dp_keys.divisor(self.dp), self.epsilon[-1], self.dp.delta)
         else:
