@@ -40,13 +40,20 @@ def test_fl_casme3_2clients_on_fixture(tmp_path, capsys):
     work = tmp_path / "run"
     argv = ["federate", "--config", str(ROOT / "configs/fl_casme3_2clients.py"), "--workdir", str(work),
             "--no-progress", "--set", f"data.root={root}", "--set", f"data.cache_dir={tmp_path / 'cache'}",
-            "--set", "fl.algorithms=('fedavg','pfedprox')", "--set", "protocol.splits=('random','subject')"]
+            "--set", "fl.algorithms=('fedavg','pfedprox')", "--set", "protocol.splits=('random','subject')",
+            "--set", "fl.eval_every_round=true"]
     for o in TINY:
         argv += ["--set", o]
     assert cli_main(argv) == 0
     out = capsys.readouterr().out
     assert "split `subject`" in out and "| fedavg |" in out
     res = _check_results(work, 2, ["fedavg", "pfedprox"], ("random", "subject"))
+    # the per-round curve (plots only) ends at the final deployed model's score
+    chunk = json.loads((work / "random" / "pfedprox" / "seeds_0-0" / "result.json").read_text())
+    assert len(chunk["deployed_uf1_per_round"]) == 2
+    np.testing.assert_allclose(chunk["deployed_uf1_per_round"][-1], [d["uf1"] for d in chunk["deployed"]],
+                               rtol=1e-6)
+    assert (work / "fl_random_convergence.png").stat().st_size > 1000
     # subject split: no test subject of a client appears in its training data
     assert res["splits"]["subject"]["pfedprox"]["per_seed"][0]["num_test"][0] >= 1
     # a re-run finds every chunk finished and only rebuilds the summary

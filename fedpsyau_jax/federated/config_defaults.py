@@ -26,6 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
         "mu": 0.01,        # FedProx / P-FedProx proximal coefficient
         "theta": 0.9,      # P-FedProx self weight (paper)
         "reset_optimizer": False,  # True: fresh AdamW every round (reference); False: kept (a priori)
+        "eval_every_round": False,  # True: deployed test UF1 per round, for convergence plots only
         "freeze_au_branch": False,  # True: the paper's variant, AU branch neither trained nor sent
         # Client-level DP (federated/dp_aggregation.py): clip each update to C, Gaussian
         # noise z·C on the sum, equal client weights; clients sampled per round.

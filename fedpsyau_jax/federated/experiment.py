@@ -50,6 +50,7 @@ def settings_from_config(cfg) -> TrainSettings:
                          fallback_prior=str(t.get("fallback_prior", "reference_dfme")),
                          train_fraction=float(cfg.protocol.train_fraction),
                          checkpoint_every=int(t.checkpoint_every),
+                         eval_every_round=bool(fl.get("eval_every_round", False)),
                          reset_optimizer=bool(cfg.fl.get("reset_optimizer", False)))
 
 

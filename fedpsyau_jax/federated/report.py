@@ -62,6 +62,13 @@ def summarise(results: dict, cfg=None) -> dict:
                 losses.append(lp.reshape(lp.shape[0], len(p["seeds"]), k).transpose(1, 0, 2))
                 entry["per_seed"].append({"seeds": p["seeds"], "num_train": p["num_train"],
                                           "num_test": p["num_test"]})
+            curves = [np.asarray(p["deployed_uf1_per_round"], np.float64) for p in parts
+                      if "deployed_uf1_per_round" in p]
+            if curves and len(curves) == len(parts):
+                cv = np.concatenate([c.reshape(c.shape[0], len(p["seeds"]), k).transpose(1, 0, 2)
+                                     for c, p in zip(curves, parts)])        # (seeds, rounds, K)
+                entry["deployed_uf1_per_round"] = {
+                    "mean": np.nanmean(cv, axis=0).tolist(), "std": np.nanstd(cv, axis=0).tolist()}
             all_loss = np.concatenate(losses)                              # (seeds, rounds, K)
             entry["loss_per_round"] = np.nanmean(all_loss, axis=0).tolist()  # (rounds, K)
             s_out[algo] = entry
@@ -130,4 +137,30 @@ def write_figures(summary: dict, workdir) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
+        if all("deployed_uf1_per_round" in by_algo[a] for a in algos):
+            paths.append(_convergence_figure(split, by_algo, algos, clients, workdir, plt))
     return paths
+
+
+def _convergence_figure(split, by_algo, algos, clients, workdir, plt) -> Path:
+    """Fig. 5 style: per client, the deployed model's test UF1 after every round
+    (mean ± std over seeds) for each algorithm. For reading convergence only; results
+    are the last round's."""
+    fig, axes = plt.subplots(1, len(clients), figsize=(4 * len(clients), 3.4), squeeze=False)
+    for j, (ax, c) in enumerate(zip(axes[0], clients)):
+        for a in algos:
+            cur = by_algo[a]["deployed_uf1_per_round"]
+            m, sd = np.asarray(cur["mean"])[:, j], np.asarray(cur["std"])[:, j]
+            r = np.arange(1, len(m) + 1)
+            ax.plot(r, m, marker=".", label=a)
+            ax.fill_between(r, m - sd, m + sd, alpha=0.15)
+        ax.set_title(f"{c} ({split} split)")
+        ax.set_xlabel("round")
+        ax.set_ylabel("test UF1, deployed model")
+        ax.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(workdir) / f"fl_{split}_convergence.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -9,7 +9,9 @@ evaluated twice on its own test split:
   ``deployed`` — the model the algorithm hands the client for the next round (the
   global model for FedAvg/FedProx, the mixed start point for P-FedProx, shared body +
   own head for FedRep, the own model for Local). ``deployed`` is the headline number.
-Both are fixed before training (no test-based selection; no per-round test metric).
+Both are fixed before training (no test-based selection). ``eval_every_round`` adds
+the deployed model's per-client test UF1 after every round, for Fig. 5-style
+convergence plots only: nothing reads it to choose a round or a setting.
 
 Resumable: the stacked states are checkpointed every ``checkpoint_every`` rounds with
 ``fedpsyau_jax.training.checkpoints``; step plans and dropout keys derive from (seed, client,
@@ -88,6 +90,7 @@ class TrainSettings:
     weighted_ce: bool = False
     hflip: float = 0.0
     au_norm: str = "known_entries"
+    eval_every_round: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,13 +273,15 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         place(_pad_rows(init_row_states(model, tx, rows, trainer), pad)), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
+    curve = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)   # eval_every_round
     start = 0
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
         target = {"states": _raw_keys(_unpad(states, n_rows)), "anchors": _unpad(anchors, n_rows),
-                  "losses": losses}
+                  "losses": losses, "curve": curve}
         restored, meta = restore_checkpoint(ckpt_dir, name, target)
+        curve = np.asarray(restored["curve"])
         st = jax.tree.map(jnp.asarray, restored["states"])
         states = place(_pad_rows(st.replace(key=jax.random.wrap_key_data(st.key)), pad))
         anchors = place(_pad_rows(jax.tree.map(jnp.asarray, restored["anchors"]), pad))
@@ -303,11 +308,15 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         states, anchors = communicate(states, n, groups)
         if settings.reset_optimizer:
             states = reset_optimizer_states(tx, states)
+        if settings.eval_every_round:
+            beta = betas_all[(rnd + 1) * settings.local_epochs - 1]
+            pred = _evaluate(trainer, states, data, rows, settings, beta, pad, place)
+            curve[rnd] = [sc["uf1"] for sc in _scores(rows, labels, pred, samples.num_classes)]
         bar.update(1)
         bar.set_postfix(loss=f"{np.nanmean(losses[rnd]):.3f}")
         if ckpt_dir is not None and settings.checkpoint_every and (
                 (rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds):
-            _save_round(ckpt_dir, rnd, _unpad(states, n_rows), _unpad(anchors, n_rows), losses)
+            _save_round(ckpt_dir, rnd, _unpad(states, n_rows), _unpad(anchors, n_rows), losses, curve)
     bar.close()
     deployed_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
     if personal_pred is None:        # resumed after the last round's training (cannot happen
@@ -321,6 +330,8 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         "personal": _scores(rows, labels, personal_pred, samples.num_classes),
         "train_seconds": time.perf_counter() - t0,
     }
+    if settings.eval_every_round:
+        result["deployed_uf1_per_round"] = curve.tolist()           # (rounds, rows); plots only
     return result
 
 
@@ -365,9 +376,10 @@ def _raw_keys(states):
     return states.replace(key=jax.random.key_data(states.key))
 
 
-def _save_round(ckpt_dir: Path, rnd: int, states, anchors, losses) -> None:
+def _save_round(ckpt_dir: Path, rnd: int, states, anchors, losses, curve) -> None:
     name = f"round_{rnd + 1:04d}"
-    save_checkpoint(ckpt_dir, name, {"states": _raw_keys(states), "anchors": anchors, "losses": losses},
+    save_checkpoint(ckpt_dir, name, {"states": _raw_keys(states), "anchors": anchors, "losses": losses,
+                                     "curve": curve},
                     {"next_round": rnd + 1})
     for old in Path(ckpt_dir).glob("round_*"):     # keep the newest only (states are large)
         if old.name != name:
