@@ -2,22 +2,17 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 pytest.importorskip("dp_accounting")
 
-from data_pipelines.synthetic import make_synthetic  # noqa: E402
 from fedpsyau_jax.federated import make_algorithm, make_upload  # noqa: E402
 from fedpsyau_jax.federated.dp_aggregation import upload_tree  # noqa: E402
 from fedpsyau_jax.federated.dp_runner import _release, _start_points, run_dp_federation  # noqa: E402
-from fedpsyau_jax.federated.local_training import make_local_trainer  # noqa: E402
-from fedpsyau_jax.federated.partitions import partition_clients  # noqa: E402
 from fedpsyau_jax.federated.privacy import DPSettings, epsilon_after_rounds, global_norm  # noqa: E402
 from fedpsyau_jax.federated.runner import TrainSettings, plan_rows  # noqa: E402
-from fedpsyau_jax.network.model import FedPsyAU  # noqa: E402
-from fedpsyau_jax.training.batching import device_data  # noqa: E402
 from test_federated_aggregation import _state, _tree  # noqa: E402
+from test_federated_training import env  # noqa: E402,F401  (the small flow-only federation)
 
 ALGOS = ("fedavg", "fedprox", "fedrep", "pfedprox")
 
@@ -132,16 +127,6 @@ def test_fixed_size_accounting_counts_the_replace_one_sensitivity_2c():
     assert epsilon_after_rounds(some, 20) < epsilon_after_rounds(fixed, 20)
     clip_only = DPSettings(clip_norm=1.0, noise_multiplier=0.0, allow_no_noise=True)
     assert epsilon_after_rounds(clip_only, 3) == float("inf")
-
-
-@pytest.fixture(scope="module")
-def env():
-    samples = make_synthetic(num_subjects=6, samples_per_subject=4, seed=1)
-    model = FedPsyAU(3, use_au_branch=False)
-    tx = optax.sgd(0.05, momentum=0.9)
-    clients = partition_clients(samples, "equal_subjects", 3, seed=0)
-    return {"samples": samples, "model": model, "tx": tx, "data": device_data(samples),
-            "clients": clients, "trainer": make_local_trainer(model, tx, mode="step")}
 
 
 def _run(env, tmp_path, trainer=None, algo="pfedprox"):

@@ -197,11 +197,16 @@ def test_sharded_clients_equal_unsharded():
         np.testing.assert_allclose(np.asarray(pa), np.asarray(pb), atol=1e-5)
         print("SHARDED_OK")
     """)
+    _on_four_devices(code, "SHARDED_OK")
+
+
+def _on_four_devices(code: str, marker: str) -> None:
+    """Run ``code`` in a fresh interpreter with 4 host devices; it must print ``marker``."""
     env_vars = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                     PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_vars,
                          capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0 and "SHARDED_OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
+    assert out.returncode == 0 and marker in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
 
 
 def test_fedavg_and_pfedprox_after_real_local_training_of_unequal_clients(env):
@@ -300,8 +305,4 @@ def test_real_runs_shard_any_number_of_rows_over_the_devices():
         assert len(out["four"]["deployed"]) == 3
         print("PADDED_SHARDED_OK")
     """)
-    env_vars = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_vars,
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0 and "PADDED_SHARDED_OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
+    _on_four_devices(code, "PADDED_SHARDED_OK")
