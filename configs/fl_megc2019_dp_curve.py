@@ -20,19 +20,17 @@ Fixed before any run (nothing chosen on a test split):
 - algorithms FedAvg and P-FedProx; random 70/30 split; seeds 0 and 1 — A PRIORI from
   the compute budget (2 CPU cores).
 """
-import importlib.util
 from pathlib import Path
 
 import ml_collections
 
+from fedpsyau_jax.config_loading import load_config
+
 
 def recipe_config() -> ml_collections.ConfigDict:
-    """configs/fl_megc2019_recipe.py's config (loaded by path: configs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("fl_megc2019_recipe",
-                                                  Path(__file__).with_name("fl_megc2019_recipe.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    c = load_config(Path(__file__).with_name("fl_megc2019_recipe.py"))
+    c.config_file = str(Path(__file__))          # this file made the config, not the recipe's
+    return c
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -26,11 +26,11 @@ Every setting fixed BEFORE any federated run (nothing chosen on a client's test 
 - evaluation: the deployed and the personal model after the last round (fixed); the
   per-round test UF1 is recorded for the convergence figure only.
 """
-import importlib.util
 from pathlib import Path
 
 import ml_collections
 
+from fedpsyau_jax.config_loading import load_config
 from fedpsyau_jax.federated.config_defaults import base_config
 
 #: The centralised recipe's keys carried over to every client's local training.
@@ -39,12 +39,7 @@ RECIPE_KEYS = ("lr_schedule", "warmup_epochs", "min_lr_ratio", "weight_decay", "
 
 
 def central_config() -> ml_collections.ConfigDict:
-    """configs/megc2019_composite_loso.py (loaded by path: configs/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "megc2019_composite_loso", Path(__file__).with_name("megc2019_composite_loso.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config(Path(__file__).with_name("megc2019_composite_loso.py"))
 
 
 def get_config() -> ml_collections.ConfigDict:
