@@ -142,3 +142,19 @@ def test_flower_equals_simulator(algorithm, tmp_path, caplog):
             assert not shapes & {(128, 128, 3), (28, 28, 3), (65, 2), (12, 12), (12,)}
             assert all(isinstance(v, (int, float)) for v in msg.content["metrics"].values())
             assert set(msg.content["site"].keys()) == {"name"}
+
+
+def test_reset_optimizer_in_the_deployment_equals_the_simulator(tmp_path):
+    """``reset-optimizer=true`` (a fresh AdamW each round, the reference's habit) gives the
+    simulator's numbers on Flower too, and differs from keeping the optimiser state."""
+    run_config = dict(RUN, algorithm="fedprox", **{"reset-optimizer": True})
+    sim = run_simulator(run_config)
+    kept = run_simulator(dict(RUN, algorithm="fedprox"))
+    assert sim["loss_per_round"][1] != pytest.approx(kept["loss_per_round"][1], rel=1e-6)
+    strat, _, _ = run_flower_in_process(run_config, tmp_path)
+    res = strat.results()
+    for k, name in enumerate(sim["clients"]):
+        for rnd in range(2):
+            np.testing.assert_allclose(res["sites"][name]["train"][rnd + 1]["train-loss"],
+                                       sim["loss_per_round"][rnd][k], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(res["sites"][name]["deployed"]["uf1"], sim["deployed"][k]["uf1"], atol=1e-4)

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "weight-decay": 0.01,
     "alpha": "0.2,0.8,0.8",
     "mode": "step",
+    "reset-optimizer": False,       # True: a fresh AdamW state every round (the reference's habit)
     "use-au-branch": True,
     "num-classes": 3,
     # data of a site that has no ``data-root`` in its node config (simulation, tests):
@@ -106,7 +107,7 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
         eval_batch_size=int(cfg["eval-batch-size"]), oversample=_bool(cfg["oversample"]),
         beta_schedule=str(cfg["beta-schedule"]), beta0=float(cfg["beta0"]), prior=str(cfg["prior"]),
         fallback_prior=str(cfg["fallback-prior"]), train_fraction=float(cfg["train-fraction"]),
-        checkpoint_every=0)
+        checkpoint_every=0, reset_optimizer=_bool(cfg["reset-optimizer"]))
     kw = cfg["dataset-kw"]
     alpha = tuple(float(a) for a in str(cfg["alpha"]).split(","))
     if len(alpha) != 3:

@@ -120,13 +120,22 @@ class Site:
         import jax
         import jax.numpy as jnp
         if broadcast is None:
-            return state, jax.tree.map(jnp.copy, state.params)
+            return self._reset(state), jax.tree.map(jnp.copy, state.params)
         rows = jax.tree.map(lambda x: jnp.asarray(x)[None], broadcast)
         n = jnp.asarray(self.rows.num_samples)
         message = self.algorithm.combine(state.params, n, rows)
         state, anchors = self.algorithm.client_update(state, message)
         # own buffers for the anchor: local training donates the state's
-        return state, jax.tree.map(jnp.copy, anchors)
+        return self._reset(state), jax.tree.map(jnp.copy, anchors)
+
+    def _reset(self, state):
+        """``reset-optimizer``: a fresh optimiser state at the received params, as the
+        simulator resets after every communication (on a fresh state it is a no-op,
+        so doing it in every round, the first and Local's included, matches)."""
+        if not self.spec.settings.reset_optimizer:
+            return state
+        from fedpsyau_jax.federated.runner import reset_optimizer_states
+        return reset_optimizer_states(self.tx, state)
 
     def receive_release(self, state, release, release_round: int, participated: bool,
                         contribution=None):
@@ -162,15 +171,18 @@ class Site:
         message = self.algorithm.combine_noisy_mean(state.params, p, rows(release), contrib,
                                                     divisor(self.spec.dp))
         state, anchors = self.algorithm.client_update(state, message)
-        return state, jax.tree.map(jnp.copy, anchors)
+        return self._reset(state), jax.tree.map(jnp.copy, anchors)
 
     def train(self, state, anchors, rnd: int):
         """Local training of round ``rnd`` (0-based): (state, mean loss)."""
-        from fedpsyau_jax.federated.runner import round_inputs
+        from fedpsyau_jax.federated.runner import round_inputs, round_lrs, row_class_weights
         labels = np.asarray(self.samples.label)
-        idx, mask, betas = round_inputs(self.rows, labels, rnd, self.spec.settings, self.betas_all)
+        s = self.spec.settings
+        idx, mask, betas = round_inputs(self.rows, labels, rnd, s, self.betas_all)
+        lrs = round_lrs(s, rnd, mask, idx.shape[1] // s.local_epochs)       # None: rate in tx
+        class_w = row_class_weights(self.rows, labels, self.samples.num_classes, s)
         state, mean_loss, _ = self.trainer.train(state, anchors, self.algorithm.mu, self.data,
-                                                 idx, mask, betas)
+                                                 idx, mask, betas, lrs, class_w)
         return state, float(np.asarray(mean_loss)[0])
 
     def evaluate(self, state) -> dict:
