@@ -13,10 +13,14 @@ Fixed before any run (nothing chosen on a test split):
 - C = 1.0 — A PRIORI (updates of this 3.8M-parameter model after a local epoch are
   larger, so C mostly rescales them: the clip fraction is stored per round);
 - δ = 1e-5 — A PRIORI, below 1/(number of people) = 1/68;
-- z ∈ {0 (clipping only, ε = ∞), 0.03, 0.1, 0.3, 1.0} and no DP;
+- z ∈ {0 (clipping only, ε = ∞), 0.1, 0.3, 1, 2, 4} and no DP — A PRIORI from the
+  accountant alone (no training): z = 0.1 and 0.3 give ε in the hundreds (no meaningful
+  privacy, for the shape of the curve), z = 1–4 give ε from ~20 down to ~1–4;
 - by_dataset: 3 sites, every site every round ("all"), 10 rounds × 2 local epochs;
-- per_subject: 68 people, fixed-size sampling of 7 per round (10 %), 30 rounds × 1
-  local epoch, batch 8; a person with one clip only trains (no test split);
+- per_subject: 68 people, Poisson sampling with rate 0.1 per round (≈ 7 people; the
+  add/remove accounting is tighter than fixed-size replace-one: z = 1, 30 rounds gives
+  ε ≈ 5.0 against 33 for 7-of-68 fixed-size), divisor q·K = 6.8, 30 rounds × 1 local
+  epoch, batch 8; a person with one clip only trains (no test split);
 - algorithms FedAvg and P-FedProx; random 70/30 split; seeds 0 and 1 — A PRIORI from
   the compute budget (2 CPU cores).
 """
@@ -44,13 +48,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.fl.dp.delta = 1e-5
     c.train.checkpoint_every = 5
     c.curve = ml_collections.ConfigDict({
-        "noise_multipliers": (0.0, 0.03, 0.1, 0.3, 1.0),
+        "noise_multipliers": (0.0, 0.1, 0.3, 1.0, 2.0, 4.0),
         "partitions": ml_collections.ConfigDict({
             "by_dataset": ml_collections.ConfigDict({
-                "scheme": "by_dataset", "num_clients": 3, "sampling": "all", "per_round": 0,
+                "scheme": "by_dataset", "num_clients": 3, "sampling": "all", "rate": 1.0,
+                "per_round": 0,
                 "rounds": 10, "local_epochs": 2, "batch_size": 16}),
             "per_subject": ml_collections.ConfigDict({
-                "scheme": "per_subject", "num_clients": 68, "sampling": "fixed", "per_round": 7,
+                "scheme": "per_subject", "num_clients": 68, "sampling": "poisson", "rate": 0.1,
+                "per_round": 0,
                 "rounds": 30, "local_epochs": 1, "batch_size": 8}),
         }),
     })

@@ -40,6 +40,7 @@ def point_config(cfg, part: dict, z: float | None):
         c.fl.dp.allow_no_noise = z == 0.0
         c.fl.dp.sampling = str(part["sampling"])
         c.fl.dp.per_round = int(part["per_round"])
+        c.fl.dp.rate = float(part.get("rate", 1.0))
     return c
 
 
