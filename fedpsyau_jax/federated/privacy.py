@@ -129,13 +129,13 @@ def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
         acc = RdpAccountant()
         rate = 1.0 if s.sampling == "all" else s.rate
         event = gauss if rate == 1.0 else PoissonSampledDpEvent(rate, gauss)
-    acc.compose(event, rounds)
     # dp-accounting warns for every RDP order whose series does not converge and drops
     # that order (a valid, slightly looser bound); once per round that floods the log.
     absl = logging.getLogger("absl")
     level = absl.level
     absl.setLevel(logging.ERROR)
     try:
+        acc.compose(event, rounds)
         return float(acc.get_epsilon(s.delta))
     finally:
         absl.setLevel(level)
