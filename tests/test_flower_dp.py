@@ -115,21 +115,8 @@ def test_clip_mod_bounds_every_update_a_site_sends():
 
 
 def _simulator_dp(run_config: dict) -> dict:
-    from data_pipelines.synthetic import make_synthetic
-    from fedpsyau_jax.federated.dp_runner import run_dp_federation
-    from fedpsyau_jax.federated.local_training import make_local_trainer
-    from fedpsyau_jax.federated.partitions import partition_clients
-    from fedpsyau_jax.federated.runner import plan_rows
-    from fedpsyau_jax.training.batching import device_data
-    spec = run_spec(run_config)
-    samples = make_synthetic(**KW)
-    model, tx, algo = build(spec)
-    clients = partition_clients(samples, spec.partition_scheme, K, spec.partition_seed)
-    rows = plan_rows(samples, clients, [spec.seed], spec.split, spec.settings)
-    trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
-    return run_dp_federation(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples,
-                             data=device_data(samples), rows=rows, settings=spec.settings,
-                             dp=DPSettings(**{**spec.dp.__dict__, "num_clients": 0}), progress=False)
+    from test_flower_equivalence import run_simulator
+    return run_simulator(run_config, dp=DPSettings(**{**run_spec(run_config).dp.__dict__, "num_clients": 0}))
 
 
 def _dp_strategy(run_config: dict):

@@ -82,16 +82,21 @@ def run_flower_in_process(run_config: dict, site_dir=None, restart=None):
     return strat, all_replies, contexts
 
 
-def run_simulator(run_config: dict) -> dict:
+def run_simulator(run_config: dict, dp=None) -> dict:
+    """The stacked simulator on the run's settings; ``dp`` (privacy.DPSettings): the DP
+    simulator ``run_dp_federation`` instead."""
     spec = run_spec(run_config)
     samples = make_synthetic(**KW)
     model, tx, algo = build(spec)
     clients = partition_clients(samples, spec.partition_scheme, K, spec.partition_seed)
     rows = plan_rows(samples, clients, [spec.seed], spec.split, spec.settings)
     trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
-    return run_federation(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples,
-                          data=device_data(samples), rows=rows, settings=spec.settings,
-                          progress=False)
+    kw = dict(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples,
+              data=device_data(samples), rows=rows, settings=spec.settings, progress=False)
+    if dp is not None:
+        from fedpsyau_jax.federated.dp_runner import run_dp_federation
+        return run_dp_federation(dp=dp, **kw)
+    return run_federation(**kw)
 
 
 @pytest.mark.parametrize("algorithm", ["fedavg", "pfedprox", "fedrep", "local"])
