@@ -205,6 +205,8 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     summary["wall_seconds_this_call"] = time.perf_counter() - t0
     summary["jax"] = {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]}
     write_json_atomic(workdir / "results.json", summary)
-    (workdir / "results.md").write_text(write_markdown(summary), encoding="utf-8")
+    (workdir / "results.md").write_text(write_markdown(summary) + "\n"
+                                        + write_markdown(summary, "personal", header=False),
+                                        encoding="utf-8")
     write_figures(summary, workdir)
     return summary

@@ -42,8 +42,10 @@ def summarise(results: dict, cfg=None) -> dict:
             for kind in ("deployed", "personal"):
                 per_client = {c: {"uf1": [], "uar": []} for c in clients}
                 overall = {"uf1": [], "uar": []}
+                overall_seeds = []
                 for p in parts:
                     for si, seed in enumerate(p["seeds"]):
+                        overall_seeds.append(int(seed))
                         rows = p[kind][si * k:(si + 1) * k]
                         for c, r in zip(clients, rows):
                             per_client[c]["uf1"].append(r["uf1"])
@@ -54,6 +56,11 @@ def summarise(results: dict, cfg=None) -> dict:
                     "per_client": {c: {m: _mean_std(v[m]) for m in ("uf1", "uar")}
                                    for c, v in per_client.items()},
                     "mean_over_clients": {m: _mean_std(overall[m]) for m in ("uf1", "uar")},
+                    # per seed, for the paired comparison (same seed = same partition,
+                    # split, initialisation and batch order for every algorithm)
+                    "mean_over_clients_per_seed": {"seeds": overall_seeds,
+                                                   **{m: [float(x) for x in overall[m]]
+                                                      for m in ("uf1", "uar")}},
                     "raw": {c: per_client[c] for c in clients},
                 }
             for p in parts:
@@ -73,6 +80,55 @@ def summarise(results: dict, cfg=None) -> dict:
             entry["loss_per_round"] = np.nanmean(all_loss, axis=0).tolist()  # (rounds, K)
             s_out[algo] = entry
         out["splits"][split] = s_out
+    out["paired"] = paired_comparison(out)
+    return out
+
+
+def paired_difference(a, b, replicates: int = 10000, seed: int = 0) -> dict:
+    """Paired a − b over repeats (seeds): mean, 95 % percentile-bootstrap interval of the
+    mean difference (resampling seeds), the Wilcoxon signed-rank two-sided p-value, and
+    whether the interval excludes zero. NaN pairs (a client without test data) dropped."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    n = len(d)
+    if n == 0:
+        return {"n": 0, "mean": float("nan"), "ci": [float("nan")] * 2, "p_wilcoxon": float("nan"),
+                "excludes_zero": False, "wins": 0, "losses": 0}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, n, size=(replicates, n))].mean(axis=1)
+    lo, hi = (float(x) for x in np.percentile(means, [2.5, 97.5]))
+    p = float("nan")
+    if n >= 2 and np.any(d != 0):
+        from scipy.stats import wilcoxon
+        p = float(wilcoxon(d).pvalue)
+    return {"n": int(n), "mean": float(d.mean()), "ci": [lo, hi], "p_wilcoxon": p,
+            "excludes_zero": bool(lo > 0 or hi < 0),
+            "wins": int(np.sum(d > 0)), "losses": int(np.sum(d < 0))}
+
+
+def paired_comparison(summary: dict, reference: str = "pfedprox") -> dict:
+    """{split: {kind: {metric: {other algorithm: paired_difference(reference − other)}}}}
+    on the mean-over-clients score of each seed, for every split that ran ``reference``."""
+    out = {}
+    for split, by_algo in summary["splits"].items():
+        if reference not in by_algo:
+            continue
+        out[split] = {}
+        for kind in ("deployed", "personal"):
+            ref = by_algo[reference][kind]["mean_over_clients_per_seed"]
+            out[split][kind] = {}
+            for metric in ("uf1", "uar"):
+                res = {}
+                for algo, e in by_algo.items():
+                    if algo == reference:
+                        continue
+                    other = e[kind]["mean_over_clients_per_seed"]
+                    common = [s for s in ref["seeds"] if s in other["seeds"]]
+                    a = [ref[metric][ref["seeds"].index(s)] for s in common]
+                    b = [other[metric][other["seeds"].index(s)] for s in common]
+                    res[algo] = paired_difference(a, b)
+                out[split][kind][metric] = res
     return out
 
 
@@ -80,10 +136,12 @@ def _fmt(ms: dict) -> str:
     return f"{ms['mean']:.3f} ± {ms['std']:.3f}" if ms["n"] else "n/a"
 
 
-def write_markdown(summary: dict, kind: str = "deployed") -> str:
+def write_markdown(summary: dict, kind: str = "deployed", header: bool = True) -> str:
+    """Per-client and mean-over-clients tables of one model kind (``deployed`` or
+    ``personal``) and the paired P-FedProx comparison; ``header``: the config line."""
     lines = []
     cfg = summary.get("config", {})
-    if cfg:
+    if cfg and header:
         lines.append(f"Config {cfg.get('name', '')}: {cfg['rounds']} rounds × {cfg['local_epochs']} "
                      f"local epoch(s), lr {cfg['lr']}, batch {cfg['batch_size']}, μ {cfg['mu']}, "
                      f"θ {cfg['theta']}, seeds {cfg['seeds']}"
@@ -100,6 +158,21 @@ def write_markdown(summary: dict, kind: str = "deployed") -> str:
                 cells = [_fmt(e[kind]["per_client"][c][metric]) for c in clients]
                 cells.append(_fmt(e[kind]["mean_over_clients"][metric]))
                 lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+            lines.append("")
+        pair = summary.get("paired", {}).get(split, {}).get(kind)
+        if pair:
+            lines.append(f"**split `{split}` — paired over seeds, pfedprox − other ({kind} model, "
+                         "mean over clients; 95 % bootstrap interval over seeds, Wilcoxon p)**")
+            lines.append("")
+            lines.append("| other | ΔUF1 | ΔUAR | seeds pfedprox better / worse (UF1) |")
+            lines.append("|---|---|---|---|")
+            for algo, d in pair["uf1"].items():
+                u = pair["uar"][algo]
+                cell = lambda x: (f"{x['mean']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}], "
+                                  f"p {x['p_wilcoxon']:.3g}" + (" *" if x["excludes_zero"] else ""))
+                lines.append(f"| {algo} | {cell(d)} | {cell(u)} | {d['wins']} / {d['losses']} |")
+            lines.append("")
+            lines.append("(* the interval excludes zero)")
             lines.append("")
     return "\n".join(lines)
 
