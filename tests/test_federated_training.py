@@ -279,7 +279,8 @@ def test_rate_as_a_step_argument_equals_the_rate_in_the_optimiser(env):
 
 
 def test_real_runs_shard_any_number_of_rows_over_the_devices():
-    """run_federation with 3 rows on 4 devices (one padding row) = the one-device run."""
+    """run_federation with 3 rows on 4 devices (one padding row) = the one-device run;
+    the same for the DP simulator (sampled sub-stacks padded to the device count)."""
     code = textwrap.dedent("""
         import jax, numpy as np, optax
         assert len(jax.devices()) == 4
@@ -303,6 +304,21 @@ def test_real_runs_shard_any_number_of_rows_over_the_devices():
         np.testing.assert_allclose(out["one"]["loss_per_round"], out["four"]["loss_per_round"], rtol=1e-5)
         assert [d["uf1"] for d in out["one"]["deployed"]] == [d["uf1"] for d in out["four"]["deployed"]]
         assert len(out["four"]["deployed"]) == 3
+        # the DP simulator too: its trained sub-stacks and evaluations are padded to the
+        # device count (2 of 3 clients a round -> 4 rows on 4 devices)
+        from fedpsyau_jax.federated.dp_runner import run_dp_federation
+        from fedpsyau_jax.federated.privacy import DPSettings
+        dp = DPSettings(clip_norm=1e6, noise_multiplier=0.0, allow_no_noise=True, sampling="fixed",
+                        per_round=2)
+        for name, mesh in (("one", None), ("four", client_mesh(4))):
+            tr = make_local_trainer(model, tx, mode="step", mesh=mesh)
+            out[name] = run_dp_federation(trainer=tr, algorithm=make_algorithm("pfedprox"), model=model,
+                                          tx=tx, samples=s, data=device_data(s), rows=rows, settings=st,
+                                          dp=dp, progress=False)
+        assert out["one"]["participants_per_round"] == out["four"]["participants_per_round"] == [2, 2]
+        np.testing.assert_allclose(out["one"]["loss_per_round"], out["four"]["loss_per_round"], rtol=1e-5)
+        for kind in ("deployed", "personal"):
+            assert [d["uf1"] for d in out["one"][kind]] == [d["uf1"] for d in out["four"][kind]]
         print("PADDED_SHARDED_OK")
     """)
     _on_four_devices(code, "PADDED_SHARDED_OK")

@@ -22,6 +22,7 @@ equal client weights (tested). Resumable per round like ``run_federation``.
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import sys
 import time
@@ -37,13 +38,15 @@ from fedpsyau_jax.federated.dp_aggregation import dp_reduce, upload_tree
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.privacy import (DPSettings, PrivacyError, denominator,
                                             epsilon_after_rounds, sample_participants)
-from fedpsyau_jax.federated.runner import (RowPlan, TrainSettings, _raw_keys, _scores, eval_plans,
+from fedpsyau_jax.federated.runner import (RowPlan, TrainSettings, _pad_host, _pad_rows, _raw_keys,
+                                           _scores, eval_plans,
                                            init_row_states, reset_optimizer_states, round_inputs,
                                            round_lrs, row_class_weights)
 from fedpsyau_jax.federated.server_round import make_init
 from fedpsyau_jax.federated.upload import make_upload
 from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
+from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 
 #: Poisson sampling draws a different number of clients each round; the trained stack
 #: is padded up to a multiple of this so only a few shapes ever compile.
@@ -88,12 +91,30 @@ def _put(tree, rows: np.ndarray, part):
     return jax.tree.map(lambda x, y: x.at[rows].set(y[:len(rows)]), tree, part)
 
 
-def _bucketed(sel: np.ndarray, total: int) -> np.ndarray:
-    """``sel`` padded (with its first row repeated) to a multiple of ROW_BUCKET ≤ total."""
-    want = min(total, -(-len(sel) // ROW_BUCKET) * ROW_BUCKET) if len(sel) else 0
+def _bucketed(sel: np.ndarray, total: int, devices: int = 1) -> np.ndarray:
+    """``sel`` padded (with its first row repeated) to a multiple of ROW_BUCKET ≤ total;
+    on several devices to a multiple of lcm(ROW_BUCKET, devices) (the sharded trainer
+    splits the row axis evenly; repeated rows are masked, so the cap is not needed)."""
+    if not len(sel):
+        return sel
+    if devices > 1:
+        b = math.lcm(ROW_BUCKET, devices)
+        want = -(-len(sel) // b) * b
+    else:
+        want = min(total, -(-len(sel) // ROW_BUCKET) * ROW_BUCKET)
     if want <= len(sel):
         return sel
     return np.concatenate([sel, np.full(want - len(sel), sel[0], sel.dtype)])
+
+
+def _evaluate_all(trainer, states, data, rows: RowPlan, settings, beta, place, n_dev: int):
+    """Predictions of every row; on several devices the rows are padded to a multiple
+    of the device count (copies of row 0, mask 0) and the padding cut off again."""
+    ei, em = eval_plans(rows, settings.eval_batch_size)
+    pad = padded_width(rows.num_rows, trainer.mesh) - rows.num_rows if n_dev > 1 else 0
+    pred = trainer.evaluate(place(_pad_rows(states, pad)), data, place(_pad_host(ei, pad)),
+                            place(_pad_host(em, pad)), beta)[0]
+    return np.asarray(pred)[:rows.num_rows]
 
 
 def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, samples, data,
@@ -113,6 +134,13 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         raise PrivacyError(f"dp: divisor {denom} (sampling {dp.sampling}) must be > 0")
     labels = np.asarray(samples.label)
     groups = jnp.asarray(rows.groups)
+    mesh = trainer.mesh
+    n_dev = 1 if mesh is None else int(mesh.devices.size)
+    # The server-side state (reference, contributions, every row's model) stays on one
+    # device; only what a trainer call gets is padded and split over the devices.
+    place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
+    if mesh is not None:
+        data = replicate(data, mesh)
     total_epochs = settings.rounds * settings.local_epochs
     betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
     n_rows = rows.num_rows
@@ -158,17 +186,17 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         if len(sel):
             idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
             lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
-            sub = _bucketed(sel, n_rows)
+            sub = _bucketed(sel, n_rows, n_dev)
             sub_mask = mask[sub].copy()
             sub_mask[len(sel):] = 0.0                       # padding rows train on nothing
             trained, mean_loss, _ = trainer.train(
-                _take(states, sub), _take(anchors, sub), algorithm.mu, data, idx[sub], sub_mask, betas,
-                None if lrs is None else lrs[sub], None if class_w is None else class_w[sub])
-            states = _put(states, sel, trained)
+                place(_take(states, sub)), place(_take(anchors, sub)), algorithm.mu, data,
+                place(idx[sub]), place(sub_mask), betas,
+                None if lrs is None else place(lrs[sub]), None if class_w is None else place(class_w[sub]))
+            states = _put(states, sel, trained if mesh is None else jax.device_put(trained, jax.devices()[0]))
             losses[rnd, sel] = np.asarray(mean_loss)[:len(sel)]
         if rnd == settings.rounds - 1:
-            ei, em = eval_plans(rows, settings.eval_batch_size)
-            personal = np.asarray(trainer.evaluate(states, data, ei, em, betas_all[-1])[0])
+            personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place, n_dev)
         reference, contribution, norms = release(
             states, reference, pj, jax.random.fold_in(noise_key, rnd), groups,
             dp.clip_norm, dp.noise_multiplier, denom)
@@ -190,8 +218,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     ones = jnp.ones(n_rows, jnp.float32)
     deployed_states, _ = start_points(states, anchors, ones, jnp.asarray(p_prev), reference,
                                       contribution, denom)
-    ei, em = eval_plans(rows, settings.eval_batch_size)
-    deployed = np.asarray(trainer.evaluate(deployed_states, data, ei, em, betas_all[-1])[0])
+    deployed = _evaluate_all(trainer, deployed_states, data, rows, settings, betas_all[-1], place, n_dev)
     if personal is None:
         personal = deployed
     return {
