@@ -29,6 +29,13 @@ RUN_CONFIG = ("use-au-branch=false batch-size=4 eval-batch-size=8 oversample=fal
               "mu=0.05 theta=0.9 seed=0 dataset-kw='{\"num_subjects\": 6, \"samples_per_subject\": 4, "
               "\"num_classes\": 3, \"seed\": 1}'")
 LIMIT = 540          # s for the whole script (start-up, 2 rounds, evaluation, shutdown)
+# Every real loopback deployment of the suite (this file, the SecAgg+ one, the fault
+# drills) runs on ONE xdist worker, one after the other: each starts 4–5 processes
+# that compile the same programs, so run one at a time the later ones load the first
+# one's executables from the persistent compilation cache instead of compiling them
+# 3–4 times at once; and several deployments at once on 2 cores starve heartbeats and
+# ClientApp connections (a drill once lost an unkilled site that way).
+DEPLOYMENTS = pytest.mark.xdist_group("flower_deployments")
 
 
 def _free_base_port(n: int) -> int:
@@ -108,6 +115,7 @@ def logs_of(workdir: Path) -> str:
 
 
 @pytest.mark.slow
+@DEPLOYMENTS
 def test_local_deployment_three_supernodes_two_rounds(tmp_path):
     assert (BIN / "flower-superlink").exists() and (BIN / "flower-supernode").exists()
     rc, out, leftovers, wall = run_deployment(

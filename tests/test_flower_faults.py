@@ -16,9 +16,9 @@ from test_flower_deployment import RUN_CONFIG, _started, logs_of, run_deployment
 
 # Slow (about 4 min together on an idle 2-core machine) but run in CI: the issue asks
 # for each fault to be a test.
-# The two drills share one xdist worker: each waits out heartbeat timeouts, and two
-# killed-node deployments at once would make their timing hard to read.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower_faults")]
+# The drills share one xdist worker with every other real deployment of the suite
+# (test_flower_deployment.DEPLOYMENTS): one deployment at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower_deployments")]
 LIMIT = 720
 
 

@@ -154,6 +154,7 @@ def test_refusals(server_identity):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("flower_deployments")      # see test_flower_deployment.DEPLOYMENTS
 def test_local_deployment_secagg_three_supernodes(tmp_path):
     """A real loopback deployment (scripts/flower_local_deployment.sh --secagg): one
     SuperLink, 3 SuperNodes, 2 rounds of FedAvg under SecAgg+ on tiny synthetic data
