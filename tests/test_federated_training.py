@@ -202,7 +202,9 @@ def test_sharded_clients_equal_unsharded():
 
 def _on_four_devices(code: str, marker: str) -> None:
     """Run ``code`` in a fresh interpreter with 4 host devices; it must print ``marker``."""
-    env_vars = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    # the suite's XLA flags (conftest: compile optimisation level) plus 4 host devices
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+    env_vars = dict(os.environ, XLA_FLAGS=flags,
                     PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_vars,
                          capture_output=True, text=True, timeout=900)

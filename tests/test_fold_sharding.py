@@ -30,7 +30,8 @@ print("RESULT" + json.dumps(out))
 
 
 def test_sharded_fold_chunk_equals_unsharded(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, JAX_PLATFORMS="cpu",     # the suite's XLA flags plus 4 host devices
+               XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip())
     r = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "configs" / "synthetic_demo.py"), str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
