@@ -14,14 +14,18 @@ import os
 from pathlib import Path
 
 
+def default_cache_dir() -> str:
+    """``$FEDPSYAU_CACHE_DIR/xla``, else ``~/.cache/fedpsyau_jax/xla`` (imports no jax:
+    the test suite reads it before jax is configured)."""
+    base = os.environ.get("FEDPSYAU_CACHE_DIR") or str(Path.home() / ".cache" / "fedpsyau_jax")
+    return str(Path(base) / "xla")
+
+
 def enable_compilation_cache() -> str | None:
     """Turn the cache on (call before the first compile); returns its folder or None."""
     if os.environ.get("FEDPSYAU_XLA_CACHE", "").lower() in ("off", "0", "false", "no"):
         return None
-    path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    if not path:
-        base = os.environ.get("FEDPSYAU_CACHE_DIR") or str(Path.home() / ".cache" / "fedpsyau_jax")
-        path = str(Path(base) / "xla")
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir()
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except OSError:                       # read-only home: run without the cache

@@ -12,13 +12,17 @@ if str(ROOT) not in sys.path:
 # Many test files (and every SuperNode a deployment test starts) compile the same
 # network; a persistent compilation cache lets the second one load the first one's
 # executable instead of compiling again. It is the CLI's cache folder
-# (``compile_cache.py``: $FEDPSYAU_CACHE_DIR/xla, else ~/.cache/fedpsyau_jax/xla), so a
-# clean clone on a machine that ran the suite before starts warm, as pip's wheel cache
-# does (measured: 32 min cold against 13 min warm on the 2-core machine). Entries are
-# keyed by the program and the compiler version: a stale one is never used.
+# (``compile_cache.default_cache_dir``), so a clean clone on a machine that ran the
+# suite before starts warm, as pip's wheel cache does. Entries are keyed by the program,
+# the flags and the compiler version: a stale one is never used.
 def _cache_dir() -> str:
-    base = os.environ.get("FEDPSYAU_CACHE_DIR") or str(Path.home() / ".cache" / "fedpsyau_jax")
-    path = Path(base) / "xla"
+    # compile_cache.py loaded on its own: importing the package would import jax, which
+    # reads JAX_COMPILATION_CACHE_DIR when it is imported (too early for the setting below)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_fedpsyau_cc", ROOT / "fedpsyau_jax" / "compile_cache.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    path = Path(mod.default_cache_dir())
     try:
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
@@ -29,10 +33,10 @@ def _cache_dir() -> str:
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache_dir())
 # The suite's time is mostly XLA:CPU compiling (small data, many programs): LLVM's
 # optimisation level 0 compiles about 1.8x faster (one Flower equivalence test cold:
-# 42 s of CPU against 74 s) and the tests run the same code and the same XLA graph
-# optimisations. Every comparison in the suite is between runs made under the same
-# flags, and the subprocess tests that set their own XLA_FLAGS keep the default.
-# An XLA_FLAGS of the caller's that already sets the level wins.
+# 42 s of CPU against 74 s; the whole suite cold 28 CPU-min against 51) and the tests
+# run the same code and the same XLA graph optimisations. Every comparison in the
+# suite is between runs made under the same flags; the subprocess tests add their
+# device-count flag to these. An XLA_FLAGS of the caller's that sets the level wins.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")

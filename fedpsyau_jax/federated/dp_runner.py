@@ -38,8 +38,8 @@ from fedpsyau_jax.federated.dp_aggregation import dp_reduce, upload_tree
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.privacy import (DPSettings, PrivacyError, denominator,
                                             epsilon_after_rounds, sample_participants)
-from fedpsyau_jax.federated.runner import (RowPlan, TrainSettings, _pad_host, _pad_rows, _raw_keys,
-                                           _scores, eval_plans,
+from fedpsyau_jax.federated.runner import (RowPlan, TrainSettings, _evaluate, _pad_rows, _raw_keys,
+                                           _scores,
                                            init_row_states, reset_optimizer_states, round_inputs,
                                            round_lrs, row_class_weights)
 from fedpsyau_jax.federated.server_round import make_init
@@ -107,14 +107,11 @@ def _bucketed(sel: np.ndarray, total: int, devices: int = 1) -> np.ndarray:
     return np.concatenate([sel, np.full(want - len(sel), sel[0], sel.dtype)])
 
 
-def _evaluate_all(trainer, states, data, rows: RowPlan, settings, beta, place, n_dev: int):
-    """Predictions of every row; on several devices the rows are padded to a multiple
-    of the device count (copies of row 0, mask 0) and the padding cut off again."""
-    ei, em = eval_plans(rows, settings.eval_batch_size)
-    pad = padded_width(rows.num_rows, trainer.mesh) - rows.num_rows if n_dev > 1 else 0
-    pred = trainer.evaluate(place(_pad_rows(states, pad)), data, place(_pad_host(ei, pad)),
-                            place(_pad_host(em, pad)), beta)[0]
-    return np.asarray(pred)[:rows.num_rows]
+def _evaluate_all(trainer, states, data, rows: RowPlan, settings, beta, place) -> np.ndarray:
+    """Predictions of every row: ``runner._evaluate`` on the states padded to the device
+    count (copies of row 0, mask 0; the padding is cut off again)."""
+    pad = padded_width(rows.num_rows, trainer.mesh) - rows.num_rows
+    return _evaluate(trainer, place(_pad_rows(states, pad)), data, rows, settings, beta, pad, place)
 
 
 def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, samples, data,
@@ -196,7 +193,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
             states = _put(states, sel, trained if mesh is None else jax.device_put(trained, jax.devices()[0]))
             losses[rnd, sel] = np.asarray(mean_loss)[:len(sel)]
         if rnd == settings.rounds - 1:
-            personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place, n_dev)
+            personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place)
         reference, contribution, norms = release(
             states, reference, pj, jax.random.fold_in(noise_key, rnd), groups,
             dp.clip_norm, dp.noise_multiplier, denom)
@@ -218,7 +215,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     ones = jnp.ones(n_rows, jnp.float32)
     deployed_states, _ = start_points(states, anchors, ones, jnp.asarray(p_prev), reference,
                                       contribution, denom)
-    deployed = _evaluate_all(trainer, deployed_states, data, rows, settings, betas_all[-1], place, n_dev)
+    deployed = _evaluate_all(trainer, deployed_states, data, rows, settings, betas_all[-1], place)
     if personal is None:
         personal = deployed
     return {
