@@ -16,37 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from fedpsyau_jax.federated.flower.ports import free_base_port
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ("use-au-branch=false batch-size=4 eval-batch-size=8 oversample=false lr=0.001 "
             "seed=0 secagg-max-weight=8.0 dataset-kw='{\"num_subjects\": 6, "
             "\"samples_per_subject\": 4, \"num_classes\": 3, \"seed\": 1}'")
-
-
-def free_port(n: int) -> int:
-    """A base port with the next n ports free on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        socks = []
-        try:
-            for p in range(base, base + n + 1):
-                t = socket.socket()
-                socks.append(t)
-                t.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for t in socks:
-                t.close()
-    raise RuntimeError("no free port range on 127.0.0.1")
 
 
 def uptime() -> str:
@@ -55,7 +35,7 @@ def uptime() -> str:
 
 def run(mode: str, rounds: int, sites: int, workdir: Path) -> dict:
     cmd = ["bash", str(ROOT / "scripts" / "flower_local_deployment.sh"), "--sites", str(sites),
-           "--rounds", str(rounds), "--algorithm", "fedavg", "--port", str(free_port(sites + 1)),
+           "--rounds", str(rounds), "--algorithm", "fedavg", "--port", str(free_base_port(sites + 1)),
            "--workdir", str(workdir), "--timeout", "1500", "--run-config", SETTINGS]
     if mode == "secagg":
         cmd.append("--secagg")

@@ -10,7 +10,6 @@ anything it started is still alive, kills those exact process ids.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("flwr")
+
+from fedpsyau_jax.federated.flower.ports import free_base_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "flower_local_deployment.sh"
@@ -36,30 +37,6 @@ LIMIT = 540          # s for the whole script (start-up, 2 rounds, evaluation, s
 # 3–4 times at once; and several deployments at once on 2 cores starve heartbeats and
 # ClientApp connections (a drill once lost an unkilled site that way).
 DEPLOYMENTS = pytest.mark.xdist_group("flower_deployments")
-
-
-def _free_base_port(n: int) -> int:
-    """A base port P with P..P+n free on 127.0.0.1 (checked by binding)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n >= 65535:
-            continue
-        try:
-            socks = []
-            for p in range(base, base + n + 1):
-                t = socket.socket()
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                t.bind(("127.0.0.1", p))
-                socks.append(t)
-            return base
-        except OSError:
-            continue
-        finally:
-            for t in socks:
-                t.close()
-    raise RuntimeError("no free port range on 127.0.0.1")
 
 
 def _alive(pid: int) -> bool:
@@ -82,7 +59,7 @@ def run_deployment(workdir: Path, args: list[str], limit: float):
     """Run the deployment script, bounded by ``limit`` seconds; whatever happens, stop
     it (its trap stops the Flower processes) and then kill any process id it recorded
     as started that is still alive. Returns (exit code, output, leftovers, wall s)."""
-    port = _free_base_port(SITES + 1)
+    port = free_base_port(SITES + 1)
     env = dict(os.environ, FLWR_BIN=str(BIN), JAX_PLATFORMS="cpu")
     cmd = ["bash", str(SCRIPT), "--port", str(port), "--workdir", str(workdir),
            "--timeout", str(int(limit - 60)), *args]
