@@ -23,6 +23,13 @@ Fixed before any run (nothing chosen on a test split):
   epoch, batch 8; a person with one clip only trains (no test split);
 - algorithms FedAvg and P-FedProx; random 70/30 split; seeds 0 and 1 — A PRIORI from
   the compute budget (2 CPU cores).
+- per_subject only: seed 0 and z ∈ {0, 1, 2, 4} plus no DP — A PRIORI from the compute
+  budget, set before any per_subject run: a round at 68 clients / 7 sampled takes a
+  median 13.7 s (benchmarks/dp_round_time.py), so one 30-round run is ≈ 7 min and the
+  full grid (7 points × 2 algorithms × 2 seeds) would be ≈ 3.3 h. z = 0.1 and 0.3 are
+  dropped there: at q = 0.1 they give ε in the hundreds or more, which says nothing a
+  user can rely on; z = 1–4 span ε ≈ 5 down to ≈ 0.6, and z = 0 / no DP give the ε = ∞
+  end (the cost of clipping alone and of nothing).
 """
 from pathlib import Path
 
@@ -57,7 +64,8 @@ def get_config() -> ml_collections.ConfigDict:
             "per_subject": ml_collections.ConfigDict({
                 "scheme": "per_subject", "num_clients": 68, "sampling": "poisson", "rate": 0.1,
                 "per_round": 0,
-                "rounds": 30, "local_epochs": 1, "batch_size": 8}),
+                "rounds": 30, "local_epochs": 1, "batch_size": 8,
+                "seeds": (0,), "noise_multipliers": (0.0, 1.0, 2.0, 4.0)}),
         }),
     })
     return c

@@ -4,7 +4,8 @@
         [--partitions by_dataset per_subject] [--config.protocol.seeds="(0,)"]
 
 For every partition of ``curve.partitions`` and every z of ``curve.noise_multipliers``
-(z = 0: clipping only, ε = ∞) plus one run without DP, runs the federated experiment
+(or the partition's own ``noise_multipliers``; z = 0: clipping only, ε = ∞) plus one
+run without DP, with the partition's own ``seeds`` where it names them, runs the federated experiment
 (``fedpsyau_jax.federated.experiment.federate``) in ``<out>/<partition>/<z_…|no_dp>``;
 finished chunks are reused, so an interrupted call resumes. Writes
 ``<out>/dp_curve.json`` (per point: ε, mean ± std over seeds of the mean per-client UF1
@@ -32,6 +33,8 @@ def point_config(cfg, part: dict, z: float | None):
     c.fl.rounds = int(part["rounds"])
     c.fl.local_epochs = int(part["local_epochs"])
     c.train.batch_size = int(part["batch_size"])
+    if "seeds" in part:                       # a partition may run fewer seeds (compute budget)
+        c.protocol.seeds = tuple(int(x) for x in part["seeds"])
     if z is None:
         c.fl.dp.enabled = False
     else:
@@ -42,6 +45,13 @@ def point_config(cfg, part: dict, z: float | None):
         c.fl.dp.per_round = int(part["per_round"])
         c.fl.dp.rate = float(part.get("rate", 1.0))
     return c
+
+
+def curve_settings(cfg, part: dict) -> list[tuple[str, float | None]]:
+    """The (name, z) points of one partition: its own ``noise_multipliers`` if it has
+    them, else the curve's; then one run without DP (z None)."""
+    zs = part.get("noise_multipliers", cfg.curve.noise_multipliers)
+    return [(f"z_{float(z):g}", float(z)) for z in zs] + [("no_dp", None)]
 
 
 def summarise_point(summary: dict, workdir: Path) -> dict:
@@ -137,7 +147,7 @@ def main(argv=None) -> int:
         points: dict = {}
         for part in parts:
             spec = dict(cfg.curve.partitions[part])
-            settings = [(f"z_{z:g}", float(z)) for z in cfg.curve.noise_multipliers] + [("no_dp", None)]
+            settings = curve_settings(cfg, spec)
             for name, z in settings:
                 workdir = a.out / part / name
                 print(f"== {part} / {name}", flush=True)
