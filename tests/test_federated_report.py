@@ -16,7 +16,11 @@ def test_paired_difference_interval_and_wilcoxon():
     assert d["n"] == 10 and d["wins"] == 10 and d["losses"] == 0
     assert d["mean"] == pytest.approx(np.mean(a - b))
     assert d["ci"][0] > 0 and d["excludes_zero"]
-    assert d["p_wilcoxon"] == pytest.approx(2 / 2**10)
+    assert d["p_wilcoxon"] == pytest.approx(2 / 2**10) and d["significant"]
+    # 3 seeds, all of one sign: the bootstrap interval excludes zero but the exact
+    # signed-rank p is 2 / 2**3 = 0.25 -> not significant
+    g = paired_difference(a[:3], b[:3])
+    assert g["excludes_zero"] and g["p_wilcoxon"] == pytest.approx(0.25) and not g["significant"]
     # symmetric differences: the interval straddles zero
     sym = np.array([0.03, -0.03, 0.02, -0.02, 0.01, -0.01, 0.04, -0.04])
     e = paired_difference(b[:8] + sym, b[:8])
@@ -51,5 +55,8 @@ def test_paired_comparison_pairs_by_seed_not_by_position():
     assert "paired over seeds, pfedprox − other (deployed model" in md
     assert "paired over seeds, pfedprox − other (personal model" in md
     assert "| fedavg | +0.100" in md
+    # two seeds of one sign: the interval excludes zero, but no star (p can't be < 0.5)
+    assert d["excludes_zero"] and not d["significant"] and " *" not in md.split("| fedavg |")[1].split("\n")[0]
+    assert "2 seeds paired, smallest possible p 0.5" in md
     # a split without pfedprox has no paired entry
     assert paired_comparison(summarise({"s": {"fedavg": [_chunk([0], [0.5, 0.5])]}})) == {}
