@@ -114,7 +114,8 @@ def test_recipe_config_carries_the_centralised_recipe_into_local_training():
     assert s.learning_rate == central.train.learning_rate and s.lr_schedule == central.train.lr_schedule
     assert s.weighted_ce and not s.oversample and s.hflip == central.train.hflip
     assert s.au_norm == central.train.au_norm and cfg.model.roi_source == central.model.roi_source
-    assert len(cfg.protocol.seeds) == 10 and tuple(cfg.protocol.splits) == ("random", "subject")
+    # (6 seeds: the fewest at which the exact two-sided Wilcoxon p can fall below 0.05)
+    assert len(cfg.protocol.seeds) >= 6 and tuple(cfg.protocol.splits) == ("random", "subject")
     bad = load_config(ROOT / "configs/fl_megc2019_recipe.py", ["train.class_balance=both"])
     with pytest.raises(Exception, match="class_balance"):
         settings_from_config(bad)
