@@ -71,6 +71,43 @@ def summarise_point(summary: dict, workdir: Path) -> dict:
     return out
 
 
+def plot_partition(ax, part: str, pts: dict) -> None:
+    """One panel: UF1 (mean ± std over seeds) against ε on a log axis for the noisy
+    points, each labelled with its z; then, right of a break, clipping only (z = 0,
+    ε = ∞) and no DP as separate markers, so the cost of clipping and of noise read apart."""
+    finite = {n: p for n, p in pts.items() if math.isfinite(p["epsilon"])}
+    eps = [p["epsilon"] for p in finite.values()] or [1.0]
+    x_clip, x_none = max(eps) * 4, max(eps) * 12
+    algos = sorted({a for p in pts.values() for a in p["algorithms"]})
+    for k, algo in enumerate(algos):
+        color = f"C{k}"
+        row = sorted(((p["epsilon"], n, p["algorithms"][algo]["deployed"]["uf1"]) for n, p in finite.items()
+                      if algo in p["algorithms"]), key=lambda t: t[0])
+        if row:
+            ax.errorbar([r[0] for r in row], [r[2]["mean"] for r in row], yerr=[r[2]["std"] for r in row],
+                        marker="o", capsize=3, color=color, label=algo.split("/")[-1])
+            if k == 0:                         # each noisy point's z, along the top edge
+                for e, n, _ in row:
+                    ax.text(e, 0.98, n.replace("z_", "z = "), transform=ax.get_xaxis_transform(),
+                            ha="center", va="top", fontsize=7, color="grey")
+        for name, x, marker in (("z_0", x_clip, "s"), ("no_dp", x_none, "*")):
+            if name in pts and algo in pts[name]["algorithms"]:
+                d = pts[name]["algorithms"][algo]["deployed"]["uf1"]
+                ax.errorbar([x], [d["mean"]], yerr=[d["std"]], marker=marker, ms=9, capsize=3,
+                            color=color, ls="none")
+    ax.set_xscale("log")
+    ax.axvline(max(eps) * 2, color="grey", lw=0.6, ls=":")
+    ticks = sorted(set(ax.get_xticks()) & set(10.0 ** k for k in range(-2, 8)))
+    ticks = [t for t in ticks if min(eps) / 3 <= t <= max(eps) * 1.5]
+    ax.set_xticks(ticks + [x_clip, x_none])
+    ax.set_xticklabels([f"{t:g}" for t in ticks] + ["clip\nonly", "no\nDP"], fontsize=8)
+    ax.set_xlim(min(eps) / 2, x_none * 2)
+    ax.set_xlabel("ε (δ = 1e-5) after the last round; right of the dotted line ε = ∞")
+    ax.set_ylabel("mean per-client UF1, deployed model")
+    ax.set_title(part)
+    ax.legend(fontsize=8)
+
+
 def write_outputs(points: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -81,33 +118,9 @@ def write_outputs(points: dict, out: Path) -> None:
     lines = ["| partition | setting | ε | algorithm | deployed UF1 | deployed UAR | personal UF1 | clip fraction |",
              "|---|---|---|---|---|---|---|---|"]
     parts = list(points)
-    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), squeeze=False)
     for ax, part in zip(axes[0], parts):
-        finite = [p for p in points[part].values() if math.isfinite(p["epsilon"])]
-        right = max([p["epsilon"] for p in finite], default=1.0) * 3
-        algos = sorted({a for p in points[part].values() for a in p["algorithms"]})
-        for algo in algos:
-            xs, ys, es = [], [], []
-            for name, p in sorted(points[part].items(), key=lambda kv: -kv[1]["epsilon"]
-                                  if math.isfinite(kv[1]["epsilon"]) else -1e300):
-                if algo not in p["algorithms"]:
-                    continue
-                d = p["algorithms"][algo]["deployed"]["uf1"]
-                x = p["epsilon"] if math.isfinite(p["epsilon"]) else right * (1.5 if name == "no_dp" else 1.0)
-                xs.append(x)
-                ys.append(d["mean"])
-                es.append(d["std"])
-            order = sorted(range(len(xs)), key=lambda i: xs[i])
-            ax.errorbar([xs[i] for i in order], [ys[i] for i in order], yerr=[es[i] for i in order],
-                        marker="o", capsize=3, label=algo.split("/")[-1])
-        ax.set_xscale("log")
-        ax.axvline(right * 0.8, color="grey", lw=0.5, ls=":")
-        ax.text(right * 0.85, ax.get_ylim()[0], "ε = ∞ (z = 0 | no DP)", fontsize=7, rotation=90,
-                va="bottom")
-        ax.set_xlabel("ε (δ = 1e-5), after the last round")
-        ax.set_ylabel("mean per-client UF1, deployed model")
-        ax.set_title(part)
-        ax.legend(fontsize=8)
+        plot_partition(ax, part, points[part])
         for name, p in points[part].items():
             for algo, rec in p["algorithms"].items():
                 dep, per = rec["deployed"], rec["personal"]
