@@ -141,6 +141,8 @@ def main(argv=None) -> int:
     enable_compilation_cache()
     from fedpsyau_jax.errors import UserError
     from fedpsyau_jax.federated.experiment import federate
+    import gc
+    import jax
 
     argv = list(sys.argv[1:] if argv is None else argv)
     rest, config_path, overrides = split_config_flags(argv)
@@ -157,15 +159,23 @@ def main(argv=None) -> int:
         if unknown:
             raise UserError(f"unknown partition(s) {', '.join(unknown)}; the config has "
                             f"{', '.join(cfg.curve.partitions)}")
-        points: dict = {}
+        # points of partitions not run by this call (an earlier call's) stay in the outputs
+        prev = a.out / "dp_curve.json"
+        points: dict = json.loads(prev.read_text(encoding="utf-8")) if prev.exists() else {}
         for part in parts:
+            points[part] = {}
             spec = dict(cfg.curve.partitions[part])
             settings = curve_settings(cfg, spec)
             for name, z in settings:
                 workdir = a.out / part / name
                 print(f"== {part} / {name}", flush=True)
                 summary = federate(point_config(cfg, spec, z), workdir, progress=True)
-                points.setdefault(part, {})[name] = summarise_point(summary, workdir)
+                points[part][name] = summarise_point(summary, workdir)
+                # Each point compiles its own programs; without this a long sweep in one
+                # process runs out of memory mappings (vm.max_map_count) and LLVM fails
+                # with "Cannot allocate memory" while gigabytes are free.
+                jax.clear_caches()
+                gc.collect()
                 a.out.mkdir(parents=True, exist_ok=True)
                 write_outputs(points, a.out)               # after every point: partial curves survive
     except UserError as e:
