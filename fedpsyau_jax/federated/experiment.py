@@ -191,9 +191,12 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                 write_json_atomic(done, res)
                 shutil.rmtree(cdir / "checkpoints", ignore_errors=True)
                 parts.append(res)
+                uf1 = np.asarray([d["uf1"] for d in res["deployed"]], np.float64)
+                tested = np.isfinite(uf1)      # a client without test samples has no score
                 log(f"{split}/{algo_name} seeds {chunk}: mean deployed UF1 "
-                    f"{np.mean([d['uf1'] for d in res['deployed']]):.3f} "
-                    f"({res['train_seconds']:.0f} s)"
+                    f"{np.mean(uf1[tested]) if tested.any() else float('nan'):.3f}"
+                    + ("" if tested.all() else f" over the {int(tested.sum())} of {len(uf1)} rows with test samples")
+                    + f" ({res['train_seconds']:.0f} s)"
                     + (f", epsilon {res['epsilon_per_round'][-1]:.3f}" if "epsilon_per_round" in res else ""))
             if parts:
                 results.setdefault(split, {})[algo_name] = parts
