@@ -48,10 +48,11 @@ def point_config(cfg, part: dict, z: float | None):
 
 
 def curve_settings(cfg, part: dict) -> list[tuple[str, float | None]]:
-    """The (name, z) points of one partition: its own ``noise_multipliers`` if it has
-    them, else the curve's; then one run without DP (z None)."""
+    """The (name, z) points of one partition: first one run without DP (z None, the
+    baseline every other point is read against, so an interrupted sweep has it), then
+    its own ``noise_multipliers`` if it has them, else the curve's."""
     zs = part.get("noise_multipliers", cfg.curve.noise_multipliers)
-    return [(f"z_{float(z):g}", float(z)) for z in zs] + [("no_dp", None)]
+    return [("no_dp", None)] + [(f"z_{float(z):g}", float(z)) for z in zs]
 
 
 def summarise_point(summary: dict, workdir: Path) -> dict:

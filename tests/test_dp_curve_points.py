@@ -24,8 +24,8 @@ def test_each_partition_gets_its_own_grid_and_seeds():
     cfg = load_config(ROOT / "configs" / "fl_megc2019_dp_curve.py")
     by_dataset = dict(cfg.curve.partitions["by_dataset"])
     per_subject = dict(cfg.curve.partitions["per_subject"])
-    assert [z for _, z in dp_curve.curve_settings(cfg, by_dataset)] == [0.0, 0.1, 0.3, 1.0, 2.0, 4.0, None]
-    assert [n for n, _ in dp_curve.curve_settings(cfg, per_subject)] == ["z_0", "z_1", "z_2", "z_4", "no_dp"]
+    assert [z for _, z in dp_curve.curve_settings(cfg, by_dataset)] == [None, 0.0, 0.1, 0.3, 1.0, 2.0, 4.0]
+    assert [n for n, _ in dp_curve.curve_settings(cfg, per_subject)] == ["no_dp", "z_0", "z_1", "z_2", "z_4"]
     assert tuple(dp_curve.point_config(cfg, by_dataset, 1.0).protocol.seeds) == (0, 1)
     assert tuple(dp_curve.point_config(cfg, per_subject, 1.0).protocol.seeds) == (0,)
 
