@@ -26,6 +26,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+#: the clip bound of a "sampled" baseline: no update of this model comes near it
+UNCLIPPED = 1e9
+
+
 def point_config(cfg, part: dict, z: float | None):
     c = copy.deepcopy(cfg)
     c.partition.scheme = str(part["scheme"])
@@ -35,7 +39,18 @@ def point_config(cfg, part: dict, z: float | None):
     c.train.batch_size = int(part["batch_size"])
     if "seeds" in part:                       # a partition may run fewer seeds (compute budget)
         c.protocol.seeds = tuple(int(x) for x in part["seeds"])
-    if z is None:
+    if z is None and part.get("baseline", "plain") == "sampled":
+        # No clipping, no noise, but the DP points' client sampling and fixed divisor:
+        # without DP every one of K clients would train every round, a different (and
+        # here 10× costlier) protocol than the sampled points are read against.
+        c.fl.dp.enabled = True
+        c.fl.dp.noise_multiplier = 0.0
+        c.fl.dp.allow_no_noise = True
+        c.fl.dp.clip_norm = UNCLIPPED
+        c.fl.dp.sampling = str(part["sampling"])
+        c.fl.dp.per_round = int(part["per_round"])
+        c.fl.dp.rate = float(part.get("rate", 1.0))
+    elif z is None:
         c.fl.dp.enabled = False
     else:
         c.fl.dp.enabled = True

@@ -39,5 +39,10 @@ def test_point_config_sets_the_mechanism_of_each_point():
     assert (c.fl.dp.sampling, c.fl.dp.rate) == ("poisson", 0.1)
     assert (c.partition.scheme, c.partition.num_clients, c.fl.rounds, c.train.batch_size) == ("per_subject", 68, 30, 8)
     assert dp_curve.point_config(cfg, part, 0.0).fl.dp.allow_no_noise
-    assert not dp_curve.point_config(cfg, part, None).fl.dp.enabled
+    # the per-person baseline: same sampling, nothing clipped, no noise
+    base = dp_curve.point_config(cfg, part, None)
+    assert base.fl.dp.enabled and base.fl.dp.noise_multiplier == 0.0 and base.fl.dp.allow_no_noise
+    assert base.fl.dp.clip_norm >= 1e6 and (base.fl.dp.sampling, base.fl.dp.rate) == ("poisson", 0.1)
+    # by_dataset's baseline is plain federation
+    assert not dp_curve.point_config(cfg, dict(cfg.curve.partitions["by_dataset"]), None).fl.dp.enabled
     assert cfg.fl.dp.enabled                       # the grid copies; the loaded config is untouched
