@@ -165,6 +165,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--partitions", nargs="*", default=None)
+    ap.add_argument("--points", nargs="*", default=None,
+                    help="run only these points (e.g. no_dp z_1); the others' finished results are kept")
     a = ap.parse_args(rest)
     try:
         if config_path is None:
@@ -183,6 +185,12 @@ def main(argv=None) -> int:
             spec = dict(cfg.curve.partitions[part])
             settings = curve_settings(cfg, spec)
             for name, z in settings:
+                if a.points is not None and name not in a.points:
+                    prev_point = a.out / part / name / "results.json"
+                    if prev_point.exists():        # finished earlier: keep it in the outputs
+                        points[part][name] = summarise_point(
+                            json.loads(prev_point.read_text(encoding="utf-8")), a.out / part / name)
+                    continue
                 workdir = a.out / part / name
                 print(f"== {part} / {name}", flush=True)
                 summary = federate(point_config(cfg, spec, z), workdir, progress=True)
