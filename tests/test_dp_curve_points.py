@@ -46,3 +46,13 @@ def test_point_config_sets_the_mechanism_of_each_point():
     # by_dataset's baseline is plain federation
     assert not dp_curve.point_config(cfg, dict(cfg.curve.partitions["by_dataset"]), None).fl.dp.enabled
     assert cfg.fl.dp.enabled                       # the grid copies; the loaded config is untouched
+
+
+def test_an_unknown_point_is_refused_before_anything_runs(tmp_path, capsys):
+    dp_curve = _dp_curve()
+    out = tmp_path / "curve"
+    rc = dp_curve.main([f"--config={ROOT / 'configs' / 'fl_megc2019_dp_curve.py'}", "--out", str(out),
+                        "--partitions", "per_subject", "--points", "z_9"])
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "unknown point(s) z_9" in err and "z_1" in err
