@@ -164,3 +164,32 @@ def test_dp_run_records_epsilon_and_sampling_and_resumes(env, tmp_path):
     assert resumed["epsilon_per_round"] == full["epsilon_per_round"]
     np.testing.assert_allclose(np.asarray(resumed["loss_per_round"], np.float64), losses, rtol=1e-5)
     assert [d["uf1"] for d in resumed["deployed"]] == [d["uf1"] for d in full["deployed"]]
+
+
+@pytest.mark.parametrize("algo", ("fedavg", "pfedprox"))
+def test_release_from_the_sampled_rows_alone_equals_the_release_over_all_rows(algo):
+    # The runner hands the server only the sampled rows (plus padding copies that do not
+    # participate). With noise on, R' and every sampled contribution must be those of
+    # the mechanism over all rows: the noise cannot depend on which rows came along.
+    from fedpsyau_jax.federated.dp_aggregation import apply_step
+    from fedpsyau_jax.federated.dp_runner import _step_of_rows, _take
+    algorithm, st, reference = _setup(algo, c=6, scale=2.0)
+    p = np.array([0, 1, 0, 0, 1, 0], np.float32)
+    groups = jnp.asarray([0, 0, 0, 1, 1, 1], jnp.int32)
+    key = jax.random.key(7)
+    full, contrib, norms = _release(algorithm, 2)(st, reference, jnp.asarray(p), key, groups,
+                                                  0.7, 1.3, 2.0)
+    sub = np.array([1, 4, 1, 1])                          # the sampled rows, padded to 4
+    live = jnp.asarray([1, 1, 0, 0], jnp.float32)
+    step, c_sub, n_sub = _step_of_rows(algorithm, 2)(_take(st, sub), _take(reference, sub), live,
+                                                     key, groups[jnp.asarray(sub)], 0.7, 1.3, 2.0)
+    released = apply_step(reference, step, groups)
+    for a, b in zip(jax.tree.leaves(released), jax.tree.leaves(full)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(c_sub), jax.tree.leaves(contrib)):
+        np.testing.assert_allclose(a[:2], b[np.array([1, 4])], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(n_sub)[:2], np.asarray(norms)[[1, 4]], rtol=1e-5)
+    # and the noise really is there (z = 1.3): R' differs from the noiseless release
+    quiet, _, _ = _release(algorithm, 2)(st, reference, jnp.asarray(p), key, groups, 0.7, 0.0, 2.0)
+    assert max(float(jnp.max(jnp.abs(a - b))) for a, b in
+               zip(jax.tree.leaves(released), jax.tree.leaves(quiet))) > 0.1

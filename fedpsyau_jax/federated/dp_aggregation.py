@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fedpsyau_jax.federated.privacy import clip_rows, noisy_group_sums
+from fedpsyau_jax.federated.privacy import clip_rows, noisy_group_totals
 from fedpsyau_jax.federated.upload import ClientUpload
 
 
@@ -41,11 +41,28 @@ def dp_reduce(upload: ClientUpload, reference: dict, participate: jax.Array, key
     upload: stacked ``ClientUpload`` (filtered to what the algorithm shares);
     reference: ``upload_tree``-shaped R, rows equal within a group; participate (C,)
     {0, 1}; key: this round's noise key; ``denom`` the fixed divisor m."""
+    step, contribution, norms = dp_step(upload, reference, participate, key, groups, num_groups,
+                                        clip_norm, noise_multiplier, denom)
+    return apply_step(reference, step, groups), contribution, norms
+
+
+def dp_step(upload: ClientUpload, reference: dict, participate: jax.Array, key: jax.Array,
+            groups: jax.Array, num_groups: int, clip_norm, noise_multiplier, denom):
+    """-> (step T/m per group (G, …), contributions (C, …), norms (C,)).
+
+    The rows may be any subset of the clients (the sampled ones, say) as long as every
+    participating client is among them: the noise is drawn per group, so the step is the
+    same whichever non-participating rows come along. ``apply_step`` adds it to R."""
     delta = jax.tree.map(jnp.subtract, upload_tree(upload), reference)
     clipped, norms = clip_rows(delta, clip_norm)
-    total = noisy_group_sums(clipped, participate, groups, num_groups, key,
-                             noise_multiplier, clip_norm)
+    total = noisy_group_totals(clipped, participate, groups, num_groups, key,
+                               noise_multiplier, clip_norm)
     denom = jnp.asarray(denom, jnp.float32)
-    new_reference = jax.tree.map(lambda r, t: r + (t / denom).astype(r.dtype), reference, total)
+    step = jax.tree.map(lambda t: t / denom, total)
     contribution = jax.tree.map(jnp.add, reference, clipped)
-    return new_reference, contribution, norms
+    return step, contribution, norms
+
+
+def apply_step(reference: dict, step: dict, groups: jax.Array) -> dict:
+    """R' = R + step of each row's group (rows (C, …))."""
+    return jax.tree.map(lambda r, t: r + t[groups].astype(r.dtype), reference, step)

@@ -11,8 +11,12 @@ and ``participants_per_round``. A round, as a Flower deployment runs it:
    round that made R) — clients not sampled are left untouched, as in a deployment;
 3. only the sampled clients train (gathered into a smaller stack: at 68 subject-level
    clients and 10 % sampling a round trains 7 rows, not 68);
-4. the server releases R' = R + (Σ clip(U_i − R) + noise) / m (``dp_reduce``) and ε after
+4. the server releases R' = R + (Σ clip(U_i − R) + noise) / m (``dp_reduce``; computed
+   from the sampled rows alone, ``dp_step``, and added to every row's R) and ε after
    this round is computed (``privacy.epsilon_after_rounds``).
+Steps 2–4 touch the sampled rows only, and the full stacks are updated in place: at 68
+people one copy of the models with their Adam state is ≈ 3 GB, and the round's work
+and memory then scale with the ≈ 7 sampled, not with all 68.
 At the end every client takes the last release as in step 2 (``deployed``);
 ``personal`` is each client's model after its own last local training.
 
@@ -34,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fedpsyau_jax.federated.algorithms.base import Algorithm
-from fedpsyau_jax.federated.dp_aggregation import dp_reduce, upload_tree
+from fedpsyau_jax.federated.dp_aggregation import apply_step, dp_reduce, dp_step, upload_tree
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.privacy import (DPSettings, PrivacyError, denominator,
                                             epsilon_after_rounds, sample_participants)
@@ -75,7 +79,9 @@ def _start_points(algorithm: Algorithm):
 
 @functools.lru_cache(maxsize=32)
 def _release(algorithm: Algorithm, num_groups: int):
-    """jit: (states, reference, p, key, groups, C, z, m) -> (R', contributions, norms)."""
+    """jit: (states, reference, p, key, groups, C, z, m) -> (R', contributions, norms) over
+    all rows: the mechanism as defined; the runner computes the same from the sampled
+    rows (``_step_of_rows``; tests check they agree)."""
     def fn(states, reference, participate, key, groups, clip_norm, noise_multiplier, denom):
         up = make_upload(states, jnp.ones_like(participate), algorithm)
         return dp_reduce(up, reference, participate, key, groups, num_groups,
@@ -83,12 +89,38 @@ def _release(algorithm: Algorithm, num_groups: int):
     return jax.jit(fn)
 
 
+@functools.lru_cache(maxsize=32)
+def _step_of_rows(algorithm: Algorithm, num_groups: int):
+    """jit: (states, reference, p, key, groups, C, z, m) -> (step per group, contributions,
+    norms) of the rows passed (the sampled ones): ``_release`` without touching the
+    others, so a round's server work scales with the sampled clients, not all K."""
+    def fn(states, reference, participate, key, groups, clip_norm, noise_multiplier, denom):
+        up = make_upload(states, jnp.ones_like(participate), algorithm)
+        return dp_step(up, reference, participate, key, groups, num_groups,
+                       clip_norm, noise_multiplier, denom)
+    return jax.jit(fn)
+
+
+# The full stacks (every client's model, Adam state, anchor, R and contribution: ≈ 1 GB
+# each at 68 people) are updated in place (donated), so a round holds one copy of each.
+_apply_step = jax.jit(apply_step, donate_argnums=0)
+
+
 def _take(tree, rows: np.ndarray):
     return jax.tree.map(lambda x: x[rows], tree)
 
 
+@functools.partial(jax.jit, donate_argnums=0)
+def _put_rows(tree, rows, part):
+    return jax.tree.map(lambda x, y: x.at[rows].set(y[:rows.shape[0]]), tree, part)
+
+
 def _put(tree, rows: np.ndarray, part):
-    return jax.tree.map(lambda x, y: x.at[rows].set(y[:len(rows)]), tree, part)
+    """``tree`` with rows ``rows`` replaced by the first len(rows) rows of ``part``; the
+    old ``tree`` is consumed (donated)."""
+    if not len(rows):
+        return tree
+    return _put_rows(tree, jnp.asarray(rows), part)
 
 
 def _bucketed(sel: np.ndarray, total: int, devices: int = 1) -> np.ndarray:
@@ -144,7 +176,9 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
 
     states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
-    reference = upload_tree(make_upload(states, jnp.ones(n_rows), algorithm))  # R_0: the common init
+    # R_0: the common init (copied: R is updated in place, and the upload's leaves are
+    # the params' own buffers)
+    reference = jax.tree.map(jnp.copy, upload_tree(make_upload(states, jnp.ones(n_rows), algorithm)))
     contribution = jax.tree.map(jnp.copy, reference)
     p_prev = np.zeros(n_rows, np.float32)
     losses = np.full((settings.rounds, n_rows), np.nan, np.float32)
@@ -166,7 +200,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
 
     class_w = row_class_weights(rows, labels, samples.num_classes, settings)
     start_points = _start_points(algorithm)
-    release = _release(algorithm, num_groups)
+    step_of_rows = _step_of_rows(algorithm, num_groups)
     noise_key = jax.random.key(20_000 + rows.seeds[0])
     personal = None
     t0 = time.perf_counter()
@@ -175,34 +209,44 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     for rnd in range(start, settings.rounds):
         t_round = time.perf_counter()
         p = sample_participants(np.random.default_rng([rows.seeds[0], rnd, 11]), dp, k, num_groups)
-        pj = jnp.asarray(p)
-        if rnd > 0:
-            states, anchors = start_points(states, anchors, pj, jnp.asarray(p_prev), reference,
-                                           contribution, denom)
         sel = np.flatnonzero(p)
+        # Only the sampled rows move, train and upload: they are gathered into a small
+        # stack (padded to a bucket; with nobody sampled a dummy row that uploads
+        # nothing, so the release still gets its noise).
+        sub = _bucketed(sel, n_rows, n_dev) if len(sel) else np.zeros(1, np.int64)
+        live = np.zeros(len(sub), np.float32)
+        live[:len(sel)] = 1.0
+        live_j = jnp.asarray(live)
+        st_sub, an_sub = _take(states, sub), _take(anchors, sub)
+        if rnd > 0:
+            st_sub, an_sub = start_points(st_sub, an_sub, live_j, jnp.asarray(p_prev[sub]),
+                                          _take(reference, sub), _take(contribution, sub), denom)
         if len(sel):
             idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
             lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
-            sub = _bucketed(sel, n_rows, n_dev)
             sub_mask = mask[sub].copy()
             sub_mask[len(sel):] = 0.0                       # padding rows train on nothing
             trained, mean_loss, _ = trainer.train(
-                place(_take(states, sub)), place(_take(anchors, sub)), algorithm.mu, data,
+                place(st_sub), place(an_sub), algorithm.mu, data,
                 place(idx[sub]), place(sub_mask), betas,
                 None if lrs is None else place(lrs[sub]), None if class_w is None else place(class_w[sub]))
-            states = _put(states, sel, trained if mesh is None else jax.device_put(trained, jax.devices()[0]))
+            st_sub = trained if mesh is None else jax.device_put(trained, jax.devices()[0])
             losses[rnd, sel] = np.asarray(mean_loss)[:len(sel)]
+            states = _put(states, sel, st_sub)
+            anchors = _put(anchors, sel, an_sub)
         if rnd == settings.rounds - 1:
             personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place)
-        reference, contribution, norms = release(
-            states, reference, pj, jax.random.fold_in(noise_key, rnd), groups,
-            dp.clip_norm, dp.noise_multiplier, denom)
+        step, contrib_sub, norms = step_of_rows(
+            st_sub, _take(reference, sub), live_j, jax.random.fold_in(noise_key, rnd),
+            groups[jnp.asarray(sub)], dp.clip_norm, dp.noise_multiplier, denom)
+        reference = _apply_step(reference, step, groups)
+        contribution = _put(contribution, sel, contrib_sub)
         p_prev = p
         if settings.reset_optimizer:
             states = reset_optimizer_states(tx, states)
-        norms = np.asarray(norms)
+        norms = np.asarray(norms)[:len(sel)]
         record["epsilon"].append(epsilon_after_rounds(dp, rnd + 1))
-        record["clip_fraction"].append(float(np.mean(norms[sel] > dp.clip_norm)) if len(sel) else 0.0)
+        record["clip_fraction"].append(float(np.mean(norms > dp.clip_norm)) if len(sel) else 0.0)
         record["participants"].append(int(len(sel)))
         record["seconds"].append(time.perf_counter() - t_round)
         bar.update(1)

@@ -144,10 +144,20 @@ def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
 def noisy_group_sums(clipped: Any, participate: jax.Array, groups: jax.Array, num_groups: int,
                      key: jax.Array, noise_multiplier: float | jax.Array,
                      clip_norm: float | jax.Array) -> Any:
-    """``noisy_sum`` per federation group, gathered back to rows (leaves (C, …)).
+    """``noisy_group_totals`` gathered back to rows (leaves (C, …))."""
+    totals = noisy_group_totals(clipped, participate, groups, num_groups, key, noise_multiplier,
+                                clip_norm)
+    return jax.tree.map(lambda s: s[groups], totals)
+
+
+def noisy_group_totals(clipped: Any, participate: jax.Array, groups: jax.Array, num_groups: int,
+                       key: jax.Array, noise_multiplier: float | jax.Array,
+                       clip_norm: float | jax.Array) -> Any:
+    """``noisy_sum`` per federation group (leaves (G, …)).
 
     Group g gets Σ_{i in g} p_i Δ_i + N(0, (z·C)²): one independent draw per group and
-    leaf (groups are the independent repeats of one experiment)."""
+    leaf (groups are the independent repeats of one experiment). The draw depends on
+    the key and the group count only, not on which rows are passed."""
     leaves, treedef = jax.tree.flatten(clipped)
     keys = jax.random.split(key, len(leaves))
     std = jnp.asarray(noise_multiplier, jnp.float32) * jnp.asarray(clip_norm, jnp.float32)
@@ -155,8 +165,7 @@ def noisy_group_sums(clipped: Any, participate: jax.Array, groups: jax.Array, nu
     for x, k in zip(leaves, keys):
         w = participate.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
         s = jax.ops.segment_sum(w * x, groups, num_segments=num_groups)
-        s = s + (std * jax.random.normal(k, s.shape, jnp.float32)).astype(s.dtype)
-        out.append(s[groups])
+        out.append(s + (std * jax.random.normal(k, s.shape, jnp.float32)).astype(s.dtype))
     return jax.tree.unflatten(treedef, out)
 
 
