@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("flwr")
 
+from cpu_priority import siblings_yield_cpu  # noqa: E402
 from fedpsyau_jax.federated.flower.ports import free_base_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,27 +64,34 @@ def run_deployment(workdir: Path, args: list[str], limit: float):
     env = dict(os.environ, FLWR_BIN=str(BIN), JAX_PLATFORMS="cpu")
     cmd = ["bash", str(SCRIPT), "--port", str(port), "--workdir", str(workdir),
            "--timeout", str(int(limit - 60)), *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    t0 = time.monotonic()
-    out = ""
-    try:
-        out, _ = proc.communicate(timeout=limit)
-    finally:
-        if proc.poll() is None:                       # bounded: stop the script (its trap
-            proc.send_signal(signal.SIGTERM)          # stops the Flower processes)
-            try:
-                out, _ = proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                out, _ = proc.communicate(timeout=10)
-        deadline = time.monotonic() + 20
-        while any(_alive(p) for p in _started(workdir)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        leftovers = [p for p in _started(workdir) if _alive(p)]
-        for p in leftovers:                           # exactly the ids it started
-            os.kill(p, signal.SIGKILL)
+    with siblings_yield_cpu():       # Flower's heartbeat deadlines vs. the other workers
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        t0 = time.monotonic()
+        out = ""
+        try:
+            out, _ = proc.communicate(timeout=limit)
+        finally:
+            out = _stop(proc, workdir, out)
+    leftovers = [p for p in _started(workdir) if _alive(p)]
+    for p in leftovers:                           # exactly the ids it started
+        os.kill(p, signal.SIGKILL)
     return proc.returncode, out, leftovers, time.monotonic() - t0
+
+
+def _stop(proc, workdir: Path, out: str) -> str:
+    """Stop the script if it still runs and wait (20 s at most) for what it started."""
+    if proc.poll() is None:                       # bounded: stop the script (its trap
+        proc.send_signal(signal.SIGTERM)          # stops the Flower processes)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate(timeout=10)
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in _started(workdir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return out
 
 
 def logs_of(workdir: Path) -> str:
