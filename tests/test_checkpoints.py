@@ -66,6 +66,26 @@ def test_corrupt_array_files_give_checkpoint_error(tmp_path):
         restore_checkpoint(tmp_path, "a", _tree())
 
 
+def test_by_part_roundtrip_layout_and_errors(tmp_path):
+    save_checkpoint(tmp_path, "p", _tree(4.0), {"epoch": 3}, by_part=True)
+    assert latest_checkpoint(tmp_path) == "p"
+    assert sorted(d.name for d in (tmp_path / "p" / "state").iterdir()) == ["b", "s", "w"]
+    tree, meta = restore_checkpoint(tmp_path, "p", _tree(0.0))
+    np.testing.assert_array_equal(tree["w"], np.full((3, 2), 4.0))
+    np.testing.assert_array_equal(tree["b"]["c"], np.arange(4))
+    assert int(tree["s"]) == 0 and meta == {"epoch": 3, "_saved_ns": meta["_saved_ns"]}
+    with pytest.raises(CheckpointError, match="shape"):
+        restore_checkpoint(tmp_path, "p", {**_tree(), "w": jnp.zeros((4, 2))})
+    for f in (tmp_path / "p" / "state" / "w").rglob("*"):      # one part damaged
+        if f.is_file() and f.stat().st_size > 0 and f.name != "_CHECKPOINT_METADATA":
+            f.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot restore"):
+        restore_checkpoint(tmp_path, "p", _tree())
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path, "q", [jnp.zeros(2)], by_part=True)
+    assert "q" not in list_checkpoints(tmp_path)
+
+
 def test_load_config_overrides(tmp_path):
     p = tmp_path / "c.py"
     p.write_text(

@@ -12,7 +12,7 @@ and ``participants_per_round``. A round, as a Flower deployment runs it:
 3. only the sampled clients train (gathered into a smaller stack: at 68 subject-level
    clients and 10 % sampling a round trains 7 rows, not 68);
 4. the server releases R' = R + (Σ clip(U_i − R) + noise) / m (``dp_reduce``; computed
-   from the sampled rows alone, ``dp_step``, and added to every row's R) and ε after
+   from the sampled rows alone, ``dp_step``; R is kept once per group) and ε after
    this round is computed (``privacy.epsilon_after_rounds``).
 Steps 2–4 touch the sampled rows only, and the full stacks are updated in place: at 68
 people one copy of the models with their Adam state is ≈ 3 GB, and the round's work
@@ -176,10 +176,16 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
 
     states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
-    # R_0: the common init (copied: R is updated in place, and the upload's leaves are
-    # the params' own buffers)
-    reference = jax.tree.map(jnp.copy, upload_tree(make_upload(states, jnp.ones(n_rows), algorithm)))
-    contribution = jax.tree.map(jnp.copy, reference)
+    # R_0: the common init of each group. R is kept once per group (G, …), not per row
+    # (at 68 people a per-row copy is ≈ 1 GB); a row reads its group's. Copied: R is
+    # updated in place, and the upload's leaves are the params' own buffers.
+    group_of = np.asarray(rows.groups)
+    first_rows = np.array([np.flatnonzero(group_of == g)[0] for g in range(num_groups)])
+    uploads = upload_tree(make_upload(states, jnp.ones(n_rows), algorithm))
+    contribution = jax.tree.map(jnp.copy, uploads)
+    reference = jax.tree.map(jnp.copy, _take(uploads, first_rows))
+    del uploads
+    every_group = jnp.arange(num_groups)
     p_prev = np.zeros(n_rows, np.float32)
     losses = np.full((settings.rounds, n_rows), np.nan, np.float32)
     record = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
@@ -203,6 +209,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     step_of_rows = _step_of_rows(algorithm, num_groups)
     noise_key = jax.random.key(20_000 + rows.seeds[0])
     personal = None
+    st_sub = an_sub = None
     t0 = time.perf_counter()
     bar = tqdm(total=settings.rounds, initial=start, desc=desc or f"{algorithm.name} (DP)",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
@@ -220,7 +227,7 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         st_sub, an_sub = _take(states, sub), _take(anchors, sub)
         if rnd > 0:
             st_sub, an_sub = start_points(st_sub, an_sub, live_j, jnp.asarray(p_prev[sub]),
-                                          _take(reference, sub), _take(contribution, sub), denom)
+                                          _take(reference, group_of[sub]), _take(contribution, sub), denom)
         if len(sel):
             idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
             lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
@@ -237,9 +244,9 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         if rnd == settings.rounds - 1:
             personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place)
         step, contrib_sub, norms = step_of_rows(
-            st_sub, _take(reference, sub), live_j, jax.random.fold_in(noise_key, rnd),
+            st_sub, _take(reference, group_of[sub]), live_j, jax.random.fold_in(noise_key, rnd),
             groups[jnp.asarray(sub)], dp.clip_norm, dp.noise_multiplier, denom)
-        reference = _apply_step(reference, step, groups)
+        reference = _apply_step(reference, step, every_group)
         contribution = _put(contribution, sel, contrib_sub)
         p_prev = p
         if settings.reset_optimizer:
@@ -257,8 +264,11 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
             _save_round(ckpt_dir, rnd, states, anchors, reference, contribution, p_prev, losses, record)
     bar.close()
     ones = jnp.ones(n_rows, jnp.float32)
-    deployed_states, _ = start_points(states, anchors, ones, jnp.asarray(p_prev), reference,
-                                      contribution, denom)
+    deployed_states, _ = start_points(states, anchors, ones, jnp.asarray(p_prev),
+                                      _take(reference, group_of), contribution, denom)
+    # the server's and the clients' stacks are done with: let them go before the
+    # evaluation of all rows (at 68 people the end of a run was its memory peak)
+    del states, anchors, reference, contribution, st_sub, an_sub
     deployed = _evaluate_all(trainer, deployed_states, data, rows, settings, betas_all[-1], place)
     if personal is None:
         personal = deployed
@@ -284,7 +294,8 @@ def _save_round(ckpt_dir: Path, rnd: int, states, anchors, reference, contributi
     save_checkpoint(ckpt_dir, name, {"states": _raw_keys(states), "anchors": anchors,
                                      "reference": reference, "contribution": contribution,
                                      "p_prev": p_prev, "losses": losses},
-                    {"next_round": rnd + 1, "record": record})
+                    {"next_round": rnd + 1, "record": record},
+                    by_part=True)          # one piece would need the whole state again
     for old in Path(ckpt_dir).glob("round_*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)

@@ -66,11 +66,16 @@ def _check_name(name: str) -> None:
         raise ValueError(f"invalid checkpoint name {name!r} (no '/', not hidden)")
 
 
-def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None) -> Path:
+def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None, *,
+                    by_part: bool = False) -> Path:
     """Write ``pytree`` (arrays) and JSON-serialisable ``metadata`` as ``directory/name``.
 
     An existing checkpoint of the same name is replaced (atomically: the new one is
-    complete before the old one is removed).
+    complete before the old one is removed). ``by_part`` (``pytree`` a dict) writes the
+    top-level entries one after the other: Orbax holds write buffers for the whole tree
+    it saves, so a large state saved in one piece needs about its own size again in
+    memory (``benchmarks/checkpoint_memory.py``); by part, about the largest entry's.
+    ``restore_checkpoint`` reads either layout.
     """
     import orbax.checkpoint as ocp
     _check_name(name)
@@ -83,9 +88,18 @@ def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None) 
     try:
         host_tree = jax.device_get(pytree)
         ckptr = _checkpointer()
-        ckptr.save(tmp / STATE_DIR, args=ocp.args.StandardSave(host_tree))
-        ckptr.close()
         meta = dict(metadata or {})
+        if by_part:
+            if not isinstance(host_tree, dict):
+                raise TypeError("save_checkpoint(by_part=True) needs a dict")
+            (tmp / STATE_DIR).mkdir()
+            for key, part in host_tree.items():
+                _check_name(key)
+                ckptr.save(tmp / STATE_DIR / key, args=ocp.args.StandardSave(part))
+            meta["_parts"] = list(host_tree)
+        else:
+            ckptr.save(tmp / STATE_DIR, args=ocp.args.StandardSave(host_tree))
+        ckptr.close()
         meta["_tree"] = tree_spec(host_tree)
         meta["_saved_ns"] = time.time_ns()
         _write_json_atomic(tmp / METADATA_FILE, meta)
@@ -144,15 +158,23 @@ def restore_checkpoint(directory, name: str, target) -> tuple[Any, dict]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     meta = read_metadata(directory, name)
     saved_spec = meta.pop("_tree", None)
+    parts = meta.pop("_parts", None)
     expected = tree_spec(jax.eval_shape(lambda t: t, target))
     if saved_spec is not None:
         problem = _spec_mismatch(saved_spec, expected)
         if problem:
             raise CheckpointError(f"checkpoint {path} does not match the expected state: {problem}")
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), target)
+    if parts is not None and (not isinstance(abstract, dict) or sorted(parts) != sorted(abstract)):
+        raise CheckpointError(f"checkpoint {path}: saved in parts {parts}, which do not match "
+                              "the expected state's entries")
     try:
         ckptr = _checkpointer()
-        restored = ckptr.restore(path / STATE_DIR, args=ocp.args.StandardRestore(abstract))
+        if parts is None:
+            restored = ckptr.restore(path / STATE_DIR, args=ocp.args.StandardRestore(abstract))
+        else:
+            restored = {k: ckptr.restore(path / STATE_DIR / k, args=ocp.args.StandardRestore(abstract[k]))
+                        for k in parts}
         ckptr.close()
     except Exception as e:  # orbax raises assorted types for truncated/corrupt files
         raise CheckpointError(f"checkpoint {path}: cannot restore arrays ({type(e).__name__}: {e})") from e
