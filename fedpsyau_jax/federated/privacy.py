@@ -141,15 +141,6 @@ def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
         absl.setLevel(level)
 
 
-def noisy_group_sums(clipped: Any, participate: jax.Array, groups: jax.Array, num_groups: int,
-                     key: jax.Array, noise_multiplier: float | jax.Array,
-                     clip_norm: float | jax.Array) -> Any:
-    """``noisy_group_totals`` gathered back to rows (leaves (C, …))."""
-    totals = noisy_group_totals(clipped, participate, groups, num_groups, key, noise_multiplier,
-                                clip_norm)
-    return jax.tree.map(lambda s: s[groups], totals)
-
-
 def noisy_group_totals(clipped: Any, participate: jax.Array, groups: jax.Array, num_groups: int,
                        key: jax.Array, noise_multiplier: float | jax.Array,
                        clip_norm: float | jax.Array) -> Any:
