@@ -3,11 +3,12 @@
 A loopback deployment is 6–8 processes (SuperLink, SuperNodes, their SuperExecs and
 ClientApps) whose tasks must keep to Flower's fixed deadlines: a launched ClientApp has
 30 s from being claimed to its first heartbeat and 60 s between heartbeats afterwards,
-or its reply becomes "ClientApp stopped responding". CI runs 3 workers on 2 cores; the
-other two workers' tests (XLA compiling on every core) once starved the ClientApps
-past those deadlines (stop 19: both a 2-round deployment and a fault drill failed
-that way, both pass on an idle machine). Renicing those workers and everything they
-started, thread by thread (Linux nice is per thread), to 15 for the deployment's
+or its reply becomes "ClientApp stopped responding". The deployments themselves run
+one at a time on one xdist worker (their xdist_group; stop 19's CI lost two of them
+because under pytest 9.2 that grouping had never worked and three ran at once, see
+test_xdist_grouping.py), but CI runs 3 workers on 2 cores and the other two keep XLA
+compiling on every core. Renicing those workers and everything they started, thread
+by thread (Linux nice is per thread), to 15 for the deployment's
 duration gives the deployment about 30x their CPU share when both want it, and costs
 them nothing when they don't. Restored afterwards where permitted (lowering nice needs
 privilege; a non-root run leaves them at 15, which only orders them after others).
