@@ -33,7 +33,7 @@ from fedpsyau_jax.training.checkpoints import CheckpointError, read_metadata, re
 from fedpsyau_jax.training.fold_training import (MODEL_CHECKPOINT, RunHooks, get_programs,
                                         TrainSettings, fold_dir, load_fold_predictions, run_folds,
                                         settings_fingerprint)
-from fedpsyau_jax.network.model import FedPsyAU
+from fedpsyau_jax.network.model import FedPsyAU, model_options
 from fedpsyau_jax.training.run_logging import JsonlLog, read_jsonl
 from fedpsyau_jax.sample_arrays import MESamples
 
@@ -49,6 +49,7 @@ def settings_from_config(cfg) -> TrainSettings:
         lr_schedule=str(t.lr_schedule), warmup_epochs=float(t.warmup_epochs),
         min_lr_ratio=float(t.min_lr_ratio), decay_kernels_only=bool(t.decay_kernels_only),
         class_balance=str(t.class_balance), hflip=float(t.hflip), au_norm=str(t.au_norm),
+        au_pos_weight=str(t.get("au_pos_weight", "none")),
         alpha=tuple(float(a) for a in t.alpha),
         beta_schedule=str(t.beta_schedule), beta0=float(t.beta0), seed=int(cfg.seed),
         fold_chunk=int(cfg.runtime.fold_chunk), checkpoint_every=int(cfg.runtime.checkpoint_every))
@@ -86,16 +87,15 @@ def load_samples(cfg) -> MESamples:
 
 def _model(cfg, samples: MESamples) -> FedPsyAU:
     m = cfg.model
-    return FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch),
-                    group_tokens=str(m.group_tokens), roi_source=str(m.roi_source))
+    return FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
 
 
 def model_from_meta(meta: dict) -> FedPsyAU:
     """The network an exported model was trained as. Models exported before the
-    ``group_tokens`` option used the reference code's group assignment."""
+    ``group_tokens`` option used the reference code's group assignment; before the AU
+    node / dropout options, the paper's (L2 nodes, dropout 0.5)."""
     return FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]),
-                    group_tokens=str(meta.get("group_tokens", "reference")),
-                    roi_source=str(meta.get("roi_source", "flow128")))
+                    **model_options(meta, {"group_tokens": "reference"}))
 
 
 def _load_pretrained(path) -> tuple[dict, dict]:
@@ -144,10 +144,10 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
               for f in folds}
     model_meta = {"num_classes": samples.num_classes, "class_names": list(samples.class_names),
                   "use_au_branch": bool(cfg.model.use_au_branch),
-                  "group_tokens": str(cfg.model.group_tokens), "roi_source": str(cfg.model.roi_source),
-                  "config": cfg_dict}
+                  **model_options(cfg.model), "config": cfg_dict}
     fingerprint = settings_fingerprint(s, {"data": cfg_dict.get("data"), "model": cfg_dict.get("model"),
-                                           "prior": cfg_dict.get("prior"), "n": len(samples)})
+                                           "prior": cfg_dict.get("prior"), "n": len(samples),
+                                           **({"pretrain": cfg_dict["pretrain"]} if _pretrain_epochs(cfg) else {})})
     pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
     workdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg_path, cfg_dict)
@@ -174,12 +174,16 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
         if user_hooks.on_fold_done:
             user_hooks.on_fold_done(fold=fold, predictions=predictions)
 
-    programs = get_programs(model, s, fold_mesh(cfg))
     data = device_data(samples)
+    thresholds = None
+    if _pretrain_epochs(cfg):
+        pretrained, thresholds = _au_pretraining(cfg, s, model, samples, folds, data, workdir, model_meta,
+                                                 log, show_progress)
+    programs = get_programs(model, s, fold_mesh(cfg))
     results = run_folds(programs, data, samples.label, folds, priors, workdir, model_meta, fingerprint,
                         pretrained=pretrained,
                         hooks=RunHooks(on_epoch, on_fold_done, user_hooks.after_chunk),
-                        show_progress=show_progress)
+                        show_progress=show_progress, au_thresholds=thresholds)
     all_fold = next((f for f in folds if f.name == "all" and not len(f.test_idx)), None)
     if all_fold is not None:
         _export_final_model(workdir, all_fold)
@@ -188,6 +192,37 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     if verbose:
         print(format_summary(summary))
     return summary
+
+
+def _pretrain_epochs(cfg) -> int:
+    p = cfg.get("pretrain")
+    return int(p.get("epochs", 0)) if p is not None and bool(cfg.model.use_au_branch) else 0
+
+
+def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir: Path, model_meta, log,
+                    show_progress):
+    """Stage 1 (``training.au_pretraining``) inside every fold: returns the per-fold
+    initialiser of stage 2 and the per-fold AU thresholds."""
+    import dataclasses
+    from fedpsyau_jax.training.au_pretraining import run_pretraining
+    p = cfg.pretrain
+    s1 = dataclasses.replace(s, epochs=int(p.epochs), learning_rate=float(p.learning_rate), alpha=(0.0, 1.0, 1.0),
+                             class_balance="none", au_pos_weight=str(p.au_pos_weight))
+    fp1 = settings_fingerprint(s1, {"data": cfg.data.to_dict(), "model": cfg.model.to_dict(),
+                                    "val_fraction": float(p.val_fraction), "n": len(samples), "stage": 1})
+
+    def on_epoch(folds, epoch, beta, metrics, examples, seconds):
+        for k, f in enumerate(folds):
+            log.write("pretrain_epoch", fold=f.name, fold_index=f.index, epoch=epoch + 1, seconds=seconds,
+                      **{m: float(v[k]) for m, v in metrics.items()})
+
+    prior_fn = lambda idx: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, idx)
+    load, thresholds, plan = run_pretraining(
+        get_programs(model, s1, fold_mesh(cfg)), data, samples, folds, prior_fn, workdir, model_meta, fp1,
+        float(p.val_fraction), int(cfg.seed), show_progress, hooks=RunHooks(on_epoch=on_epoch))
+    log.write("pretrain_done", stage1_folds=len(plan.folds),
+              thresholds={str(k): {h: [float(x) for x in v] for h, v in t.items()} for k, t in thresholds.items()})
+    return load, thresholds
 
 
 def _export_final_model(workdir: Path, fold) -> None:

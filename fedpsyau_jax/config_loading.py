@@ -216,6 +216,9 @@ def base_config() -> ml_collections.ConfigDict:
                               swapped G3/G4 token sets)
     model.roi_source          flow128 | flow28 (ROI patches of the 28-px flow, for data
                               whose 128-px flow is only an upsample)
+    model.au_node_norm        l2 (SPEC §4, the paper: every AU node L2-normalised) | none
+    model.gat_dropout         dropout inside each DPK-GAT module (paper 0.5)
+    model.au_head_dropout     dropout of the two AU heads (paper 0.5)
     model.init_from           exported model whose AU-branch params initialise every
                               fold (AU pre-training, paper §5.1); None = random init
     protocol.kind             loso | kfold | all | inner_val;  k, shuffle, split_seed for
@@ -228,7 +231,11 @@ def base_config() -> ml_collections.ConfigDict:
                               warmup_epochs, min_lr_ratio, decay_kernels_only,
                               class_balance (oversample | weighted_ce | none), hflip
                               (flip probability), au_norm (examples | known_entries),
+                              au_pos_weight (none | balanced: n⁻/n⁺ per AU of the fold),
                               alpha, beta_schedule, beta0 — see TrainSettings
+    pretrain.*                AU pre-training inside every fold (``training.au_pretraining``):
+                              epochs (0 = none), learning_rate, au_pos_weight, val_fraction
+                              (inner-validation subjects for the per-AU thresholds)
     export.final_model        all_data (also train one model on every sample and
                               export it as workdir/final_model) | none
     runtime.fold_chunk        folds trained at once by vmap (1 = sequential); does not
@@ -243,7 +250,8 @@ def base_config() -> ml_collections.ConfigDict:
                                             kwargs=ml_collections.ConfigDict(), only_au_labelled=False))
     c.data.root = ml_collections.FieldReference(None, field_type=str)
     c.data.cache_dir = ml_collections.FieldReference(None, field_type=str)
-    c.model = ml_collections.ConfigDict(dict(use_au_branch=True, group_tokens="paper", roi_source="flow128"))
+    c.model = ml_collections.ConfigDict(dict(use_au_branch=True, group_tokens="paper", roi_source="flow128",
+                                             au_node_norm="l2", gat_dropout=0.5, au_head_dropout=0.5))
     c.model.init_from = ml_collections.FieldReference(None, field_type=str)
     c.protocol = ml_collections.ConfigDict(dict(kind="loso", k=10, shuffle=True, split_seed=1,
                                                 inner_outer=2, val_fraction=0.2))
@@ -251,8 +259,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(dict(
         epochs=30, batch_size=32, eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
         lr_schedule="warmup_cosine", warmup_epochs=1.0, min_lr_ratio=0.0, decay_kernels_only=True,
-        class_balance="oversample", hflip=0.5, au_norm="examples",
+        class_balance="oversample", hflip=0.5, au_norm="examples", au_pos_weight="none",
         alpha=(0.2, 0.8, 0.8), beta_schedule="reference", beta0=0.3))
+    c.pretrain = ml_collections.ConfigDict(dict(epochs=0, learning_rate=1e-3, au_pos_weight="balanced",
+                                                val_fraction=0.2))
     c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
     c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1, shard_folds="auto"))
     return c

@@ -4,9 +4,17 @@
         [--paired-vs runs/megc2019_loso_flow]
 
 For each run: pooled UF1/UAR with 95 % subject-bootstrap intervals, per-dataset
-scores, the confusion matrix, per-AU detection F1 (threshold 0.5) and ROC AUC of both
-AU heads on the AU-labelled test samples (full model), and the training time; all
-recomputed from the folds' stored predictions. ``--paired-vs B`` adds, for every other run A, the paired subject
+scores, the confusion matrix, AU detection on the AU-labelled test samples, and the
+training time; all recomputed from the folds' stored predictions.
+
+AU detection (per AU F1 and ROC AUC, their means with 95 % subject-bootstrap
+intervals) of both AU heads (full model) and of the linear probe
+(``fedpsyau_jax.training.au_probe``: class-balanced logistic regression on the
+standardised flow pixels), which is trained here on the training samples of every
+fold of the run and scored on the same held-out samples: the floor the heads must
+clear. The heads' decisions are the stored ``au_pred_*`` (per-AU thresholds chosen on
+inner validation subjects) where a run has them, else probability ≥ 0.5; the probe
+thresholds at 0.5 (its classes are balanced in the loss). ``--paired-vs B`` adds, for every other run A, the paired subject
 bootstrap interval of A − B (same samples, same resampled subjects).
 """
 from __future__ import annotations
@@ -20,17 +28,62 @@ import numpy as np
 
 from fedpsyau_jax import api
 from fedpsyau_jax.network.au_groups import AU_ORDER
-from fedpsyau_jax.training.metrics import au_detection_scores, subject_bootstrap
+from fedpsyau_jax.training.metrics import au_detection_scores, au_subject_bootstrap, subject_bootstrap
 from fedpsyau_jax.training.run_logging import read_jsonl
 
 
 def pooled(run: Path):
-    """(cfg, samples, test_idx (n,), preds (n,), AU probabilities per head) of a run."""
-    cfg, samples, _, preds = api.run_predictions(run)
+    """(cfg, samples, test_idx (n,), preds (n,), AU outputs per head, folds) of a run.
+
+    AU outputs: {head: (probabilities (n, 12), decisions (n, 12) or None)}."""
+    cfg, samples, folds, preds = api.run_predictions(run)
     idx = np.concatenate([p["test_idx"] for p in preds])
-    au = {h: np.concatenate([p[k] for p in preds]) for h, k in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))
-          if all(k in p for p in preds)}
-    return cfg, samples, idx, np.concatenate([p["pred"] for p in preds]), au
+    au = {}
+    for h in ("gat", "afe"):
+        if all(f"au_prob_{h}" in p for p in preds):
+            dec = (np.concatenate([p[f"au_pred_{h}"] for p in preds])
+                   if all(f"au_pred_{h}" in p for p in preds) else None)
+            au[h] = (np.concatenate([p[f"au_prob_{h}"] for p in preds]), dec)
+    return cfg, samples, idx, np.concatenate([p["pred"] for p in preds]), au, folds
+
+
+def probe_predictions(samples, folds, idx) -> np.ndarray:
+    """Held-out AU probabilities (len(idx), 12) of the linear probe, fitted per fold on
+    that fold's training samples (only folds with AU-labelled test samples)."""
+    from fedpsyau_jax.training.au_probe import fit_predict_probe
+    prob = np.zeros((len(samples.label), 12), np.float32)
+    for f in folds:
+        if (samples.au_mask[f.test_idx].sum(1) > 0).any():
+            prob[f.test_idx] = fit_predict_probe(samples.flow28[f.train_idx], samples.au[f.train_idx],
+                                                 samples.au_mask[f.train_idx], samples.flow28[f.test_idx])
+    return prob[idx]
+
+
+def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
+    """Markdown table of AU detection for {name: (prob, decisions or None)} on the
+    AU-labelled samples among ``idx``."""
+    known = samples.au_mask[idx].sum(1) > 0
+    if not known.any():
+        return []
+    au_t, au_m, subj = samples.au[idx][known], samples.au_mask[idx][known], samples.subject[idx][known]
+    names = [f"AU{a}" for a in AU_ORDER]
+    rows = []
+    for name, (prob, dec) in detectors.items():
+        d = (prob[known] >= 0.5) if dec is None else dec[known] > 0.5
+        per = au_detection_scores(au_t, au_m, d.astype(float), au_names=names)
+        auc = au_detection_scores(au_t, au_m, prob[known], au_names=names)
+        b = au_subject_bootstrap(au_t, au_m, prob[known], subj, au_pred=d, n=replicates)
+        rows.append((name, per, auc, b, "inner-validation thresholds" if dec is not None else "0.5"))
+    out = [f"\nAU detection on {int(known.sum())} AU-labelled test samples ({len(np.unique(subj))} subjects; "
+           f"95 % intervals: {replicates} subject resamples):\n",
+           "| detector | threshold | mean ROC AUC | mean F1 | " + " | ".join(names) + " |",
+           "|---" * (4 + len(names)) + "|"]
+    for name, per, auc, b, thr in rows:
+        cells = [f"{per['f1_per_au'][n]:.2f} / {auc['auc_per_au'][n]:.2f}" for n in names]
+        out.append(f"| {name} | {thr} | {b['mean_auc']:.3f} [{b['mean_auc_ci95'][0]:.3f}, {b['mean_auc_ci95'][1]:.3f}] | "
+                   f"{b['mean_f1']:.3f} [{b['mean_f1_ci95'][0]:.3f}, {b['mean_f1_ci95'][1]:.3f}] | " + " | ".join(cells) + " |")
+    out.append("\n(per AU: F1 / ROC AUC)")
+    return out
 
 
 def fmt_ci(s, k):
@@ -43,13 +96,15 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--paired-vs", type=Path)
     ap.add_argument("--replicates", type=int, default=2000)
+    ap.add_argument("--au-replicates", type=int, default=1000)
+    ap.add_argument("--no-probe", action="store_true", help="leave the linear AU probe out")
     args = ap.parse_args(argv)
     out = []
     got = {}
     for run in args.runs + ([args.paired_vs] if args.paired_vs and args.paired_vs not in args.runs else []):
         got[run] = pooled(run)
     for run in args.runs:
-        cfg, samples, idx, preds, au_probs = got[run]
+        cfg, samples, idx, preds, au_probs, folds = got[run]
         summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
         b = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes,
                               n=args.replicates)
@@ -64,23 +119,17 @@ def main(argv=None) -> int:
             out.append("\n| true \\ predicted | " + " | ".join(names) + " |")
             out.append("|---" * (len(names) + 1) + "|")
             out += [f"| {n} | " + " | ".join(str(v) for v in row) + " |" for n, row in zip(names, cm)]
-        au_key = lambda k: int(k.removeprefix("AU"))
-        known = samples.au_mask[idx].sum(1) > 0
-        for head, prob in au_probs.items():
-            s = au_detection_scores(samples.au[idx][known], samples.au_mask[idx][known], prob[known],
-                                    au_names=[f"AU{a}" for a in AU_ORDER])
-            names = sorted((k for k in s["f1_per_au"] if k not in s["excluded_aus"]), key=au_key)
-            per = ", ".join(f"{k} {s['f1_per_au'][k]:.2f}/{s['auc_per_au'][k]:.2f}" for k in names)
-            out.append(f"\n- AU detection, head {head.upper()} ({s['num_samples']} AU-labelled test samples): "
-                       f"mean F1 (threshold 0.5) {s['mean_f1']:.4f}, mean ROC AUC {s['mean_auc']:.4f}; "
-                       f"per AU F1/AUC: {per}")
+        detectors = {f"head {'B (GAT)' if h == 'gat' else 'A (AFE)'}": v for h, v in au_probs.items()}
+        if not args.no_probe:
+            detectors["linear probe (flow pixels)"] = (probe_predictions(samples, folds, idx), None)
+        out += au_lines(samples, idx, detectors, args.au_replicates)
         epochs = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("event") == "epoch"]
         if epochs:
             out.append(f"- training time {sum(r['seconds'] for r in epochs) / 60:.1f} min (sum of "
                        f"{len(epochs)} fold-epochs; a resumed run's calls added up)")
         out.append("")
         if args.paired_vs and run != args.paired_vs:
-            _, sb, idx_b, preds_b, _ = got[args.paired_vs]
+            _, sb, idx_b, preds_b, _, _ = got[args.paired_vs]
             order = {int(i): k for k, i in enumerate(idx_b)}
             pb = preds_b[[order[int(i)] for i in idx]]
             d = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes,

@@ -122,7 +122,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
     from fedpsyau_jax.federated.dp_runner import run_dp_federation
     from fedpsyau_jax.federated.runner import plan_rows, run_federation
-    from fedpsyau_jax.network.model import FedPsyAU
+    from fedpsyau_jax.network.model import FedPsyAU, model_options
     from fedpsyau_jax.training.train_state import make_optimizer
 
     workdir = Path(workdir)
@@ -143,9 +143,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     log(f"data {cfg.data.name}: {len(samples)} samples; clients: "
         + ", ".join(f"{n}={len(i)}" for n, i in clients))
     m = cfg.model
-    model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch),
-                     group_tokens=str(m.get("group_tokens", "paper")),
-                     roi_source=str(m.get("roi_source", "flow128")))
+    model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
     # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
     # compiled step (runner.round_lrs), as in centralised training.
     tx = make_optimizer(1.0, float(cfg.train.weight_decay), bool(cfg.train.get("decay_kernels_only", False)))

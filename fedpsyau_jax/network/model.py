@@ -31,6 +31,7 @@ from fedpsyau_jax.network.roi_patches import PATCH, cut_patches_batch
 
 TOKEN_DIM = PATCH * PATCH * 3  # 75
 ROI_SOURCES = ("flow128", "flow28")
+AU_NODE_NORMS = ("l2", "none")
 
 # PyTorch's BatchNorm momentum 0.1 is Flax's 0.9 (weight of the running average).
 _BN = dict(momentum=0.9, epsilon=1e-5)
@@ -136,10 +137,15 @@ class SSE(nn.Module):
 class GroupAFE(nn.Module):
     """GSE (squeeze-excitation over a group's tokens) + AFE (AU feature extraction).
 
-    z_g (B, N_g, 75) -> AU nodes (B, n_aus, 25), each node L2-normalised.
+    z_g (B, N_g, 75) -> AU nodes (B, n_aus, 25).
+
+    node_norm: "l2" (SPEC §4, the paper) divides each node by its L2 norm, which keeps
+      only the spatial pattern of the node and removes how strongly the region moved;
+      "none" keeps the BN-ReLU output as it is (``FedPsyAU.au_node_norm``).
     """
 
     n_aus: int
+    node_norm: str = "l2"
 
     @nn.compact
     def __call__(self, z_g, train: bool, mask=None):
@@ -161,18 +167,22 @@ class GroupAFE(nn.Module):
         x = ConvBNReLU(2 * self.n_aus, 3)(r, train, mask)
         x = ConvBNReLU(self.n_aus, 1)(x, train, mask)                      # (B, 5, 5, n)
         nodes = x.reshape(b, PATCH * PATCH, self.n_aus).transpose(0, 2, 1)  # (B, n, 25)
+        if self.node_norm == "none":
+            return nodes
         norm = jnp.sqrt(jnp.sum(nodes * nodes, axis=-1, keepdims=True) + 1e-12)
         return nodes / norm
 
 
 class AUHead(nn.Module):
-    """Flatten (B, 12, 25) -> Dense 128, ReLU, Dropout 0.5 -> Dense 12 logits."""
+    """Flatten (B, 12, 25) -> Dense 128, ReLU, Dropout (0.5) -> Dense 12 logits."""
+
+    dropout: float = 0.5
 
     @nn.compact
     def __call__(self, nodes, train: bool):
         x = nodes.reshape(nodes.shape[0], -1)
         x = nn.relu(nn.Dense(128)(x))
-        x = HashDropout(0.5, deterministic=not train)(x)
+        x = HashDropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(NUM_AUS)(x)
 
 
@@ -239,12 +249,19 @@ class FedPsyAU(nn.Module):
       roi_source: "flow128" (patches of the 128-px flow, SPEC §3) or "flow28" (patches
         of the 28-px flow at landmarks scaled by 28/128: on the released MEGC2019
         composite flow128 is only an upsample of the 28-px flow).
+      au_node_norm: "l2" (SPEC §4, the paper: every AU node L2-normalised) or "none"
+        (see ``GroupAFE``).
+      gat_dropout, au_head_dropout: dropout rates inside each DPK-GAT module (before
+        both of its layers) and in the two AU heads; 0.5 in the paper (SPEC §4).
     """
 
     num_classes: int = 3
     use_au_branch: bool = True
     group_tokens: str = "paper"
     roi_source: str = "flow128"
+    au_node_norm: str = "l2"
+    gat_dropout: float = 0.5
+    au_head_dropout: float = 0.5
 
     @nn.compact
     def __call__(self, batch, beta, train: bool = False):
@@ -252,6 +269,8 @@ class FedPsyAU(nn.Module):
             raise ValueError(f"group_tokens {self.group_tokens!r}: choose from {', '.join(GROUP_TOKEN_SETS)}")
         if self.roi_source not in ROI_SOURCES:
             raise ValueError(f"roi_source {self.roi_source!r}: choose from {', '.join(ROI_SOURCES)}")
+        if self.au_node_norm not in AU_NODE_NORMS:
+            raise ValueError(f"au_node_norm {self.au_node_norm!r}: choose from {', '.join(AU_NODE_NORMS)}")
         flow128 = jnp.asarray(batch["flow128"], jnp.float32)
         flow28 = jnp.asarray(batch["flow28"], jnp.float32)
         landmarks = jnp.asarray(batch["landmarks"], jnp.float32)
@@ -273,18 +292,19 @@ class FedPsyAU(nn.Module):
         z = SSE(name="sse")(phi, train)
         nodes = []
         for gname, (au_nodes, tokens) in GROUP_TOKEN_SETS[self.group_tokens].items():
-            nodes.append(GroupAFE(len(au_nodes), name=f"afe_{gname}")(
+            nodes.append(GroupAFE(len(au_nodes), self.au_node_norm, name=f"afe_{gname}")(
                 z[:, np.asarray(tokens)], train, mask))
         f = jnp.concatenate(nodes, axis=1)                                 # (B, 12, 25) in AU order
-        au_afe = AUHead(name="au_head_afe")(f, train)
+        au_afe = AUHead(self.au_head_dropout, name="au_head_afe")(f, train)
 
         d_up, d_low = split_blocks(d)
         f_up, f_low = f[:, UPPER], f[:, LOWER]
-        u = DPKGAT(GRAPH_UP, name="gat_up")(f_up, d_up, beta, train) + f_up
-        lo = DPKGAT(GRAPH_LOW, name="gat_low")(f_low, d_low, beta, train) + f_low
+        gat = lambda graph, name: DPKGAT(graph, dropout=self.gat_dropout, name=name)
+        u = gat(GRAPH_UP, "gat_up")(f_up, d_up, beta, train) + f_up
+        lo = gat(GRAPH_LOW, "gat_low")(f_low, d_low, beta, train) + f_low
         h = jnp.concatenate([u, lo], axis=1)
-        g = DPKGAT(GRAPH_GLOB, name="gat_glob")(h, d, beta, train) + h
-        au_gat = AUHead(name="au_head_gat")(g, train)
+        g = gat(GRAPH_GLOB, "gat_glob")(h, d, beta, train) + h
+        au_gat = AUHead(self.au_head_dropout, name="au_head_gat")(g, train)
         emotion = DualStreamInception(self.num_classes, name="dsi")(g, flow28, train, mask)
         return emotion, au_gat, au_afe
 
@@ -304,6 +324,25 @@ class FlowOnlyHead(nn.Module):
         f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
         f = HashDropout(0.5, deterministic=not train)(f)
         return nn.Dense(self.num_classes, name="classifier")(f)
+
+
+# Structural options of FedPsyAU set from a config's ``model`` section (and stored in
+# an exported model's metadata), with the default each takes when absent.
+MODEL_OPTIONS = {"group_tokens": "paper", "roi_source": "flow128", "au_node_norm": "l2",
+                 "gat_dropout": 0.5, "au_head_dropout": 0.5}
+
+
+def model_options(section, defaults: dict | None = None) -> dict:
+    """{option: value} of ``MODEL_OPTIONS`` read from a config section / metadata dict
+    (typed like the defaults); ``defaults`` overrides the fallback values (old exported
+    models predate some options)."""
+    fallback = {**MODEL_OPTIONS, **(defaults or {})}
+    get = section.get if hasattr(section, "get") else (lambda k, d=None: getattr(section, k, d))
+    out = {}
+    for key, default in fallback.items():
+        value = get(key, None)
+        out[key] = type(MODEL_OPTIONS[key])(default if value is None else value)
+    return out
 
 
 def example_batch(batch_size: int = 2, seed: int = 0) -> dict[str, np.ndarray]:

@@ -49,6 +49,7 @@ from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoin
 from fedpsyau_jax.errors import UserError
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.network.priors import beta_schedule
+from fedpsyau_jax.training.losses import au_pos_weights
 from fedpsyau_jax.training.protocols import Fold
 from fedpsyau_jax.training.sharding import over_rows, padded_width
 from fedpsyau_jax.training.train_state import (TrainState, create_train_state, make_eval_step,
@@ -78,6 +79,8 @@ class TrainSettings:
       labels; the epoch stays one pass over the data) or "none".
     hflip: probability of the flow-respecting horizontal flip per training sample.
     au_norm: AU BCE normalisation (``losses.masked_au_bce``).
+    au_pos_weight: "none" (plain BCE, SPEC §6) or "balanced" (each AU's positive term
+      weighted n⁻/n⁺ of the fold's training labels, ``losses.au_pos_weights``).
     alpha: loss weights (emotion CE, BCE head A, BCE head B).
     beta_schedule, beta0: β per epoch (``priors.beta_schedule``), restarted per fold.
     seed: run seed; fold f's randomness is a function of (seed, f) only.
@@ -96,6 +99,7 @@ class TrainSettings:
     class_balance: str = "oversample"
     hflip: float = 0.0
     au_norm: str = "known_entries"
+    au_pos_weight: str = "none"
     alpha: tuple[float, float, float] = (0.2, 0.8, 0.8)
     beta_schedule: str = "reference"
     beta0: float = 0.3
@@ -196,9 +200,11 @@ class FoldPrograms:
         def init_one(key, prior_d):
             return create_train_state(model, tx, key, prior_d=prior_d)
 
-        def step_one(state, data, idx, mask, beta, lr, class_w):
+        def step_one(state, data, idx, mask, beta, lr, class_w, au_w):
             batch = gather_batch(data, idx, mask)
             batch["ce_weight"] = jnp.take(class_w, batch["label"])
+            if s.au_pos_weight != "none":
+                batch["au_pos_weight"] = au_w
             state, metrics = train_step(state, batch, beta, lr_scale=lr)
             return state, metrics
 
@@ -208,8 +214,8 @@ class FoldPrograms:
         rows, rep = (P(mesh.axis_names[0]), P()) if mesh is not None else (None, None)
         self.init = jax.jit(over_rows(jax.vmap(init_one), mesh, (rows, rows), rows))
         # Donate the fold states: each step replaces them, so XLA may update in place.
-        self.train_step = jax.jit(over_rows(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0)), mesh,
-                                            (rows, rep, rows, rows, rows, rows, rows), (rows, rows)),
+        self.train_step = jax.jit(over_rows(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0, 0)), mesh,
+                                            (rows, rep, rows, rows, rows, rows, rows, rows), (rows, rows)),
                                   donate_argnums=(0,))
         self.eval_step = jax.jit(over_rows(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)), mesh,
                                            (rows, rep, rows, rows, rows), rows))
@@ -217,13 +223,14 @@ class FoldPrograms:
     # The epoch is a host loop over ONE compiled step rather than a lax.scan: measured on
     # XLA:CPU (jax 0.10.2, this model), a scanned step ran ~15x slower per step than the
     # same step jitted on its own (8 s vs 0.47 s at batch 32; benchmarks/RESULTS.md).
-    def train_epoch(self, states: TrainState, data, idx, mask, beta, keys, lrs=None, class_w=None):
+    def train_epoch(self, states: TrainState, data, idx, mask, beta, keys, lrs=None, class_w=None, au_w=None):
         """One epoch of every stacked fold -> (states, metrics {name: (K, S)}, counts (K, S)).
 
         idx, mask: host arrays (K, S, B); steps where every fold's mask is zero (the
         padding at the end of shorter folds) are skipped — they would be no-ops.
         lrs: (K, S) learning rate of each step (default: the constant peak rate);
         class_w: (K, C) CE class weights (default: ones).
+        au_w: (K, 12) AU positive weights (used when ``au_pos_weight`` is not "none").
         """
         idx, mask = np.asarray(idx), np.asarray(mask)
         k = idx.shape[0]
@@ -232,6 +239,7 @@ class FoldPrograms:
         if class_w is None:
             class_w = np.ones((k, self.model.num_classes), np.float32)
         class_w = jnp.asarray(class_w, jnp.float32)
+        au_w = jnp.ones((k, 12), jnp.float32) if au_w is None else jnp.asarray(au_w, jnp.float32)
         states = states.replace(key=jnp.asarray(keys))
         beta = jnp.asarray(beta, jnp.float32)
         per_step = []
@@ -240,7 +248,7 @@ class FoldPrograms:
                 per_step.append(None)
                 continue
             states, m = self.train_step(states, data, jnp.asarray(idx[:, t]), jnp.asarray(mask[:, t]), beta,
-                                        jnp.asarray(lrs[:, t], jnp.float32), class_w)
+                                        jnp.asarray(lrs[:, t], jnp.float32), class_w, au_w)
             per_step.append(m)
         live = [m for m in per_step if m is not None]
         host = jax.device_get(live)
@@ -285,7 +293,7 @@ def get_programs(model: FedPsyAU, s: TrainSettings, mesh=None) -> FoldPrograms:
     loss weights, devices), so repeated runs in one process (tests, evaluate after
     train) reuse the jitted functions instead of compiling them again."""
     key = (model.num_classes, model.use_au_branch, model.group_tokens, model.roi_source,
-           s.weight_decay, s.decay_kernels_only, s.hflip, s.au_norm, tuple(s.alpha),
+           model.au_node_norm, model.gat_dropout, model.au_head_dropout, s.au_pos_weight, s.weight_decay, s.decay_kernels_only, s.hflip, s.au_norm, tuple(s.alpha),
            None if mesh is None else tuple(d.id for d in mesh.devices.flat))
     if key not in _PROGRAMS:
         _PROGRAMS[key] = FoldPrograms(model, s, mesh)
@@ -299,11 +307,12 @@ def model_variables(states: TrainState, k: int | None = None) -> dict:
 
 
 def load_pretrained(states: TrainState, pretrained_params: dict, pretrained_stats: dict,
-                    prefixes=AU_BRANCH_PREFIXES) -> TrainState:
+                    prefixes=AU_BRANCH_PREFIXES, stacked: bool = False) -> TrainState:
     """Replace the AU-branch modules of every stacked fold state by pre-trained ones.
 
     Only top-level modules whose name starts with one of ``prefixes`` are copied; a
-    shape mismatch is an error naming the module.
+    shape mismatch is an error naming the module. ``stacked``: the given trees already
+    carry the fold axis (one pre-trained model per fold), else one model for all.
     """
     params, stats = dict(states.params), dict(states.batch_stats)
     copied = []
@@ -312,11 +321,12 @@ def load_pretrained(states: TrainState, pretrained_params: dict, pretrained_stat
             if not name.startswith(tuple(prefixes)) or name not in tgt:
                 continue
             k = jax.tree.leaves(tgt[name])[0].shape[0]
-            want = jax.tree.map(lambda x: x.shape[1:], tgt[name])
+            want = jax.tree.map(lambda x: x.shape if stacked else x.shape[1:], tgt[name])
             have = jax.tree.map(lambda x: np.shape(x), sub)
             if jax.tree.structure(want) != jax.tree.structure(have) or jax.tree.leaves(want) != jax.tree.leaves(have):
                 raise ValueError(f"pre-trained module {name!r} does not match the model's shapes")
-            tgt[name] = jax.tree.map(lambda x: jnp.broadcast_to(jnp.asarray(x), (k, *np.shape(x))), sub)
+            tgt[name] = jax.tree.map(lambda x: jnp.asarray(x) if stacked
+                                     else jnp.broadcast_to(jnp.asarray(x), (k, *np.shape(x))), sub)
             copied.append(name)
     if not copied:
         raise ValueError(f"no pre-trained module matches the prefixes {prefixes}")
@@ -366,8 +376,8 @@ class RunHooks:
 
 def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: list[Fold],
               priors: dict[int, np.ndarray], workdir: Path, model_meta: dict, fingerprint: str,
-              pretrained: tuple[dict, dict] | None = None, hooks: RunHooks | None = None,
-              show_progress: bool = True) -> dict[int, dict[str, np.ndarray]]:
+              pretrained=None, hooks: RunHooks | None = None,
+              show_progress: bool = True, au_thresholds: dict | None = None) -> dict[int, dict[str, np.ndarray]]:
     """Train all ``folds`` (skipping finished ones), return {fold index: predictions}.
 
     data: device dataset (``batching.device_data``); labels: host labels (N,) for
@@ -375,6 +385,11 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
     exported model (num_classes, class_names, use_au_branch, config ...).
     Predictions per fold: test_idx (n,), prob (n, C), pred (n,), and for the full model
     au_prob_gat / au_prob_afe (n, 12).
+    pretrained: (params, batch_stats) whose AU-branch modules initialise every fold, or a
+      function fold -> (params, batch_stats) (one pre-trained model per fold), or None.
+    au_thresholds: {fold index: {"gat": (12,), "afe": (12,)}} per-AU decision thresholds
+      (chosen on inner validation subjects); the predictions then also hold
+      au_pred_gat / au_pred_afe (n, 12) {0,1} and au_threshold_gat / au_threshold_afe.
     """
     from fedpsyau_jax.training.run_logging import progress
     from fedpsyau_jax.atomic_files import save_npz_atomic
@@ -423,11 +438,18 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
         num_classes = programs.model.num_classes
         cweights = np.stack([class_weights(labels, f.train_idx, num_classes) if s.class_balance == "weighted_ce"
                              else np.ones(num_classes, np.float32) for f in members])
+        au_weights = np.stack([np.asarray(au_pos_weights(data["au"][f.train_idx], data["au_mask"][f.train_idx]))
+                               if s.au_pos_weight == "balanced" else np.ones(12, np.float32) for f in members])
         if states is None:
             keys = jnp.stack([fold_key(s.seed, f.index) for f in members])
             ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
             states = programs.init(keys, ds)
-            if pretrained is not None:
+            if callable(pretrained):
+                per = [pretrained(f) for f in members]
+                stack = lambda trees: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
+                states = load_pretrained(states, stack([p for p, _ in per]), stack([b for _, b in per]),
+                                         stacked=True)
+            elif pretrained is not None:
                 states = load_pretrained(states, *pretrained)
         for epoch in range(start_epoch, s.epochs):
             t0 = time.perf_counter()
@@ -438,7 +460,7 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             ekeys = jnp.stack([epoch_key(s.seed, f.index, epoch) for f in members])
             lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
             states, metrics, counts = programs.train_epoch(states, data, idx, mask, beta, ekeys,
-                                                           lrs, cweights)
+                                                           lrs, cweights, au_weights)
             n = np.maximum(counts.sum(axis=1), 1.0)
             means = {k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
                      for k, v in metrics.items()}
@@ -468,6 +490,10 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             for key, arr in out.items():
                 flat = np.asarray(arr[k]).reshape(-1, *np.shape(arr[k])[2:])
                 pred[{"emotion_prob": "prob"}.get(key, key)] = flat[:n_test]
+            if au_thresholds is not None and "au_prob_gat" in pred:
+                for head, thr in au_thresholds[f.index].items():
+                    pred[f"au_threshold_{head}"] = np.asarray(thr, np.float32)
+                    pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= thr).astype(np.int8)
             fd = fold_dir(workdir, f)
             save_checkpoint(fd, MODEL_CHECKPOINT, model_variables(states, k),
                             {**model_meta, "fold": f.name, "fold_index": f.index,

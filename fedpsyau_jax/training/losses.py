@@ -28,11 +28,33 @@ def emotion_ce(logits: jax.Array, labels: jax.Array, example_mask: jax.Array,
 
 
 AU_NORMS = ("examples", "known_entries")
+AU_POS_WEIGHTS = ("none", "balanced")
+
+
+def weighted_bce(logits: jax.Array, targets: jax.Array, pos_weight: jax.Array | None = None) -> jax.Array:
+    """−[w⁺·y·log σ(x) + (1 − y)·log(1 − σ(x))] elementwise; ``pos_weight`` w⁺
+    broadcasts over the last axis (one weight per AU), None = 1 (plain BCE)."""
+    if pos_weight is None:
+        return optax.sigmoid_binary_cross_entropy(logits, targets)
+    return pos_weight * targets * jax.nn.softplus(-logits) + (1.0 - targets) * jax.nn.softplus(logits)
+
+
+def au_pos_weights(au: jax.Array, au_mask: jax.Array, cap: float = 20.0) -> jax.Array:
+    """Per-AU positive weight n⁻/n⁺ over the known labels (12,), clipped to [1, cap]
+    (an AU with no positive gets 1): with it a rare AU's positives weigh as much in
+    total as its negatives, so "always absent" stops being a good minimum."""
+    known = au_mask > 0
+    pos = jnp.sum(known & (au > 0.5), axis=0)
+    neg = jnp.sum(known, axis=0) - pos
+    return jnp.clip(jnp.where(pos > 0, neg / jnp.maximum(pos, 1), 1.0), 1.0, cap).astype(jnp.float32)
 
 
 def masked_au_bce(logits: jax.Array, au: jax.Array, au_mask: jax.Array,
-                  example_mask: jax.Array, norm: str = "examples") -> jax.Array:
+                  example_mask: jax.Array, norm: str = "examples",
+                  pos_weight: jax.Array | None = None) -> jax.Array:
     """Binary cross-entropy over the known AU entries of real examples.
+
+    pos_weight: (12,) weight of the positive term per AU (``au_pos_weights``), or None.
 
     norm "examples": Σ over known entries / (real examples × 12). Every AU-labelled
       sample carries the same weight whatever its batch-mates: in a batch of 31 SMIC
@@ -41,7 +63,7 @@ def masked_au_bce(logits: jax.Array, au: jax.Array, au_mask: jax.Array,
     norm "known_entries": mean over the known entries of the batch (SPEC §6 as
       first written): a batch with one AU-labelled sample gives it the whole weight.
     """
-    bce = optax.sigmoid_binary_cross_entropy(logits, au)
+    bce = weighted_bce(logits, au, pos_weight)
     known = au_mask * example_mask[:, None]
     if norm == "known_entries":
         return masked_mean(bce, known)
@@ -55,6 +77,8 @@ def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_nor
 
     au_gat/au_afe may be None (flow-only baseline): those terms are then 0. A batch
     entry ``ce_weight`` (B,) weights each example's CE (class balance); absent = 1.
+    A batch entry ``au_pos_weight`` (12,) weights the positive term of both AU BCEs
+    (``au_pos_weights``); absent = plain BCE.
     α = (emotion CE, head A = AFE, head B = GAT), SPEC §6.
     """
     emotion, au_gat, au_afe = outputs
@@ -63,8 +87,11 @@ def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_nor
         example_mask = jnp.ones(labels.shape, jnp.float32)
     ce = emotion_ce(emotion, labels, example_mask, batch.get("ce_weight"))
     zero = jnp.zeros((), jnp.float32)
-    bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask, au_norm)
-    bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask, au_norm)
+    pw = batch.get("au_pos_weight")
+    bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask,
+                                                        au_norm, pw)
+    bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask,
+                                                        au_norm, pw)
     total = alpha[0] * ce + alpha[1] * bce_afe + alpha[2] * bce_gat
     return total, {"loss": total, "ce": ce, "bce_afe": bce_afe, "bce_gat": bce_gat}
 

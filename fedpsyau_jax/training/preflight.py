@@ -55,12 +55,14 @@ def check_names(cfg) -> None:
         if int(k) < 2:
             raise UserError(f"protocol.k {k}: k-fold needs k >= 2")
     from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS
-    from fedpsyau_jax.network.model import ROI_SOURCES
+    from fedpsyau_jax.network.model import AU_NODE_NORMS, ROI_SOURCES
     from fedpsyau_jax.training.fold_training import CLASS_BALANCE, LR_SCHEDULES
-    from fedpsyau_jax.training.losses import AU_NORMS
+    from fedpsyau_jax.training.losses import AU_NORMS, AU_POS_WEIGHTS
     for key, choices in (("model.group_tokens", tuple(GROUP_TOKEN_SETS)), ("model.roi_source", ROI_SOURCES),
+                         ("model.au_node_norm", AU_NODE_NORMS),
                          ("train.class_balance", CLASS_BALANCE), ("train.lr_schedule", LR_SCHEDULES),
-                         ("train.au_norm", AU_NORMS)):
+                         ("train.au_norm", AU_NORMS), ("train.au_pos_weight", AU_POS_WEIGHTS),
+                         ("pretrain.au_pos_weight", AU_POS_WEIGHTS)):
         section, leaf = key.split(".")
         value = cfg.get(section, {}).get(leaf) if cfg.get(section) is not None else None
         if value is not None and str(value) not in choices:

@@ -1,0 +1,140 @@
+"""AU pre-training inside every fold (paper §5.1, stage 1) and per-AU thresholds.
+
+FED-PsyAU pre-trains its AU branch (LRM + AFR: LFE, SSE, GSE/AFE, DPK-GAT, AU heads) on
+AU labels before training the emotion model. Here stage 1 runs inside each fold of a
+protocol, from that fold's training subjects only:
+
+1. the AU-labelled samples of the fold's training subjects are split by subject into
+   inner-train and inner-validation subjects (``val_fraction`` of them, drawn with a
+   seed derived from the subject set, so equal sets give equal splits);
+2. the whole network is trained on AU labels alone (α = (0, 1, 1)) on inner-train
+   for ``pretrain.epochs`` at ``pretrain.learning_rate`` (run by ``run_folds``, so it
+   is resumable and vectorisable like any run; outputs in ``<workdir>/au_pretrain``);
+3. its AU-branch parameters initialise that fold's stage 2 (the whole model on the
+   full recipe, AU losses still on), and the per-AU decision thresholds of both heads
+   are chosen on the inner-validation subjects' predictions (``choose_thresholds``:
+   best F1 on a grid, 0.5 where the validation subjects show no positive).
+
+Folds whose AU-labelled training samples are identical (e.g. every LOSO fold that
+tests a SMIC subject, which has no AU labels, and the all-data fold) share one stage-1
+run. Nothing in stage 1 sees a fold's test subjects.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from fedpsyau_jax.training.protocols import Fold
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+HEADS = ("gat", "afe")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainPlan:
+    """Stage-1 folds and which one serves each outer fold.
+
+    folds: stage-1 folds (train = inner-train AU-labelled samples, test = inner
+      validation AU-labelled samples), indexed 0..n-1.
+    of_fold: outer fold index -> stage-1 fold index.
+    """
+    folds: list[Fold]
+    of_fold: dict[int, int]
+
+
+def _split_seed(subjects: list[str], seed: int) -> int:
+    h = hashlib.sha1(("|".join(subjects) + f"#{seed}").encode()).hexdigest()
+    return int(h[:8], 16)
+
+
+def plan_pretraining(folds: list[Fold], subject: np.ndarray, au_mask: np.ndarray,
+                     val_fraction: float = 0.2, seed: int = 0) -> PretrainPlan:
+    """One stage-1 fold per distinct set of AU-labelled training samples."""
+    labelled = np.asarray(au_mask).sum(1) > 0
+    subject = np.asarray(subject).astype(str)
+    by_key: dict[tuple, int] = {}
+    pre: list[Fold] = []
+    of_fold: dict[int, int] = {}
+    for f in folds:
+        train = np.asarray(f.train_idx)[labelled[f.train_idx]]
+        if len(train) == 0:
+            raise ValueError(f"AU pre-training: fold {f.name} has no AU-labelled training sample")
+        key = tuple(train.tolist())
+        if key not in by_key:
+            subs = sorted(set(subject[train].tolist()))
+            n_val = int(round(val_fraction * len(subs))) if len(subs) > 1 else 0
+            n_val = min(max(n_val, 1 if len(subs) > 1 and val_fraction > 0 else 0), len(subs) - 1)
+            rng = np.random.default_rng(_split_seed(subs, seed))
+            val_subs = set(rng.choice(subs, n_val, replace=False).tolist()) if n_val else set()
+            is_val = np.array([s in val_subs for s in subject[train]])
+            j = len(pre)
+            pre.append(Fold(j, f"pre{j:03d}_{f.name}", train[~is_val], train[is_val],
+                            tuple(sorted(val_subs))))
+            by_key[key] = j
+        of_fold[f.index] = by_key[key]
+    return PretrainPlan(pre, of_fold)
+
+
+def choose_thresholds(au_true: np.ndarray, au_mask: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """Per-AU threshold (12,) maximising F1 on validation predictions over
+    ``THRESHOLD_GRID`` (ties: the one nearest 0.5); 0.5 for an AU without a known
+    positive among the validation samples."""
+    t = np.asarray(au_true) > 0.5
+    m = np.asarray(au_mask) > 0
+    prob = np.asarray(prob)
+    out = np.full(t.shape[1], 0.5, np.float32)
+    for j in range(t.shape[1]):
+        mj = m[:, j]
+        pos = t[mj, j]
+        if not pos.any():
+            continue
+        p = prob[mj, j][:, None] >= THRESHOLD_GRID[None, :]
+        tp = (p & pos[:, None]).sum(0)
+        fp = (p & ~pos[:, None]).sum(0)
+        fn = (~p & pos[:, None]).sum(0)
+        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+        best = np.flatnonzero(f1 == f1.max())
+        out[j] = THRESHOLD_GRID[best[np.argmin(np.abs(THRESHOLD_GRID[best] - 0.5))]]
+    return out
+
+
+def thresholds_from_predictions(pred: dict, au: np.ndarray, au_mask: np.ndarray) -> dict[str, np.ndarray]:
+    """{head: (12,) thresholds} from a stage-1 fold's stored validation predictions;
+    0.5 everywhere when the fold has no validation samples."""
+    idx = np.asarray(pred["test_idx"])
+    if len(idx) == 0:
+        return {h: np.full(au.shape[1], 0.5, np.float32) for h in HEADS}
+    return {h: choose_thresholds(au[idx], au_mask[idx], pred[f"au_prob_{h}"]) for h in HEADS}
+
+
+def run_pretraining(programs, data, samples, folds: list[Fold], prior_fn, workdir: Path, model_meta: dict,
+                    fingerprint: str, val_fraction: float, seed: int, show_progress: bool = True, hooks=None):
+    """Stage 1 for ``folds``. Returns (load, {outer fold index: {head: thresholds (12,)}},
+    plan), where load(outer fold) -> (params, batch_stats) of its stage-1 model (read
+    from disk when asked: one model in memory at a time).
+
+    programs: ``FoldPrograms`` with the stage-1 settings (α = (0, 1, 1), its epochs and
+    learning rate); prior_fn(train_idx) -> D of a stage-1 fold's training samples."""
+    from fedpsyau_jax.training.checkpoints import restore_checkpoint
+    from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT, fold_dir, model_variables, run_folds
+
+    plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed)
+    priors = {f.index: prior_fn(f.train_idx) for f in plan.folds}
+    pre_dir = Path(workdir) / "au_pretrain"
+    results = run_folds(programs, data, samples.label, plan.folds, priors, pre_dir,
+                        {**model_meta, "stage": "au_pretrain"}, fingerprint, hooks=hooks,
+                        show_progress=show_progress)
+    thresholds = {j: thresholds_from_predictions(results[f.index], samples.au, samples.au_mask)
+                  for j, f in enumerate(plan.folds)}
+    import jax
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype),
+                          model_variables(programs.abstract_states(1)))
+
+    def load(outer: Fold) -> tuple[dict, dict]:
+        v, _ = restore_checkpoint(fold_dir(pre_dir, plan.folds[plan.of_fold[outer.index]]), MODEL_CHECKPOINT, target)
+        return v["params"], v["batch_stats"]
+
+    return load, {k: thresholds[j] for k, j in plan.of_fold.items()}, plan
