@@ -208,3 +208,14 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
                                              out / "timeline.png")
         timeline_outputs.write_report_html(out, timeline, png, thumbs)
     return timeline
+
+
+def spot_only(video, fps: float | None = None, params: AnalyseParams | None = None) -> list[iv_mod.Interval]:
+    """Intervals of a video from the spotting pass alone (no cache, no outputs, no
+    progress bar); ``predict`` uses it to tell a multi-expression clip."""
+    p = params or AnalyseParams()
+    info = frame_stream.probe(video, fps)
+    sp = spotting_pass(info, p, None, show_progress=False)
+    if len(sp["face"]) < 2 * iv_mod.scale_frames(info.fps, iv_mod.MICRO_K_S) + 1:
+        return []
+    return iv_mod.spot_intervals(sp["region_flow"], sp["face"], info.fps, p.spot)[0]

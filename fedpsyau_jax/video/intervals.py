@@ -39,8 +39,8 @@ import numpy as np
 MICRO_K_S = 0.2
 MACRO_K_S = 1.0
 NMS_FACTOR = 1.5
-THRESHOLD_C = 6.0
-THRESHOLD_C_MACRO = 6.0
+THRESHOLD_C = 3.5
+THRESHOLD_C_MACRO = 2.5
 MIN_SCORE = 0.15          # px in the 96-px spotting crop
 EDGE_FRACTION = 0.8
 MICRO_MAX_S = 0.5
