@@ -55,10 +55,10 @@ def spans(intervals, fps):
     return [Span(i.onset, i.offset, i.kind) for i in intervals]
 
 
-def ours(feats, c_micro, c_macro):
-    from fedpsyau_jax.video.intervals import SpotParams, spot_intervals
-    return {s: spans(spot_intervals(sp["region_flow"], sp["face"], info.fps,
-                                    SpotParams(threshold_c=c_micro, threshold_c_macro=c_macro))[0], info.fps)
+def ours(feats, c_micro, c_macro, edge=None):
+    from fedpsyau_jax.video.intervals import EDGE_FRACTION, SpotParams, spot_intervals
+    p = SpotParams(threshold_c=c_micro, threshold_c_macro=c_macro, edge_fraction=edge or EDGE_FRACTION)
+    return {s: spans(spot_intervals(sp["region_flow"], sp["face"], info.fps, p)[0], info.fps)
             for s, (info, sp, _) in feats.items()}
 
 
@@ -116,6 +116,9 @@ def main() -> int:
         best_b = max(((spotting_scores(baseline(feats, c), g)["overall"]["f1"], -c) for c in GRID))
         best_b = (best_b[0], -best_b[1])
         print(f"ours: best overall F1 {best[0]:.3f} at threshold_c {best[1]} threshold_c_macro {best[2]}")
+        for edge in (0.6, 0.7, 0.8, 0.9):
+            f1 = spotting_scores(ours(feats, best[1], best[2], edge), g)["overall"]["f1"]
+            print(f"  with those, edge_fraction {edge}: overall F1 {f1:.3f}")
         print(f"frame difference: best overall F1 {best_b[0]:.3f} at threshold_c {best_b[1]}")
         return 0
     print(f"constants (chosen on seed 1): ours c_micro {intervals.THRESHOLD_C}, c_macro "

@@ -192,14 +192,18 @@ def displacement(flows: np.ndarray, face: np.ndarray) -> np.ndarray:
 
 
 def second_difference(x: np.ndarray, k: int) -> np.ndarray:
-    """|2 X(t) - X(t-k) - X(t+k)| per region (T, R); neighbours beyond a segment end
-    (NaN) are replaced by the nearest valid frame of the segment."""
+    """|2 X(t) - X(t-k) - X(t+k)| per region (T, R). Near the ends of a face segment
+    the offset shrinks symmetrically to the frames available (k' = min(k, t - start,
+    end - 1 - t)), so linear drift still cancels there; a segment's first and last
+    frames score 0."""
     out = np.zeros(x.shape[:2])
     seg = _segments(~np.isnan(x[:, 0, 0]))
     for a, b in seg:
         for t in range(a, b):
-            lo, hi = max(a, t - k), min(b - 1, t + k)
-            d = 2 * x[t] - x[lo] - x[hi]
+            kk = min(k, t - a, b - 1 - t)
+            if kk <= 0:
+                continue
+            d = 2 * x[t] - x[t - kk] - x[t + kk]
             out[t] = np.linalg.norm(d, axis=-1)
     return out
 
