@@ -419,11 +419,23 @@ def final_beta(meta: dict) -> float:
                                float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
 
 
+_APPLY: dict = {}
+
+
+def _apply_fn(model, beta: float):
+    """The jitted eval apply of (model, β), cached so repeated calls (one per video
+    interval) compile once."""
+    key = (model, beta)
+    if key not in _APPLY:
+        _APPLY[key] = jax.jit(lambda var, b: model.apply(var, b, beta, train=False))
+    return _APPLY[key]
+
+
 def model_probabilities(model, v, meta, batch) -> tuple[np.ndarray, np.ndarray | None]:
     """(emotion probabilities (B, C), GAT AU probabilities (B, 12) or None) of an
     exported model (``load_model``) on a batch of SPEC §1 inputs."""
     beta = final_beta(meta)
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
-    emotion, au_gat, _ = jax.jit(lambda var, b: model.apply(var, b, beta, train=False))(variables, batch)
+    emotion, au_gat, _ = _apply_fn(model, beta)(variables, batch)
     probs = np.asarray(jax.nn.softmax(emotion, -1))
     return probs, (None if au_gat is None else np.asarray(jax.nn.sigmoid(au_gat)))

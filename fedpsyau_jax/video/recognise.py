@@ -23,7 +23,6 @@ from fedpsyau_jax.video.frame_stream import VideoInfo, iter_frames
 from fedpsyau_jax.video.intervals import Interval
 
 log = logging.getLogger(__name__)
-BATCH = 8          # intervals per model call (padded: one compiled shape)
 
 
 class Recogniser:
@@ -36,14 +35,17 @@ class Recogniser:
         self.class_names = list(self.meta["class_names"])
 
     def probabilities(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model call per sample (a batch of one, exactly as ``predict``; the jitted
+        apply is compiled once and a handful of intervals per minute need no batching)."""
         from fedpsyau_jax import api
         keys = ("flow128", "flow28", "landmarks")
-        n = len(samples)
-        pad = (-n) % BATCH
-        batch = {k: np.stack([np.asarray(s[k], np.float32) for s in samples]
-                             + [np.zeros_like(np.asarray(samples[0][k], np.float32))] * pad) for k in keys}
-        probs, au = api.model_probabilities(self.model, self.variables, self.meta, batch)
-        return probs[:n], (None if au is None else au[:n])
+        probs, aus = [], []
+        for s in samples:
+            batch = {k: np.asarray(s[k], np.float32)[None] for k in keys}
+            p, au = api.model_probabilities(self.model, self.variables, self.meta, batch)
+            probs.append(p[0])
+            aus.append(None if au is None else au[0])
+        return np.stack(probs), (None if aus[0] is None else np.stack(aus))
 
 
 def needed_positions(intervals: list[Interval], params: PipelineParams) -> set[int]:
