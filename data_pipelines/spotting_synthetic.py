@@ -258,3 +258,26 @@ def make_benchmark(folder: Path, seed: int, n_videos: int = 6, n_frames: int = 6
         out[stem] = make_spotting_video(folder / f"{stem}.mp4", seed * 1000 + i, n_frames, fps)
     write_json_atomic(folder / "ground_truth.json", out)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m data_pipelines.spotting_synthetic OUT.mp4 [--seed N] [--seconds S]``:
+    write one synthetic long video and OUT.json with its ground truth."""
+    import argparse
+    from fedpsyau_jax.atomic_files import write_json_atomic
+    ap = argparse.ArgumentParser(prog="python -m data_pipelines.spotting_synthetic",
+                                 description="write a synthetic spotting video (real face, injected expressions)")
+    ap.add_argument("out", help="output .mp4 path")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    gt = make_spotting_video(out, a.seed, int(round(a.seconds * 30)))
+    write_json_atomic(out.with_suffix(".json"), {out.stem: gt})
+    print(f"{out}: {gt['frames']} frames; ground truth in {out.with_suffix('.json')}: "
+          + ", ".join(f"{e['kind']} {e['onset']}-{e['offset']} ({e['emotion']})" for e in gt["intervals"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -151,3 +151,18 @@ def test_predict_points_to_analyse_for_several_expressions(clip):
     from fedpsyau_jax.cli.predict import several_expressions_hint
     hint = several_expressions_hint(clip[0])
     assert hint is not None and "fedpsyau analyse" in hint and "finds 2 expressions" in hint
+
+
+def test_variable_frame_rate_rotation_and_large_frames_are_reported():
+    from fedpsyau_jax.video.analyse import input_problems
+    from fedpsyau_jax.video.frame_stream import VideoInfo
+    info = VideoInfo("v.mp4", 30.0, 100, 3840, 2160, 90)
+    times = np.cumsum(np.where(np.arange(100) % 3 == 0, 0.066, 0.033))     # a third of the frames late
+    face = np.ones(100, bool)
+    probs = input_problems(info, face, times, [], np.arange(100))
+    assert any("variable frame rate" in p for p in probs)
+    assert any("90° rotation" in p for p in probs)
+    assert any("very large frames (3840x2160)" in p for p in probs)
+    assert all(p.startswith("v.mp4: ") and "\n" not in p for p in probs)
+    steady = input_problems(VideoInfo("v.mp4", 30.0, 100, 640, 480, 0), face, np.arange(100) / 30.0, [], np.arange(100))
+    assert steady == []
