@@ -96,6 +96,9 @@ def main() -> int:
     ap.add_argument("--tune", action="store_true", help="choose thresholds on seed 1")
     ap.add_argument("--videos", type=int, default=None, help="videos in the set (tune 4, report 8)")
     ap.add_argument("--folder", default=str(ROOT / "runs" / "spotting_bench"))
+    ap.add_argument("--figure", default=None, help="also analyse the first report video with "
+                    "--checkpoint and save its timeline plot, ground truth drawn in, here")
+    ap.add_argument("--checkpoint", default=None, help="model for --figure")
     a = ap.parse_args()
     from fedpsyau_jax.video import frame_difference, intervals
     from fedpsyau_jax.video.spotting_metric import spotting_scores
@@ -125,6 +128,24 @@ def main() -> int:
           f"{intervals.THRESHOLD_C_MACRO}; frame difference c {frame_difference.THRESHOLD_C}")
     print(table("ours (region flow, second difference)", spotting_scores(ours(feats, intervals.THRESHOLD_C, intervals.THRESHOLD_C_MACRO), g)))
     print(table("baseline (frame difference)", spotting_scores(baseline(feats, frame_difference.THRESHOLD_C), g)))
+    if a.figure:
+        import csv
+        import numpy as np
+        from fedpsyau_jax.video.analyse import analyse_video
+        from fedpsyau_jax.video.timeline_outputs import plot_timeline
+        stem = next(iter(gt))
+        out = folder / "figure_run"
+        t = analyse_video(folder / f"{stem}.mp4", out, a.checkpoint, show_progress=False)
+        with open(out / "frames.csv") as f:
+            rows = list(csv.DictReader(f))
+        col = lambda k: np.array([float(r[k]) for r in rows])
+        fps = gt[stem]["fps"]
+        gt_bars = [{"onset_s": e["onset"] / fps, "offset_s": e["offset"] / fps, "kind": e["kind"]}
+                 for e in gt[stem]["intervals"]]
+        plot_timeline(t, col("timestamp"), col("score_micro"), col("score_macro"), Path(a.figure),
+                      title=f"{stem} (synthetic, seed {seed}): spotted intervals shaded by recognised emotion",
+                      truth=gt_bars)
+        print(f"figure: {a.figure}")
     return 0
 
 

@@ -57,9 +57,10 @@ def write_frames_csv(out: Path, numbers, times, face, score_micro, score_macro, 
 
 
 def plot_timeline(timeline: dict, times: np.ndarray, score_micro: np.ndarray, score_macro: np.ndarray,
-                  path: Path | None = None, title: str | None = None) -> bytes:
+                  path: Path | None = None, title: str | None = None, truth: list[dict] | None = None) -> bytes:
     """The signal over time, intervals shaded by emotion, gaps hatched grey → PNG bytes
-    (and written to ``path`` when given)."""
+    (and written to ``path`` when given). ``truth``: optional ground-truth intervals
+    ({onset_s, offset_s, kind}) drawn as bars under the curves."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -77,13 +78,17 @@ def plot_timeline(timeline: dict, times: np.ndarray, score_micro: np.ndarray, sc
         ax.axvspan(iv["onset_s"], iv["offset_s"], color=colour[e], alpha=0.35 if iv["kind"] == "micro" else 0.18)
     for g in timeline["gaps"]:
         ax.axvspan(g["start_s"], g["end_s"], color="0.8", hatch="//", alpha=0.6)
+    for g in truth or ():
+        ax.hlines(-0.08, g["onset_s"], g["offset_s"], color="black" if g["kind"] == "micro" else "0.4", lw=4)
     handles = [Patch(color=colour[e], alpha=0.4, label=e) for e in emotions]
+    if truth:
+        handles.append(Patch(color="black", label="ground truth (bars below 0)"))
     if timeline["gaps"]:
         handles.append(Patch(color="0.8", hatch="//", label="no face"))
     ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=7, loc="upper right", ncol=2)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score / threshold")
-    ax.set_ylim(0, max(2.0, float(np.nanmax(score_micro / thr_mi)) * 1.05 if len(times) else 2.0))
+    ax.set_ylim(-0.15 if truth else 0, max(2.0, float(np.nanmax(score_micro / thr_mi)) * 1.05 if len(times) else 2.0))
     ax.set_title(title or Path(timeline["video"]).name, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
