@@ -26,7 +26,6 @@ drift, noise and lighting are everywhere.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2

@@ -2,7 +2,6 @@
 (tests/fixtures/faces, MIT) with micro-expressions injected at known frames."""
 import csv
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -77,8 +76,8 @@ def test_rerun_loads_every_chunk_from_the_cache(clip, analysed, tmp_path):
     assert t2["timing_s"]["chunks_cached"] == 1 and t2["timing_s"]["track"] == 0.0
     assert t2["intervals"] == t["intervals"]
     # different content under the same name is recomputed, not answered from the cache
-    frames = [f for _, _, f in __import__("fedpsyau_jax.video.frame_stream", fromlist=["x"]).iter_frames(
-        __import__("fedpsyau_jax.video.frame_stream", fromlist=["x"]).probe(clip[0]))]
+    from fedpsyau_jax.video.frame_stream import iter_frames, probe
+    frames = [f for _, _, f in iter_frames(probe(clip[0]))]
     other = tmp_path / "micro.mp4"
     write_video(other, [np.flipud(f) for f in frames[:60]], 30.0)
     t3 = analyse_video(other, tmp_path / "o", cache_dir=out / "cache", show_progress=False)

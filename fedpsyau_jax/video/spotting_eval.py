@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from fedpsyau_jax.errors import InputDataError, InputFileError, unknown_name
-from fedpsyau_jax.video.spotting_metric import Span, kind_of, spotting_scores
+from fedpsyau_jax.video.spotting_metric import Span, spotting_scores
 
 FORMATS = ("casme2", "samm", "synthetic")
 FORMAT_FPS = {"casme2": 30.0, "samm": 200.0}
