@@ -110,6 +110,34 @@ def test_evaluate_spotting_cli_on_casme2_layout(tmp_path, capsys):
     assert "overall" in capsys.readouterr().out
     # a bad format name is one line, exit 2
     assert main(["evaluate-spotting", "--predictions", str(preds), "--annotations", str(out_json),
-                 "--format", "casme3"]) == 2
+                 "--format", "casme4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--format 'casme3': unknown name" in err[0]
+    assert len(err) == 1 and "--format 'casme4': unknown name" in err[0]
+
+
+def test_casme3_part_c_reader_and_release_layout(tmp_path):
+    from data_pipelines.readers.casme3_long import read_casme3_long
+    from fedpsyau_jax.video.spotting_eval import find_videos, ground_truth
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["sub", "count", "onset", "offset", "emotion", "PHY"])      # columns public code reads
+    for r in [(1, 1, 373, 385, "negative", "01_1"), (1, 2, 1200, 1209, "surprise", "01_2"),
+              (12, 1, "40", "52", "positive", "12_1")]:
+        ws.append(r)
+    wb.save(tmp_path / "CAS(ME)3_part_C_ME.xlsx")
+    ann = read_casme3_long(tmp_path)
+    assert [(a.video, a.onset, a.offset, a.kind, a.emotion, a.apex) for a in ann] == [
+        ("01", 373, 385, "micro", "negative", None), ("01", 1200, 1209, "micro", "surprise", None),
+        ("12", 40, 52, "micro", "positive", None)]
+    gt = ground_truth(tmp_path / "CAS(ME)3_part_C_ME.xlsx", "casme3")
+    assert sorted(gt) == ["01", "12"] and len(gt["01"]) == 2
+    # part_C/<sub>/a/color/<n>.jpg: the colour frame folder is found for subject 01 only
+    colour = tmp_path / "part_C" / "01" / "a" / "color"
+    colour.mkdir(parents=True)
+    (colour / "1.jpg").write_bytes(b"x")
+    (tmp_path / "part_C" / "01" / "a" / "depth").mkdir()
+    assert find_videos(tmp_path / "part_C", set(gt)) == {"01": colour}
+    ws.append([1, 3, 500, 400, "negative", "01_3"])                       # offset before onset
+    wb.save(tmp_path / "CAS(ME)3_part_C_ME.xlsx")
+    with pytest.raises(SheetError, match="row 5: offset 400 before onset 500"):
+        read_casme3_long(tmp_path / "CAS(ME)3_part_C_ME.xlsx")

@@ -7,6 +7,7 @@ timeline.json files below DIR. With --videos ROOT (a release folder: CAS(ME)^2
 ``rawpic/``, SAMM Long Videos frame folders, or the synthetic benchmark folder) every
 annotated video without predictions is analysed first (resumable). Formats: casme2
 (``CAS(ME)^2code_final(Updated).xlsx``), samm (``SAMM_LongVideos_V3_Release.xlsx``),
+casme3 (``CAS(ME)3_part_C_ME.xlsx``),
 synthetic (``ground_truth.json``).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictions", required=True, help="folder with <video>/timeline.json")
     p.add_argument("--annotations", required=True, help="annotation workbook or ground_truth.json")
-    p.add_argument("--format", required=True, help="casme2, samm or synthetic")
+    p.add_argument("--format", required=True, help="casme2, samm, casme3 (Part C) or synthetic")
     p.add_argument("--videos", default=None, help="release folder: analyse annotated videos first")
     p.add_argument("--checkpoint", default=None, help="model for recognition when analysing (optional)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (default per format)")

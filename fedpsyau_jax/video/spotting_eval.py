@@ -2,11 +2,12 @@
 MEGC scores (``spotting_metric``), and running ``analyse_video`` over a release.
 
 Ground truth formats: ``casme2`` (CAS(ME)^2 workbook), ``samm`` (SAMM Long Videos
-workbook), ``synthetic`` (``ground_truth.json`` of ``data_pipelines.spotting_synthetic``).
-Predictions: every ``timeline.json`` below a folder (``analyse --out DIR/<video>``).
-A prediction belongs to the ground-truth video whose id equals its video's name, or is
-its longest prefix followed by a non-digit (CAS(ME)^2 folder ``15_0101disgustingteeth``
-→ ``15_0101``).
+workbook), ``casme3`` (CAS(ME)^3 Part C ME list), ``synthetic`` (``ground_truth.json``
+of ``data_pipelines.spotting_synthetic``). Predictions: every ``timeline.json`` below
+a folder (``analyse --out DIR/<video>``). A prediction belongs to the ground-truth
+video whose id equals the name of its output folder or of its video, or is the longest
+prefix of one of them followed by a non-digit (CAS(ME)^2 folder
+``15_0101disgustingteeth`` → ``15_0101``).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from pathlib import Path
 from fedpsyau_jax.errors import InputDataError, InputFileError, unknown_name
 from fedpsyau_jax.video.spotting_metric import Span, spotting_scores
 
-FORMATS = ("casme2", "samm", "synthetic")
-FORMAT_FPS = {"casme2": 30.0, "samm": 200.0}
+FORMATS = ("casme2", "samm", "casme3", "synthetic")
+FORMAT_FPS = {"casme2": 30.0, "samm": 200.0, "casme3": 30.0}
 
 
 def ground_truth(path, fmt: str) -> dict[str, list[Span]]:
@@ -36,6 +37,8 @@ def ground_truth(path, fmt: str) -> dict[str, list[Span]]:
             raise InputDataError(f"--annotations {path}: not a synthetic ground_truth.json ({type(e).__name__}: {e})") from None
     if fmt == "casme2":
         from data_pipelines.readers.casme2_long import read_casme2_long as reader
+    elif fmt == "casme3":
+        from data_pipelines.readers.casme3_long import read_casme3_long as reader
     else:
         from data_pipelines.readers.samm_long import read_samm_long as reader
     out: dict[str, list[Span]] = {}
@@ -44,45 +47,60 @@ def ground_truth(path, fmt: str) -> dict[str, list[Span]]:
     return out
 
 
-def read_predictions(folder) -> dict[str, list[Span]]:
+def read_predictions(folder, gt_ids=()) -> dict[str, list[Span]]:
+    """Spans of every timeline.json below ``folder``, keyed by ground-truth id: the
+    output folder's name is tried first, then the video's name (``match_id``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(f"--predictions {folder}: not a folder")
-    out = {}
+    ids = set(gt_ids)
+    out: dict[str, list[Span]] = {}
     for p in sorted(folder.rglob("timeline.json")):
         try:
             t = json.loads(p.read_text(encoding="utf-8"))
-            out[Path(t["video"]).stem] = [Span(int(i["onset"]), int(i["offset"]), i["kind"], i.get("emotion"))
-                                          for i in t["intervals"]]
+            spans = [Span(int(i["onset"]), int(i["offset"]), i["kind"], i.get("emotion")) for i in t["intervals"]]
+            stem = Path(t["video"]).stem
         except (ValueError, KeyError, TypeError) as e:
             raise InputDataError(f"{p}: not a timeline.json written by `fedpsyau analyse` ({e})") from None
-    return out
-
-
-def match_ids(pred: dict[str, list[Span]], gt_ids) -> dict[str, list[Span]]:
-    """Re-key predictions by ground-truth id (exact name, else longest prefix + non-digit)."""
-    ids = sorted(gt_ids, key=len, reverse=True)
-    out: dict[str, list[Span]] = {}
-    for name, spans in pred.items():
-        key = name if name in gt_ids else next(
-            (g for g in ids if name.startswith(g) and not name[len(g):len(g) + 1].isdigit()), name)
+        key = match_id(p.parent.name, ids) or match_id(stem, ids) or stem
         out.setdefault(key, []).extend(spans)
     return out
 
 
+def match_id(name: str, ids: set[str]) -> str | None:
+    """The ground-truth id equal to ``name``, or its longest prefix followed by a non-digit."""
+    if name in ids:
+        return name
+    return next((g for g in sorted(ids, key=len, reverse=True)
+                 if name.startswith(g) and not name[len(g):len(g) + 1].isdigit()), None)
+
+
 def find_videos(root, ids) -> dict[str, Path]:
-    """Video files or frame folders below ``root`` whose name matches a ground-truth id."""
+    """Video files or frame folders below ``root`` whose name matches a ground-truth id.
+    A matching folder without images of its own is searched (2 levels) for a ``color``
+    folder with images (CAS(ME)^3 Part C: ``01/a/color/``)."""
     root = Path(root)
     if not root.is_dir():
         raise InputFileError(f"--videos {root}: not a folder")
-    found = {}
+    ids = set(ids)
+
+    def has_images(d: Path) -> bool:
+        return any(c.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp") for c in d.iterdir())
+
+    found: dict[str, Path] = {}
     for p in sorted(root.rglob("*")):
-        name = p.stem if p.is_file() else p.name
-        key = match_ids({name: []}, set(ids))
-        k = next(iter(key))
-        if k in ids and k not in found and (p.is_dir() and any(c.suffix.lower() in (".jpg", ".png", ".bmp") for c in p.iterdir())
-                                            or p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv")):
+        k = match_id(p.stem if p.is_file() else p.name, ids)
+        if k is None or k in found:
+            continue
+        if p.is_file() and p.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
             found[k] = p
+        elif p.is_dir():
+            if has_images(p):
+                found[k] = p
+            else:
+                colour = [c for c in sorted(p.glob("color")) + sorted(p.glob("*/color")) if c.is_dir() and has_images(c)]
+                if colour:
+                    found[k] = colour[0]
     return found
 
 
@@ -101,7 +119,7 @@ def evaluate_spotting(predictions, annotations, fmt: str, videos=None, checkpoin
             if not (out / "timeline.json").is_file():
                 analyse_video(path, out, checkpoint, fps=fps or FORMAT_FPS.get(fmt), show_progress=show_progress)
                 ran.append(vid)
-    pred = match_ids(read_predictions(predictions), set(gt))
+    pred = read_predictions(predictions, set(gt))
     unknown = sorted(set(pred) - set(gt))
     scores = spotting_scores({k: v for k, v in pred.items() if k in gt}, gt)
     scores.pop("matches")
