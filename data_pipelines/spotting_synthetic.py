@@ -115,14 +115,15 @@ def _place(rng, taken: list[tuple[int, int]], length: int, n_frames: int, margin
 
 def plan_events(seed: int, n_frames: int, fps: float, n_micro: int = 4, n_macro: int = 1,
                 n_blinks: int | None = None, talking: bool = True, head_turn: bool = True,
-                lighting: bool = True) -> dict:
-    """The random event schedule of one video (pure; no pixels)."""
+                lighting: bool = True, micro_px: tuple[float, float] = MICRO_PX) -> dict:
+    """The random event schedule of one video (pure; no pixels). ``micro_px``: range of
+    the micro-expressions' peak displacement (default 1–3 px)."""
     rng = np.random.default_rng(seed)
     margin = int(round(MARGIN_S * fps))
     taken: list[tuple[int, int]] = []
     gt, distractors = [], []
     emotions = sorted(EMOTION_AUS)
-    for kind, count, secs, px in (("macro", n_macro, MACRO_S, MACRO_PX), ("micro", n_micro, MICRO_S, MICRO_PX)):
+    for kind, count, secs, px in (("macro", n_macro, MACRO_S, MACRO_PX), ("micro", n_micro, MICRO_S, micro_px)):
         for _ in range(count):
             n = int(round(rng.uniform(*secs) * fps)) + 1
             s = _place(rng, taken, n, n_frames, margin)

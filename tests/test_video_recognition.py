@@ -44,7 +44,7 @@ def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("rec")
     video = d / "two.mp4"
     make_spotting_video(video, seed=11, n_frames=150, n_micro=2, n_macro=0, n_blinks=1,
-                        talking=False, head_turn=False, lighting=False)
+                        talking=False, head_turn=False, lighting=False, micro_px=(2.0, 3.0))
     return video, random_exported_model(d / "model")
 
 

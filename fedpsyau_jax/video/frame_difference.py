@@ -16,7 +16,7 @@ from fedpsyau_jax.video import intervals as iv_mod
 from fedpsyau_jax.video.frame_stream import VideoInfo, iter_frames
 
 SIZE = 64
-THRESHOLD_C = 2.0
+THRESHOLD_C = 0.25
 
 
 def frame_difference_signal(info: VideoInfo) -> tuple[np.ndarray, np.ndarray]:

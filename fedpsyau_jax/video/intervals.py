@@ -25,7 +25,8 @@ onset (offset) is the first frame where m reaches ``EDGE_FRACTION`` of its large
 value within the search window (0.5 s micro, 2 s macro) on that side, i.e. where the
 face is back at (most of) its rest position.
 
-Then: intervals shorter than ``MIN_S`` or longer than ``MAX_S`` are dropped,
+Then: intervals shorter than ``MIN_S`` or longer than ``MAX_S`` are dropped, so is
+a mouth-dominated candidate amid rhythmic mouth motion (talking, ``talking_frames``),
 overlapping intervals are merged into the one with the higher score relative to its
 threshold, and each interval's kind is "micro" when it lasts at most 0.5 s
 (offset - onset + 1 frames) and "macro" otherwise.
@@ -36,16 +37,28 @@ import dataclasses
 
 import numpy as np
 
+from fedpsyau_jax.video.spotting_signal import (REGIONS, TOP_REGIONS, blink_mask, displacement,
+                                                head_compensated, second_difference)
+
 MICRO_K_S = 0.2
 MACRO_K_S = 1.0
 NMS_FACTOR = 1.5
-THRESHOLD_C = 3.5
-THRESHOLD_C_MACRO = 3.0
+THRESHOLD_C = 5.0
+THRESHOLD_C_MACRO = 6.0
 MIN_SCORE = 0.15          # px in the 96-px spotting crop
 EDGE_FRACTION = 0.8
 MICRO_MAX_S = 0.5
 MIN_S = 0.1
 MAX_S = 4.0
+# Talking (fixed a priori, checked on the synthetic tuning seed): a candidate whose
+# strongest region is a mouth/chin region is dropped when at least TALK_MIN_PEAKS
+# mouth-dominated local maxima of the micro-scale score (above TALK_PEAK_FRACTION of
+# its threshold, maxima within ±0.1 s) fall within ±TALK_WINDOW_S of it: speech moves
+# the mouth rhythmically (3–5 syllables/s), an expression moves it once.
+TALK_WINDOW_S = 1.0
+TALK_MIN_PEAKS = 5
+TALK_PEAK_FRACTION = 0.5
+MOUTH_REGIONS = ("mouth_l", "mouth_r", "lip_upper", "lip_lower", "chin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +67,7 @@ class SpotParams:
     threshold_c_macro: float = THRESHOLD_C_MACRO
     min_score: float = MIN_SCORE
     edge_fraction: float = EDGE_FRACTION
+    suppress_talking: bool = True
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -126,7 +140,6 @@ def spot_intervals(region_flow: np.ndarray, face: np.ndarray, fps: float,
     ``score_micro``/``score_macro`` arrays and the two thresholds (for frames.csv and
     the plot).
     """
-    from fedpsyau_jax.video.spotting_signal import displacement, head_compensated, blink_mask, second_difference, TOP_REGIONS
     p = params or SpotParams()
     face = np.asarray(face, bool)
     f = np.nan_to_num(head_compensated(region_flow)) * blink_mask(np.nan_to_num(region_flow))[..., None]
@@ -142,14 +155,44 @@ def spot_intervals(region_flow: np.ndarray, face: np.ndarray, fps: float,
         thr = robust_threshold(score, face, c, p.min_score)
         details[f"score_{scale}"] = score
         details[f"threshold_{scale}"] = thr
+        details[f"_order_{scale}"] = order
         for t in peaks(score, thr, int(round(NMS_FACTOR * k))):
             on, off = edges(x, t, order[t], scale_frames(fps, window_s), p.edge_fraction)
             cands.append(Interval(on, t, off, "", float(score[t] / thr), scale))
     kept = [iv for iv in cands if MIN_S * fps <= iv.length() <= MAX_S * fps + 1]
+    details["suppressed_talking"] = []
+    if p.suppress_talking:
+        talk = talking_frames(details["score_micro"], details["_order_micro"], details["threshold_micro"], fps)
+        mouth = _mouth_dominated(details)
+        dropped = [iv for iv in kept if mouth(iv) and talk[iv.apex]]
+        details["suppressed_talking"] = [(iv.onset, iv.apex, iv.offset) for iv in dropped]
+        kept = [iv for iv in kept if iv not in dropped]
     merged = merge_overlaps(kept)
     for iv in merged:
         iv.kind = "micro" if iv.length() <= MICRO_MAX_S * fps + 1 else "macro"
     return merged, details
+
+
+_MOUTH = np.array([n in MOUTH_REGIONS for n in REGIONS])
+
+
+def _mouth_dominated(details: dict):
+    def f(iv: Interval) -> bool:
+        return bool(_MOUTH[details[f"_order_{iv.scale}"][iv.apex, -1]])
+    return f
+
+
+def talking_frames(score: np.ndarray, order: np.ndarray, threshold: float, fps: float) -> np.ndarray:
+    """(T,) bool: frames with at least ``TALK_MIN_PEAKS`` mouth-dominated local maxima
+    of the micro-scale ``score`` (above ``TALK_PEAK_FRACTION`` x threshold) within
+    ± ``TALK_WINDOW_S``."""
+    r = max(1, int(round(0.1 * fps)))
+    pk = [t for t in peaks(score, TALK_PEAK_FRACTION * threshold, r) if _MOUTH[order[t, -1]]]
+    marks = np.zeros(len(score))
+    marks[pk] = 1.0
+    w = int(round(TALK_WINDOW_S * fps))
+    counts = np.convolve(marks, np.ones(2 * w + 1), mode="same")
+    return counts >= TALK_MIN_PEAKS
 
 
 def merge_overlaps(intervals: list[Interval]) -> list[Interval]:

@@ -1,6 +1,7 @@
 """The per-frame spotting signal: optical flow in landmark regions, head motion and
-blinks removed, turned into one motion score per frame (the spotter of SPEC-less
-video analysis; recognition inputs are computed separately, exactly as SPEC §1).
+blinks removed, turned into one motion score per frame. (Only spotting uses this
+cheap flow; the recognition input of an interval is computed as in training, SPEC §1,
+by ``recognise``.)
 
 Pipeline, per frame t of a face segment:
 
