@@ -141,3 +141,17 @@ def test_casme3_part_c_reader_and_release_layout(tmp_path):
     wb.save(tmp_path / "CAS(ME)3_part_C_ME.xlsx")
     with pytest.raises(SheetError, match="row 5: offset 400 before onset 500"):
         read_casme3_long(tmp_path / "CAS(ME)3_part_C_ME.xlsx")
+
+
+def test_annotated_emotions_map_to_the_model_classes(tmp_path):
+    from fedpsyau_jax.video.spotting_eval import emotion_class, ground_truth
+    p = write_samm_long(tmp_path / "SAMM_LongVideos_V3_Release.xlsx", [
+        ("006", "006_1_1", 1, 10, 15, 20, 11, "Micro - 1/2", "12", ""),
+    ])
+    assert ground_truth(p, "samm", "megc3")["006_1"][0].emotion is None          # no emotion column
+    assert emotion_class("Happiness", "samm", "megc3") == "positive"
+    assert emotion_class("contempt", "samm", "megc3") == "negative"
+    assert emotion_class("Other", "samm", "megc3") is None                        # dropped class
+    assert emotion_class("sad", "casme3", "emotion7") == "sadness"
+    assert emotion_class("surprise", "synthetic", "megc3") == "surprise"
+    assert emotion_class("happy", "casme2", None) == "happy"                       # no scheme: as written

@@ -26,9 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from data_pipelines.video_pipeline import input_identity
     from fedpsyau_jax.errors import InputDataError
-    input_identity(args.video)                         # "does not exist", before any work
+    if not Path(args.video).exists():                  # before any work
+        from data_pipelines.sample_errors import MissingMediaError
+        raise MissingMediaError(f"{args.video}: does not exist (expected a video file or a folder of frame images)")
     if args.checkpoint is not None:
         from fedpsyau_jax import api
         from fedpsyau_jax.training.checkpoints import CheckpointError

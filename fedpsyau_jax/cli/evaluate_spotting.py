@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", default=None, help="release folder: analyse annotated videos first")
     p.add_argument("--checkpoint", default=None, help="model for recognition when analysing (optional)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (default per format)")
+    p.add_argument("--scheme", default=None, help="map annotated emotions to these classes for "
+                   "spot-then-recognise (megc3 or emotion7, as the model was trained; default: words as written)")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
 
 
@@ -36,7 +38,7 @@ def run(args) -> int:
                              "`fedpsyau analyse` outputs, or --videos to analyse a release first)")
     Path(args.predictions).mkdir(parents=True, exist_ok=True)
     res = evaluate_spotting(args.predictions, args.annotations, args.format, videos=args.videos,
-                            checkpoint=args.checkpoint, fps=args.fps)
+                            checkpoint=args.checkpoint, fps=args.fps, scheme=args.scheme)
     print(format_scores(res))
     if args.json:
         write_json_atomic(Path(args.json), res)

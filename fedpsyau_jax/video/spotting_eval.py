@@ -19,10 +19,31 @@ from fedpsyau_jax.errors import InputDataError, InputFileError, unknown_name
 from fedpsyau_jax.video.spotting_metric import Span, spotting_scores
 
 FORMATS = ("casme2", "samm", "casme3", "synthetic")
+# The label map used to turn a release's emotion words into a model's classes
+# (``data_pipelines.label_maps``); synthetic emotions are emotion7 words like SAMM's.
+LABEL_MAP_DATASET = {"casme2": "casme2", "samm": "samm", "casme3": "casme3", "synthetic": "samm"}
 FORMAT_FPS = {"casme2": 30.0, "samm": 200.0, "casme3": 30.0}
 
 
-def ground_truth(path, fmt: str) -> dict[str, list[Span]]:
+def emotion_class(word: str | None, fmt: str, scheme: str | None) -> str | None:
+    """``word`` as a class name of ``scheme`` (megc3 / emotion7), or None when the word
+    is missing, dropped by the scheme or unknown to the map (then that interval takes
+    no part in the recognition scores). ``scheme`` None keeps the word as written."""
+    if not word or scheme is None:
+        return word or None
+    from data_pipelines.label_maps import UnknownEmotion, class_names, map_emotion
+    names = class_names(scheme)
+    if word.strip().lower() in names:
+        return word.strip().lower()
+    try:
+        k = map_emotion(LABEL_MAP_DATASET[fmt], word, scheme)
+    except UnknownEmotion:
+        return None
+    return None if k is None else names[k]
+
+
+def ground_truth(path, fmt: str, scheme: str | None = None) -> dict[str, list[Span]]:
+    """{video id: spans}; with ``scheme``, emotions become that scheme's class names."""
     path = Path(path)
     if fmt not in FORMATS:
         raise unknown_name("--format", fmt, FORMATS)
@@ -31,7 +52,8 @@ def ground_truth(path, fmt: str) -> dict[str, list[Span]]:
             raise InputFileError(f"--annotations {path}: does not exist")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return {Path(v.get("video", stem)).stem: [Span(int(e["onset"]), int(e["offset"]), e["kind"], e.get("emotion"))
+            return {Path(v.get("video", stem)).stem: [Span(int(e["onset"]), int(e["offset"]), e["kind"],
+                                                           emotion_class(e.get("emotion"), fmt, scheme))
                                                       for e in v["intervals"]] for stem, v in data.items()}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise InputDataError(f"--annotations {path}: not a synthetic ground_truth.json ({type(e).__name__}: {e})") from None
@@ -43,7 +65,7 @@ def ground_truth(path, fmt: str) -> dict[str, list[Span]]:
         from data_pipelines.readers.samm_long import read_samm_long as reader
     out: dict[str, list[Span]] = {}
     for a in reader(path):
-        out.setdefault(a.video, []).append(Span(a.onset, a.offset, a.kind, a.emotion or None))
+        out.setdefault(a.video, []).append(Span(a.onset, a.offset, a.kind, emotion_class(a.emotion, fmt, scheme)))
     return out
 
 
@@ -105,11 +127,13 @@ def find_videos(root, ids) -> dict[str, Path]:
 
 
 def evaluate_spotting(predictions, annotations, fmt: str, videos=None, checkpoint=None,
-                      fps: float | None = None, show_progress: bool = True) -> dict:
+                      fps: float | None = None, show_progress: bool = True, scheme: str | None = None) -> dict:
     """Pooled MEGC scores of the predictions against the annotations. With ``videos``
     (a release folder), every annotated video found there without a timeline.json yet
-    is analysed first into ``predictions/<id>/`` (so an interrupted run resumes)."""
-    gt = ground_truth(annotations, fmt)
+    is analysed first into ``predictions/<id>/`` (so an interrupted run resumes).
+    ``scheme`` (megc3 / emotion7) maps the annotation's emotion words to the model's
+    class names for the spot-then-recognise scores."""
+    gt = ground_truth(annotations, fmt, scheme)
     predictions = Path(predictions)
     ran = []
     if videos is not None:
