@@ -73,18 +73,9 @@ def ours(feats, c_micro, c_macro, edge=None):
 
 
 def baseline(feats, c):
-    from fedpsyau_jax.video import intervals as iv
-    out = {}
-    for s, (info, _, (score, face)) in feats.items():
-        k = iv.scale_frames(info.fps, iv.MICRO_K_S)
-        thr = iv.robust_threshold(score, face, c, 1e-6)
-        ivs = [iv.Interval(max(0, t - k), t, min(len(score) - 1, t + k), "", float(score[t] / thr), "micro")
-               for t in iv.peaks(score, thr, int(round(iv.NMS_FACTOR * k)))]
-        ivs = iv.merge_overlaps(ivs)
-        for x in ivs:
-            x.kind = "micro" if x.length() <= iv.MICRO_MAX_S * info.fps + 1 else "macro"
-        out[s] = spans(ivs, info.fps)
-    return out
+    from fedpsyau_jax.video.frame_difference import intervals_from_signal
+    return {s: spans(intervals_from_signal(score, face, info.fps, c), info.fps)
+            for s, (info, _, (score, face)) in feats.items()}
 
 
 def truth(gt):

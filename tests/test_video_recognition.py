@@ -72,3 +72,19 @@ def test_each_interval_is_recognised_from_its_spec1_sample(setup, tmp_path):
         np.testing.assert_allclose([iv["au_prob"][f"AU{a}"] for a in AU_ORDER], au[0], atol=1e-5)
     html = (tmp_path / "report.html").read_text()
     assert html.count("<img src=\"data:image/png;base64,") == 1 + len(t["intervals"])   # plot + one apex each
+
+
+def test_spotting_outputs_survive_a_failure_during_recognition(setup, tmp_path, monkeypatch):
+    from fedpsyau_jax.video import recognise as rec_mod
+    from fedpsyau_jax.video.analyse import analyse_video
+    video, model = setup
+
+    def broken(*a, **k):
+        raise KeyboardInterrupt                      # e.g. the user stops a long run here
+
+    monkeypatch.setattr(rec_mod, "recognise", broken)
+    with pytest.raises(KeyboardInterrupt):
+        analyse_video(video, tmp_path, model, show_progress=False)
+    t = json.loads((tmp_path / "timeline.json").read_text())
+    assert len(t["intervals"]) >= 2 and all(i["emotion"] is None for i in t["intervals"])
+    assert t["timing_s"]["recognition"] is None and (tmp_path / "report.html").is_file()

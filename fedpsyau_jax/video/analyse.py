@@ -155,17 +155,50 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
                              f"({2 * k + 1} frames = {(2 * k + 1) / info.fps:.2f} s at {info.fps:.2f} fps)")
 
     intervals, details = iv_mod.spot_intervals(sp["region_flow"], face, info.fps, p.spot)
+    timing = {**{k_: round(v_, 3) for k_, v_ in sp["seconds"].items()},
+              "spotting_pass": round(t_spot, 3), "chunks_cached": sp["chunks_cached"]}
+
+    def build(rec: list[dict], t_rec: float | None) -> tuple[dict, dict, np.ndarray]:
+        timeline, thumbs, interval_of = _timeline(info, checkpoint, numbers, times, gaps, problems, intervals,
+                                                  rec, details, p)
+        timeline["timing_s"] = {**timing, "recognition": None if t_rec is None else round(t_rec, 3)}
+        return timeline, thumbs, interval_of
+
+    def write(timeline: dict, thumbs: dict, interval_of: np.ndarray) -> None:
+        if not write_outputs:
+            return
+        timeline_outputs.write_timeline_json(out, timeline)
+        timeline_outputs.write_timeline_csv(out, timeline)
+        timeline_outputs.write_frames_csv(out, numbers, times, face, details["score_micro"],
+                                          details["score_macro"], interval_of)
+        png = timeline_outputs.plot_timeline(timeline, times, details["score_micro"], details["score_macro"],
+                                             out / "timeline.png")
+        timeline_outputs.write_report_html(out, timeline, png, thumbs)
+
+    if recogniser is None or not intervals:
+        result = build([{} for _ in intervals], 0.0 if recogniser is not None else None)
+        write(*result)
+        return result[0]
+    # The spotting result is written first, so that it survives a failure or an
+    # interruption of recognition; the recognised timeline then replaces it.
+    write(*build([{} for _ in intervals], None))
+    from fedpsyau_jax.training.run_logging import progress
+    from fedpsyau_jax.video.recognise import recognise
     t1 = time.perf_counter()
-    rec = [{} for _ in intervals]
-    if recogniser is not None and intervals:
-        from fedpsyau_jax.training.run_logging import progress
-        from fedpsyau_jax.video.recognise import recognise
-        bar = progress(len(intervals), "recognising", enabled=show_progress)
-        try:
-            rec = recognise(info, intervals, recogniser, progress=bar)
-        finally:
-            bar.close()
-    t_rec = time.perf_counter() - t1
+    bar = progress(len(intervals), "recognising", enabled=show_progress)
+    try:
+        rec = recognise(info, intervals, recogniser, progress=bar)
+    finally:
+        bar.close()
+    result = build(rec, time.perf_counter() - t1)
+    write(*result)
+    return result[0]
+
+
+def _timeline(info, checkpoint, numbers, times, gaps, problems, intervals, rec, details,
+              p: AnalyseParams) -> tuple[dict, dict, np.ndarray]:
+    """(timeline dict, {interval index: apex crop}, per-frame interval index or -1)."""
+    n = len(numbers)
 
     def ts(pos: int) -> float:
         return round(float(times[pos]), 4)
@@ -198,19 +231,8 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
         "problems": problems,
         "params": {"track": p.track.as_dict(), "signal": p.signal.as_dict(), "spot": p.spot.as_dict(),
                    "micro_k_s": iv_mod.MICRO_K_S, "macro_k_s": iv_mod.MACRO_K_S},
-        "timing_s": {**{k_: round(v_, 3) for k_, v_ in sp["seconds"].items()},
-                     "spotting_pass": round(t_spot, 3), "recognition": round(t_rec, 3),
-                     "chunks_cached": sp["chunks_cached"]},
     }
-    if write_outputs:
-        timeline_outputs.write_timeline_json(out, timeline)
-        timeline_outputs.write_timeline_csv(out, timeline)
-        timeline_outputs.write_frames_csv(out, numbers, times, face, details["score_micro"],
-                                          details["score_macro"], interval_of)
-        png = timeline_outputs.plot_timeline(timeline, times, details["score_micro"], details["score_macro"],
-                                             out / "timeline.png")
-        timeline_outputs.write_report_html(out, timeline, png, thumbs)
-    return timeline
+    return timeline, thumbs, interval_of
 
 
 def spot_only(video, fps: float | None = None, params: AnalyseParams | None = None) -> list[iv_mod.Interval]:

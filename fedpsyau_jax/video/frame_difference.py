@@ -44,9 +44,10 @@ def frame_difference_signal(info: VideoInfo) -> tuple[np.ndarray, np.ndarray]:
     return score, face
 
 
-def spot_frame_difference(info: VideoInfo, threshold_c: float = THRESHOLD_C) -> list[iv_mod.Interval]:
-    score, face = frame_difference_signal(info)
-    k = iv_mod.scale_frames(info.fps, iv_mod.MICRO_K_S)
+def intervals_from_signal(score: np.ndarray, face: np.ndarray, fps: float,
+                          threshold_c: float = THRESHOLD_C) -> list[iv_mod.Interval]:
+    """Peaks above the robust threshold → [apex - k, apex + k], merged, kind by length."""
+    k = iv_mod.scale_frames(fps, iv_mod.MICRO_K_S)
     thr = iv_mod.robust_threshold(score, face, threshold_c, 1e-6)
     out = []
     for t in iv_mod.peaks(score, thr, int(round(iv_mod.NMS_FACTOR * k))):
@@ -54,5 +55,10 @@ def spot_frame_difference(info: VideoInfo, threshold_c: float = THRESHOLD_C) -> 
         out.append(iv_mod.Interval(on, t, off, "", float(score[t] / thr), "micro"))
     merged = iv_mod.merge_overlaps(out)
     for iv in merged:
-        iv.kind = "micro" if iv.length() <= iv_mod.MICRO_MAX_S * info.fps + 1 else "macro"
+        iv.kind = "micro" if iv.length() <= iv_mod.MICRO_MAX_S * fps + 1 else "macro"
     return merged
+
+
+def spot_frame_difference(info: VideoInfo, threshold_c: float = THRESHOLD_C) -> list[iv_mod.Interval]:
+    score, face = frame_difference_signal(info)
+    return intervals_from_signal(score, face, info.fps, threshold_c)
