@@ -147,6 +147,10 @@ def test_chunks_cover_every_frame_once_with_context(clip):
         assert c.after == (min(5, 150 - c.stop))
         seen += list(range(c.start, c.stop))
     assert seen == list(range(150))
+    # memory bound: a chunk of 4K frames holds at most max_chunk_bytes of grey pixels
+    from fedpsyau_jax.video.frame_stream import VideoInfo, chunk_length
+    assert chunk_length(VideoInfo("x", 30.0, 0, 3840, 2160, 0), 300, 256 << 20) == (256 << 20) // (3840 * 2160)
+    assert chunk_length(VideoInfo("x", 30.0, 0, 640, 480, 0), 300, 256 << 20) == 300
 
 
 def test_predict_points_to_analyse_for_several_expressions(clip):
