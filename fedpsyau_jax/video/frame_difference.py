@@ -3,9 +3,9 @@
 No face tracking, no flow: the face box of the first frame (dlib), grey crops at
 64 px, and per frame the mean absolute difference between frame t and the mean of
 frames t-k and t+k (k = 0.2 s; the feature-difference idea of Moilanen et al. 2014
-with raw pixels as the feature). Peaks, threshold rule, onset/offset = apex ± k and
-merging are those of ``intervals`` (same robust threshold, c chosen on the same
-synthetic tuning seed), so the comparison isolates the signal.
+with raw pixels as the feature). Peaks, the robust threshold (its c chosen on the same
+synthetic tuning seed) and merging are those of ``intervals``; an interval is the
+fixed window apex ± k (no displacement-based edges, no talking rule).
 """
 from __future__ import annotations
 
