@@ -56,9 +56,23 @@ def features_key(chunk: Chunk, track: TrackParams, signal: SignalParams) -> str:
     return h.hexdigest()
 
 
+def gaussian_smooth(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Centred Gaussian filter along axis 0 (kernel radius round(4 sigma), edges
+    repeated: what ``scipy.ndimage.gaussian_filter1d(mode="nearest")`` computes, in
+    numpy so the package needs no SciPy)."""
+    r = int(4.0 * sigma + 0.5)
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    w /= w.sum()
+    pad = np.concatenate([np.repeat(a[:1], r, 0), a, np.repeat(a[-1:], r, 0)], 0).astype(np.float64)
+    out = np.zeros(a.shape, np.float64)
+    for i, wi in enumerate(w):
+        out += wi * pad[i:i + len(a)]
+    return out.astype(a.dtype)
+
+
 def smooth_landmarks(lms: np.ndarray, face: np.ndarray, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
     """Centred Gaussian smoothing over time within runs of face frames (edges: nearest)."""
-    from scipy.ndimage import gaussian_filter1d
     out = lms.copy()
     t, n = 0, len(face)
     while t < n:
@@ -69,7 +83,7 @@ def smooth_landmarks(lms: np.ndarray, face: np.ndarray, sigma: float = SMOOTH_SI
         while e < n and face[e]:
             e += 1
         if e - t > 1 and sigma > 0:
-            out[t:e] = gaussian_filter1d(lms[t:e], sigma, axis=0, mode="nearest")
+            out[t:e] = gaussian_smooth(lms[t:e], sigma)
         t = e
     return out
 
