@@ -9,11 +9,13 @@ The folders follow the flow of the method:
 - ``federated/``  the algorithms' math (one implementation), the stacked simulator and
                   the Flower deployment driver
 - ``cli/``        the ``fedpsyau`` command, one module per verb
+- ``video/``       long recordings: face track, spotting signal, intervals,
+                  recognition of each interval, timeline outputs, MEGC spotting metric
 - ``api``         train / evaluate / predict from Python (what the CLI calls)
 
 Top-level names: the network (``FedPsyAU``, ``init_variables``, ``example_batch``),
 data (``MESamples``), training (``create_train_state``, ``make_train_step``,
-``make_optimizer``), configs (``load_config``) and ``api``. Nothing imported here
+``make_optimizer``), configs (``load_config``), ``api`` and ``analyse_video``. Nothing imported here
 pulls in OpenCV or dlib (only the data pipeline and the predict/preprocess verbs do).
 """
 from fedpsyau_jax import api
@@ -22,6 +24,16 @@ from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch, in
 from fedpsyau_jax.sample_arrays import MESamples
 from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
 
-__all__ = ["FedPsyAU", "MESamples", "api", "count_params", "create_train_state", "example_batch",
+
+
+def analyse_video(*args, **kwargs):
+    """A long video → timeline of spotted, recognised expressions (see
+    ``fedpsyau_jax.video.analyse.analyse_video``; imported on call, since it needs
+    OpenCV and dlib)."""
+    from fedpsyau_jax.video.analyse import analyse_video as _analyse
+    return _analyse(*args, **kwargs)
+
+
+__all__ = ["FedPsyAU", "analyse_video", "MESamples", "api", "count_params", "create_train_state", "example_batch",
            "init_variables", "load_config", "make_optimizer", "make_train_step"]
 __version__ = "0.2.0"

@@ -433,21 +433,44 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
     model, v, meta = load_model(checkpoint)
     sample = video_to_sample(video, onset=onset, apex=apex)
     batch = {k: np.asarray(sample[k])[None] for k in ("flow128", "flow28", "landmarks")}
-    cfg = meta.get("config", {})
-    epochs = int(cfg.get("train", {}).get("epochs", 1))
-    from fedpsyau_jax.network.priors import beta_schedule
-    beta = float(beta_schedule(cfg.get("train", {}).get("beta_schedule", "reference"), epochs,
-                               float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
-    variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
-    emotion, au_gat, au_afe = jax.jit(lambda var, b: model.apply(var, b, beta, train=False))(
-        variables, batch)
-    probs = np.asarray(jax.nn.softmax(emotion, -1))[0]
+    probs, au_p = model_probabilities(model, v, meta, batch)
+    probs = probs[0]
     out = {"video": str(video), "class_names": list(meta["class_names"]),
            "emotion_prob": {c: float(p) for c, p in zip(meta["class_names"], probs)},
            "emotion": meta["class_names"][int(np.argmax(probs))],
            "onset": int(sample["onset"]), "apex": int(sample["apex"]),
            "apex_spotted": bool(sample.get("apex_spotted", False))}
-    if au_gat is not None:
-        p = np.asarray(jax.nn.sigmoid(au_gat))[0]
-        out["au_prob"] = {f"AU{a}": float(x) for a, x in zip(AU_ORDER, p)}
+    if au_p is not None:
+        out["au_prob"] = {f"AU{a}": float(x) for a, x in zip(AU_ORDER, au_p[0])}
     return out
+
+
+def final_beta(meta: dict) -> float:
+    """The prior weight β of the last training epoch (what the exported model ends with)."""
+    from fedpsyau_jax.network.priors import beta_schedule
+    cfg = meta.get("config", {})
+    epochs = int(cfg.get("train", {}).get("epochs", 1))
+    return float(beta_schedule(cfg.get("train", {}).get("beta_schedule", "reference"), epochs,
+                               float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
+
+
+_APPLY: dict = {}
+
+
+def _apply_fn(model, beta: float):
+    """The jitted eval apply of (model, β), cached so repeated calls (one per video
+    interval) compile once."""
+    key = (model, beta)
+    if key not in _APPLY:
+        _APPLY[key] = jax.jit(lambda var, b: model.apply(var, b, beta, train=False))
+    return _APPLY[key]
+
+
+def model_probabilities(model, v, meta, batch) -> tuple[np.ndarray, np.ndarray | None]:
+    """(emotion probabilities (B, C), GAT AU probabilities (B, 12) or None) of an
+    exported model (``load_model``) on a batch of SPEC §1 inputs."""
+    beta = final_beta(meta)
+    variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
+    emotion, au_gat, _ = _apply_fn(model, beta)(variables, batch)
+    probs = np.asarray(jax.nn.softmax(emotion, -1))
+    return probs, (None if au_gat is None else np.asarray(jax.nn.sigmoid(au_gat)))

@@ -4,12 +4,18 @@ Runs the whole pipeline on one clip (face detection, crop, TV-L1 flow, landmarks
 model) and prints emotion and AU probabilities. DIR is an exported model
 (``<run>/final_model``, or any ``<run>/folds/<k>/model``) or a run directory that
 holds ``final_model/``. Without --apex the apex is the frame of largest flow from
-the onset (first frame unless --onset is given).
+the onset (first frame unless --onset is given). predict assumes ONE expression: on
+a clip longer than ``MULTI_CHECK_S`` seconds without --onset/--apex it also runs the
+spotter, and when that finds several expressions it says that ``fedpsyau analyse``
+is the command for such a recording.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+MULTI_CHECK_S = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +41,10 @@ def run(args) -> int:
     model_dir = api.resolve_model_dir(args.checkpoint)  # CheckpointError naming the path
     read_metadata(model_dir.parent, model_dir.name)     # ... or the corrupt metadata file
     out = api.predict(args.video, args.checkpoint, onset=args.onset, apex=args.apex)
+    if args.onset is None and args.apex is None:
+        hint = several_expressions_hint(args.video)
+        if hint:
+            print(f"fedpsyau predict: note: {hint}", file=sys.stderr)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -46,3 +56,20 @@ def run(args) -> int:
     if "au_prob" in out:
         print("AU probabilities: " + "  ".join(f"{a} {p:.2f}" for a, p in out["au_prob"].items()))
     return 0
+
+
+def several_expressions_hint(video) -> str | None:
+    """One line pointing to ``analyse`` when the spotter finds several expressions in
+    a clip longer than ``MULTI_CHECK_S`` (None otherwise)."""
+    from fedpsyau_jax.video.analyse import spot_only
+    from fedpsyau_jax.video.frame_stream import probe
+    info = probe(video)
+    if info.is_folder or info.frame_count < MULTI_CHECK_S * info.fps:
+        return None
+    found = spot_only(video)
+    if len(found) < 2:
+        return None
+    where = ", ".join(f"{iv.onset}-{iv.offset}" for iv in found[:4]) + (", ..." if len(found) > 4 else "")
+    return (f"{video}: the spotter finds {len(found)} expressions (frames {where}), but predict reads a clip "
+            f"as one expression with its onset at the first frame; for a recording with several expressions use "
+            f"`fedpsyau analyse --video {video} --checkpoint <model> --out <folder>`")

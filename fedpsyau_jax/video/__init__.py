@@ -1,0 +1,1 @@
+"""Video analysis: a long recording -> face track -> spotting signal -> intervals -> recognition -> timeline."""
