@@ -119,16 +119,26 @@ def run_pretraining(programs, data, samples, folds: list[Fold], prior_fn, workdi
     programs: ``FoldPrograms`` with the stage-1 settings (α = (0, 1, 1), its epochs and
     learning rate); prior_fn(train_idx) -> D of a stage-1 fold's training samples."""
     from fedpsyau_jax.training.checkpoints import restore_checkpoint
-    from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT, fold_dir, model_variables, run_folds
+    from fedpsyau_jax.training.fold_training import (MODEL_CHECKPOINT, PREDICTIONS_FILE, fold_dir,
+                                                     model_variables, run_folds)
 
     plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed)
-    priors = {f.index: prior_fn(f.train_idx) for f in plan.folds}
     pre_dir = Path(workdir) / "au_pretrain"
-    results = run_folds(programs, data, samples.label, plan.folds, priors, pre_dir,
+    # Only the stage-1 models of outer folds still to train are needed. A stage-1 fold
+    # whose predictions survive but whose model does not (e.g. only the small
+    # predictions were kept) is trained again.
+    todo = sorted({plan.of_fold[f.index] for f in folds
+                   if not (fold_dir(workdir, f) / PREDICTIONS_FILE).is_file()})
+    needed = [plan.folds[j] for j in todo]
+    for f in needed:
+        if not (fold_dir(pre_dir, f) / MODEL_CHECKPOINT).is_dir():
+            (fold_dir(pre_dir, f) / PREDICTIONS_FILE).unlink(missing_ok=True)
+    priors = {f.index: prior_fn(f.train_idx) for f in needed}
+    results = run_folds(programs, data, samples.label, needed, priors, pre_dir,
                         {**model_meta, "stage": "au_pretrain"}, fingerprint, hooks=hooks,
-                        show_progress=show_progress)
-    thresholds = {j: thresholds_from_predictions(results[f.index], samples.au, samples.au_mask)
-                  for j, f in enumerate(plan.folds)}
+                        show_progress=show_progress) if needed else {}
+    thresholds = {f.index: thresholds_from_predictions(results[f.index], samples.au, samples.au_mask)
+                  for f in needed}
     import jax
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype),
                           model_variables(programs.abstract_states(1)))
@@ -137,4 +147,4 @@ def run_pretraining(programs, data, samples, folds: list[Fold], prior_fn, workdi
         v, _ = restore_checkpoint(fold_dir(pre_dir, plan.folds[plan.of_fold[outer.index]]), MODEL_CHECKPOINT, target)
         return v["params"], v["batch_stats"]
 
-    return load, {k: thresholds[j] for k, j in plan.of_fold.items()}, plan
+    return load, {k: thresholds[j] for k, j in plan.of_fold.items() if j in thresholds}, plan

@@ -490,7 +490,7 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             for key, arr in out.items():
                 flat = np.asarray(arr[k]).reshape(-1, *np.shape(arr[k])[2:])
                 pred[{"emotion_prob": "prob"}.get(key, key)] = flat[:n_test]
-            if au_thresholds is not None and "au_prob_gat" in pred:
+            if au_thresholds is not None and "au_prob_gat" in pred and f.index in au_thresholds:
                 for head, thr in au_thresholds[f.index].items():
                     pred[f"au_threshold_{head}"] = np.asarray(thr, np.float32)
                     pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= thr).astype(np.int8)
