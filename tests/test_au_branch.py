@@ -1,0 +1,168 @@
+"""The AU branch's fix and its yardsticks (issue #26): the linear probe, the balanced AU
+loss, the AU-branch options, AU pre-training's fold plan and the per-AU thresholds."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fedpsyau_jax.network.model import FedPsyAU, example_batch, init_variables, model_options
+from fedpsyau_jax.training import au_probe
+from fedpsyau_jax.training.au_pretraining import choose_thresholds, plan_pretraining
+from fedpsyau_jax.training.losses import au_pos_weights, masked_au_bce, weighted_bce
+from fedpsyau_jax.training.metrics import _auc, au_subject_bootstrap
+from fedpsyau_jax.training.protocols import loso_folds
+
+
+# ------------------------------------------------------------------ linear probe
+def _linear_task(n, d=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    w = np.zeros((d, 12))
+    for a in range(12):
+        w[rng.choice(d, 4, replace=False), a] = rng.normal(2.0, 0.5, 4)
+    logit = x @ w - 2.5                    # rare positives, as AUs are
+    y = (logit + rng.logistic(size=logit.shape) * 0.5 > 0).astype(np.float32)
+    return x.astype(np.float32), y
+
+
+def test_probe_solves_the_balanced_logistic_regression_exactly():
+    """KKT of ½‖w‖² + C Σ s_i ℓ_i at the returned (α, b): the gradient vanishes."""
+    x, y = _linear_task(80)
+    xs, = au_probe.standardise(x)
+    k = xs @ xs.T
+    for a in (0, 5):
+        pos = y[:, a] > 0.5
+        s = np.where(pos, len(y) / (2 * pos.sum()), len(y) / (2 * (~pos).sum()))
+        alpha, b = jax.jit(au_probe._fit_one)(jnp.asarray(k, jnp.float32), jnp.asarray(y[:, a]),
+                                              jnp.asarray(s, jnp.float32), jnp.float32(1.0))
+        w = xs.T @ np.asarray(alpha, np.float64)
+        p = 1 / (1 + np.exp(-(xs @ w + float(b))))
+        r = s * (p - y[:, a])
+        assert np.linalg.norm(w + xs.T @ r) < 1e-3 * max(1.0, np.linalg.norm(w))
+        assert abs(r.sum()) < 1e-3
+
+
+def test_probe_ranks_held_out_linear_signal_and_ignores_unlabelled_samples():
+    x, y = _linear_task(300, seed=1)
+    mask = np.ones_like(y)
+    mask[:40] = 0                          # unlabelled samples (like SMIC) take no part
+    y_bad = y.copy()
+    y_bad[:40] = 1 - y_bad[:40]            # ... so wrong labels there change nothing
+    p1 = au_probe.fit_predict_probe(x[:200], y[:200], mask[:200], x[200:])
+    p2 = au_probe.fit_predict_probe(x[:200], y_bad[:200], mask[:200], x[200:])
+    np.testing.assert_allclose(p1, p2, atol=1e-5)
+    aucs = [_auc(p1[:, a], y[200:, a] > 0.5) for a in range(12) if 0 < y[200:, a].sum() < 100]
+    assert np.mean(aucs) > 0.85
+
+
+# ------------------------------------------------------------------ balanced AU loss
+def test_weighted_bce_is_plain_bce_at_weight_one_and_weights_positives():
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(5, 12)), jnp.float32)
+    t = jnp.asarray(rng.random((5, 12)) < 0.3, jnp.float32)
+    np.testing.assert_allclose(weighted_bce(logits, t, jnp.ones(12)), optax.sigmoid_binary_cross_entropy(logits, t),
+                               rtol=1e-5, atol=1e-6)
+    w = jnp.arange(1, 13, dtype=jnp.float32)
+    got = weighted_bce(logits, t, w)
+    want = -(w * t * jax.nn.log_sigmoid(logits) + (1 - t) * jax.nn.log_sigmoid(-logits))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_au_pos_weights_balance_known_labels_only():
+    au = np.zeros((10, 12), np.float32)
+    au[:2, 0] = 1                           # AU1: 2 positives, 8 negatives -> 4
+    au[:5, 1] = 1                           # AU2: 5 / 5 -> 1
+    mask = np.ones_like(au)
+    mask[5:, 1] = 0                         # AU2 known on 5 samples, all positive -> 0 neg -> clipped to 1
+    w = np.asarray(au_pos_weights(jnp.asarray(au), jnp.asarray(mask)))
+    assert w[0] == pytest.approx(4.0) and w[1] == pytest.approx(1.0)
+    assert w[2] == 1.0                      # no positive: weight 1
+    # the balanced loss rewards a constant "absent" prediction no better than "present"
+    b = jnp.ones(10)
+    lo = masked_au_bce(jnp.full((10, 12), -3.0), jnp.asarray(au), jnp.asarray(mask), b, pos_weight=jnp.asarray(w))
+    hi = masked_au_bce(jnp.full((10, 12), 3.0), jnp.asarray(au), jnp.asarray(mask), b, pos_weight=jnp.asarray(w))
+    plain_lo = masked_au_bce(jnp.full((10, 12), -3.0), jnp.asarray(au), jnp.asarray(mask), b)
+    assert float(lo) > float(plain_lo)
+
+
+# ------------------------------------------------------------------ branch options
+def test_au_node_norm_and_branch_dropout_options():
+    batch = example_batch(4)
+    outs = {}
+    for norm in ("l2", "none"):
+        m = FedPsyAU(3, au_node_norm=norm)
+        v = init_variables(m, jax.random.key(0))
+        _, inter = m.apply(v, batch, 0.3, train=False,
+                           capture_intermediates=lambda mod, _: type(mod).__name__ == "GroupAFE")
+        nodes = np.concatenate([np.asarray(inter["intermediates"][f"afe_G{i}"]["__call__"][0]) for i in range(1, 5)], 1)
+        outs[norm] = np.linalg.norm(nodes, axis=-1)
+    np.testing.assert_allclose(outs["l2"][outs["l2"] > 0.5], 1.0, rtol=1e-4)
+    assert np.std(outs["none"]) > 1e-3       # the magnitude (how much a region moved) is kept
+    with pytest.raises(ValueError, match="au_node_norm"):
+        FedPsyAU(3, au_node_norm="l1").init(jax.random.key(0), batch, 0.3)
+    # without AU-branch dropout, the AU logits in train mode no longer depend on the dropout key
+    m = FedPsyAU(3, gat_dropout=0.0, au_head_dropout=0.0)
+    v = init_variables(m, jax.random.key(0))
+    run = lambda k: m.apply(v, batch, 0.3, train=True, rngs={"dropout": jax.random.key(k)}, mutable=["batch_stats"])[0]
+    a, b = run(1), run(2)
+    np.testing.assert_allclose(a[2], b[2], rtol=1e-5, atol=1e-6)          # head A (AFE)
+    assert not np.allclose(a[0], b[0])                                    # the DSI keeps its dropout
+    m_paper = FedPsyAU(3)
+    run_p = lambda k: m_paper.apply(v, batch, 0.3, train=True, rngs={"dropout": jax.random.key(k)},
+                                    mutable=["batch_stats"])[0]
+    assert not np.allclose(run_p(1)[2], run_p(2)[2])
+
+
+def test_model_options_from_config_and_old_metadata():
+    assert model_options({"roi_source": "flow28", "gat_dropout": 0})["gat_dropout"] == 0.0
+    old = model_options({"roi_source": "flow128"}, {"group_tokens": "reference"})
+    assert old == {"group_tokens": "reference", "roi_source": "flow128", "au_node_norm": "l2",
+                   "gat_dropout": 0.5, "au_head_dropout": 0.5}
+
+
+# ------------------------------------------------------------------ pre-training plan, thresholds
+def test_pretraining_plan_never_sees_test_subjects_and_shares_equal_sets():
+    # subjects a*, b* have AU labels; s* (SMIC-like) have none
+    subjects = np.array(["a1"] * 3 + ["a2"] * 3 + ["b1"] * 2 + ["b2"] * 4 + ["a3"] * 2 + ["s1"] * 3 + ["s2"] * 2)
+    au_mask = np.ones((len(subjects), 12), np.float32)
+    au_mask[np.char.startswith(subjects, "s")] = 0
+    folds = loso_folds(subjects)
+    plan = plan_pretraining(folds, subjects, au_mask, val_fraction=0.25, seed=0)
+    for f in folds:
+        pf = plan.folds[plan.of_fold[f.index]]
+        stage1 = set(subjects[pf.train_idx]) | set(subjects[pf.test_idx])
+        assert not stage1 & set(f.test_subjects)                      # no test subject in stage 1
+        assert not set(subjects[pf.train_idx]) & set(subjects[pf.test_idx])
+        assert (au_mask[pf.train_idx].sum(1) > 0).all()
+        assert len(pf.test_idx) > 0
+    s_folds = [f for f in folds if f.name.startswith("s")]
+    assert len({plan.of_fold[f.index] for f in s_folds}) == 1          # SMIC folds share one stage 1
+    assert len(plan.folds) == 5 + 1
+    again = plan_pretraining(folds, subjects, au_mask, val_fraction=0.25, seed=0)
+    assert [tuple(f.test_idx) for f in again.folds] == [tuple(f.test_idx) for f in plan.folds]
+
+
+def test_thresholds_maximise_validation_f1():
+    au = np.zeros((8, 12), np.float32)
+    au[:3, 0] = 1
+    prob = np.full((8, 12), 0.1, np.float32)
+    prob[:3, 0] = [0.3, 0.35, 0.4]             # positives score 0.3-0.4, negatives 0.1 ...
+    prob[3, 0] = 0.32                          # ... but one negative at 0.32
+    mask = np.ones_like(au)
+    t = choose_thresholds(au, mask, prob)
+    assert t[0] == pytest.approx(0.35) or t[0] == pytest.approx(0.3)
+    pred = prob[:, 0] >= t[0]
+    tp = (pred & (au[:, 0] > 0)).sum()
+    assert 2 * tp / (2 * tp + (pred & (au[:, 0] == 0)).sum() + (~pred & (au[:, 0] > 0)).sum()) >= 0.8
+    assert t[1] == 0.5                         # no positive among the validation samples
+
+
+def test_au_subject_bootstrap_interval_contains_point():
+    rng = np.random.default_rng(0)
+    au = (rng.random((60, 12)) < 0.3).astype(np.float32)
+    prob = np.clip(au * 0.6 + rng.random((60, 12)) * 0.5, 0, 1)
+    subj = np.repeat(np.arange(12), 5)
+    b = au_subject_bootstrap(au, np.ones_like(au), prob, subj, n=50)
+    assert b["mean_auc_ci95"][0] <= b["mean_auc"] <= b["mean_auc_ci95"][1]
+    assert b["mean_auc"] > 0.8 and b["subjects"] == 12
