@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -196,7 +195,7 @@ def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int)
         j = np.clip(np.cumsum(blk, axis=1) - 1, 0, None)
         progress = (rnd * le + e + j / n) / sched.epochs
         out[:, e * s_epoch:(e + 1) * s_epoch] = np.where(
-            blk, settings.learning_rate * lr_factor(sched, progress), 0.0)   # padded steps: 0
+            blk, settings.learning_rate * lr_factor(sched, progress), 0.0)  # type: ignore[arg-type]  # duck-typed schedule   # padded steps: 0
     return out
 
 
@@ -278,6 +277,7 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
+        assert name is not None  # checked just above
         target = {"states": _raw_keys(_unpad(states, n_rows)), "anchors": _unpad(anchors, n_rows),
                   "losses": losses, "curve": curve}
         restored, meta = restore_checkpoint(ckpt_dir, name, target)

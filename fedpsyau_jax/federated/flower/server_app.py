@@ -80,7 +80,7 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
     from fedpsyau_jax.federated.flower.secagg import CountingGrid
     counting = CountingGrid(grid)           # payload bytes, as the SecAgg+ path counts them
     t0 = time.perf_counter()
-    runner.start(grid=counting, initial_arrays=initial, num_rounds=spec.rounds,
+    runner.start(grid=counting, initial_arrays=initial, num_rounds=spec.rounds,  # type: ignore[arg-type]  # CountingGrid wraps a Grid (duck-typed)
                  timeout=spec.round_timeout, train_config=ConfigRecord(),
                  evaluate_config=ConfigRecord())
     res = strategy.results()

@@ -209,6 +209,6 @@ def broadcast_template(algorithm, upload_tmpl: dict):
         return None
     rows = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s.shape), s.dtype), upload_tmpl)
     up = ClientUpload(params=rows["params"], batch_stats=rows["batch_stats"],
-                      num_samples=jax.ShapeDtypeStruct((1,), jnp.float32))
+                      num_samples=jax.ShapeDtypeStruct((1,), jnp.float32))  # type: ignore[arg-type]  # abstract, for eval_shape
     out = jax.eval_shape(lambda u: algorithm.reduce(u, jnp.zeros(1, jnp.int32), 1), up)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), out)
