@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "node-wait-timeout": 300.0,     # s to wait for min-nodes SuperNodes to connect
     "round-timeout": 1800.0,        # s to wait for the replies of one round
     "results-dir": "",              # where the ServerApp writes flower_results.json
-    # client-level differential privacy (federated/privacy.py; README "Limits")
+    # client-level differential privacy (federated/privacy.py; docs/privacy.md, "Limits")
     "dp": False,                    # clip every site's update, Gaussian noise on the mean
     "dp-clip-norm": 1.0,            # C: L2 bound of one site's update (whole upload)
     "dp-noise-multiplier": 1.0,     # z: noise std = z*C on the sum of clipped updates
