@@ -14,7 +14,7 @@ rc=0
 echo "lint: ruff check ${PKGS[*]}"
 "$PY" -m ruff check "${PKGS[@]}" || rc=1
 echo "lint: ruff format --check ${PKGS[*]}"
-"$PY" -m ruff format --check "${PKGS[@]}" || rc=1
+"$PY" -m ruff format --check --output-format concise "${PKGS[@]}" || rc=1
 echo "lint: mypy (files from pyproject.toml)"
 "$PY" -m mypy || rc=1
 exit "$rc"

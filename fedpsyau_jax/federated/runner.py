@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -185,8 +186,9 @@ def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int)
     if settings.learning_rate <= 0:
         return None
     le = settings.local_epochs
-    sched = SimpleNamespace(lr_schedule=settings.lr_schedule, warmup_epochs=settings.warmup_epochs,
-                            min_lr_ratio=settings.min_lr_ratio, epochs=settings.rounds * le)
+    sched: Any = SimpleNamespace(  # the schedule fields of TrainSettings that lr_factor reads
+        lr_schedule=settings.lr_schedule, warmup_epochs=settings.warmup_epochs,
+        min_lr_ratio=settings.min_lr_ratio, epochs=settings.rounds * le)
     live = np.asarray(mask).sum(axis=2) > 0                              # (C, L·S)
     out = np.zeros(live.shape, np.float32)
     for e in range(le):
@@ -195,7 +197,7 @@ def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int)
         j = np.clip(np.cumsum(blk, axis=1) - 1, 0, None)
         progress = (rnd * le + e + j / n) / sched.epochs
         out[:, e * s_epoch:(e + 1) * s_epoch] = np.where(
-            blk, settings.learning_rate * lr_factor(sched, progress), 0.0)  # type: ignore[arg-type]  # duck-typed schedule   # padded steps: 0
+            blk, settings.learning_rate * lr_factor(sched, progress), 0.0)   # padded steps: 0
     return out
 
 

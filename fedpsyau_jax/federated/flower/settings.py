@@ -208,7 +208,8 @@ def broadcast_template(algorithm, upload_tmpl: dict):
     if algorithm.reduce is None:
         return None
     rows = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s.shape), s.dtype), upload_tmpl)
+    abstract_count: Any = jax.ShapeDtypeStruct((1,), jnp.float32)  # an abstract value, for eval_shape
     up = ClientUpload(params=rows["params"], batch_stats=rows["batch_stats"],
-                      num_samples=jax.ShapeDtypeStruct((1,), jnp.float32))  # type: ignore[arg-type]  # abstract, for eval_shape
+                      num_samples=abstract_count)
     out = jax.eval_shape(lambda u: algorithm.reduce(u, jnp.zeros(1, jnp.int32), 1), up)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), out)
