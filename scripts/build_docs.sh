@@ -2,8 +2,9 @@
 # Builds the documentation site into docs/_build/html (git-ignored) with warnings as
 # errors; the tutorial notebooks in docs/tutorials are executed on every build (a cell
 # error fails it). Installs the docs extra into .venv when it is missing (run
-# scripts/setup.sh first for .venv itself). Extra arguments go to sphinx-build,
-# e.g. `bash scripts/build_docs.sh -E` for a build from scratch.
+# scripts/setup.sh first for .venv itself). Every build re-reads all pages (-E), so the
+# notebooks run every time. Extra arguments go to sphinx-build,
+# e.g. `-D nb_execution_mode=off` to skip executing them (CI: the test suite runs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -17,8 +18,7 @@ if ! "$PY" -c "import sphinx, myst_nb, furo" 2>/dev/null; then
 fi
 # The notebook kernel and autodoc import this checkout, whichever copy .venv has installed.
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export MPLBACKEND=Agg
 rm -rf docs/api/_autosummary docs/_autosummary
 start=$(date +%s)
-"$PY" -m sphinx -W --keep-going -b html -j 1 docs docs/_build/html "$@"
+"$PY" -m sphinx -E -W --keep-going -b html -j 1 docs docs/_build/html "$@"
 echo "build_docs.sh: site in docs/_build/html/index.html ($(( $(date +%s) - start )) s)"
