@@ -51,7 +51,6 @@ autodoc_member_order = "bysource"
 autodoc_mock_imports = []
 
 
-
 # The project's docstrings are written as plain text for people reading the source
 # (indented examples and lists without reST's blank lines). A docstring that is not
 # clean reStructuredText is shown verbatim: its first paragraph as text (the summary
@@ -63,7 +62,9 @@ def _rst_problems(app, text: str) -> str:
     from docutils.core import publish_doctree
 
     stream = io.StringIO()
-    publish_doctree(text, settings_overrides={"env": app.env, "warning_stream": stream, "report_level": 2, "halt_level": 5})
+    publish_doctree(
+        text, settings_overrides={"env": app.env, "warning_stream": stream, "report_level": 2, "halt_level": 5}
+    )
     return stream.getvalue()
 
 
