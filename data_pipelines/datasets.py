@@ -31,7 +31,7 @@ def check_dataset_name(name: str) -> None:
 _check_name = check_dataset_name
 
 
-def read_records(name: str, root: Path, **reader_kw) -> list[ClipRecord]:
+def read_records(name: str, root: Path | None, **reader_kw) -> list[ClipRecord]:
     """The annotated clips of a release (every row, dropped classes with label None)."""
     _check_name(name)
     if name not in VIDEO_DATASETS:

@@ -41,7 +41,7 @@ FLOW28_SIZE = 28
 
 @functools.lru_cache(maxsize=8)
 def _tvl1(params_json: str):
-    return cv2.optflow.DualTVL1OpticalFlow_create(**json.loads(params_json))
+    return cv2.optflow.DualTVL1OpticalFlow_create(**json.loads(params_json))  # type: ignore[attr-defined]  # contrib module, not in cv2's stubs
 
 
 def tvl1_flow(prev: np.ndarray, nxt: np.ndarray, params: dict | None = None) -> np.ndarray:

@@ -294,8 +294,8 @@ def _draw_aus(rng: np.random.Generator, label: np.ndarray, num_classes: int):
     # A clip always shows some motion: if dropout removed every AU, restore one
     # prototype AU (this also keeps the min-max encoding non-degenerate).
     empty = ~active.any(1)
-    for i in np.flatnonzero(empty):
-        active[i, rng.choice(np.flatnonzero(proto[i]))] = True
+    for row in np.flatnonzero(empty):
+        active[row, rng.choice(np.flatnonzero(proto[row]))] = True
     side = np.zeros(n, np.float32)
     if num_classes == 7:
         contempt = label == _CONTEMPT_7

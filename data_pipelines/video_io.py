@@ -143,6 +143,7 @@ class FrameSource:
             if not self._files:
                 raise UnreadableMediaError(f"{self.where}: no numbered frame files given")
         else:
+            assert path is not None  # exactly one of path / frame_paths, checked above
             p = Path(path)
             self.where = str(p)
             if p.is_dir():

@@ -193,7 +193,7 @@ def spot_apex(source: FrameSource, onset: int, *, name: str = "clip") -> int:
             continue
         cur = face_crop.crop_face(source.read(n), box, size=SPOT_SIZE)
         # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags
-        f = cv2.calcOpticalFlowFarneback(ref, cur, None, 0.5, 3, 9, 3, 5, 1.1, 0)
+        f = cv2.calcOpticalFlowFarneback(ref, cur, None, 0.5, 3, 9, 3, 5, 1.1, 0)  # type: ignore[call-overload]  # flow=None allocates; the stubs lack it
         f = f - np.median(f.reshape(-1, 2), axis=0)
         score = float(np.hypot(f[..., 0], f[..., 1]).mean())
         if score > best_score:
@@ -234,7 +234,7 @@ def video_to_sample(path: Path | str, onset: int | None = None, apex: int | None
             raise MissingFrameError(f"{name}: onset frame {start} not in the clip "
                                     f"(frames {numbers[0]}..{numbers[-1]})")
         apex = spot_apex(src, start, name=name)
-    if skipped and int(apex) <= int(onset):
+    if skipped and apex is not None and onset is not None and int(apex) <= int(onset):
         raise UnusableSampleError(f"{name}: apex frame {apex} is not after frame {onset}, the first "
                                   f"frame with a face (frames {numbers[0]}..{numbers[skipped - 1]} have none)")
     onset, apex, replaced = resolve_onset_apex(numbers, onset, apex, name)
@@ -369,8 +369,9 @@ def _source_identity(src: FrameSource, used: list[int]) -> list[dict]:
     """``input_identity`` of the files a dataset sample reads: its frame images by
     number (onset, apex, apex window), or its video file."""
     files = [src.path_of(n) for n in used]
-    if all(f is not None for f in files):
-        return input_identity(files[0], frame_files=list(files))
+    paths = [f for f in files if f is not None]
+    if len(paths) == len(files):
+        return input_identity(paths[0], frame_files=paths)
     return input_identity(src.where)
 
 

@@ -15,7 +15,8 @@ The folders follow the flow of the method:
 
 Top-level names: the network (``FedPsyAU``, ``init_variables``, ``example_batch``),
 data (``MESamples``), training (``create_train_state``, ``make_train_step``,
-``make_optimizer``), configs (``load_config``), ``api`` and ``analyse_video``. Nothing imported here
+``make_optimizer``), configs (``load_config``), ``api``, ``analyse_video`` and the model card
+of an exported model (``model_card_summary``). Nothing imported here
 pulls in OpenCV or dlib (only the data pipeline and the predict/preprocess verbs do).
 """
 from fedpsyau_jax import api
@@ -24,6 +25,8 @@ from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch, in
 from fedpsyau_jax.sample_arrays import MESamples
 from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
 
+from fedpsyau_jax.model_card import model_card_summary
+from fedpsyau_jax.version import package_version
 
 
 def analyse_video(*args, **kwargs):
@@ -34,6 +37,7 @@ def analyse_video(*args, **kwargs):
     return _analyse(*args, **kwargs)
 
 
-__all__ = ["FedPsyAU", "analyse_video", "MESamples", "api", "count_params", "create_train_state", "example_batch",
-           "init_variables", "load_config", "make_optimizer", "make_train_step"]
-__version__ = "0.2.0"
+__all__ = ["FedPsyAU", "MESamples", "analyse_video", "api", "count_params", "create_train_state", "example_batch",
+           "init_variables", "load_config", "make_optimizer", "make_train_step", "model_card_summary"]
+
+__version__ = package_version()  # the one source: pyproject.toml's [project] version

@@ -188,6 +188,9 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     if all_fold is not None:
         _export_final_model(workdir, all_fold)
     summary = _summarise(workdir, samples, eval_folds, results, cfg, time.perf_counter() - t_start)
+    if all_fold is not None:  # the exported model's card (final_model/MODEL_CARD.md + metadata)
+        from fedpsyau_jax.model_card import build_model_card, write_model_card
+        write_model_card(workdir / FINAL_MODEL, build_model_card(summary, cfg_dict, samples))
     log.write("summary", pooled=summary.get("pooled"), wall_seconds=summary["wall_seconds"])
     if verbose:
         print(format_summary(summary))
@@ -300,8 +303,8 @@ def learning_curves(records: list[dict], epochs: int) -> dict[str, np.ndarray]:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"== {summary['dataset']} / {summary['protocol']}: {summary['folds']} folds, "
-             f"{summary['samples']} samples, {summary['epochs']} epochs, {summary['wall_seconds']:.0f} s"]
+    lines = [(f"== {summary['dataset']} / {summary['protocol']}: {summary['folds']} folds, "
+              f"{summary['samples']} samples, {summary['epochs']} epochs, {summary['wall_seconds']:.0f} s")]
     if "pooled" in summary:
         p = summary["pooled"]
         lines.append(f"pooled UF1 {p['uf1']:.4f}  UAR {p['uar']:.4f}  accuracy {p['accuracy']:.4f}"

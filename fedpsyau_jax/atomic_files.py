@@ -21,7 +21,7 @@ def _atomic(path: Path, mode: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:
@@ -33,7 +33,7 @@ def _atomic(path: Path, mode: str):
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` as an uncompressed .npz at ``path`` atomically."""
     with _atomic(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might name allow_pickle
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -41,3 +41,9 @@ def write_json_atomic(path: Path, obj) -> None:
     with _atomic(path, "w") as fh:
         json.dump(obj, fh, indent=1, sort_keys=True, ensure_ascii=False)
         fh.write("\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` as UTF-8 at ``path`` atomically."""
+    with _atomic(path, "w") as fh:
+        fh.write(text)

@@ -36,7 +36,9 @@ def shared_data_root(required: bool = True) -> Path | None:
 
 def shared_path(*parts: str) -> Path:
     """A path below the shared data root; raises SharedDataMissing if absent."""
-    p = shared_data_root().joinpath(*parts)
+    root = shared_data_root()
+    assert root is not None  # required=True raises instead of returning None
+    p = root.joinpath(*parts)
     if not p.exists():
         raise SharedDataMissing(f"{p} does not exist (shared data root from ${ENV_VAR} or ../shared/data)")
     return p

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A real Flower deployment of FED-PsyAU on one machine, loopback only (README,
-# "Deploying across sites", way 2): one flower-superlink and one flower-supernode per
+# A real Flower deployment of FED-PsyAU on one machine, loopback only (docs/flower.md,
+# way 2): one flower-superlink and one flower-supernode per
 # site, each its own process with its own port and node config; the run is submitted
 # with `flwr run`, waited for, its per-site results printed; then exactly the processes
 # this script started are stopped (also on error or Ctrl-C).

@@ -1,4 +1,4 @@
-"""A real Flower deployment on loopback, end to end (README "Deploying across sites", way 2).
+"""A real Flower deployment on loopback, end to end (docs/flower.md, way 2).
 
 scripts/flower_local_deployment.sh starts one flower-superlink and three
 flower-supernode processes on 127.0.0.1, submits a 2-round FedAvg run on synthetic

@@ -169,3 +169,15 @@ def test_train_cli_prints_summary(tmp_path, capsys):
     assert "pooled UF1" in out and "UAR" in out and str(tmp_path / "confusion.png") in out
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["train"]["epochs"] == 1 and cfg["model"]["use_au_branch"] is False
+
+
+def test_exported_model_has_its_card(sequential):
+    """The card api.train writes beside the exported model reports the run's own scores."""
+    from fedpsyau_jax.model_card import config_hash
+    wd, summary = sequential
+    card = json.loads((wd / "final_model" / "metadata.json").read_text())["model_card"]
+    assert card["metrics"]["uf1"] == pytest.approx(summary["pooled"]["uf1"])
+    assert card["metrics"]["uf1_ci95"] == pytest.approx(summary["pooled_bootstrap"]["uf1_ci95"])
+    assert card["training_data"]["samples"] == summary["samples"] and card["fixed_epochs"] == summary["epochs"]
+    assert card["software"]["config_hash"] == config_hash(json.loads((wd / "config.json").read_text()))
+    assert (wd / "final_model" / "MODEL_CARD.md").read_text().startswith("# Model card")

@@ -93,6 +93,7 @@ def test_predict_cli_on_real_clip(pretrain_run, capsys):
     assert main(["predict", "--video", str(CLIP), "--checkpoint", str(wd / "final_model")]) == 0
     text = capsys.readouterr().out
     assert "(spotted)" in text and "P(happiness) = " in text and "AU12" in text
+    assert "model: FED-PsyAU, 7 classes" in text and "accuracy not measured" in text  # the model card
 
 
 def test_pretrained_au_branch_loads_into_fold_states(pretrain_run):

@@ -91,7 +91,7 @@ def check_records(records: list[ClipRecord], source: Path | str) -> list[ClipRec
 
 def __getattr__(attr: str):
     # ``from data_pipelines.readers import read_casme2`` works without importing all.
-    for name, (mod, fn) in READERS.items():
+    for mod, fn in READERS.values():
         if attr == fn:
             return getattr(importlib.import_module(mod), fn)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

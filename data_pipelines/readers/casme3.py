@@ -35,7 +35,8 @@ def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
     p = Path(root_or_sheet_path)
     sheet_path = layout.find_sheet(p, SHEET_PATTERNS, "CAS(ME)^3")
     table = read_table(sheet_path, FIELDS, sheet=sheet if sheet_path.suffix != ".csv" else None)
-    base = None
+    base: Path | None = None
+    searched = False  # find the frames folder once, on the first row
     records = []
     for rownum, row in table.rows:
         where = table.where(rownum)
@@ -46,8 +47,8 @@ def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
             raise row_error("CAS(ME)^3", where, e) from e
         task_raw, onset, offset = a.filename, a.onset, a.offset
         task = task_raw.lower()
-        if base is None and (frames_root is not None or p.is_dir()):
-            base = layout.find_frames_base(Path(frames_root or p), subj) or False
+        if not searched and (frames_root is not None or p.is_dir()):
+            base, searched = layout.find_frames_base(Path(frames_root or p), subj), True
         frame_dir = None
         if base:
             clip_dir = (layout.existing_variant(base / subj, task, task_raw)

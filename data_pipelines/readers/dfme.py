@@ -73,7 +73,7 @@ def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | N
             subj_raw = cell_str(table, rownum, row, "subject")
             num = subject_number(subj_raw)
             subj = f"sub{num:04d}"
-            fps = float(cell_int(table, rownum, row, "fps"))
+            fps = float(cell_int(table, rownum, row, "fps") or 0)  # never None: allow_missing=False raises
             a = read_annotation_row(table, rownum, row, "dfme", scheme, onset_required=False)
             fname, emotion, onset, offset = a.filename, a.emotion, a.onset, a.offset
             part = part_folder(num, fps)

@@ -41,7 +41,8 @@ def read_samm(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None
     p = Path(root_or_sheet_path)
     sheet_path = layout.find_sheet(p, SHEET_PATTERNS, "SAMM")
     table = read_table(sheet_path, FIELDS, sheet=sheet if sheet_path.suffix != ".csv" else None)
-    base = None
+    base: Path | None = None
+    searched = False  # find the frames folder once, on the first row
     records = []
     for rownum, row in table.rows:
         where = table.where(rownum)
@@ -50,8 +51,8 @@ def read_samm(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None
             a = read_annotation_row(table, rownum, row, "samm", scheme)
         except (ValueError, SheetError) as e:
             raise row_error("SAMM", where, e) from e
-        if base is None and (frames_root is not None or p.is_dir()):
-            base = layout.find_frames_base(Path(frames_root or p), subj) or False
+        if not searched and (frames_root is not None or p.is_dir()):
+            base, searched = layout.find_frames_base(Path(frames_root or p), subj), True
         fname = a.filename
         frame_dir = (base / subj / fname) if base else None
         records.append(ClipRecord(

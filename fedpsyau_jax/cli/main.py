@@ -19,6 +19,8 @@ import importlib
 import logging
 import sys
 
+from fedpsyau_jax.version import package_version
+
 # verb -> (module, one-line help). Modules are imported lazily so that e.g. the data
 # verbs work without compiling anything and `fedpsyau --help` is instant.
 VERBS: dict[str, tuple[str, str]] = {
@@ -35,6 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fedpsyau", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"fedpsyau {package_version()}")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     for verb, (_, help_) in VERBS.items():
         sub.add_parser(verb, help=help_, add_help=False)
@@ -72,6 +75,9 @@ def _console_warnings(verb: str) -> logging.Handler:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        print(f"fedpsyau {package_version()}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in VERBS:
         parser = build_parser()
         if argv and argv[0] not in ("-h", "--help"):

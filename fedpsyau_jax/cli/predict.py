@@ -40,7 +40,9 @@ def run(args) -> int:
                               "folder such as <run>/final_model, or a run directory)")
     model_dir = api.resolve_model_dir(args.checkpoint)  # CheckpointError naming the path
     read_metadata(model_dir.parent, model_dir.name)     # ... or the corrupt metadata file
+    from fedpsyau_jax.model_card import model_card_summary
     out = api.predict(args.video, args.checkpoint, onset=args.onset, apex=args.apex)
+    out["model_card"] = model_card_summary(model_dir)
     if args.onset is None and args.apex is None:
         hint = several_expressions_hint(args.video)
         if hint:
@@ -48,6 +50,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
+    print(f"model: {out['model_card']}")
     print(f"video {out['video']}: onset {out['onset']}, apex {out['apex']}"
           + (" (spotted)" if out["apex_spotted"] else ""))
     print(f"emotion: {out['emotion']}")

@@ -20,8 +20,6 @@ sample-count weight would have to be public and bounded), and the divisor is fix
 """
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 

@@ -188,11 +188,12 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     every_group = jnp.arange(num_groups)
     p_prev = np.zeros(n_rows, np.float32)
     losses = np.full((settings.rounds, n_rows), np.nan, np.float32)
-    record = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
+    record: dict[str, list] = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
     start = 0
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
+        assert name is not None  # checked just above
         target = {"states": _raw_keys(states), "anchors": anchors, "reference": reference,
                   "contribution": contribution, "p_prev": p_prev, "losses": losses}
         restored, meta = restore_checkpoint(ckpt_dir, name, target)

@@ -35,7 +35,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
 from fedpsyau_jax.training.batching import gather_batch
-from fedpsyau_jax.training.sharding import over_rows, replicate, row_mesh, shard_rows
+from fedpsyau_jax.training.sharding import over_rows, replicate, row_mesh, shard_rows  # noqa: F401 (replicate: re-exported)
 from fedpsyau_jax.training.losses import DEFAULT_ALPHA, proximal_term
 from fedpsyau_jax.training.train_state import create_train_state, make_eval_step, make_train_step
 

@@ -36,10 +36,10 @@ def partition_clients(samples, scheme: str, num_clients: int | None = None, seed
         lab = np.array([owner[s] for s in subjects])
         return [(f"client{k}", np.nonzero(lab == k)[0]) for k in range(num_clients)]
     if scheme == "per_subject":
-        uniq = sorted(np.unique(subjects))
-        if num_clients and num_clients != len(uniq):
-            raise ValueError(f"partition per_subject: data has {len(uniq)} subjects but num_clients={num_clients}")
-        return [(str(s), np.nonzero(subjects == s)[0]) for s in uniq]
+        people = sorted(np.unique(subjects))
+        if num_clients and num_clients != len(people):
+            raise ValueError(f"partition per_subject: data has {len(people)} subjects but num_clients={num_clients}")
+        return [(str(s), np.nonzero(subjects == s)[0]) for s in people]
     if scheme == "by_dataset":
         ds = np.asarray(samples.dataset).astype(str)
         names = list(dict.fromkeys(ds.tolist()))           # first-appearance order
@@ -53,7 +53,7 @@ def partition_clients(samples, scheme: str, num_clients: int | None = None, seed
         ds = np.asarray(samples.dataset).astype(str)
         keys = [str(k) for k in mapping]
         mp = {str(k): str(v) for k, v in mapping.items()}
-        client_of = []
+        client_of: list[str] = []
         for s, d in zip(subjects, ds):
             if s in mp:
                 client_of.append(mp[s])
@@ -62,8 +62,8 @@ def partition_clients(samples, scheme: str, num_clients: int | None = None, seed
             else:
                 raise ValueError(f"partition mapping: subject {s!r} (dataset {d!r}) is not mapped; "
                                  f"mapping keys: {', '.join(keys[:10])}")
-        client_of = np.asarray(client_of)
+        client_arr = np.asarray(client_of)
         names = list(dict.fromkeys(mp.values()))
-        out = [(n, np.nonzero(client_of == n)[0]) for n in names]
+        out = [(n, np.nonzero(client_arr == n)[0]) for n in names]
         return [(n, i) for n, i in out if len(i)]
     raise ValueError(f"unknown partition scheme {scheme!r}; choose from {', '.join(SCHEMES)}")

@@ -9,6 +9,7 @@ then mean ± std over seeds) and the training loss per round (mean over seeds).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def _mean_std(values) -> dict:
 
 
 def summarise(results: dict, cfg=None) -> dict:
-    out = {"splits": {}}
+    out: dict[str, Any] = {"splits": {}}
     if cfg is not None:
         out["config"] = {"name": cfg.get("name", ""), "rounds": int(cfg.fl.rounds),
                          "local_epochs": int(cfg.fl.local_epochs), "mu": float(cfg.fl.mu),
@@ -40,8 +41,8 @@ def summarise(results: dict, cfg=None) -> dict:
                      "train_seconds": float(sum(p["train_seconds"] for p in parts))}
             losses = []
             for kind in ("deployed", "personal"):
-                per_client = {c: {"uf1": [], "uar": []} for c in clients}
-                overall = {"uf1": [], "uar": []}
+                per_client: dict[str, dict[str, list]] = {c: {"uf1": [], "uar": []} for c in clients}
+                overall: dict[str, list] = {"uf1": [], "uar": []}
                 overall_seeds = []
                 for p in parts:
                     for si, seed in enumerate(p["seeds"]):
@@ -116,7 +117,7 @@ def paired_difference(a, b, replicates: int = 10000, seed: int = 0) -> dict:
 def paired_comparison(summary: dict, reference: str = "pfedprox") -> dict:
     """{split: {kind: {metric: {other algorithm: paired_difference(reference − other)}}}}
     on the mean-over-clients score of each seed, for every split that ran ``reference``."""
-    out = {}
+    out: dict[str, dict] = {}
     for split, by_algo in summary["splits"].items():
         if reference not in by_algo:
             continue

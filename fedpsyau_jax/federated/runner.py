@@ -186,8 +186,9 @@ def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int)
     if settings.learning_rate <= 0:
         return None
     le = settings.local_epochs
-    sched = SimpleNamespace(lr_schedule=settings.lr_schedule, warmup_epochs=settings.warmup_epochs,
-                            min_lr_ratio=settings.min_lr_ratio, epochs=settings.rounds * le)
+    sched: Any = SimpleNamespace(  # the schedule fields of TrainSettings that lr_factor reads
+        lr_schedule=settings.lr_schedule, warmup_epochs=settings.warmup_epochs,
+        min_lr_ratio=settings.min_lr_ratio, epochs=settings.rounds * le)
     live = np.asarray(mask).sum(axis=2) > 0                              # (C, L·S)
     out = np.zeros(live.shape, np.float32)
     for e in range(le):
@@ -278,6 +279,7 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
+        assert name is not None  # checked just above
         target = {"states": _raw_keys(_unpad(states, n_rows)), "anchors": _unpad(anchors, n_rows),
                   "losses": losses, "curve": curve}
         restored, meta = restore_checkpoint(ckpt_dir, name, target)

@@ -6,13 +6,15 @@ never lists them, so this module is the project's explicit definition. Token ind
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 NUM_KEYPOINTS = 65
 NUM_DLIB_POINTS = 68
 
 # Each token is the mean of one or two dlib-68 indices (0-based).
-_TOKENS: list[tuple[int, ...]] = (
+_TOKENS: Sequence[tuple[int, ...]] = (
     [(i,) for i in range(17, 27)]          # T 0-9: eyebrows
     + [(i,) for i in range(36, 48)]        # T 10-21: eyes
     + [(21, 22)]                           # T 22: glabella

@@ -36,7 +36,8 @@ def epoch_plan(rng: np.random.Generator, indices: np.ndarray, batch_size: int,
         parts = []
         for c in classes:
             members = indices[lab == c]
-            extra = rng.choice(members, target - len(members), replace=True) if target > len(members) else []
+            extra = (rng.choice(members, target - len(members), replace=True) if target > len(members)
+                     else np.zeros(0, np.int64))
             parts.append(np.concatenate([members, np.asarray(extra, np.int64)]))
         indices = np.concatenate(parts)
     order = rng.permutation(indices)

@@ -145,11 +145,11 @@ def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000,
             b = _uf1_uar(y_true[idx], np.asarray(y_pred_b)[idx], num_classes)
             a = (a[0] - b[0], a[1] - b[1])
         reps.append(a)
-    reps = np.asarray(reps)
+    rep = np.asarray(reps)
     point = _uf1_uar(y_true, y_pred, num_classes)
     if y_pred_b is not None:
         b = _uf1_uar(y_true, np.asarray(y_pred_b), num_classes)
         point = (point[0] - b[0], point[1] - b[1])
-    ci = lambda col: [float(np.nanpercentile(reps[:, col], 2.5)), float(np.nanpercentile(reps[:, col], 97.5))]
+    ci = lambda col: [float(np.nanpercentile(rep[:, col], 2.5)), float(np.nanpercentile(rep[:, col], 97.5))]
     return {"uf1": float(point[0]), "uf1_ci95": ci(0), "uar": float(point[1]), "uar_ci95": ci(1),
             "replicates": n, "subjects": int(len(uniq)), "paired": y_pred_b is not None}

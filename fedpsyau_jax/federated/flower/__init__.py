@@ -13,7 +13,7 @@
                    algorithm's ``reduce`` on the securely aggregated mean
 - ``benchmark``    bytes per round per algorithm; the simulator's round time for a run config
 
-Ways to run (README, "Deploying across sites"): ``flwr run .`` (simulation),
+Ways to run (docs/flower.md): ``flwr run .`` (simulation),
 ``scripts/flower_local_deployment.sh`` (SuperLink + one SuperNode per site on loopback),
 and one ``flower-supernode`` per real site.
 

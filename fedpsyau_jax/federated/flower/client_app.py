@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,7 +181,7 @@ def train(msg: Message, context: Context) -> Message:
         return _train_legacy(msg, context)
     t0 = time.perf_counter()
     site = _site(context)
-    cfg = msg.content[CONFIG] if CONFIG in msg.content else {}
+    cfg: Any = msg.content[CONFIG] if CONFIG in msg.content else {}
     rnd = int(cfg.get("server-round", 1)) - 1
     state, anchors, release = _receive(site, context, msg.content)
     t1 = time.perf_counter()

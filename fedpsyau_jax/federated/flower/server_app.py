@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
@@ -78,7 +79,7 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
                  spec.dp.clip_norm, spec.dp.noise_multiplier, spec.dp.delta, spec.dp.sampling,
                  dp.divisor(spec.dp), spec.rounds, dp.epsilon(spec.dp, spec.rounds))
     from fedpsyau_jax.federated.flower.secagg import CountingGrid
-    counting = CountingGrid(grid)           # payload bytes, as the SecAgg+ path counts them
+    counting: Any = CountingGrid(grid)      # a Grid (duck-typed) that counts payload bytes, as the SecAgg+ path counts them
     t0 = time.perf_counter()
     runner.start(grid=counting, initial_arrays=initial, num_rounds=spec.rounds,
                  timeout=spec.round_timeout, train_config=ConfigRecord(),

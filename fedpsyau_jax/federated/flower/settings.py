@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "node-wait-timeout": 300.0,     # s to wait for min-nodes SuperNodes to connect
     "round-timeout": 1800.0,        # s to wait for the replies of one round
     "results-dir": "",              # where the ServerApp writes flower_results.json
-    # client-level differential privacy (federated/privacy.py; README "Limits")
+    # client-level differential privacy (federated/privacy.py; docs/privacy.md, "Limits")
     "dp": False,                    # clip every site's update, Gaussian noise on the mean
     "dp-clip-norm": 1.0,            # C: L2 bound of one site's update (whole upload)
     "dp-noise-multiplier": 1.0,     # z: noise std = z*C on the sum of clipped updates
@@ -208,7 +208,8 @@ def broadcast_template(algorithm, upload_tmpl: dict):
     if algorithm.reduce is None:
         return None
     rows = jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, *s.shape), s.dtype), upload_tmpl)
+    abstract_count: Any = jax.ShapeDtypeStruct((1,), jnp.float32)  # an abstract value, for eval_shape
     up = ClientUpload(params=rows["params"], batch_stats=rows["batch_stats"],
-                      num_samples=jax.ShapeDtypeStruct((1,), jnp.float32))
+                      num_samples=abstract_count)
     out = jax.eval_shape(lambda u: algorithm.reduce(u, jnp.zeros(1, jnp.int32), 1), up)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), out)

@@ -163,7 +163,7 @@ def _weighted(per_site: dict[str, dict[str, float]], keys, weight="num-examples"
 try:
     from flwr.serverapp.strategy import Strategy as _FlowerStrategy
 except ImportError:  # pragma: no cover - the flower extra is not installed
-    _FlowerStrategy = object
+    _FlowerStrategy = object  # type: ignore[misc,assignment]
 
 
 class FedPsyAUStrategy(_FlowerStrategy):
