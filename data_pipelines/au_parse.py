@@ -18,6 +18,7 @@ the same sheets, which agrees with this parser on every real row):
   only content is unrecognised text is an error: that is a wrong column or a typo.
 - Empty, None, NaN and a lone "/" (no coding) give the empty set.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 A leaf module (no project imports) so that the dataset registry and every loader can
 use it without importing each other.
 """
+
 from __future__ import annotations
 
 import os

@@ -23,6 +23,7 @@ Layouts written (all below ``dest``):
 - casme2: ``CASME2-coding-20140508.xlsx`` (Sheet1, real column names, two unnamed
   blank columns) + ``CASME2_RAW_selected/sub<XX>/EP0<k>_0<c>f/img<n>.jpg``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,17 +41,21 @@ KINDS = ("casme3", "dfme", "casme2")
 # the real sheets' notation (side prefixes, intensities) so parsers get exercised.
 _CASME3 = (("disgust", "happy", "surprise"), ("4+L10", "R12", "1+2"))
 _CASME2 = (("disgust", "happiness", "surprise"), ("4+L10", "6+12", "1+R2"))
-_DFME = (("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"),
-         ("4+7", "R14", "9+10", "1+2+4+20", "6+12", "1+4+15", "1+2+5"))
+_DFME = (
+    ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"),
+    ("4+7", "R14", "9+10", "1+2+4+20", "6+12", "1+4+15", "1+2+5"),
+)
 _DFME_SUBJECTS = (1, 111, 301, 16, 302, 200, 5)
 
 
 @functools.lru_cache(maxsize=1)
 def _video_frames() -> tuple[np.ndarray, ...]:
     import cv2
+
     if not FACE_CLIP.is_file():
-        raise FileNotFoundError(f"fixture face clip {FACE_CLIP} is missing (it ships with the "
-                                "repository's tests/fixtures/faces/)")
+        raise FileNotFoundError(
+            f"fixture face clip {FACE_CLIP} is missing (it ships with the repository's tests/fixtures/faces/)"
+        )
     cap = cv2.VideoCapture(str(FACE_CLIP))
     frames = []
     try:
@@ -69,6 +74,7 @@ def _video_frames() -> tuple[np.ndarray, ...]:
 def _write_frames(folder: Path, first: int, pattern: str) -> tuple[int, int, int]:
     """Write the 9 clip frames numbered first..first+8; return (onset, apex, offset)."""
     import cv2
+
     folder.mkdir(parents=True, exist_ok=True)
     video = _video_frames()
     for k, vf in enumerate(CLIP_VIDEO_FRAMES):
@@ -80,6 +86,7 @@ def _write_frames(folder: Path, first: int, pattern: str) -> tuple[int, int, int
 
 def _write_xlsx(path: Path, sheet: str, header: list, rows: list[list]) -> None:
     import openpyxl
+
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = sheet
@@ -90,8 +97,7 @@ def _write_xlsx(path: Path, sheet: str, header: list, rows: list[list]) -> None:
     wb.save(path)
 
 
-def write_fixture_layout(kind: str, dest: Path, n_subjects: int = 3,
-                         clips_per_subject: int = 2) -> Path:
+def write_fixture_layout(kind: str, dest: Path, n_subjects: int = 3, clips_per_subject: int = 2) -> Path:
     """Write a tiny release of ``kind`` ("casme3", "dfme", "casme2") below ``dest``.
 
     Returns the dataset root to pass to the reader / ``load_dataset``. Needs
@@ -100,12 +106,10 @@ def write_fixture_layout(kind: str, dest: Path, n_subjects: int = 3,
     if kind not in KINDS:
         raise ValueError(f"unknown fixture kind {kind!r}; choose from {KINDS}")
     if n_subjects < 1 or clips_per_subject < 2:
-        raise ValueError("need n_subjects >= 1 and clips_per_subject >= 2 "
-                         f"(got {n_subjects}, {clips_per_subject})")
+        raise ValueError(f"need n_subjects >= 1 and clips_per_subject >= 2 (got {n_subjects}, {clips_per_subject})")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    return {"casme3": _casme3, "dfme": _dfme, "casme2": _casme2}[kind](
-        dest, n_subjects, clips_per_subject)
+    return {"casme3": _casme3, "dfme": _dfme, "casme2": _casme2}[kind](dest, n_subjects, clips_per_subject)
 
 
 def _casme3(dest: Path, n_subj: int, n_clips: int) -> Path:
@@ -119,16 +123,31 @@ def _casme3(dest: Path, n_subj: int, n_clips: int) -> Path:
             on, ap, off = _write_frames(folder, 100 * c + 1, "{n}.jpg")
             objective = ("III", "I", "II")[cls]
             # The real sheet stores every cell as text.
-            rows.append([subj, task, str(on), str(ap), str(off), aus[cls], objective,
-                         words[cls], aus[cls].replace("+", ",").replace("L", "")])
-    _write_xlsx(dest / "annotation" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx", "label",
-                ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class",
-                 "emotion", "AU_Split"], rows)
+            rows.append(
+                [
+                    subj,
+                    task,
+                    str(on),
+                    str(ap),
+                    str(off),
+                    aus[cls],
+                    objective,
+                    words[cls],
+                    aus[cls].replace("+", ",").replace("L", ""),
+                ]
+            )
+    _write_xlsx(
+        dest / "annotation" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
+        "label",
+        ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion", "AU_Split"],
+        rows,
+    )
     return dest
 
 
 def _dfme(dest: Path, n_subj: int, n_clips: int) -> Path:
     from data_pipelines.readers.dfme import FRAMES_SUBDIR, part_folder
+
     words, aus = _DFME
     rows = []
     for s in range(n_subj):
@@ -141,8 +160,12 @@ def _dfme(dest: Path, n_subj: int, n_clips: int) -> Path:
             folder = dest / part_folder(num, fps) / FRAMES_SUBDIR / words[cls] / fname
             on, ap, off = _write_frames(folder, 1, "{n}.jpg")
             rows.append([subj, fname, on, ap, off, aus[cls], words[cls], fps])
-    _write_xlsx(dest / "DFME_data_coding.xlsx", "Sheet1",
-                ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Emotion", "fps"], rows)
+    _write_xlsx(
+        dest / "DFME_data_coding.xlsx",
+        "Sheet1",
+        ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Emotion", "fps"],
+        rows,
+    )
     return dest
 
 
@@ -157,7 +180,20 @@ def _casme2(dest: Path, n_subj: int, n_clips: int) -> Path:
             folder = dest / "CASME2_RAW_selected" / f"sub{subj}" / fname
             on, ap, off = _write_frames(folder, 20 * c + 10, "img{n}.jpg")
             rows.append([subj, fname, None, on, ap, off, None, aus[cls], words[cls]])
-    _write_xlsx(dest / "CASME2-coding-20140508.xlsx", "Sheet1",
-                ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
-                 "Action Units", "Estimated Emotion"], rows)
+    _write_xlsx(
+        dest / "CASME2-coding-20140508.xlsx",
+        "Sheet1",
+        [
+            "Subject",
+            "Filename",
+            None,
+            "OnsetFrame",
+            "ApexFrame",
+            "OffsetFrame",
+            None,
+            "Action Units",
+            "Estimated Emotion",
+        ],
+        rows,
+    )
     return dest

@@ -8,6 +8,7 @@
 Heavy modules (dlib, OpenCV, the video pipeline) are imported inside the functions
 so that listing names or reading records stays cheap.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,16 +36,17 @@ def read_records(name: str, root: Path | None, **reader_kw) -> list[ClipRecord]:
     """The annotated clips of a release (every row, dropped classes with label None)."""
     _check_name(name)
     if name not in VIDEO_DATASETS:
-        raise NameChoiceError(f"dataset {name!r}: has no annotation records; "
-                         f"records exist for {', '.join(VIDEO_DATASETS)}")
+        raise NameChoiceError(
+            f"dataset {name!r}: has no annotation records; records exist for {', '.join(VIDEO_DATASETS)}"
+        )
     if root is None:
         raise UserError(f"dataset {name!r}: needs a root folder (or its label sheet), e.g. --root")
     from data_pipelines.readers import get_reader
+
     return get_reader(name)(Path(root), **reader_kw)
 
 
-def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = None,
-                 **kw) -> MESamples:
+def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = None, **kw) -> MESamples:
     """Model-ready samples of a dataset.
 
     For the reader-backed datasets only records with a class (label not None) are
@@ -54,9 +56,11 @@ def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = N
     _check_name(name)
     if name == "megc2019_composite":
         from data_pipelines.megc2019_composite import load_megc2019_composite
+
         return load_megc2019_composite(root=root, cache_dir=cache_dir, **kw)
     if name == "synthetic":
         from data_pipelines.synthetic import make_synthetic
+
         return make_synthetic(**kw)
     records = [r for r in read_records(name, root, **kw) if r.label is not None]
     if not records:
@@ -65,9 +69,12 @@ def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = N
     if missing:
         raise InputFileError(
             f"dataset {name!r} at {root}: {len(missing)} clip(s) have no frame folder "
-            f"(e.g. {missing[0]}); pass the dataset root, not only its label sheet")
+            f"(e.g. {missing[0]}); pass the dataset root, not only its label sheet"
+        )
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
     from data_pipelines.video_pipeline import records_to_samples
+
     names = class_names(kw.get("scheme") or DEFAULT_SCHEME[name])
-    return records_to_samples(records, cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-                              progress=True, class_names=names)
+    return records_to_samples(
+        records, cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(), progress=True, class_names=names
+    )

@@ -4,6 +4,7 @@ The 68-point model ships in the ``face_recognition_models`` package. We locate i
 file with ``importlib.util.find_spec`` instead of importing the package, because its
 ``__init__`` imports ``pkg_resources``, which current setuptools no longer provides.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,13 +23,15 @@ def shape_predictor_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DlibModelMissing(
             "package face_recognition_models is not installed; it provides "
-            f"{SHAPE_PREDICTOR_FILE} (pip install face-recognition-models==0.3.0)")
+            f"{SHAPE_PREDICTOR_FILE} (pip install face-recognition-models==0.3.0)"
+        )
     for loc in spec.submodule_search_locations:
         p = Path(loc) / "models" / SHAPE_PREDICTOR_FILE
         if p.is_file():
             return p
-    raise DlibModelMissing(f"{SHAPE_PREDICTOR_FILE} not found in face_recognition_models "
-                           f"({list(spec.submodule_search_locations)})")
+    raise DlibModelMissing(
+        f"{SHAPE_PREDICTOR_FILE} not found in face_recognition_models ({list(spec.submodule_search_locations)})"
+    )
 
 
 def _dlib():

@@ -12,6 +12,7 @@ similarity alignment, at native resolution; the following ``INTER_AREA`` resize 
 128 px then averages instead of aliasing, which matters because TV-L1 picks up
 aliasing as spurious motion.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,6 +38,7 @@ ALIGN_POINTS: tuple[int, ...] = (27, 28, 29, 30, 31, 35, 36, 39, 42, 45)
 @dataclasses.dataclass(frozen=True)
 class CropBox:
     """A square crop box in frame coordinates (see module docstring)."""
+
     left: float
     top: float
     side: float
@@ -52,8 +54,10 @@ def crop_box(points68: np.ndarray, what: str = "face") -> CropBox:
     g = 0.5 * float(np.hypot(*(b - a)))
     if not g >= 2.0:  # also catches NaN
         # A data problem (the predictor collapsed), not a bug: reported per sample.
-        raise UnusableSampleError(f"{what}: inner eye corners (dlib 39, 42) are {2 * g:.2f} px apart; "
-                         "landmarks are degenerate, cannot size the crop")
+        raise UnusableSampleError(
+            f"{what}: inner eye corners (dlib 39, 42) are {2 * g:.2f} px apart; "
+            "landmarks are degenerate, cannot size the crop"
+        )
     cx, cy = (a + b) / 2.0
     side_rows, side_cols = (ROWS_ABOVE + ROWS_BELOW) * g, 2 * COLS_HALF * g
     assert math.isclose(side_rows, side_cols), "the SPEC box is square"
@@ -66,8 +70,9 @@ def crop_matrix(box: CropBox, out_size: int) -> np.ndarray:
     return np.array([[s, 0.0, -box.left * s - 0.5], [0.0, s, -box.top * s - 0.5]], np.float64)
 
 
-def crop_face(gray: np.ndarray, box: CropBox, *, transform: np.ndarray | None = None,
-              size: int = CROP_SIZE) -> np.ndarray:
+def crop_face(
+    gray: np.ndarray, box: CropBox, *, transform: np.ndarray | None = None, size: int = CROP_SIZE
+) -> np.ndarray:
     """Crop ``box`` out of ``gray`` as a (size, size) uint8 image.
 
     ``transform`` (2x3, optional) first maps this frame into the reference frame the box
@@ -81,15 +86,15 @@ def crop_face(gray: np.ndarray, box: CropBox, *, transform: np.ndarray | None = 
     m = crop_matrix(box, native)
     if transform is not None:
         m = compose(m, transform)
-    out = cv2.warpAffine(img, m, (native, native), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.warpAffine(img, m, (native, native), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if native != size:
         out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
     return out
 
 
-def map_points(points: np.ndarray, box: CropBox, *, size: int = CROP_SIZE,
-               transform: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def map_points(
+    points: np.ndarray, box: CropBox, *, size: int = CROP_SIZE, transform: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
     """Points (K, 2) in frame coordinates → crop coordinates clamped to [0, size-1].
 
     Returns (points, n_clamped) where n_clamped counts points that lay outside the
@@ -115,7 +120,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         raise ValueError(f"similarity_transform needs two (K>=2, 2) point sets, got {s.shape} and {d.shape}")
     ms, md = s.mean(0), d.mean(0)
     sc, dc = s - ms, d - md
-    var_s = (sc ** 2).sum() / len(s)
+    var_s = (sc**2).sum() / len(s)
     if var_s <= 1e-12:
         raise ValueError("similarity_transform: source points are all identical")
     cov = dc.T @ sc / len(s)

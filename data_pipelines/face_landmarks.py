@@ -9,6 +9,7 @@ detector's ~80 px minimum), (2) at full resolution, (3) upsampled once (small fa
 The box is scaled back to the full frame; the shape predictor always runs at full
 resolution, so the landmarks keep full precision.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,6 +32,7 @@ def as_gray_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
         raise TypeError(f"{what}: expected a uint8 image, got dtype {img.dtype}")
     if img.ndim == 3 and img.shape[2] in (3, 4):
         import cv2
+
         code = cv2.COLOR_BGR2GRAY if img.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
         img = cv2.cvtColor(img, code)
     elif img.ndim == 3 and img.shape[2] == 1:
@@ -46,6 +48,7 @@ def detect_faces(gray: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
     """All frontal faces as (box in full-frame px, score), best first, from the first
     stage of ``DETECT_STAGES`` that finds any; [] if no stage does."""
     import cv2
+
     img = as_gray_uint8(gray)
     det = frontal_detector()
     short = min(img.shape)
@@ -56,8 +59,9 @@ def detect_faces(gray: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
             if short <= side:
                 continue  # already small: the full-resolution stage covers it
             scale = side / short
-            work = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)),
-                              interpolation=cv2.INTER_AREA)
+            work = cv2.resize(
+                img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA
+            )
         # run() -> (rectangles, scores, sub-detector indices); adjust_threshold 0 is
         # dlib's default operating point.
         boxes, scores, _ = det.run(work, up, 0.0)
@@ -70,8 +74,9 @@ def detect_faces(gray: np.ndarray) -> list[tuple[dlib.rectangle, float]]:
 def _rescale(b: dlib.rectangle, f: float) -> dlib.rectangle:
     if f == 1.0:
         return b
-    return dlib.rectangle(int(round(b.left() * f)), int(round(b.top() * f)),
-                          int(round(b.right() * f)), int(round(b.bottom() * f)))
+    return dlib.rectangle(
+        int(round(b.left() * f)), int(round(b.top() * f)), int(round(b.right() * f)), int(round(b.bottom() * f))
+    )
 
 
 def detect_face(gray: np.ndarray) -> dlib.rectangle | None:
@@ -80,8 +85,9 @@ def detect_face(gray: np.ndarray) -> dlib.rectangle | None:
     return faces[0][0] if faces else None
 
 
-def landmarks68(gray: np.ndarray, box: dlib.rectangle | None = None, *,
-                exactly_one: bool = False, what: str = "image") -> np.ndarray:
+def landmarks68(
+    gray: np.ndarray, box: dlib.rectangle | None = None, *, exactly_one: bool = False, what: str = "image"
+) -> np.ndarray:
     """dlib 68 landmarks as (68, 2) float32 (x, y) in the image's pixel frame.
 
     ``box=None`` detects the face first: no face raises ``NoFaceError``; several
@@ -92,8 +98,7 @@ def landmarks68(gray: np.ndarray, box: dlib.rectangle | None = None, *,
     if box is None:
         faces = detect_faces(img)
         if not faces:
-            raise NoFaceError(f"{what}: no face found by the dlib frontal detector "
-                              f"(stages {DETECT_STAGES})")
+            raise NoFaceError(f"{what}: no face found by the dlib frontal detector (stages {DETECT_STAGES})")
         if exactly_one and len(faces) > 1:
             desc = "; ".join(f"{_box_str(b)} score {s:.2f}" for b, s in faces)
             raise MultipleFacesError(f"{what}: {len(faces)} faces found where one is required ({desc})")

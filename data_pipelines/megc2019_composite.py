@@ -35,6 +35,7 @@ files' names, sizes and modification times, the content of the CSV and the sheet
 and this module's processing version, so a changed input or changed processing never
 serves stale data; a missing input is an error before any cache is looked at.
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,8 +63,7 @@ FACE_SIZE, CROP_SIZE = 224, 128
 DETECTOR_UPSAMPLE = 1
 # Bump when the processing below changes: part of the cache key.
 PROCESSING_VERSION = "megc2019-composite-v1"
-_DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "samm": "samm",
-                    "smic": "smic", "smichs": "smic"}
+_DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic", "smichs": "smic"}
 
 
 class CompositeError(InputDataError):
@@ -95,8 +95,9 @@ def read_composite_csv(root: Path) -> list[dict[str, str]]:
         for col in ("dataset", "sub", "filename_o", "label", "imagename"):
             v = r.get(col)
             if v is None or not v.strip():
-                raise CompositeError(f"{path} line {i}: {col!r} is blank (every row needs "
-                                     "dataset, sub, filename_o, label, imagename)")
+                raise CompositeError(
+                    f"{path} line {i}: {col!r} is blank (every row needs dataset, sub, filename_o, label, imagename)"
+                )
         if any(c.isspace() for c in r["sub"].strip()) or "/" in r["sub"]:
             raise CompositeError(f"{path} line {i}: 'sub' {r['sub']!r} is not a subject id")
         lab = r["label"].strip()
@@ -109,8 +110,15 @@ def read_composite_csv(root: Path) -> list[dict[str, str]]:
             ds = normalise_dataset(r["dataset"])
         except CompositeError as e:
             raise CompositeError(f"{path} line {i}: {str(e).split(': ', 1)[1]}") from None
-        out.append({"dataset": ds, "sub": r["sub"].strip(),
-                    "filename": r["filename_o"].strip(), "label": lab, "name": name[:-4]})
+        out.append(
+            {
+                "dataset": ds,
+                "sub": r["sub"].strip(),
+                "filename": r["filename_o"].strip(),
+                "label": lab,
+                "name": name[:-4],
+            }
+        )
     return out
 
 
@@ -130,8 +138,10 @@ def flow_file(flow_dir: Path, name: str, dataset: str, available: set[str]) -> P
         for fn in (f"{c} .png", f"{c}.png"):
             if fn in available:
                 return flow_dir / fn
-    raise CompositeError(f"MEGC2019 composite: no flow file for sample {name!r} ({dataset}) "
-                         f"in {flow_dir} (tried {[c + ' .png' for c in cands]})")
+    raise CompositeError(
+        f"MEGC2019 composite: no flow file for sample {name!r} ({dataset}) "
+        f"in {flow_dir} (tried {[c + ' .png' for c in cands]})"
+    )
 
 
 def _input_files(root: Path, annotations: Path | None) -> list[Path]:
@@ -166,6 +176,7 @@ def detect_landmarks68(grey: np.ndarray) -> tuple[np.ndarray, bool]:
     import dlib
 
     from data_pipelines.dlib_models import frontal_detector, shape_predictor
+
     dets, scores, _ = frontal_detector().run(grey, DETECTOR_UPSAMPLE, 0.0)
     if len(dets):
         box, fallback = dets[int(np.argmax(scores))], False
@@ -186,6 +197,7 @@ def _au_lookup(annotations: Path | None) -> tuple[dict, list[str]]:
     """
     from data_pipelines.readers.casme2 import read_casme2
     from data_pipelines.readers.samm import read_samm
+
     table, missing = {}, []
     for ds, reader, pat in (("casme2", read_casme2, "CASME2*.xlsx"), ("samm", read_samm, "SAMM*.xlsx")):
         sheets = sorted(annotations.glob(pat)) if annotations and annotations.is_dir() else []
@@ -206,6 +218,7 @@ def _join_key(dataset: str, sub: str, filename: str) -> tuple[str, str, str]:
 
 def _build(root: Path, annotations: Path | None) -> MESamples:
     import cv2
+
     rows = read_composite_csv(root)
     flow_dir, face_dir = root / FLOW_DIR, root / FACE_DIR
     available = set(os.listdir(flow_dir))
@@ -225,14 +238,14 @@ def _build(root: Path, annotations: Path | None) -> MESamples:
         fpath = flow_file(flow_dir, r["name"], r["dataset"], available)
         img = cv2.imread(str(fpath), cv2.IMREAD_COLOR)
         if img is None or img.shape != (28, 28, 3):
-            raise CompositeError(f"sample {r['name']}: flow {fpath} unreadable or not 28x28x3 "
-                                 f"(got {None if img is None else img.shape})")
+            raise CompositeError(
+                f"sample {r['name']}: flow {fpath} unreadable or not 28x28x3 (got {None if img is None else img.shape})"
+            )
         f28 = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
         if not f28.any():
             raise CompositeError(f"sample {r['name']}: flow {fpath} is all zero")
         flow28[i] = f28
-        flow128[i] = np.clip(cv2.resize(f28, (CROP_SIZE, CROP_SIZE),
-                                        interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+        flow128[i] = np.clip(cv2.resize(f28, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         face_path = face_dir / f"{r['name']}.jpg"
         if not face_path.is_file():
             raise InputFileError(f"sample {r['name']}: apex face {face_path} does not exist")
@@ -258,45 +271,81 @@ def _build(root: Path, annotations: Path | None) -> MESamples:
                 if rec.label is not None and rec.label != int(r["label"]):
                     disagree.append(r["name"])
     if sheets_missing:
-        log.warning("MEGC2019 composite: no AU coding sheet for %s in %s; their samples have no "
-                    "AU labels (allow_missing_au_labels)", "/".join(sheets_missing), annotations)
+        log.warning(
+            "MEGC2019 composite: no AU coding sheet for %s in %s; their samples have no "
+            "AU labels (allow_missing_au_labels)",
+            "/".join(sheets_missing),
+            annotations,
+        )
     if unmatched:
-        log.warning("MEGC2019 composite: %d CASME II/SAMM sample(s) without an AU row: %s",
-                    len(unmatched), unmatched[:10])
+        log.warning(
+            "MEGC2019 composite: %d CASME II/SAMM sample(s) without an AU row: %s", len(unmatched), unmatched[:10]
+        )
     meta = {
         "source": "megc2019_htnet (HTNet release)",
         "flow128_resize": "cv2.resize INTER_LINEAR from flow28",
         "landmarks": f"dlib 68-point on {FACE_DIR} (frontal detector upsample {DETECTOR_UPSAMPLE}, "
-                     "whole-image box fallback), x128/224, dlib68_to_65, clamped to [0,127]",
-        "face_fallbacks": len(fallbacks), "face_fallback_names": fallbacks,
-        "landmarks_clamped": len(clamped), "landmarks_clamped_names": clamped,
+        "whole-image box fallback), x128/224, dlib68_to_65, clamped to [0,127]",
+        "face_fallbacks": len(fallbacks),
+        "face_fallback_names": fallbacks,
+        "landmarks_clamped": len(clamped),
+        "landmarks_clamped_names": clamped,
         "au_sheets_missing": sheets_missing,
-        "au_unmatched": len(unmatched), "au_unmatched_names": unmatched,
+        "au_unmatched": len(unmatched),
+        "au_unmatched_names": unmatched,
         "label_disagreements_with_sheets": disagree,
     }
     return MESamples(
-        flow128=flow128, flow28=flow28, landmarks=lm,
-        label=np.array([int(r["label"]) for r in rows], np.int32), au=au, au_mask=au_mask,
+        flow128=flow128,
+        flow28=flow28,
+        landmarks=lm,
+        label=np.array([int(r["label"]) for r in rows], np.int32),
+        au=au,
+        au_mask=au_mask,
         subject=np.array([f"{r['dataset']}_{r['sub']}" for r in rows]),
-        name=np.array(names), dataset=np.array([r["dataset"] for r in rows]),
-        class_names=MEGC3_CLASSES, meta=meta)
+        name=np.array(names),
+        dataset=np.array([r["dataset"] for r in rows]),
+        class_names=MEGC3_CLASSES,
+        meta=meta,
+    )
 
 
 def _save(path: Path, s: MESamples) -> None:
-    save_npz_atomic(path, dict(
-        flow128=s.flow128, flow28=s.flow28, landmarks=s.landmarks, label=s.label, au=s.au,
-        au_mask=s.au_mask, subject=s.subject, name=s.name, dataset=s.dataset,
-        class_names=np.array(s.class_names), meta=np.array(json.dumps(s.meta))))
+    save_npz_atomic(
+        path,
+        dict(
+            flow128=s.flow128,
+            flow28=s.flow28,
+            landmarks=s.landmarks,
+            label=s.label,
+            au=s.au,
+            au_mask=s.au_mask,
+            subject=s.subject,
+            name=s.name,
+            dataset=s.dataset,
+            class_names=np.array(s.class_names),
+            meta=np.array(json.dumps(s.meta)),
+        ),
+    )
 
 
 def _load(path: Path) -> MESamples:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         meta["cache_file"] = str(path)
-        return MESamples(flow128=z["flow128"], flow28=z["flow28"], landmarks=z["landmarks"],
-                         label=z["label"], au=z["au"], au_mask=z["au_mask"],
-                         subject=z["subject"], name=z["name"], dataset=z["dataset"],
-                         class_names=tuple(str(c) for c in z["class_names"]), meta=meta)
+        return MESamples(
+            flow128=z["flow128"],
+            flow28=z["flow28"],
+            landmarks=z["landmarks"],
+            label=z["label"],
+            au=z["au"],
+            au_mask=z["au_mask"],
+            subject=z["subject"],
+            name=z["name"],
+            dataset=z["dataset"],
+            class_names=tuple(str(c) for c in z["class_names"]),
+            meta=meta,
+        )
 
 
 def check_annotations(annotations: Path, allow_missing: bool) -> None:
@@ -304,16 +353,20 @@ def check_annotations(annotations: Path, allow_missing: bool) -> None:
     unless ``allow_missing``; the error names the folder searched and the patterns."""
     if allow_missing:
         return
-    hint = ("pass annotations=<folder with the coding sheets>, or "
-            "allow_missing_au_labels=True (config data.kwargs.allow_missing_au_labels=true) "
-            "to load without AU labels")
+    hint = (
+        "pass annotations=<folder with the coding sheets>, or "
+        "allow_missing_au_labels=True (config data.kwargs.allow_missing_au_labels=true) "
+        "to load without AU labels"
+    )
     if not annotations.is_dir():
-        raise InputFileError(f"MEGC2019 composite AU sheets: folder {annotations} does not exist "
-                             f"(searched {annotations}); {hint}")
+        raise InputFileError(
+            f"MEGC2019 composite AU sheets: folder {annotations} does not exist (searched {annotations}); {hint}"
+        )
     missing = [pat for pat in ("CASME2*.xlsx", "SAMM*.xlsx") if not sorted(annotations.glob(pat))]
     if missing:
-        raise InputFileError(f"MEGC2019 composite AU sheets: no {' / '.join(missing)} in "
-                             f"{annotations} (searched {annotations}); {hint}")
+        raise InputFileError(
+            f"MEGC2019 composite AU sheets: no {' / '.join(missing)} in {annotations} (searched {annotations}); {hint}"
+        )
 
 
 def _flag(what: str, v) -> bool:
@@ -326,12 +379,16 @@ def _flag(what: str, v) -> bool:
     if s in ("false", "0", "no", "off", "", "none"):
         return False
     from fedpsyau_jax.errors import UserError
+
     raise UserError(f"{what} {v!r}: expected true or false")
 
 
-def load_megc2019_composite(root: Path | None = None, cache_dir: Path | None = None,
-                            annotations: Path | None = None,
-                            allow_missing_au_labels: bool = False) -> MESamples:
+def load_megc2019_composite(
+    root: Path | None = None,
+    cache_dir: Path | None = None,
+    annotations: Path | None = None,
+    allow_missing_au_labels: bool = False,
+) -> MESamples:
     """All 442 composite samples; computed once, then served from ``cache_dir``.
 
     ``root`` defaults to ``<shared>/megc2019_htnet``; ``annotations`` to the sibling
@@ -343,13 +400,16 @@ def load_megc2019_composite(root: Path | None = None, cache_dir: Path | None = N
     """
     from data_pipelines.cache_dirs import default_cache_dir
     from fedpsyau_jax.shared_data import shared_path
+
     root = Path(root) if root is not None else shared_path("megc2019_htnet")
     if not root.is_dir():
         raise InputFileError(f"MEGC2019 composite root {root}: does not exist (or is not a folder)")
     for sub in (FLOW_DIR, FACE_DIR):
         if not (root / sub).is_dir():
-            raise InputFileError(f"MEGC2019 composite {root / sub}: does not exist "
-                                 f"(the release has {CSV_NAME}, {FLOW_DIR}/ and {FACE_DIR}/)")
+            raise InputFileError(
+                f"MEGC2019 composite {root / sub}: does not exist "
+                f"(the release has {CSV_NAME}, {FLOW_DIR}/ and {FACE_DIR}/)"
+            )
     if not (root / CSV_NAME).is_file():
         raise InputFileError(f"MEGC2019 composite {root / CSV_NAME}: does not exist")
     annotations = Path(annotations) if annotations is not None else root.parent / "annotations"

@@ -6,6 +6,7 @@ min-max to [0, 1] — the STSTNet/HTNet convention of the published 28x28 flow i
 so ``flow28`` is min-max scaled *at* 28x28 (area-resize the raw u, v, strain first,
 then scale), exactly like those images, rather than being a shrunk copy of flow128.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,9 +19,18 @@ import numpy as np
 # OpenCV's own defaults of cv::optflow::DualTVL1OpticalFlow (checked on
 # opencv-contrib 5.0.0 with the getters), kept for comparison in the benchmark.
 OPENCV_DEFAULT_TVL1: dict[str, float | int | bool] = {
-    "tau": 0.25, "lambda_": 0.15, "theta": 0.3, "nscales": 5, "warps": 5,
-    "epsilon": 0.01, "innnerIterations": 30, "outerIterations": 10,
-    "scaleStep": 0.8, "gamma": 0.0, "medianFiltering": 5, "useInitialFlow": False,
+    "tau": 0.25,
+    "lambda_": 0.15,
+    "theta": 0.3,
+    "nscales": 5,
+    "warps": 5,
+    "epsilon": 0.01,
+    "innnerIterations": 30,
+    "outerIterations": 10,
+    "scaleStep": 0.8,
+    "gamma": 0.0,
+    "medianFiltering": 5,
+    "useInitialFlow": False,
 }
 
 # Parameters used by the pipeline (keys spelled as cv2's keyword arguments, including
@@ -31,8 +41,12 @@ OPENCV_DEFAULT_TVL1: dict[str, float | int | bool] = {
 #  * fewer warps/iterations and a looser epsilon: a 128-px crop converges quickly.
 TVL1_PARAMS: dict[str, float | int | bool] = {
     **OPENCV_DEFAULT_TVL1,
-    "nscales": 3, "scaleStep": 0.5, "warps": 3, "innnerIterations": 10,
-    "outerIterations": 2, "epsilon": 0.05,
+    "nscales": 3,
+    "scaleStep": 0.5,
+    "warps": 3,
+    "innnerIterations": 10,
+    "outerIterations": 2,
+    "epsilon": 0.05,
 }
 
 CHANNELS = ("u", "v", "strain")
@@ -48,8 +62,9 @@ def tvl1_flow(prev: np.ndarray, nxt: np.ndarray, params: dict | None = None) -> 
     """TV-L1 flow from ``prev`` to ``nxt`` (same-size 2-D uint8) → (H, W, 2) float32 (u, v) in px."""
     a, b = np.asarray(prev), np.asarray(nxt)
     if a.ndim != 2 or a.shape != b.shape or a.dtype != np.uint8 or b.dtype != np.uint8:
-        raise ValueError(f"tvl1_flow expects two equal-size 2-D uint8 images, got "
-                         f"{a.dtype}{a.shape} and {b.dtype}{b.shape}")
+        raise ValueError(
+            f"tvl1_flow expects two equal-size 2-D uint8 images, got {a.dtype}{a.shape} and {b.dtype}{b.shape}"
+        )
     p = TVL1_PARAMS if params is None else params
     flow = _tvl1(json.dumps(p, sort_keys=True)).calc(a, b, None)
     return np.asarray(flow, np.float32)
@@ -68,7 +83,7 @@ def optical_strain(flow: np.ndarray) -> np.ndarray:
     du_dy, du_dx = np.gradient(u)
     dv_dy, dv_dx = np.gradient(v)
     exy = 0.5 * (du_dy + dv_dx)
-    return np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2.0 * exy ** 2).astype(np.float32)
+    return np.sqrt(du_dx**2 + dv_dy**2 + 2.0 * exy**2).astype(np.float32)
 
 
 def minmax_encode(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,8 +115,7 @@ def flow_features(flow_raw: np.ndarray) -> dict[str, np.ndarray]:
     enc, const_full = minmax_encode(raw3)
     small = cv2.resize(raw3, (FLOW28_SIZE, FLOW28_SIZE), interpolation=cv2.INTER_AREA)
     enc28, const_small = minmax_encode(small)
-    return {"flow128": enc, "flow28": enc28, "strain_raw": strain,
-            "constant_channels": const_full | const_small}
+    return {"flow128": enc, "flow28": enc28, "strain_raw": strain, "constant_channels": const_full | const_small}
 
 
 def average_flows(flows: Sequence[np.ndarray]) -> np.ndarray:

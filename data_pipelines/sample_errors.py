@@ -5,6 +5,7 @@ Every error here is *per sample*: the batch code (``records_to_samples``) catche
 while genuine bugs (TypeError, shape asserts, ...) still stop the run. Each error
 therefore says which file/sample it is about and what exactly is wrong.
 """
+
 from __future__ import annotations
 
 from fedpsyau_jax.errors import InputFileError, UserError

@@ -24,6 +24,7 @@ drift, noise and lighting are everywhere.
     make_spotting_video(path, seed) -> ground-truth dict
     make_benchmark(folder, seed, n_videos) -> {video stem: ground truth}, ground_truth.json
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "faces"
 BASE_IMAGE = FACES / "single_face_f000.png"
-FRAME_SIZE = (640, 480)                   # (width, height)
+FRAME_SIZE = (640, 480)  # (width, height)
 MICRO_PX = (1.0, 3.0)
 MACRO_PX = (5.0, 10.0)
 MICRO_S = (0.2, 0.5)
@@ -54,8 +55,13 @@ AU_CONTROL: dict[int, list[tuple[tuple[int, ...], tuple[float, float], tuple[flo
     15: [((48,), (0, 0), (0, 1)), ((54,), (0, 0), (0, 1))],
     17: [((57,), (0, 0.3), (0, -1)), ((8,), (0, -0.8), (0, -1))],
 }
-EMOTION_AUS = {"happiness": (6, 12), "surprise": (1, 2), "disgust": (4, 9, 10),
-               "sadness": (1, 15, 17), "anger": (4, 17)}
+EMOTION_AUS = {
+    "happiness": (6, 12),
+    "surprise": (1, 2),
+    "disgust": (4, 9, 10),
+    "sadness": (1, 15, 17),
+    "anger": (4, 17),
+}
 BLINK_POINTS = [((37, 38), (0, 0), (0, 1)), ((43, 44), (0, 0), (0, 1))]
 TALK_POINTS = [((56, 57, 58), (0, 0), (0, 1)), ((7, 8, 9), (0, 0), (0, 1))]
 
@@ -63,6 +69,7 @@ TALK_POINTS = [((56, 57, 58), (0, 0), (0, 1)), ((7, 8, 9), (0, 0), (0, 1))]
 def base_face() -> tuple[np.ndarray, np.ndarray]:
     """(grey 480x640 base frame, its dlib-68 landmarks (68, 2))."""
     from data_pipelines import face_landmarks
+
     img = cv2.imread(str(BASE_IMAGE), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise FileNotFoundError(f"{BASE_IMAGE}: base face image missing")
@@ -95,8 +102,8 @@ def _profile(n: int, apex: int, plateau: int = 0) -> np.ndarray:
     """Raised-cosine 0 → 1 (at ``apex``, held ``plateau`` frames) → 0 over n frames."""
     p = np.zeros(n)
     up = np.arange(apex + 1)
-    p[:apex + 1] = 0.5 - 0.5 * np.cos(np.pi * up / max(apex, 1))
-    p[apex:apex + plateau + 1] = 1.0
+    p[: apex + 1] = 0.5 - 0.5 * np.cos(np.pi * up / max(apex, 1))
+    p[apex : apex + plateau + 1] = 1.0
     start = apex + plateau
     down = np.arange(n - start)
     p[start:] = 0.5 + 0.5 * np.cos(np.pi * down / max(n - 1 - start, 1))
@@ -113,9 +120,18 @@ def _place(rng, taken: list[tuple[int, int]], length: int, n_frames: int, margin
     return None
 
 
-def plan_events(seed: int, n_frames: int, fps: float, n_micro: int = 4, n_macro: int = 1,
-                n_blinks: int | None = None, talking: bool = True, head_turn: bool = True,
-                lighting: bool = True, micro_px: tuple[float, float] = MICRO_PX) -> dict:
+def plan_events(
+    seed: int,
+    n_frames: int,
+    fps: float,
+    n_micro: int = 4,
+    n_macro: int = 1,
+    n_blinks: int | None = None,
+    talking: bool = True,
+    head_turn: bool = True,
+    lighting: bool = True,
+    micro_px: tuple[float, float] = MICRO_PX,
+) -> dict:
     """The random event schedule of one video (pure; no pixels). ``micro_px``: range of
     the micro-expressions' peak displacement (default 1–3 px)."""
     rng = np.random.default_rng(seed)
@@ -131,51 +147,84 @@ def plan_events(seed: int, n_frames: int, fps: float, n_micro: int = 4, n_macro:
                 continue
             apex_off = int(round(rng.uniform(0.35, 0.6) * (n - 1))) if kind == "micro" else int(round(0.3 * (n - 1)))
             plateau = 0 if kind == "micro" else int(round(0.3 * (n - 1)))
-            gt.append({"onset": s, "apex": s + apex_off, "offset": s + n - 1, "kind": kind,
-                       "emotion": emotions[int(rng.integers(len(emotions)))],
-                       "amplitude_px": round(float(rng.uniform(*px)), 2), "plateau": plateau})
+            gt.append(
+                {
+                    "onset": s,
+                    "apex": s + apex_off,
+                    "offset": s + n - 1,
+                    "kind": kind,
+                    "emotion": emotions[int(rng.integers(len(emotions)))],
+                    "amplitude_px": round(float(rng.uniform(*px)), 2),
+                    "plateau": plateau,
+                }
+            )
     n_blinks = max(1, n_frames // int(4 * fps)) if n_blinks is None else n_blinks
     for _ in range(n_blinks):
         n = int(round(rng.uniform(0.2, 0.3) * fps)) + 1
         s = _place(rng, taken, n, n_frames, margin)
         if s is not None:
-            distractors.append({"type": "blink", "start": s, "end": s + n - 1,
-                                "amplitude_px": round(float(rng.uniform(0.4, 0.55)), 2)})  # x eye opening g
+            distractors.append(
+                {"type": "blink", "start": s, "end": s + n - 1, "amplitude_px": round(float(rng.uniform(0.4, 0.55)), 2)}
+            )  # x eye opening g
     if talking:
         n = int(round(rng.uniform(1.0, 2.0) * fps))
         s = _place(rng, taken, n, n_frames, margin)
         if s is not None:
-            distractors.append({"type": "talking", "start": s, "end": s + n - 1, "hz": round(float(rng.uniform(3, 5)), 2),
-                                "amplitude_px": round(float(rng.uniform(3, 5)), 2)})
+            distractors.append(
+                {
+                    "type": "talking",
+                    "start": s,
+                    "end": s + n - 1,
+                    "hz": round(float(rng.uniform(3, 5)), 2),
+                    "amplitude_px": round(float(rng.uniform(3, 5)), 2),
+                }
+            )
     if head_turn:
         n = int(round(rng.uniform(0.6, 1.0) * fps))
         s = _place(rng, taken, n, n_frames, margin)
         if s is not None:
-            distractors.append({"type": "head_turn", "start": s, "end": s + n - 1,
-                                "degrees": round(float(rng.uniform(3, 6) * rng.choice([-1, 1])), 2)})
+            distractors.append(
+                {
+                    "type": "head_turn",
+                    "start": s,
+                    "end": s + n - 1,
+                    "degrees": round(float(rng.uniform(3, 6) * rng.choice([-1, 1])), 2),
+                }
+            )
     if lighting:
         n = int(round(rng.uniform(0.3, 0.6) * fps))
         s = _place(rng, taken, n, n_frames, margin)
         if s is not None:
-            distractors.append({"type": "lighting", "start": s, "end": s + n - 1,
-                                "gain": round(float(1 + rng.uniform(0.1, 0.2) * rng.choice([-1, 1])), 3)})
+            distractors.append(
+                {
+                    "type": "lighting",
+                    "start": s,
+                    "end": s + n - 1,
+                    "gain": round(float(1 + rng.uniform(0.1, 0.2) * rng.choice([-1, 1])), 3),
+                }
+            )
     # head drift: smooth random walk (low-pass filtered noise), always on
     drift = rng.normal(size=(n_frames, 4)).cumsum(0)
     k = max(1, int(fps))
     drift = np.stack([np.convolve(drift[:, i], np.ones(k) / k, mode="same") for i in range(4)], 1)
     drift -= drift[0]
-    scale = np.array([0.25, 0.25, 0.05, 0.002])           # px, px, degrees, relative scale per unit
-    return {"seed": seed, "fps": fps, "frames": n_frames, "frame_size": list(FRAME_SIZE),
-            "intervals": sorted(gt, key=lambda e: e["onset"]),
-            "distractors": sorted(distractors, key=lambda e: e["start"]),
-            "drift": (drift * scale).round(4).tolist()}
+    scale = np.array([0.25, 0.25, 0.05, 0.002])  # px, px, degrees, relative scale per unit
+    return {
+        "seed": seed,
+        "fps": fps,
+        "frames": n_frames,
+        "frame_size": list(FRAME_SIZE),
+        "intervals": sorted(gt, key=lambda e: e["onset"]),
+        "distractors": sorted(distractors, key=lambda e: e["start"]),
+        "drift": (drift * scale).round(4).tolist(),
+    }
 
 
 def render_frames(plan: dict, base: np.ndarray, lm: np.ndarray):
     """Yield the grey frames of ``plan`` one by one (bounded memory)."""
     h, w = base.shape
     n = plan["frames"]
-    local = []                                         # (start, per-frame amplitude (px), field)
+    local = []  # (start, per-frame amplitude (px), field)
     for e in plan["intervals"]:
         controls = [c for au in EMOTION_AUS[e["emotion"]] for c in AU_CONTROL[au]]
         length = e["offset"] - e["onset"] + 1
@@ -216,7 +265,7 @@ def render_frames(plan: dict, base: np.ndarray, lm: np.ndarray):
         m[:, 2] += (tx, ty)
         img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         gain = gain_t
-        noisy = img.astype(np.float32) * gain + rng.normal(0, NOISE_SIGMA, img.shape).astype(np.float32)
+        noisy = img.astype(np.float32) * gain + rng.normal(0, NOISE_SIGMA, tuple(img.shape)).astype(np.float32)
         yield np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
 
@@ -224,7 +273,7 @@ def write_video(path: Path, frames, fps: float, size: tuple[int, int] = FRAME_SI
     """Write grey frames as an MPEG-4 (mp4v) file; returns the frame count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     if not vw.isOpened():
         raise OSError(f"{path}: OpenCV cannot write an mp4v video here")
     n = 0
@@ -246,11 +295,13 @@ def make_spotting_video(path: Path, seed: int, n_frames: int = 600, fps: float =
     return {k: v for k, v in plan.items() if k != "drift"} | {"video": Path(path).name}
 
 
-def make_benchmark(folder: Path, seed: int, n_videos: int = 6, n_frames: int = 600,
-                   fps: float = 30.0) -> dict[str, dict]:
+def make_benchmark(
+    folder: Path, seed: int, n_videos: int = 6, n_frames: int = 600, fps: float = 30.0
+) -> dict[str, dict]:
     """``n_videos`` videos ``<folder>/synth_<seed>_<i>.mp4`` (seeds seed*1000+i) and
     ``<folder>/ground_truth.json`` {stem: ground truth}."""
     from fedpsyau_jax.atomic_files import write_json_atomic
+
     folder = Path(folder)
     out = {}
     for i in range(n_videos):
@@ -265,8 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     write one synthetic long video and OUT.json with its ground truth."""
     import argparse
     from fedpsyau_jax.atomic_files import write_json_atomic
-    ap = argparse.ArgumentParser(prog="python -m data_pipelines.spotting_synthetic",
-                                 description="write a synthetic spotting video (real face, injected expressions)")
+
+    ap = argparse.ArgumentParser(
+        prog="python -m data_pipelines.spotting_synthetic",
+        description="write a synthetic spotting video (real face, injected expressions)",
+    )
     ap.add_argument("out", help="output .mp4 path")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -274,8 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     gt = make_spotting_video(out, a.seed, int(round(a.seconds * 30)))
     write_json_atomic(out.with_suffix(".json"), {out.stem: gt})
-    print(f"{out}: {gt['frames']} frames; ground truth in {out.with_suffix('.json')}: "
-          + ", ".join(f"{e['kind']} {e['onset']}-{e['offset']} ({e['emotion']})" for e in gt["intervals"]))
+    print(
+        f"{out}: {gt['frames']} frames; ground truth in {out.with_suffix('.json')}: "
+        + ", ".join(f"{e['kind']} {e['onset']}-{e['offset']} ({e['emotion']})" for e in gt["intervals"])
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ folder they are the trailing integer of each file name, because that is how the
 datasets' sheets count (CASME II ``img46.jpg``/``reg_img46.jpg``, SAMM
 ``006_05562.jpg``, CAS(ME)^3 ``175.jpg``, SMIC ``image000123.bmp``, SPEC §9).
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,7 @@ def index_frames(paths: Iterable[Path | str], where: str) -> dict[int, Path]:
         if n is None:
             continue
         if n in found:
-            raise UnreadableMediaError(f"{where}: frame number {n} is ambiguous "
-                                       f"({found[n].name} and {p.name})")
+            raise UnreadableMediaError(f"{where}: frame number {n} is ambiguous ({found[n].name} and {p.name})")
         found[n] = p
     return dict(sorted(found.items()))
 
@@ -89,11 +89,17 @@ def iter_video_gray(path: Path | str) -> Iterator[tuple[int, np.ndarray]]:
             yield i, (cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
             i += 1
         if i == 0:
-            raise UnreadableMediaError(f"{p}: video has no decodable frames"
-                                       + (f" (the container claims {claimed})" if claimed > 0 else ""))
+            raise UnreadableMediaError(
+                f"{p}: video has no decodable frames" + (f" (the container claims {claimed})" if claimed > 0 else "")
+            )
         if claimed > i:
-            log.warning("%s: truncated video: only %d decodable frames, the container claims %d; "
-                        "using frames 0..%d", p, i, claimed, i - 1)
+            log.warning(
+                "%s: truncated video: only %d decodable frames, the container claims %d; using frames 0..%d",
+                p,
+                i,
+                claimed,
+                i - 1,
+            )
     finally:
         cap.release()
 
@@ -114,8 +120,9 @@ def read_video_gray(path: Path | str, numbers: Iterable[int] | None = None) -> d
     if want is not None:
         missing = sorted(want - out.keys())
         if missing:
-            raise MissingFrameError(f"{path}: frame(s) {_short(missing)} not in the video "
-                                    f"(it ended after {n_seen} frames)")
+            raise MissingFrameError(
+                f"{path}: frame(s) {_short(missing)} not in the video (it ended after {n_seen} frames)"
+            )
     return out
 
 
@@ -152,8 +159,7 @@ class FrameSource:
                 self._video = p
                 self._decoded = read_video_gray(p)
             else:
-                raise MissingMediaError(f"{p}: does not exist (expected a video file or a "
-                                        "folder of frame images)")
+                raise MissingMediaError(f"{p}: does not exist (expected a video file or a folder of frame images)")
 
     def numbers(self) -> list[int]:
         """All frame numbers in temporal order."""
@@ -165,13 +171,15 @@ class FrameSource:
     def read(self, number: int) -> np.ndarray:
         if self._video is not None:
             if number not in self._decoded:
-                raise MissingFrameError(f"{self.where}: frame {number} not in the video "
-                                        f"(frames 0..{len(self._decoded) - 1})")
+                raise MissingFrameError(
+                    f"{self.where}: frame {number} not in the video (frames 0..{len(self._decoded) - 1})"
+                )
             return self._decoded[number]
         if number not in self._files:
             nums = list(self._files)
-            raise MissingFrameError(f"{self.where}: no file for frame {number} "
-                                    f"(frames {nums[0]}..{nums[-1]}, {len(nums)} files)")
+            raise MissingFrameError(
+                f"{self.where}: no file for frame {number} (frames {nums[0]}..{nums[-1]}, {len(nums)} files)"
+            )
         return read_image_gray(self._files[number])
 
 

@@ -14,6 +14,7 @@ detection box: micro-expression clips barely move, and it saves a second detecto
 pass), TV-L1 flow on the 128-px grey crops, strain, min-max encoding, and the 65
 keypoints in the crop frame.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,9 +31,15 @@ import numpy as np
 
 from data_pipelines import face_crop, face_landmarks, optical_flow
 from data_pipelines.clip_record import ClipRecord
-from data_pipelines.sample_errors import (MissingFrameError, MissingMediaError, MultipleFacesError,
-                                          NoFaceError, SampleError, UnknownLabelError,
-                                          UnusableSampleError)
+from data_pipelines.sample_errors import (
+    MissingFrameError,
+    MissingMediaError,
+    MultipleFacesError,
+    NoFaceError,
+    SampleError,
+    UnknownLabelError,
+    UnusableSampleError,
+)
 from data_pipelines.video_io import FrameSource
 from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic  # noqa: F401 (re-exported)
 from fedpsyau_jax.network.keypoints import dlib68_to_65
@@ -49,8 +56,18 @@ DATASETS_WITHOUT_AU_LABELS = frozenset({"smic", "dfme"})
 SPOT_SIZE = 64
 MANIFEST_NAME = "skipped_samples.json"
 # Arrays a cache file must hold (anything else in the sample dict is recomputable or debug).
-CACHED_KEYS = ("flow128", "flow28", "landmarks", "flow_raw", "clamped", "constant_channels",
-               "onset", "apex", "onset_replaced", "faceless_leading")
+CACHED_KEYS = (
+    "flow128",
+    "flow28",
+    "landmarks",
+    "flow_raw",
+    "clamped",
+    "constant_channels",
+    "onset",
+    "apex",
+    "onset_replaced",
+    "faceless_leading",
+)
 # Inputs up to this size are content-hashed for cache keys (beyond: path, size, mtime).
 CONTENT_HASH_MAX_BYTES = 256 << 20
 
@@ -58,18 +75,28 @@ CONTENT_HASH_MAX_BYTES = 256 << 20
 @dataclasses.dataclass(frozen=True)
 class PipelineParams:
     """Everything that changes the numbers a sample gets; hashed into cache keys."""
+
     align: bool = True
-    apex_window: bool = False        # average flows onset→apex-1, apex, apex+1 (paper)
-    exactly_one_face: bool = False   # True: several faces → MultipleFacesError (default: best box, SPEC §1)
+    apex_window: bool = False  # average flows onset→apex-1, apex, apex+1 (paper)
+    exactly_one_face: bool = False  # True: several faces → MultipleFacesError (default: best box, SPEC §1)
     tvl1: tuple[tuple[str, object], ...] = tuple(sorted(optical_flow.TVL1_PARAMS.items()))
 
     def as_dict(self) -> dict:
-        return {"pipeline_version": PIPELINE_VERSION, "align": self.align,
-                "apex_window": self.apex_window, "exactly_one_face": self.exactly_one_face,
-                "tvl1": dict(self.tvl1), "crop": {"size": face_crop.CROP_SIZE,
-                "rows_above_g": face_crop.ROWS_ABOVE, "rows_below_g": face_crop.ROWS_BELOW,
-                "cols_half_g": face_crop.COLS_HALF, "align_points": list(face_crop.ALIGN_POINTS)},
-                "face_detect_stages": [list(x) for x in face_landmarks.DETECT_STAGES]}
+        return {
+            "pipeline_version": PIPELINE_VERSION,
+            "align": self.align,
+            "apex_window": self.apex_window,
+            "exactly_one_face": self.exactly_one_face,
+            "tvl1": dict(self.tvl1),
+            "crop": {
+                "size": face_crop.CROP_SIZE,
+                "rows_above_g": face_crop.ROWS_ABOVE,
+                "rows_below_g": face_crop.ROWS_BELOW,
+                "cols_half_g": face_crop.COLS_HALF,
+                "align_points": list(face_crop.ALIGN_POINTS),
+            },
+            "face_detect_stages": [list(x) for x in face_landmarks.DETECT_STAGES],
+        }
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
@@ -77,10 +104,17 @@ class PipelineParams:
 
 # ---------------------------------------------------------------- one pair of frames
 
-def clip_to_sample(onset_frame: np.ndarray, apex_frame: np.ndarray, *, align: bool = True,
-                   apex_neighbors: Sequence[np.ndarray] | None = None,
-                   exactly_one_face: bool = False, tvl1_params: dict | None = None,
-                   name: str = "clip") -> dict:
+
+def clip_to_sample(
+    onset_frame: np.ndarray,
+    apex_frame: np.ndarray,
+    *,
+    align: bool = True,
+    apex_neighbors: Sequence[np.ndarray] | None = None,
+    exactly_one_face: bool = False,
+    tvl1_params: dict | None = None,
+    name: str = "clip",
+) -> dict:
     """Model inputs of one onset/apex pair of frames (uint8 grey or BGR).
 
     ``apex_neighbors``: extra frames (typically apex-1 and apex+1) whose onset→frame
@@ -96,8 +130,9 @@ def clip_to_sample(onset_frame: np.ndarray, apex_frame: np.ndarray, *, align: bo
     """
     onset = face_landmarks.as_gray_uint8(onset_frame, f"{name} onset frame")
     targets = [face_landmarks.as_gray_uint8(apex_frame, f"{name} apex frame")]
-    targets += [face_landmarks.as_gray_uint8(f, f"{name} apex neighbour {i}")
-                for i, f in enumerate(apex_neighbors or ())]
+    targets += [
+        face_landmarks.as_gray_uint8(f, f"{name} apex neighbour {i}") for i, f in enumerate(apex_neighbors or ())
+    ]
 
     faces = face_landmarks.detect_faces(onset)
     if not faces:
@@ -124,21 +159,28 @@ def clip_to_sample(onset_frame: np.ndarray, apex_frame: np.ndarray, *, align: bo
     feats = optical_flow.flow_features(flow_raw)
     if feats["constant_channels"][:2].all():
         # SPEC §1: never emit an all-zero flow silently (e.g. identical frames).
-        raise UnusableSampleError(f"{name}: onset→apex flow is constant (u and v); "
-                                  "the frames show no motion")
+        raise UnusableSampleError(f"{name}: onset→apex flow is constant (u and v); the frames show no motion")
     lm65, clamped = face_crop.map_points(dlib68_to_65(lm_on), box)
     lm68, _ = face_crop.map_points(lm_on, box)
-    return {**feats, "landmarks": lm65, "landmarks68": lm68, "flow_raw": flow_raw,
-            "clamped": clamped, "onset_crop": onset_crop, "apex_crop": crops[0],
-            "crop_box": np.array([box.left, box.top, box.side], np.float32),
-            "align_matrix": matrices[0].astype(np.float32), "face_score": score,
-            "n_faces": len(faces)}
+    return {
+        **feats,
+        "landmarks": lm65,
+        "landmarks68": lm68,
+        "flow_raw": flow_raw,
+        "clamped": clamped,
+        "onset_crop": onset_crop,
+        "apex_crop": crops[0],
+        "crop_box": np.array([box.left, box.top, box.side], np.float32),
+        "align_matrix": matrices[0].astype(np.float32),
+        "face_score": score,
+        "n_faces": len(faces),
+    }
 
 
 # ---------------------------------------------------------------- frame numbers
 
-def resolve_onset_apex(numbers: Sequence[int], onset: int | None, apex: int | None,
-                       name: str) -> tuple[int, int, bool]:
+
+def resolve_onset_apex(numbers: Sequence[int], onset: int | None, apex: int | None, name: str) -> tuple[int, int, bool]:
     """(onset, apex, onset_replaced) after SPEC §1's onset == apex rule.
 
     ``onset`` None means the clip's first frame. When onset == apex the first frame
@@ -154,14 +196,17 @@ def resolve_onset_apex(numbers: Sequence[int], onset: int | None, apex: int | No
     have = set(numbers)
     for what, n in (("onset", onset), ("apex", apex)):
         if n not in have:
-            raise MissingFrameError(f"{name}: {what} frame {n} not in the clip "
-                                    f"(frames {first}..{numbers[-1]}, {len(numbers)} present)")
+            raise MissingFrameError(
+                f"{name}: {what} frame {n} not in the clip (frames {first}..{numbers[-1]}, {len(numbers)} present)"
+            )
     if apex < onset:
         raise UnusableSampleError(f"{name}: apex frame {apex} comes before onset frame {onset}")
     if apex == onset:
         if first == onset:
-            raise UnusableSampleError(f"{name}: onset == apex == frame {onset}, which is the clip's "
-                                      "first frame, so no other onset exists (SPEC §1)")
+            raise UnusableSampleError(
+                f"{name}: onset == apex == frame {onset}, which is the clip's "
+                "first frame, so no other onset exists (SPEC §1)"
+            )
         return first, apex, True
     return onset, apex, False
 
@@ -203,8 +248,14 @@ def spot_apex(source: FrameSource, onset: int, *, name: str = "clip") -> int:
     return best
 
 
-def video_to_sample(path: Path | str, onset: int | None = None, apex: int | None = None, *,
-                    params: PipelineParams | None = None, name: str | None = None) -> dict:
+def video_to_sample(
+    path: Path | str,
+    onset: int | None = None,
+    apex: int | None = None,
+    *,
+    params: PipelineParams | None = None,
+    name: str | None = None,
+) -> dict:
     """Model inputs of a video file (frame numbers = 0-based indices) or frame folder
     (numbers = trailing integer of the file names).
 
@@ -225,29 +276,40 @@ def video_to_sample(path: Path | str, onset: int | None = None, apex: int | None
     if onset is None:
         onset, skipped = first_face_frame(src, numbers, name)
         if skipped:
-            log.warning("%s: no face in the first %d frame(s) (%s..%s); onset is frame %s, the "
-                        "first frame with a face", name, skipped, numbers[0], numbers[skipped - 1], onset)
+            log.warning(
+                "%s: no face in the first %d frame(s) (%s..%s); onset is frame %s, the first frame with a face",
+                name,
+                skipped,
+                numbers[0],
+                numbers[skipped - 1],
+                onset,
+            )
     spotted = apex is None
     if spotted:
         start = int(onset)
         if start not in set(numbers):
-            raise MissingFrameError(f"{name}: onset frame {start} not in the clip "
-                                    f"(frames {numbers[0]}..{numbers[-1]})")
+            raise MissingFrameError(f"{name}: onset frame {start} not in the clip (frames {numbers[0]}..{numbers[-1]})")
         apex = spot_apex(src, start, name=name)
     if skipped and apex is not None and onset is not None and int(apex) <= int(onset):
-        raise UnusableSampleError(f"{name}: apex frame {apex} is not after frame {onset}, the first "
-                                  f"frame with a face (frames {numbers[0]}..{numbers[skipped - 1]} have none)")
+        raise UnusableSampleError(
+            f"{name}: apex frame {apex} is not after frame {onset}, the first "
+            f"frame with a face (frames {numbers[0]}..{numbers[skipped - 1]} have none)"
+        )
     onset, apex, replaced = resolve_onset_apex(numbers, onset, apex, name)
-    return (_sample_from_source(src, numbers, onset, apex, replaced, p, name)
-            | {"apex_spotted": spotted, "faceless_leading": skipped})
+    return _sample_from_source(src, numbers, onset, apex, replaced, p, name) | {
+        "apex_spotted": spotted,
+        "faceless_leading": skipped,
+    }
 
 
 def check_onset_apex(name: str, onset: int | None, apex: int | None) -> None:
     """A caller-given onset must come before a caller-given apex (``UnusableSampleError``)."""
     if onset is not None and apex is not None:
         if int(onset) == int(apex):
-            raise UnusableSampleError(f"{name}: onset frame {int(onset)} equals apex frame {int(apex)}; "
-                                      "give an onset before the apex (the onset→apex flow would be zero)")
+            raise UnusableSampleError(
+                f"{name}: onset frame {int(onset)} equals apex frame {int(apex)}; "
+                "give an onset before the apex (the onset→apex flow would be zero)"
+            )
         if int(apex) < int(onset):
             raise UnusableSampleError(f"{name}: apex frame {int(apex)} comes before onset frame {int(onset)}")
 
@@ -257,21 +319,31 @@ def first_face_frame(src: FrameSource, numbers: list[int], name: str) -> tuple[i
     for k, n in enumerate(numbers):
         if face_landmarks.detect_faces(src.read(n)):
             return n, k
-    raise NoFaceError(f"{name}: no face found by the dlib frontal detector in any of the "
-                      f"{len(numbers)} frames ({numbers[0]}..{numbers[-1]})")
+    raise NoFaceError(
+        f"{name}: no face found by the dlib frontal detector in any of the "
+        f"{len(numbers)} frames ({numbers[0]}..{numbers[-1]})"
+    )
 
 
-def _sample_from_source(src: FrameSource, numbers: list[int], onset: int, apex: int,
-                        replaced: bool, p: PipelineParams, name: str) -> dict:
+def _sample_from_source(
+    src: FrameSource, numbers: list[int], onset: int, apex: int, replaced: bool, p: PipelineParams, name: str
+) -> dict:
     """clip_to_sample on already-resolved frame numbers (see resolve_onset_apex)."""
     neigh = apex_window(numbers, onset, apex) if p.apex_window else []
-    out = clip_to_sample(src.read(onset), src.read(apex), align=p.align,
-                         apex_neighbors=[src.read(n) for n in neigh],
-                         exactly_one_face=p.exactly_one_face, tvl1_params=dict(p.tvl1), name=name)
+    out = clip_to_sample(
+        src.read(onset),
+        src.read(apex),
+        align=p.align,
+        apex_neighbors=[src.read(n) for n in neigh],
+        exactly_one_face=p.exactly_one_face,
+        tvl1_params=dict(p.tvl1),
+        name=name,
+    )
     return out | {"onset": onset, "apex": apex, "onset_replaced": replaced, "faceless_leading": 0}
 
 
 # ---------------------------------------------------------------- per-sample cache
+
 
 def sample_cache_path(cache_dir: Path, name: str, key: str) -> Path:
     """``<cache_dir>/<name with unsafe chars replaced>-<key[:16]>.npz``."""
@@ -279,12 +351,12 @@ def sample_cache_path(cache_dir: Path, name: str, key: str) -> Path:
     return Path(cache_dir) / f"{safe}-{key[:16]}.npz"
 
 
-def sample_cache_key(name: str, params: PipelineParams, frames: dict,
-                     inputs: list[dict] | None = None) -> str:
+def sample_cache_key(name: str, params: PipelineParams, frames: dict, inputs: list[dict] | None = None) -> str:
     """Hash of the sample name, the pipeline parameters, the frame numbers used and
     the identity of the input files (``input_identity``)."""
-    blob = json.dumps({"name": name, "params": params.digest(), "frames": frames,
-                       "inputs": inputs or []}, sort_keys=True)
+    blob = json.dumps(
+        {"name": name, "params": params.digest(), "frames": frames, "inputs": inputs or []}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -307,11 +379,11 @@ def input_identity(path: Path | str, frame_files: list[Path] | None = None) -> l
     does not exist raises ``MissingMediaError`` (never answered from a cache)."""
     p = Path(path)
     if not p.exists():
-        raise MissingMediaError(f"{p}: does not exist (expected a video file or a folder of "
-                                "frame images)")
+        raise MissingMediaError(f"{p}: does not exist (expected a video file or a folder of frame images)")
     if frame_files is None:
         if p.is_dir():
             from data_pipelines.video_io import frame_folder_index
+
             frame_files = list(frame_folder_index(p).values())
         else:
             frame_files = [p]
@@ -333,9 +405,15 @@ def load_cached_sample(path: Path) -> dict | None:
     return out
 
 
-def cached_video_sample(path: Path | str, cache_dir: Path, *, onset: int | None = None,
-                        apex: int | None = None, params: PipelineParams | None = None,
-                        name: str | None = None) -> tuple[dict, Path, bool]:
+def cached_video_sample(
+    path: Path | str,
+    cache_dir: Path,
+    *,
+    onset: int | None = None,
+    apex: int | None = None,
+    params: PipelineParams | None = None,
+    name: str | None = None,
+) -> tuple[dict, Path, bool]:
     """``video_to_sample`` through the per-sample cache → (arrays, cache file, was_cached).
 
     The key uses the requested onset/apex (None = first frame / spotted), so the same
@@ -346,6 +424,7 @@ def cached_video_sample(path: Path | str, cache_dir: Path, *, onset: int | None 
     work.
     """
     from fedpsyau_jax.errors import check_output_dir
+
     p = params or PipelineParams()
     name = name or Path(path).stem
     check_output_dir(cache_dir, what="output folder")
@@ -377,13 +456,16 @@ def _source_identity(src: FrameSource, used: list[int]) -> list[dict]:
 
 # ---------------------------------------------------------------- datasets
 
+
 def record_source(rec: ClipRecord) -> FrameSource:
     if rec.frame_paths:
         return FrameSource(frame_paths=rec.frame_paths)
     if rec.frame_dir is not None:
         return FrameSource(rec.frame_dir)
-    raise MissingFrameError(f"{rec.name}: record has neither frame_dir nor frame_paths "
-                            "(annotation-only record; pass the dataset root to the reader)")
+    raise MissingFrameError(
+        f"{rec.name}: record has neither frame_dir nor frame_paths "
+        "(annotation-only record; pass the dataset root to the reader)"
+    )
 
 
 def _record_apex(rec: ClipRecord, numbers: list[int]) -> int:
@@ -394,15 +476,21 @@ def _record_apex(rec: ClipRecord, numbers: list[int]) -> int:
     hi = numbers[-1] if rec.offset is None else rec.offset
     span = [n for n in numbers if lo <= n <= hi]
     if not span:
-        raise MissingFrameError(f"{rec.name}: no frames between onset {lo} and offset {hi} "
-                                "to take the middle frame as apex")
+        raise MissingFrameError(
+            f"{rec.name}: no frames between onset {lo} and offset {hi} to take the middle frame as apex"
+        )
     return span[len(span) // 2]
 
 
-def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, progress: bool = True,
-                       class_names: tuple[str, ...] | None = None,
-                       params: PipelineParams | None = None,
-                       manifest_path: Path | None = None) -> MESamples:
+def records_to_samples(
+    records: list[ClipRecord],
+    *,
+    cache_dir: Path | None,
+    progress: bool = True,
+    class_names: tuple[str, ...] | None = None,
+    params: PipelineParams | None = None,
+    manifest_path: Path | None = None,
+) -> MESamples:
     """Turn annotated clips into ``MESamples``, skipping (and reporting) bad ones.
 
     Per record: label check (None or outside ``class_names`` → skipped), frames by
@@ -429,6 +517,7 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
     it = records
     if progress:
         from tqdm import tqdm
+
         it = tqdm(records, desc="preprocess", unit="clip")
     kept: list[tuple[ClipRecord, dict]] = []
     skipped: dict[str, str] = {}
@@ -436,11 +525,13 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
     for rec in it:
         try:
             if rec.label is None:
-                raise UnknownLabelError(f"{rec.name}: label is None (emotion {rec.emotion!r} "
-                                        "is dropped by the class mapping)")
+                raise UnknownLabelError(
+                    f"{rec.name}: label is None (emotion {rec.emotion!r} is dropped by the class mapping)"
+                )
             if not 0 <= rec.label < len(class_names):
-                raise UnknownLabelError(f"{rec.name}: label {rec.label} outside classes "
-                                        f"0..{len(class_names) - 1} {class_names}")
+                raise UnknownLabelError(
+                    f"{rec.name}: label {rec.label} outside classes 0..{len(class_names) - 1} {class_names}"
+                )
             src = record_source(rec)
             numbers = src.numbers()
             apex = _record_apex(rec, numbers)
@@ -448,8 +539,7 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
             cpath = None
             if cache_dir is not None:
                 used = [onset, apex, *(apex_window(numbers, onset, apex) if p.apex_window else [])]
-                key = sample_cache_key(rec.name, p, {"onset": onset, "apex": apex},
-                                       _source_identity(src, used))
+                key = sample_cache_key(rec.name, p, {"onset": onset, "apex": apex}, _source_identity(src, used))
                 cpath = sample_cache_path(cache_dir, rec.name, key)
                 hit = load_cached_sample(cpath)
                 if hit is not None:
@@ -470,15 +560,24 @@ def records_to_samples(records: list[ClipRecord], *, cache_dir: Path | None, pro
 
     if manifest_path is not None:
         write_json_atomic(Path(manifest_path), skipped)
-    return _assemble(kept, class_names, {
-        "preprocess": p.as_dict(), "params_digest": p.digest(), "skipped": skipped,
-        "counts": {"computed": n_computed, "cached": n_cached, "skipped": len(skipped)},
-        "manifest": None if manifest_path is None else str(manifest_path),
-        "clamped_landmarks": {r.name: int(a["clamped"]) for r, a in kept if int(a["clamped"])},
-        "constant_channels": {r.name: [c for c, f in zip(optical_flow.CHANNELS, a["constant_channels"]) if f]
-                              for r, a in kept if np.any(a["constant_channels"])},
-        "onset_replaced": [r.name for r, a in kept if bool(a["onset_replaced"])],
-    })
+    return _assemble(
+        kept,
+        class_names,
+        {
+            "preprocess": p.as_dict(),
+            "params_digest": p.digest(),
+            "skipped": skipped,
+            "counts": {"computed": n_computed, "cached": n_cached, "skipped": len(skipped)},
+            "manifest": None if manifest_path is None else str(manifest_path),
+            "clamped_landmarks": {r.name: int(a["clamped"]) for r, a in kept if int(a["clamped"])},
+            "constant_channels": {
+                r.name: [c for c, f in zip(optical_flow.CHANNELS, a["constant_channels"]) if f]
+                for r, a in kept
+                if np.any(a["constant_channels"])
+            },
+            "onset_replaced": [r.name for r, a in kept if bool(a["onset_replaced"])],
+        },
+    )
 
 
 def _assemble(kept: list[tuple[ClipRecord, dict]], class_names: tuple[str, ...], meta: dict) -> MESamples:
@@ -492,10 +591,15 @@ def _assemble(kept: list[tuple[ClipRecord, dict]], class_names: tuple[str, ...],
         return np.stack([a[k] for _, a in kept]).astype(np.float32) if n else np.zeros((0, *shape), np.float32)
 
     return MESamples(
-        flow128=stack("flow128", (128, 128, 3)), flow28=stack("flow28", (28, 28, 3)),
+        flow128=stack("flow128", (128, 128, 3)),
+        flow28=stack("flow28", (28, 28, 3)),
         landmarks=stack("landmarks", (65, 2)),
-        label=np.array([r.label for r, _ in kept], np.int32), au=au, au_mask=mask,
+        label=np.array([r.label for r, _ in kept], np.int32),
+        au=au,
+        au_mask=mask,
         subject=np.array([r.subject for r, _ in kept], dtype=str),
         name=np.array([r.name for r, _ in kept], dtype=str),
         dataset=np.array([r.dataset for r, _ in kept], dtype=str),
-        class_names=tuple(class_names), meta=meta)
+        class_names=tuple(class_names),
+        meta=meta,
+    )

@@ -19,6 +19,7 @@ data (``MESamples``), training (``create_train_state``, ``make_train_step``,
 of an exported model (``model_card_summary``). Nothing imported here
 pulls in OpenCV or dlib (only the data pipeline and the predict/preprocess verbs do).
 """
+
 from fedpsyau_jax import api
 from fedpsyau_jax.config_loading import load_config
 from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch, init_variables
@@ -34,10 +35,23 @@ def analyse_video(*args, **kwargs):
     ``fedpsyau_jax.video.analyse.analyse_video``; imported on call, since it needs
     OpenCV and dlib)."""
     from fedpsyau_jax.video.analyse import analyse_video as _analyse
+
     return _analyse(*args, **kwargs)
 
 
-__all__ = ["FedPsyAU", "MESamples", "analyse_video", "api", "count_params", "create_train_state", "example_batch",
-           "init_variables", "load_config", "make_optimizer", "make_train_step", "model_card_summary"]
+__all__ = [
+    "FedPsyAU",
+    "MESamples",
+    "analyse_video",
+    "api",
+    "count_params",
+    "create_train_state",
+    "example_batch",
+    "init_variables",
+    "load_config",
+    "make_optimizer",
+    "make_train_step",
+    "model_card_summary",
+]
 
 __version__ = package_version()  # the one source: pyproject.toml's [project] version

@@ -16,6 +16,7 @@ A run directory (``workdir``) holds:
                                 (config ``export.final_model = "all_data"``), for predict
     summary.json, confusion.png, learning_curves.png
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,16 @@ import numpy as np
 from fedpsyau_jax.config_loading import ConfigError
 from fedpsyau_jax.training import protocols
 from fedpsyau_jax.training.checkpoints import CheckpointError, read_metadata, restore_checkpoint
-from fedpsyau_jax.training.fold_training import (MODEL_CHECKPOINT, RunHooks, get_programs,
-                                        TrainSettings, fold_dir, load_fold_predictions, run_folds,
-                                        settings_fingerprint)
+from fedpsyau_jax.training.fold_training import (
+    MODEL_CHECKPOINT,
+    RunHooks,
+    get_programs,
+    TrainSettings,
+    fold_dir,
+    load_fold_predictions,
+    run_folds,
+    settings_fingerprint,
+)
 from fedpsyau_jax.network.model import FedPsyAU, model_options
 from fedpsyau_jax.training.run_logging import JsonlLog, read_jsonl
 from fedpsyau_jax.sample_arrays import MESamples
@@ -44,15 +52,26 @@ FINAL_MODEL = "final_model"
 def settings_from_config(cfg) -> TrainSettings:
     t = cfg.train
     return TrainSettings(
-        epochs=int(t.epochs), batch_size=int(t.batch_size), eval_batch_size=int(t.eval_batch_size),
-        learning_rate=float(t.learning_rate), weight_decay=float(t.weight_decay),
-        lr_schedule=str(t.lr_schedule), warmup_epochs=float(t.warmup_epochs),
-        min_lr_ratio=float(t.min_lr_ratio), decay_kernels_only=bool(t.decay_kernels_only),
-        class_balance=str(t.class_balance), hflip=float(t.hflip), au_norm=str(t.au_norm),
+        epochs=int(t.epochs),
+        batch_size=int(t.batch_size),
+        eval_batch_size=int(t.eval_batch_size),
+        learning_rate=float(t.learning_rate),
+        weight_decay=float(t.weight_decay),
+        lr_schedule=str(t.lr_schedule),
+        warmup_epochs=float(t.warmup_epochs),
+        min_lr_ratio=float(t.min_lr_ratio),
+        decay_kernels_only=bool(t.decay_kernels_only),
+        class_balance=str(t.class_balance),
+        hflip=float(t.hflip),
+        au_norm=str(t.au_norm),
         au_pos_weight=str(t.get("au_pos_weight", "none")),
         alpha=tuple(float(a) for a in t.alpha),
-        beta_schedule=str(t.beta_schedule), beta0=float(t.beta0), seed=int(cfg.seed),
-        fold_chunk=int(cfg.runtime.fold_chunk), checkpoint_every=int(cfg.runtime.checkpoint_every))
+        beta_schedule=str(t.beta_schedule),
+        beta0=float(t.beta0),
+        seed=int(cfg.seed),
+        fold_chunk=int(cfg.runtime.fold_chunk),
+        checkpoint_every=int(cfg.runtime.checkpoint_every),
+    )
 
 
 def fold_mesh(cfg):
@@ -64,12 +83,14 @@ def fold_mesh(cfg):
     if mode == "off" or jax.device_count() < 2:
         return None
     from fedpsyau_jax.training.sharding import row_mesh
+
     return row_mesh()
 
 
 def load_samples(cfg) -> MESamples:
     """The dataset named by ``cfg.data`` (name, root, cache_dir, kwargs)."""
     from data_pipelines.datasets import load_dataset
+
     d = cfg.data
     root = Path(d.root) if d.get("root") else None
     cache = Path(d.cache_dir) if d.get("cache_dir") else None
@@ -94,8 +115,11 @@ def model_from_meta(meta: dict) -> FedPsyAU:
     """The network an exported model was trained as. Models exported before the
     ``group_tokens`` option used the reference code's group assignment; before the AU
     node / dropout options, the paper's (L2 nodes, dropout 0.5)."""
-    return FedPsyAU(num_classes=int(meta["num_classes"]), use_au_branch=bool(meta["use_au_branch"]),
-                    **model_options(meta, {"group_tokens": "reference"}))
+    return FedPsyAU(
+        num_classes=int(meta["num_classes"]),
+        use_au_branch=bool(meta["use_au_branch"]),
+        **model_options(meta, {"group_tokens": "reference"}),
+    )
 
 
 def _load_pretrained(path) -> tuple[dict, dict]:
@@ -110,13 +134,19 @@ def _load_pretrained(path) -> tuple[dict, dict]:
 
 def _abstract_variables(model: FedPsyAU) -> dict:
     from fedpsyau_jax.network.model import init_variables
+
     v = jax.eval_shape(lambda k: init_variables(model, k), jax.random.PRNGKey(0))
     return {"params": v["params"], "batch_stats": v.get("batch_stats", {}), "priors": v["priors"]}
 
 
 # ------------------------------------------------------------------ train
-def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
-          hooks: RunHooks | None = None, verbose: bool = True) -> dict:
+def train(
+    cfg: ml_collections.ConfigDict,
+    workdir,
+    show_progress: bool = True,
+    hooks: RunHooks | None = None,
+    verbose: bool = True,
+) -> dict:
     """Run the config's protocol in ``workdir`` (resuming if it holds a partial run).
 
     Returns the summary dict (also written to ``workdir/summary.json``): pooled and
@@ -130,6 +160,7 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     # Names, paths, init checkpoint and the workdir's config are checked before any work;
     # config.json is written only once the start has succeeded (see preflight).
     from fedpsyau_jax.training.preflight import check_train_start
+
     cfg_dict = check_train_start(cfg, workdir)
     cfg_path = workdir / "config.json"
 
@@ -140,56 +171,90 @@ def train(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True,
     eval_folds = [f for f in folds if len(f.test_idx)]
     if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
         folds = folds + [protocols.all_data_fold(len(samples), len(folds))]
-    priors = {f.index: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, f.train_idx)
-              for f in folds}
-    model_meta = {"num_classes": samples.num_classes, "class_names": list(samples.class_names),
-                  "use_au_branch": bool(cfg.model.use_au_branch),
-                  **model_options(cfg.model), "config": cfg_dict}
-    fingerprint = settings_fingerprint(s, {"data": cfg_dict.get("data"), "model": cfg_dict.get("model"),
-                                           "prior": cfg_dict.get("prior"), "n": len(samples),
-                                           **({"pretrain": cfg_dict["pretrain"]} if _pretrain_epochs(cfg) else {})})
+    priors = {f.index: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, f.train_idx) for f in folds}
+    model_meta = {
+        "num_classes": samples.num_classes,
+        "class_names": list(samples.class_names),
+        "use_au_branch": bool(cfg.model.use_au_branch),
+        **model_options(cfg.model),
+        "config": cfg_dict,
+    }
+    fingerprint = settings_fingerprint(
+        s,
+        {
+            "data": cfg_dict.get("data"),
+            "model": cfg_dict.get("model"),
+            "prior": cfg_dict.get("prior"),
+            "n": len(samples),
+            **({"pretrain": cfg_dict["pretrain"]} if _pretrain_epochs(cfg) else {}),
+        },
+    )
     pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
     workdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg_path, cfg_dict)
 
     log = JsonlLog(workdir / "metrics.jsonl")
-    log.write("start", samples=len(samples), folds=len(folds), settings=s.__dict__,
-              data=samples.summary())
+    log.write("start", samples=len(samples), folds=len(folds), settings=s.__dict__, data=samples.summary())
     user_hooks = hooks or RunHooks()
 
     def on_epoch(folds, epoch, beta, metrics, examples, seconds):
         for k, f in enumerate(folds):
-            log.write("epoch", fold=f.name, fold_index=f.index, epoch=epoch + 1, beta=beta,
-                      examples=float(examples[k]), seconds=seconds,
-                      **{m: float(v[k]) for m, v in metrics.items()})
+            log.write(
+                "epoch",
+                fold=f.name,
+                fold_index=f.index,
+                epoch=epoch + 1,
+                beta=beta,
+                examples=float(examples[k]),
+                seconds=seconds,
+                **{m: float(v[k]) for m, v in metrics.items()},
+            )
         if user_hooks.on_epoch:
-            user_hooks.on_epoch(folds=folds, epoch=epoch, beta=beta, metrics=metrics,
-                                examples=examples, seconds=seconds)
+            user_hooks.on_epoch(
+                folds=folds, epoch=epoch, beta=beta, metrics=metrics, examples=examples, seconds=seconds
+            )
 
     def on_fold_done(fold, predictions):
         if len(fold.test_idx):
             y = samples.label[fold.test_idx]
-            log.write("fold_done", fold=fold.name, fold_index=fold.index, n_test=len(y),
-                      correct=int((predictions["pred"] == y).sum()))
+            log.write(
+                "fold_done",
+                fold=fold.name,
+                fold_index=fold.index,
+                n_test=len(y),
+                correct=int((predictions["pred"] == y).sum()),
+            )
         if user_hooks.on_fold_done:
             user_hooks.on_fold_done(fold=fold, predictions=predictions)
 
     data = device_data(samples)
     thresholds = None
     if _pretrain_epochs(cfg):
-        pretrained, thresholds = _au_pretraining(cfg, s, model, samples, folds, data, workdir, model_meta,
-                                                 log, show_progress)
+        pretrained, thresholds = _au_pretraining(
+            cfg, s, model, samples, folds, data, workdir, model_meta, log, show_progress
+        )
     programs = get_programs(model, s, fold_mesh(cfg))
-    results = run_folds(programs, data, samples.label, folds, priors, workdir, model_meta, fingerprint,
-                        pretrained=pretrained,
-                        hooks=RunHooks(on_epoch, on_fold_done, user_hooks.after_chunk),
-                        show_progress=show_progress, au_thresholds=thresholds)
+    results = run_folds(
+        programs,
+        data,
+        samples.label,
+        folds,
+        priors,
+        workdir,
+        model_meta,
+        fingerprint,
+        pretrained=pretrained,
+        hooks=RunHooks(on_epoch, on_fold_done, user_hooks.after_chunk),
+        show_progress=show_progress,
+        au_thresholds=thresholds,
+    )
     all_fold = next((f for f in folds if f.name == "all" and not len(f.test_idx)), None)
     if all_fold is not None:
         _export_final_model(workdir, all_fold)
     summary = _summarise(workdir, samples, eval_folds, results, cfg, time.perf_counter() - t_start)
     if all_fold is not None:  # the exported model's card (final_model/MODEL_CARD.md + metadata)
         from fedpsyau_jax.model_card import build_model_card, write_model_card
+
         write_model_card(workdir / FINAL_MODEL, build_model_card(summary, cfg_dict, samples))
     log.write("summary", pooled=summary.get("pooled"), wall_seconds=summary["wall_seconds"])
     if verbose:
@@ -202,35 +267,70 @@ def _pretrain_epochs(cfg) -> int:
     return int(p.get("epochs", 0)) if p is not None and bool(cfg.model.use_au_branch) else 0
 
 
-def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir: Path, model_meta, log,
-                    show_progress):
+def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir: Path, model_meta, log, show_progress):
     """Stage 1 (``training.au_pretraining``) inside every fold: returns the per-fold
     initialiser of stage 2 and the per-fold AU thresholds."""
     import dataclasses
     from fedpsyau_jax.training.au_pretraining import run_pretraining
+
     p = cfg.pretrain
-    s1 = dataclasses.replace(s, epochs=int(p.epochs), learning_rate=float(p.learning_rate), alpha=(0.0, 1.0, 1.0),
-                             class_balance="none", au_pos_weight=str(p.au_pos_weight))
-    fp1 = settings_fingerprint(s1, {"data": cfg.data.to_dict(), "model": cfg.model.to_dict(),
-                                    "val_fraction": float(p.val_fraction), "n": len(samples), "stage": 1})
+    s1 = dataclasses.replace(
+        s,
+        epochs=int(p.epochs),
+        learning_rate=float(p.learning_rate),
+        alpha=(0.0, 1.0, 1.0),
+        class_balance="none",
+        au_pos_weight=str(p.au_pos_weight),
+    )
+    fp1 = settings_fingerprint(
+        s1,
+        {
+            "data": cfg.data.to_dict(),
+            "model": cfg.model.to_dict(),
+            "val_fraction": float(p.val_fraction),
+            "n": len(samples),
+            "stage": 1,
+        },
+    )
 
     def on_epoch(folds, epoch, beta, metrics, examples, seconds):
         for k, f in enumerate(folds):
-            log.write("pretrain_epoch", fold=f.name, fold_index=f.index, epoch=epoch + 1, seconds=seconds,
-                      **{m: float(v[k]) for m, v in metrics.items()})
+            log.write(
+                "pretrain_epoch",
+                fold=f.name,
+                fold_index=f.index,
+                epoch=epoch + 1,
+                seconds=seconds,
+                **{m: float(v[k]) for m, v in metrics.items()},
+            )
 
     prior_fn = lambda idx: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, idx)
     load, thresholds, plan = run_pretraining(
-        get_programs(model, s1, fold_mesh(cfg)), data, samples, folds, prior_fn, workdir, model_meta, fp1,
-        float(p.val_fraction), int(cfg.seed), show_progress, hooks=RunHooks(on_epoch=on_epoch))
-    log.write("pretrain_done", stage1_folds=len(plan.folds),
-              thresholds={str(k): {h: [float(x) for x in v] for h, v in t.items()} for k, t in thresholds.items()})
+        get_programs(model, s1, fold_mesh(cfg)),
+        data,
+        samples,
+        folds,
+        prior_fn,
+        workdir,
+        model_meta,
+        fp1,
+        float(p.val_fraction),
+        int(cfg.seed),
+        show_progress,
+        hooks=RunHooks(on_epoch=on_epoch),
+    )
+    log.write(
+        "pretrain_done",
+        stage1_folds=len(plan.folds),
+        thresholds={str(k): {h: [float(x) for x in v] for h, v in t.items()} for k, t in thresholds.items()},
+    )
     return load, thresholds
 
 
 def _export_final_model(workdir: Path, fold) -> None:
     """Copy the all-data fold's model to ``workdir/final_model`` (the predict checkpoint)."""
     import shutil
+
     src = fold_dir(workdir, fold) / MODEL_CHECKPOINT
     dst = workdir / FINAL_MODEL
     tmp = workdir / f".{FINAL_MODEL}.tmp"
@@ -244,35 +344,55 @@ def _summarise(workdir: Path, samples: MESamples, eval_folds, results, cfg, wall
     from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax.training.plots import plot_confusion, plot_learning_curves
 
-    summary = {"workdir": str(workdir), "dataset": cfg.data.name, "protocol": cfg.protocol.kind,
-               "folds": len(eval_folds), "samples": len(samples), "epochs": int(cfg.train.epochs),
-               "wall_seconds": round(wall, 1)}
+    summary = {
+        "workdir": str(workdir),
+        "dataset": cfg.data.name,
+        "protocol": cfg.protocol.kind,
+        "folds": len(eval_folds),
+        "samples": len(samples),
+        "epochs": int(cfg.train.epochs),
+        "wall_seconds": round(wall, 1),
+    }
     if eval_folds:
         idx = np.concatenate([results[f.index]["test_idx"] for f in eval_folds])
         preds = np.concatenate([results[f.index]["pred"] for f in eval_folds])
         fold_of = np.concatenate([np.full(len(f.test_idx), k) for k, f in enumerate(eval_folds)])
-        report = protocols.pooled_report(samples.label[idx], preds, fold_of, samples.dataset[idx],
-                                         [f.name for f in eval_folds], samples.class_names)
+        report = protocols.pooled_report(
+            samples.label[idx], preds, fold_of, samples.dataset[idx], [f.name for f in eval_folds], samples.class_names
+        )
         summary.update(report)
         from fedpsyau_jax.training.metrics import au_detection_scores, subject_bootstrap
-        summary["pooled_bootstrap"] = subject_bootstrap(samples.label[idx], preds, samples.subject[idx],
-                                                        samples.num_classes)
+
+        summary["pooled_bootstrap"] = subject_bootstrap(
+            samples.label[idx], preds, samples.subject[idx], samples.num_classes
+        )
         if all("au_prob_gat" in results[f.index] for f in eval_folds):
             from fedpsyau_jax.network.au_groups import AU_ORDER
-            known = samples.au_mask[idx].sum(1) > 0            # AU-labelled test samples only
+
+            known = samples.au_mask[idx].sum(1) > 0  # AU-labelled test samples only
             summary["au_detection"] = {
-                head: au_detection_scores(samples.au[idx][known], samples.au_mask[idx][known],
-                                          np.concatenate([results[f.index][key] for f in eval_folds])[known],
-                                          au_names=[f"AU{a}" for a in AU_ORDER])
-                for head, key in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))}
-        summary["confusion_png"] = str(plot_confusion(
-            report["pooled"]["confusion"], samples.class_names, workdir / "confusion.png",
-            f"{cfg.data.name} {cfg.protocol.kind}: UF1 {report['pooled']['uf1']:.3f} "
-            f"UAR {report['pooled']['uar']:.3f}"))
+                head: au_detection_scores(
+                    samples.au[idx][known],
+                    samples.au_mask[idx][known],
+                    np.concatenate([results[f.index][key] for f in eval_folds])[known],
+                    au_names=[f"AU{a}" for a in AU_ORDER],
+                )
+                for head, key in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))
+            }
+        summary["confusion_png"] = str(
+            plot_confusion(
+                report["pooled"]["confusion"],
+                samples.class_names,
+                workdir / "confusion.png",
+                f"{cfg.data.name} {cfg.protocol.kind}: UF1 {report['pooled']['uf1']:.3f} "
+                f"UAR {report['pooled']['uar']:.3f}",
+            )
+        )
     curves = learning_curves(read_jsonl(workdir / "metrics.jsonl"), int(cfg.train.epochs))
     if curves:
-        summary["learning_curves_png"] = str(plot_learning_curves(
-            curves, workdir / "learning_curves.png", f"{cfg.data.name}: training losses per fold"))
+        summary["learning_curves_png"] = str(
+            plot_learning_curves(curves, workdir / "learning_curves.png", f"{cfg.data.name}: training losses per fold")
+        )
     summary["metrics_jsonl"] = str(workdir / "metrics.jsonl")
     if (workdir / FINAL_MODEL).is_dir():
         summary["final_model"] = str(workdir / FINAL_MODEL)
@@ -303,18 +423,28 @@ def learning_curves(records: list[dict], epochs: int) -> dict[str, np.ndarray]:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [(f"== {summary['dataset']} / {summary['protocol']}: {summary['folds']} folds, "
-              f"{summary['samples']} samples, {summary['epochs']} epochs, {summary['wall_seconds']:.0f} s")]
+    lines = [
+        (
+            f"== {summary['dataset']} / {summary['protocol']}: {summary['folds']} folds, "
+            f"{summary['samples']} samples, {summary['epochs']} epochs, {summary['wall_seconds']:.0f} s"
+        )
+    ]
     if "pooled" in summary:
         p = summary["pooled"]
-        lines.append(f"pooled UF1 {p['uf1']:.4f}  UAR {p['uar']:.4f}  accuracy {p['accuracy']:.4f}"
-                     + (f"  (absent classes {p['absent_classes']})" if p["absent_classes"] else ""))
+        lines.append(
+            f"pooled UF1 {p['uf1']:.4f}  UAR {p['uar']:.4f}  accuracy {p['accuracy']:.4f}"
+            + (f"  (absent classes {p['absent_classes']})" if p["absent_classes"] else "")
+        )
         for d, sc in summary.get("per_dataset", {}).items():
             if len(summary.get("per_dataset", {})) > 1:
                 lines.append(f"  {d:<10s} n={sc['num_samples']:4d}  UF1 {sc['uf1']:.4f}  UAR {sc['uar']:.4f}")
         lines.append(f"confusion (rows true {'/'.join(summary['class_names'])}): {p['confusion']}")
-    for key, label in (("confusion_png", "confusion plot"), ("learning_curves_png", "learning curves"),
-                       ("metrics_jsonl", "metrics"), ("final_model", "final model (all data)")):
+    for key, label in (
+        ("confusion_png", "confusion plot"),
+        ("learning_curves_png", "learning curves"),
+        ("metrics_jsonl", "metrics"),
+        ("final_model", "final model (all data)"),
+    ):
         if key in summary:
             lines.append(f"{label}: {summary[key]}")
     lines.append(f"summary: {Path(summary['workdir']) / 'summary.json'}")
@@ -335,13 +465,13 @@ def evaluate(workdir, verbose: bool = True) -> dict:
     cfg_path = workdir / "config.json"
     if not cfg_path.is_file():
         from fedpsyau_jax.errors import InputFileError
+
         raise InputFileError(f"{workdir}: no config.json (not a training run directory)")
     cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text(encoding="utf-8")))
     s = settings_from_config(cfg)
     samples = load_samples(cfg)
     model = _model(cfg, samples)
-    folds = [f for f in protocols.folds_from_config(cfg, samples)
-             if len(f.test_idx)]
+    folds = [f for f in protocols.folds_from_config(cfg, samples) if len(f.test_idx)]
     target = _abstract_variables(model)
     programs = get_programs(model, s)
     data = device_data(samples)
@@ -354,31 +484,45 @@ def evaluate(workdir, verbose: bool = True) -> dict:
         for f in chunk:
             ck = fold_dir(workdir, f)
             if not (ck / MODEL_CHECKPOINT).is_dir():
-                raise CheckpointError(f"{ck / MODEL_CHECKPOINT}: fold {f.name} has no final model "
-                                      "(run `fedpsyau train` to finish the run)")
+                raise CheckpointError(
+                    f"{ck / MODEL_CHECKPOINT}: fold {f.name} has no final model "
+                    "(run `fedpsyau train` to finish the run)"
+                )
             v, _ = restore_checkpoint(ck, MODEL_CHECKPOINT, target)
             vs.append(v)
         stacked = jax.tree.map(lambda *x: jnp.stack(x), *vs)
-        states = TrainState(params=stacked["params"], batch_stats=stacked["batch_stats"],
-                            priors=stacked["priors"], opt_state=None,
-                            step=jnp.zeros((len(chunk),), jnp.int32),
-                            key=jnp.zeros((len(chunk), 2), jnp.uint32))
+        states = TrainState(
+            params=stacked["params"],
+            batch_stats=stacked["batch_stats"],
+            priors=stacked["priors"],
+            opt_state=None,
+            step=jnp.zeros((len(chunk),), jnp.int32),
+            key=jnp.zeros((len(chunk), 2), jnp.uint32),
+        )
         idx, mask = stack_plans([eval_plan(f.test_idx, s.eval_batch_size, n_eval) for f in chunk])
         out = programs.evaluate(states, data, idx, mask, np.full((len(chunk),), beta_last, np.float32))
         for k, f in enumerate(chunk):
-            pred = np.asarray(out["pred"][k]).reshape(-1)[:len(f.test_idx)]
+            pred = np.asarray(out["pred"][k]).reshape(-1)[: len(f.test_idx)]
             results[f.index] = {"test_idx": f.test_idx, "pred": pred}
             stored = load_fold_predictions(fold_dir(workdir, f) / "predictions.npz")
             same &= stored is not None and np.array_equal(stored["pred"], pred)
     idx = np.concatenate([results[f.index]["test_idx"] for f in folds])
     preds = np.concatenate([results[f.index]["pred"] for f in folds])
     fold_of = np.concatenate([np.full(len(f.test_idx), k) for k, f in enumerate(folds)])
-    report = protocols.pooled_report(samples.label[idx], preds, fold_of, samples.dataset[idx],
-                                     [f.name for f in folds], samples.class_names)
-    summary = {"workdir": str(workdir), "dataset": cfg.data.name, "protocol": cfg.protocol.kind,
-               "folds": len(folds), "samples": len(samples), "epochs": s.epochs,
-               "wall_seconds": round(time.perf_counter() - t0, 1), **report,
-               "matches_stored_predictions": bool(same)}
+    report = protocols.pooled_report(
+        samples.label[idx], preds, fold_of, samples.dataset[idx], [f.name for f in folds], samples.class_names
+    )
+    summary = {
+        "workdir": str(workdir),
+        "dataset": cfg.data.name,
+        "protocol": cfg.protocol.kind,
+        "folds": len(folds),
+        "samples": len(samples),
+        "epochs": s.epochs,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        **report,
+        "matches_stored_predictions": bool(same),
+    }
     if verbose:
         print(format_summary(summary))
         print(f"re-evaluated predictions equal the stored ones: {same}")
@@ -392,6 +536,7 @@ def run_predictions(workdir) -> tuple:
     stored predictions (``predictions.npz`` dict). A fold without predictions is an
     ``InputFileError`` naming it."""
     from fedpsyau_jax.errors import InputFileError
+
     workdir = Path(workdir)
     cfg = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text(encoding="utf-8")))
     samples = load_samples(cfg)
@@ -410,8 +555,9 @@ def resolve_model_dir(checkpoint) -> Path:
         return p / FINAL_MODEL
     if (p / "metadata.json").is_file():
         return p
-    raise CheckpointError(f"{p}: neither a model checkpoint (metadata.json + state/) nor a run "
-                          f"directory with {FINAL_MODEL}/")
+    raise CheckpointError(
+        f"{p}: neither a model checkpoint (metadata.json + state/) nor a run directory with {FINAL_MODEL}/"
+    )
 
 
 def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
@@ -438,11 +584,15 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
     batch = {k: np.asarray(sample[k])[None] for k in ("flow128", "flow28", "landmarks")}
     probs, au_p = model_probabilities(model, v, meta, batch)
     probs = probs[0]
-    out = {"video": str(video), "class_names": list(meta["class_names"]),
-           "emotion_prob": {c: float(p) for c, p in zip(meta["class_names"], probs)},
-           "emotion": meta["class_names"][int(np.argmax(probs))],
-           "onset": int(sample["onset"]), "apex": int(sample["apex"]),
-           "apex_spotted": bool(sample.get("apex_spotted", False))}
+    out = {
+        "video": str(video),
+        "class_names": list(meta["class_names"]),
+        "emotion_prob": {c: float(p) for c, p in zip(meta["class_names"], probs)},
+        "emotion": meta["class_names"][int(np.argmax(probs))],
+        "onset": int(sample["onset"]),
+        "apex": int(sample["apex"]),
+        "apex_spotted": bool(sample.get("apex_spotted", False)),
+    }
     if au_p is not None:
         out["au_prob"] = {f"AU{a}": float(x) for a, x in zip(AU_ORDER, au_p[0])}
     return out
@@ -451,10 +601,16 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
 def final_beta(meta: dict) -> float:
     """The prior weight β of the last training epoch (what the exported model ends with)."""
     from fedpsyau_jax.network.priors import beta_schedule
+
     cfg = meta.get("config", {})
     epochs = int(cfg.get("train", {}).get("epochs", 1))
-    return float(beta_schedule(cfg.get("train", {}).get("beta_schedule", "reference"), epochs,
-                               float(cfg.get("train", {}).get("beta0", 0.3)))[-1])
+    return float(
+        beta_schedule(
+            cfg.get("train", {}).get("beta_schedule", "reference"),
+            epochs,
+            float(cfg.get("train", {}).get("beta0", 0.3)),
+        )[-1]
+    )
 
 
 _APPLY: dict = {}

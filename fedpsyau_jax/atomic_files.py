@@ -4,6 +4,7 @@ A killed run therefore never leaves a truncated file under the final name (cache
 predictions, manifests, run metadata). Core modules use these without importing the
 video pipeline (cv2, dlib).
 """
+
 from __future__ import annotations
 
 import json

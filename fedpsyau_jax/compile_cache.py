@@ -8,6 +8,7 @@ if set, else ``$FEDPSYAU_CACHE_DIR/xla``, else ``~/.cache/fedpsyau_jax/xla``;
 ``FEDPSYAU_XLA_CACHE=off`` disables it. Entries are keyed by the compiled program and
 the compiler version, so a stale entry is never used for a different program.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,10 @@ def enable_compilation_cache() -> str | None:
     path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir()
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError:                       # read-only home: run without the cache
+    except OSError:  # read-only home: run without the cache
         return None
     import jax
+
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     return path

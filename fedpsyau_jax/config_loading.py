@@ -10,6 +10,7 @@ one (``config_flags`` semantics); only ``data.kwargs`` (loader keyword arguments
 accepts new keys. On the command line the same overrides are spelled
 ``--config.train.epochs=30`` (or ``--set train.epochs=30``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -103,18 +104,20 @@ def apply_override(cfg: ml_collections.ConfigDict, override: str) -> None:
     node = cfg
     for i, p in enumerate(parts[:-1]):
         if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
-            here = ".".join(parts[:i + 1])
-            raise ConfigError(f"override {key}: {here!r} is not a section of the config"
-                              f"{_suggest(here, _all_keys(cfg))}")
+            here = ".".join(parts[: i + 1])
+            raise ConfigError(
+                f"override {key}: {here!r} is not a section of the config{_suggest(here, _all_keys(cfg))}"
+            )
         node = node[p]
     leaf = parts[-1]
     section = ".".join(parts[:-1])
     if leaf not in node and section not in OPEN_SECTIONS:
-        raise ConfigError(f"override {key}: no such key in the config"
-                          f"{_suggest(key, _all_keys(cfg))}")
+        raise ConfigError(f"override {key}: no such key in the config{_suggest(key, _all_keys(cfg))}")
     if leaf in node and isinstance(node[leaf], ml_collections.ConfigDict):
-        raise ConfigError(f"override {key}: is a section, not a value (set one of its keys, "
-                          f"e.g. {key}.{next(iter(node[leaf].keys()), 'x')}=...)")
+        raise ConfigError(
+            f"override {key}: is a section, not a value (set one of its keys, "
+            f"e.g. {key}.{next(iter(node[leaf].keys()), 'x')}=...)"
+        )
     current = node[leaf] if leaf in node else None
     value = convert_value(text, current, key)
     try:
@@ -151,7 +154,7 @@ def split_config_flags(argv: list[str]) -> tuple[list[str], str | None, list[str
                     raise ConfigError("--config: expected a config file")
                 path, i = argv[i + 1], i + 1
         elif a.startswith("--config."):
-            body = a[len("--config."):]
+            body = a[len("--config.") :]
             if "=" in body:
                 overrides.append(body)
             else:
@@ -186,8 +189,9 @@ def load_config(path, overrides: Iterable[str] = ()) -> ml_collections.ConfigDic
         raise ConfigError(f"config file {path} defines no get_config()")
     cfg = module.get_config()
     if not isinstance(cfg, ml_collections.ConfigDict):
-        raise ConfigError(f"config file {path}: get_config() returned {type(cfg).__name__}, "
-                          "expected ml_collections.ConfigDict")
+        raise ConfigError(
+            f"config file {path}: get_config() returned {type(cfg).__name__}, expected ml_collections.ConfigDict"
+        )
     for o in overrides or ():
         apply_override(cfg, o)
     if "config_file" not in cfg:
@@ -246,23 +250,49 @@ def base_config() -> ml_collections.ConfigDict:
     """
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.data = ml_collections.ConfigDict(dict(name="synthetic", root=None, cache_dir=None,
-                                            kwargs=ml_collections.ConfigDict(), only_au_labelled=False))
+    c.data = ml_collections.ConfigDict(
+        dict(name="synthetic", root=None, cache_dir=None, kwargs=ml_collections.ConfigDict(), only_au_labelled=False)
+    )
     c.data.root = ml_collections.FieldReference(None, field_type=str)
     c.data.cache_dir = ml_collections.FieldReference(None, field_type=str)
-    c.model = ml_collections.ConfigDict(dict(use_au_branch=True, group_tokens="paper", roi_source="flow128",
-                                             au_node_norm="l2", gat_dropout=0.5, au_head_dropout=0.5))
+    c.model = ml_collections.ConfigDict(
+        dict(
+            use_au_branch=True,
+            group_tokens="paper",
+            roi_source="flow128",
+            au_node_norm="l2",
+            gat_dropout=0.5,
+            au_head_dropout=0.5,
+        )
+    )
     c.model.init_from = ml_collections.FieldReference(None, field_type=str)
-    c.protocol = ml_collections.ConfigDict(dict(kind="loso", k=10, shuffle=True, split_seed=1,
-                                                inner_outer=2, val_fraction=0.2))
+    c.protocol = ml_collections.ConfigDict(
+        dict(kind="loso", k=10, shuffle=True, split_seed=1, inner_outer=2, val_fraction=0.2)
+    )
     c.prior = ml_collections.ConfigDict(dict(source="fold_train"))
-    c.train = ml_collections.ConfigDict(dict(
-        epochs=30, batch_size=32, eval_batch_size=64, learning_rate=5e-5, weight_decay=0.01,
-        lr_schedule="warmup_cosine", warmup_epochs=1.0, min_lr_ratio=0.0, decay_kernels_only=True,
-        class_balance="oversample", hflip=0.5, au_norm="examples", au_pos_weight="none",
-        alpha=(0.2, 0.8, 0.8), beta_schedule="reference", beta0=0.3))
-    c.pretrain = ml_collections.ConfigDict(dict(epochs=0, learning_rate=1e-3, au_pos_weight="balanced",
-                                                val_fraction=0.2))
+    c.train = ml_collections.ConfigDict(
+        dict(
+            epochs=30,
+            batch_size=32,
+            eval_batch_size=64,
+            learning_rate=5e-5,
+            weight_decay=0.01,
+            lr_schedule="warmup_cosine",
+            warmup_epochs=1.0,
+            min_lr_ratio=0.0,
+            decay_kernels_only=True,
+            class_balance="oversample",
+            hflip=0.5,
+            au_norm="examples",
+            au_pos_weight="none",
+            alpha=(0.2, 0.8, 0.8),
+            beta_schedule="reference",
+            beta0=0.3,
+        )
+    )
+    c.pretrain = ml_collections.ConfigDict(
+        dict(epochs=0, learning_rate=1e-3, au_pos_weight="balanced", val_fraction=0.2)
+    )
     c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
     c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1, shard_folds="auto"))
     return c

@@ -20,6 +20,7 @@ Further subclasses live next to the code that raises them:
 ``fedpsyau_jax.training.checkpoints.CheckpointError`` and
 ``fedpsyau_jax.config_loading.ConfigError``.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -46,7 +47,6 @@ class NameChoiceError(UserError):
     """An unknown dataset, protocol, algorithm or option name (message lists the choices)."""
 
 
-
 def unknown_name(what: str, name: object, choices: Iterable[str]) -> NameChoiceError:
     """``<what> 'x': unknown name; choose from a, b, c (did you mean 'b'?)``."""
     choices = [str(c) for c in choices]
@@ -62,6 +62,7 @@ def check_output_dir(path, what: str = "--out") -> None:
     be folders. Run it before any work so a bad output path fails at once.
     """
     from pathlib import Path
+
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputPathError(f"{what} {p}: is a file, not a folder (give a folder path)")
@@ -70,4 +71,3 @@ def check_output_dir(path, what: str = "--out") -> None:
             if not parent.is_dir():
                 raise OutputPathError(f"{what} {p}: {parent} is a file, so the folder cannot be created")
             break
-

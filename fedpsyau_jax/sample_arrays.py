@@ -16,6 +16,7 @@ Fields and shapes (SPEC §1):
     dataset   (N,)             str      source dataset (e.g. "casme2", "samm", "smic")
 plus ``class_names`` (tuple of str, index = label) and free-form ``meta``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,8 +45,14 @@ class MESamples:
 
     def __post_init__(self):
         n = len(self.label)
-        expect = {"flow128": (128, 128, 3), "flow28": (28, 28, 3), "landmarks": (65, 2),
-                  "label": (), "au": (12,), "au_mask": (12,)}
+        expect = {
+            "flow128": (128, 128, 3),
+            "flow28": (28, 28, 3),
+            "landmarks": (65, 2),
+            "label": (),
+            "au": (12,),
+            "au_mask": (12,),
+        }
         for f, tail in expect.items():
             a = getattr(self, f)
             if a.shape != (n, *tail):

@@ -4,6 +4,7 @@ The default is resolved against the current directory first and then against the
 repository root, so both ``pytest`` from the checkout and the CLI from elsewhere in
 it find the data; a missing folder gives a clear error (or a pytest skip upstream).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,15 +23,15 @@ class SharedDataMissing(InputFileError):
 
 def shared_data_root(required: bool = True) -> Path | None:
     env = os.environ.get(ENV_VAR)
-    candidates = [Path(env)] if env else [Path.cwd() / ".." / "shared" / "data",
-                                          _REPO_ROOT / ".." / "shared" / "data"]
+    candidates = [Path(env)] if env else [Path.cwd() / ".." / "shared" / "data", _REPO_ROOT / ".." / "shared" / "data"]
     for c in candidates:
         if c.is_dir():
             return c.resolve()
     if required:
         raise SharedDataMissing(
             f"shared data folder not found (looked in {', '.join(str(c) for c in candidates)}); "
-            f"set {ENV_VAR} to the folder that holds megc2019_htnet/, annotations/, faces/")
+            f"set {ENV_VAR} to the folder that holds megc2019_htnet/, annotations/, faces/"
+        )
     return None
 
 

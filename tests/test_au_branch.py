@@ -101,17 +101,21 @@ def test_au_node_norm_and_branch_dropout_options():
     assert np.std(outs["none"]) > 1e-3       # the magnitude (how much a region moved) is kept
     with pytest.raises(ValueError, match="au_node_norm"):
         FedPsyAU(3, au_node_norm="l1").init(jax.random.key(0), batch, 0.3)
-    # without AU-branch dropout, the AU logits in train mode no longer depend on the dropout key
-    m = FedPsyAU(3, gat_dropout=0.0, au_head_dropout=0.0)
-    v = init_variables(m, jax.random.key(0))
-    run = lambda k: m.apply(v, batch, 0.3, train=True, rngs={"dropout": jax.random.key(k)}, mutable=["batch_stats"])[0]
-    a, b = run(1), run(2)
-    np.testing.assert_allclose(a[2], b[2], rtol=1e-5, atol=1e-6)          # head A (AFE)
-    assert not np.allclose(a[0], b[0])                                    # the DSI keeps its dropout
-    m_paper = FedPsyAU(3)
-    run_p = lambda k: m_paper.apply(v, batch, 0.3, train=True, rngs={"dropout": jax.random.key(k)},
+    # Without the AU branch's dropouts, only the SSE's dropout (0.1) still makes the AU
+    # logits of a training step depend on the dropout key: far less than with the paper's
+    # 0.5 in every DPK-GAT (twice) and AU head.
+    v = init_variables(FedPsyAU(3), jax.random.key(0))
+
+    def key_spread(model):
+        run = lambda k: model.apply(v, batch, 0.3, train=True, rngs={"dropout": jax.random.key(k)},
                                     mutable=["batch_stats"])[0]
-    assert not np.allclose(run_p(1)[2], run_p(2)[2])
+        a, b = run(1), run(2)
+        return float(jnp.abs(a[1] - b[1]).mean()), float(jnp.abs(a[0] - b[0]).mean())
+
+    fixed_au, fixed_emotion = key_spread(FedPsyAU(3, gat_dropout=0.0, au_head_dropout=0.0))
+    paper_au, _ = key_spread(FedPsyAU(3))
+    assert fixed_au < 0.5 * paper_au
+    assert fixed_emotion > 0                                               # the DSI keeps its dropout
 
 
 def test_model_options_from_config_and_old_metadata():

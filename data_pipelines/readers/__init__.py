@@ -9,6 +9,7 @@ resolved with the layout of SPEC §9). Records whose emotion the protocol drops 
 ``label=None``; filtering is the caller's choice. Rows with onset == apex are kept and
 reported (``onset_equals_apex``): the video pipeline handles them per SPEC §1.
 """
+
 from __future__ import annotations
 
 import collections
@@ -71,21 +72,28 @@ def check_records(records: list[ClipRecord], source: Path | str) -> list[ClipRec
             r = dataclasses.replace(r, offset=None, frame_paths=None)
         out.append(r)
     if unknown_offset:
-        log.warning("%s: %d sample(s) have an offset before apex/onset (e.g. %s); offset "
-                    "treated as unknown", source, len(unknown_offset), unknown_offset[0])
+        log.warning(
+            "%s: %d sample(s) have an offset before apex/onset (e.g. %s); offset treated as unknown",
+            source,
+            len(unknown_offset),
+            unknown_offset[0],
+        )
     records = out
     same = onset_equals_apex(records)
     if same:
         # SPEC §1 substitutes the clip's first frame as onset; an onset..offset frame
         # list would hide it, so these records expose their whole frame_dir instead.
         ids = {id(r) for r in same}
-        records = [dataclasses.replace(r, frame_paths=None) if id(r) in ids and r.frame_dir
-                   else r for r in records]
+        records = [dataclasses.replace(r, frame_paths=None) if id(r) in ids and r.frame_dir else r for r in records]
         same = onset_equals_apex(records)
     if same:
-        log.warning("%s: %d sample(s) have onset == apex (e.g. %s); kept, the video "
-                    "pipeline must substitute the clip's first frame or skip them",
-                    source, len(same), same[0].name)
+        log.warning(
+            "%s: %d sample(s) have onset == apex (e.g. %s); kept, the video "
+            "pipeline must substitute the clip's first frame or skip them",
+            source,
+            len(same),
+            same[0].name,
+        )
     return records
 
 

@@ -4,6 +4,7 @@ CASME II, SAMM, CAS(ME)^3 and DFME sheets all carry a clip name, onset/apex/offs
 frames, an AU string and an emotion word; only the subject spelling and the frame
 layout differ, and those stay in each reader.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ class AnnotationRow:
     label: int | None
 
 
-def read_annotation_row(table: Table, rownum: int, row: tuple, dataset: str, scheme: str | None,
-                        onset_required: bool = True) -> AnnotationRow:
+def read_annotation_row(
+    table: Table, rownum: int, row: tuple, dataset: str, scheme: str | None, onset_required: bool = True
+) -> AnnotationRow:
     """Parse the shared fields; errors are ``SheetError``/``ValueError`` for the caller
     to wrap with the dataset's name and the row's location."""
     emotion = cell_str(table, rownum, row, "emotion")

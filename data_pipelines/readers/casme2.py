@@ -1,4 +1,5 @@
 """CASME II reader (SPEC §9): ``CASME2-coding-*.xlsx`` Sheet1 + ``sub01/EP02_01f/img46.jpg``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,9 @@ def subject_id(raw: str) -> str:
     return f"{int(s):02d}"
 
 
-def read_casme2(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None = "Sheet1",
-                frames_root: Path | None = None) -> list[ClipRecord]:
+def read_casme2(
+    root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None = "Sheet1", frames_root: Path | None = None
+) -> list[ClipRecord]:
     """One record per sheet row. ``name`` is ``sub01_EP02_01f`` (the MEGC2019 spelling).
 
     When a dataset root is given, ``frame_dir`` is ``<base>/sub01/EP02_01f`` where
@@ -58,14 +60,28 @@ def read_casme2(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
         frame_dir = None
         if base is not None:
             stem = fname[:-1] if fname.endswith("f") else fname
-            frame_dir = (layout.existing_variant(base / f"sub{subj}", fname, stem + "f", stem)
-                         or base / f"sub{subj}" / fname)
-        records.append(ClipRecord(
-            dataset="casme2", subject=subj, clip=fname, name=f"sub{subj}_{fname}",
-            onset=onset, apex=a.apex, offset=offset, aus=a.aus, emotion=a.emotion, label=a.label,
-            frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
-            fps=FPS))
+            frame_dir = (
+                layout.existing_variant(base / f"sub{subj}", fname, stem + "f", stem) or base / f"sub{subj}" / fname
+            )
+        records.append(
+            ClipRecord(
+                dataset="casme2",
+                subject=subj,
+                clip=fname,
+                name=f"sub{subj}_{fname}",
+                onset=onset,
+                apex=a.apex,
+                offset=offset,
+                aus=a.aus,
+                emotion=a.emotion,
+                label=a.label,
+                frame_dir=frame_dir,
+                frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
+                fps=FPS,
+            )
+        )
     from data_pipelines.readers import check_records
+
     return check_records(records, sheet_path)
 
 

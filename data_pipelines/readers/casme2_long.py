@@ -11,6 +11,7 @@ self-reported emotion. The second sheet maps subject folder numbers (column 1, e
 of the sheet. An offset of 0 means "not coded": the apex is used as offset (the
 convention of the MEGC baseline code). 30 fps.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,14 +28,17 @@ KINDS = {"micro-expression": "micro", "macro-expression": "macro"}
 
 def _sheets(path: Path) -> list[list[tuple]]:
     import openpyxl
+
     try:
         wb = openpyxl.load_workbook(path, data_only=True, read_only=True)
     except Exception as e:
         raise SheetError(f"label sheet {path}: not a readable .xlsx workbook ({type(e).__name__}: {e})") from None
     try:
         if len(wb.worksheets) < 3:
-            raise SheetError(f"{path}: expected 3 sheets (expressions, subject naming, video naming), "
-                             f"found {len(wb.worksheets)} ({wb.sheetnames})")
+            raise SheetError(
+                f"{path}: expected 3 sheets (expressions, subject naming, video naming), "
+                f"found {len(wb.worksheets)} ({wb.sheetnames})"
+            )
         return [[tuple(r) for r in ws.iter_rows(values_only=True)] for ws in wb.worksheets[:3]]
     finally:
         wb.close()
@@ -62,7 +66,7 @@ def read_casme2_long(root_or_sheet_path: Path) -> list[LongVideoAnnotation]:
     if path.suffix.lower() == ".csv":
         raise SheetError(f"{path}: the CAS(ME)^2 annotation is a 3-sheet .xlsx workbook")
     if not path.is_file():
-        load_raw_rows(path)                             # raises the "does not exist" error
+        load_raw_rows(path)  # raises the "does not exist" error
     expr, subj_rows, video_rows = _sheets(path)
     subject_of = {}
     for r in subj_rows:
@@ -83,7 +87,7 @@ def read_casme2_long(root_or_sheet_path: Path) -> list[LongVideoAnnotation]:
         participant = _text(r[0])
         if not participant.isdigit():
             if i == 1:
-                continue                                # a header row some copies add
+                continue  # a header row some copies add
             raise SheetError(f"{where}: participant {r[0]!r} is not a number")
         if participant not in subject_of:
             raise InputDataError(f"{where}: participant {participant} is not in the subject naming sheet")
@@ -104,6 +108,18 @@ def read_casme2_long(root_or_sheet_path: Path) -> list[LongVideoAnnotation]:
         if offset < onset:
             raise SheetError(f"{where}: offset {offset} before onset {onset}")
         subj = subject_of[participant]
-        out.append(LongVideoAnnotation("casme2_long", f"{subj}_{code_of[vname]}", subj, onset, apex, offset,
-                                       KINDS[kind_raw], _text(r[6]), _text(r[5]), name))
+        out.append(
+            LongVideoAnnotation(
+                "casme2_long",
+                f"{subj}_{code_of[vname]}",
+                subj,
+                onset,
+                apex,
+                offset,
+                KINDS[kind_raw],
+                _text(r[6]),
+                _text(r[5]),
+                name,
+            )
+        )
     return out

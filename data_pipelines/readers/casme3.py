@@ -1,5 +1,6 @@
 """CAS(ME)^3 Part A reader (SPEC §9): ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx``
 sheet ``label`` (all cells text) + frames ``spNO.1/b/color/175.jpg``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,7 @@ from data_pipelines.readers.annotation_row import read_annotation_row
 from data_pipelines.readers.sheet_table import SheetError, row_error, cell_str, read_table
 
 FPS = 30.0
-SHEET_PATTERNS = ("cas(me)3_part_A_ME_label*.xlsx", "cas(me)*part_A*.xlsx",
-                  "cas(me)3_part_A*.csv")
+SHEET_PATTERNS = ("cas(me)3_part_A_ME_label*.xlsx", "cas(me)*part_A*.xlsx", "cas(me)3_part_A*.csv")
 FIELDS = {
     "subject": ("Subject",),
     "filename": ("Filename",),
@@ -23,8 +23,9 @@ FIELDS = {
 }
 
 
-def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None = "label",
-                frames_root: Path | None = None) -> list[ClipRecord]:
+def read_casme3(
+    root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None = "label", frames_root: Path | None = None
+) -> list[ClipRecord]:
     """One record per row; ``name`` is ``spNO.1_b_166`` (subject, task, onset).
 
     One (subject, task) video holds several micro-expressions, so the onset frame is
@@ -51,13 +52,25 @@ def read_casme3(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | No
             base, searched = layout.find_frames_base(Path(frames_root or p), subj), True
         frame_dir = None
         if base:
-            clip_dir = (layout.existing_variant(base / subj, task, task_raw)
-                        or base / subj / task)
+            clip_dir = layout.existing_variant(base / subj, task, task_raw) or base / subj / task
             frame_dir = clip_dir / "color"
-        records.append(ClipRecord(
-            dataset="casme3", subject=subj, clip=task, name=f"{subj}_{task}_{onset}",
-            onset=onset, apex=a.apex, offset=offset, aus=a.aus, emotion=a.emotion, label=a.label,
-            frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
-            fps=FPS))
+        records.append(
+            ClipRecord(
+                dataset="casme3",
+                subject=subj,
+                clip=task,
+                name=f"{subj}_{task}_{onset}",
+                onset=onset,
+                apex=a.apex,
+                offset=offset,
+                aus=a.aus,
+                emotion=a.emotion,
+                label=a.label,
+                frame_dir=frame_dir,
+                frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
+                fps=FPS,
+            )
+        )
     from data_pipelines.readers import check_records
+
     return check_records(records, sheet_path)

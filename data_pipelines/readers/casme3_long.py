@@ -10,6 +10,7 @@ numbered as in the sheet; 30 fps. An ``apex`` and an AU column are read when pre
 every row is a micro-expression; a macro-expression list, if the release has one, is
 read with ``kind="macro"``. The video id is the two-digit subject (``01``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +21,15 @@ from data_pipelines.readers.sheet_table import SheetError, cell_int, cell_str, r
 
 FPS = 30.0
 SHEET_PATTERNS = ("CAS(ME)3_part_C_ME*.xlsx", "CAS(ME)3_part_C*.xlsx", "*part_C*.csv")
-FIELDS = {"subject": ("sub", "Subject"), "count": ("count",), "onset": ("onset", "Onset"),
-          "apex": ("apex", "Apex"), "offset": ("offset", "Offset"), "emotion": ("emotion", "Emotion"),
-          "aus": ("AU", "AUs", "Action Units")}
+FIELDS = {
+    "subject": ("sub", "Subject"),
+    "count": ("count",),
+    "onset": ("onset", "Onset"),
+    "apex": ("apex", "Apex"),
+    "offset": ("offset", "Offset"),
+    "emotion": ("emotion", "Emotion"),
+    "aus": ("AU", "AUs", "Action Units"),
+}
 
 
 def read_casme3_long(root_or_sheet_path: Path, kind: str = "micro") -> list[LongVideoAnnotation]:
@@ -39,6 +46,7 @@ def read_casme3_long(root_or_sheet_path: Path, kind: str = "micro") -> list[Long
                 raise SheetError(f"{where}: sub {subj!r} is not a subject number")
             onset = cell_int(table, rownum, row, "onset")
             offset = cell_int(table, rownum, row, "offset")
+            assert onset is not None and offset is not None  # cell_int raises on a missing required cell
             apex = cell_int(table, rownum, row, "apex", allow_missing=True)
             if offset < onset:
                 raise SheetError(f"{where}: offset {offset} before onset {onset}")
@@ -46,8 +54,18 @@ def read_casme3_long(root_or_sheet_path: Path, kind: str = "micro") -> list[Long
         except (ValueError, SheetError) as e:
             raise row_error("CAS(ME)^3 Part C", where, e) from e
         vid = f"{int(subj):02d}"
-        out.append(LongVideoAnnotation("casme3_long", vid, vid, onset, apex, offset, kind,
-                                       cell_str(table, rownum, row, "emotion", required=False),
-                                       cell_str(table, rownum, row, "aus", required=False),
-                                       f"{vid}_{count or onset}"))
+        out.append(
+            LongVideoAnnotation(
+                "casme3_long",
+                vid,
+                vid,
+                onset,
+                apex,
+                offset,
+                kind,
+                cell_str(table, rownum, row, "emotion", required=False),
+                cell_str(table, rownum, row, "aus", required=False),
+                f"{vid}_{count or onset}",
+            )
+        )
     return out

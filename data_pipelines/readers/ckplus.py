@@ -5,6 +5,7 @@ CK+ sequences run from neutral (first frame) to the peak (last frame), so onset 
 the first frame, apex and offset the last. Only 327 of 593 sequences carry an
 emotion file; the others get ``label=None`` (and ``emotion=""``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,16 +63,26 @@ def read_ckplus(root: Path, scheme: str = "emotion7") -> list[ClipRecord]:
             emo = sorted((base / EMOTION / rel).glob("*_emotion.txt"))
             code = read_emotion_code(emo[0]) if emo else None
             nums = [layout.frame_number(f) for f in frames]
-            records.append(ClipRecord(
-                dataset="ckplus", subject=subj_dir.name, clip=seq_dir.name,
-                name=f"{subj_dir.name}_{seq_dir.name}", onset=nums[0], apex=nums[-1],
-                offset=nums[-1], aus=read_facs(facs[0]) if facs else frozenset(),
-                emotion="" if code is None else str(code),
-                label=None if code is None else map_emotion("ckplus", code, scheme),
-                frame_dir=seq_dir, frame_paths=tuple(frames)))
+            records.append(
+                ClipRecord(
+                    dataset="ckplus",
+                    subject=subj_dir.name,
+                    clip=seq_dir.name,
+                    name=f"{subj_dir.name}_{seq_dir.name}",
+                    onset=nums[0],
+                    apex=nums[-1],
+                    offset=nums[-1],
+                    aus=read_facs(facs[0]) if facs else frozenset(),
+                    emotion="" if code is None else str(code),
+                    label=None if code is None else map_emotion("ckplus", code, scheme),
+                    frame_dir=seq_dir,
+                    frame_paths=tuple(frames),
+                )
+            )
     if not records:
         raise InputDataError(f"CK+: no image sequences under {base / IMAGES}")
     from data_pipelines.readers import check_records
+
     return check_records(records, base / IMAGES)
 
 

@@ -5,6 +5,7 @@ Filename, column 6 emotion, and a column named ``fps`` (200 or 500).
 Frames: ``<part folder>/micro_static_aligned_croped/<emotion>/<Filename>/`` where the
 part folder follows from the subject number (and, for part D, the fps column).
 """
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,9 @@ def part_folder(subject: int, fps: float) -> str:
     raise InputDataError(f"DFME subject number {subject} outside 1..671")
 
 
-def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | None = None,
-              frames_root: Path | None = None) -> list[ClipRecord]:
+def read_dfme(
+    root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | None = None, frames_root: Path | None = None
+) -> list[ClipRecord]:
     """One record per sheet row; ``name`` is ``sub0001_<Filename>``.
 
     Subject, Filename and emotion are positional (columns 0, 1, 6, as §9 fixes
@@ -60,8 +62,7 @@ def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | N
     """
     p = Path(root_or_sheet_path)
     sheet_path = layout.find_sheet(p, SHEET_PATTERNS, "DFME")
-    table = read_table(sheet_path, {"fps": ("fps",), **OPTIONAL_FIELDS}, sheet=sheet,
-                       optional=tuple(OPTIONAL_FIELDS))
+    table = read_table(sheet_path, {"fps": ("fps",), **OPTIONAL_FIELDS}, sheet=sheet, optional=tuple(OPTIONAL_FIELDS))
     table.columns.update(subject=SUBJECT_COL, filename=FILENAME_COL, emotion=EMOTION_COL)
     base = Path(frames_root or p) if (frames_root is not None or p.is_dir()) else None
     records = []
@@ -84,13 +85,28 @@ def read_dfme(root_or_sheet_path: Path, scheme: str = "emotion7", sheet: str | N
             pbase = layout.find_frames_base(base, part) or base
             emo_root = pbase / part / FRAMES_SUBDIR
             # The emotion folder's capitalisation is not documented; take what exists.
-            emo_dir = layout.existing_variant(emo_root, emotion, emotion.lower(),
-                                              emotion.capitalize()) or emo_root / emotion.lower()
+            emo_dir = (
+                layout.existing_variant(emo_root, emotion, emotion.lower(), emotion.capitalize())
+                or emo_root / emotion.lower()
+            )
             frame_dir = emo_dir / fname
-        records.append(ClipRecord(
-            dataset="dfme", subject=subj, clip=fname, name=f"{subj}_{fname}",
-            onset=onset, apex=a.apex, offset=offset, aus=a.aus, emotion=emotion, label=a.label,
-            frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
-            fps=fps))
+        records.append(
+            ClipRecord(
+                dataset="dfme",
+                subject=subj,
+                clip=fname,
+                name=f"{subj}_{fname}",
+                onset=onset,
+                apex=a.apex,
+                offset=offset,
+                aus=a.aus,
+                emotion=emotion,
+                label=a.label,
+                frame_dir=frame_dir,
+                frame_paths=layout.clip_frame_paths(frame_dir, onset, offset),
+                fps=fps,
+            )
+        )
     from data_pipelines.readers import check_records
+
     return check_records(records, sheet_path)

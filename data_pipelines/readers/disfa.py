@@ -6,6 +6,7 @@ DISFA is AU-only (spontaneous, no emotion classes): one record per labelled fram
 occurrence threshold), ``label=None``. The frames live in a video, not a folder, so
 ``frame_dir`` is None and ``video_path`` gives the video.
 """
+
 from __future__ import annotations
 
 import re
@@ -62,9 +63,21 @@ def read_disfa(root: Path, step: int = 1) -> list[ClipRecord]:
                 raise InputDataError(f"DISFA: {subj}: AU{au} labels a different frame set than AU{AUS[0]}")
         for fr in frames[::step]:
             aus = frozenset(a for a in AUS if per_au[a][fr] >= OCCURRENCE_THRESHOLD)
-            records.append(ClipRecord(
-                dataset="disfa", subject=subj, clip=subj, name=f"{subj}_{fr:05d}",
-                onset=fr, apex=fr, offset=fr, aus=aus, emotion="", label=None, fps=FPS))
+            records.append(
+                ClipRecord(
+                    dataset="disfa",
+                    subject=subj,
+                    clip=subj,
+                    name=f"{subj}_{fr:05d}",
+                    onset=fr,
+                    apex=fr,
+                    offset=fr,
+                    aus=aus,
+                    emotion="",
+                    label=None,
+                    fps=FPS,
+                )
+            )
     if not records:
         raise InputDataError(f"DISFA: no label folders under {base / LABELS}")
     # Names are unique by construction and onset == apex is the point of per-frame

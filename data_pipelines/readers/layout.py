@@ -5,6 +5,7 @@ Users unpack releases in different ways (the sheet next to the frames, in an
 hard-coded layout per dataset we search a few levels deep for the sheet by name
 pattern and for the folder that holds the subject folders.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,10 @@ def find_sheet(root: Path, patterns: tuple[str, ...], what: str) -> Path:
             hits = [h for h in hits if h.is_file() and not h.name.startswith("~$")]
             if hits:
                 return hits[0]
-    raise InputFileError(f"{what} dataset root {root}: no label sheet matching {list(patterns)} "
-                         f"(searched {_MAX_DEPTH} folder levels down)")
+    raise InputFileError(
+        f"{what} dataset root {root}: no label sheet matching {list(patterns)} "
+        f"(searched {_MAX_DEPTH} folder levels down)"
+    )
 
 
 def find_frames_base(root: Path, subject_dir: str) -> Path | None:
@@ -74,8 +77,7 @@ def sorted_frames(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (frame_number(p), p.name))
 
 
-def clip_frame_paths(folder: Path | None, onset: int | None,
-                     offset: int | None) -> tuple[Path, ...] | None:
+def clip_frame_paths(folder: Path | None, onset: int | None, offset: int | None) -> tuple[Path, ...] | None:
     """Frames numbered onset..offset (inclusive) in ``folder``, when every one exists.
 
     The contract for readers of frame-numbered releases: ``frame_paths[k]`` is frame

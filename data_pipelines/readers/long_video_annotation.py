@@ -1,4 +1,5 @@
 """One annotated expression of a long video (spotting ground truth)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,6 +11,7 @@ class LongVideoAnnotation:
     (CAS(ME)^2 ``15_0101``, SAMM Long Videos ``006_1``); frames are the release's frame
     numbers (those in the frame file names); ``offset`` is the apex when the release
     codes no offset (CAS(ME)^2 writes 0); ``kind`` "micro" or "macro"."""
+
     dataset: str
     video: str
     subject: str

@@ -1,5 +1,6 @@
 """SAMM reader (SPEC §9): sheet MICRO_ONLY (13 preamble rows in the official file) +
 frames ``006/006_1_2/006_05562.jpg``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +30,9 @@ def subject_id(raw: str) -> str:
     return f"{int(s):03d}"
 
 
-def read_samm(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None = "MICRO_ONLY",
-              frames_root: Path | None = None) -> list[ClipRecord]:
+def read_samm(
+    root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None = "MICRO_ONLY", frames_root: Path | None = None
+) -> list[ClipRecord]:
     """One record per coded micro-expression; ``name`` is ``006_006_1_2`` (MEGC2019).
 
     The header row is found wherever it is (after the official file's 13-row
@@ -55,10 +57,23 @@ def read_samm(root_or_sheet_path: Path, scheme: str = "megc3", sheet: str | None
             base, searched = layout.find_frames_base(Path(frames_root or p), subj), True
         fname = a.filename
         frame_dir = (base / subj / fname) if base else None
-        records.append(ClipRecord(
-            dataset="samm", subject=subj, clip=fname, name=f"{subj}_{fname}",
-            onset=a.onset, apex=a.apex, offset=a.offset, aus=a.aus, emotion=a.emotion, label=a.label,
-            frame_dir=frame_dir, frame_paths=layout.clip_frame_paths(frame_dir, a.onset, a.offset),
-            fps=FPS))
+        records.append(
+            ClipRecord(
+                dataset="samm",
+                subject=subj,
+                clip=fname,
+                name=f"{subj}_{fname}",
+                onset=a.onset,
+                apex=a.apex,
+                offset=a.offset,
+                aus=a.aus,
+                emotion=a.emotion,
+                label=a.label,
+                frame_dir=frame_dir,
+                frame_paths=layout.clip_frame_paths(frame_dir, a.onset, a.offset),
+                fps=FPS,
+            )
+        )
     from data_pipelines.readers import check_records
+
     return check_records(records, sheet_path)

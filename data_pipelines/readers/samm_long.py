@@ -9,6 +9,7 @@ Notes (the header is located wherever it is, as for SAMM). ``Filename`` is
 anything else is an error naming the row. An offset of 0 (or blank) means "not
 coded": the apex is used. 200 fps.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,9 +20,16 @@ from data_pipelines.readers.sheet_table import SheetError, cell_int, cell_str, r
 
 FPS = 200.0
 SHEET_PATTERNS = ("SAMM_LongVideos*.xlsx", "SAMM_longvideos*.xlsx", "SAMM*Long*.csv")
-FIELDS = {"subject": ("Subject",), "filename": ("Filename",), "onset": ("Onset", "Onset Frame"),
-          "apex": ("Apex", "Apex Frame"), "offset": ("Offset", "Offset Frame"), "type": ("Type",),
-          "aus": ("Action Units", "AU"), "emotion": ("Estimated Emotion", "Emotion")}
+FIELDS = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("Onset", "Onset Frame"),
+    "apex": ("Apex", "Apex Frame"),
+    "offset": ("Offset", "Offset Frame"),
+    "type": ("Type",),
+    "aus": ("Action Units", "AU"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
 
 
 def read_samm_long(root_or_sheet_path: Path) -> list[LongVideoAnnotation]:
@@ -37,6 +45,7 @@ def read_samm_long(root_or_sheet_path: Path) -> list[LongVideoAnnotation]:
             if len(parts) < 3:
                 raise SheetError(f"{where}: Filename {fname!r} is not <subject>_<video>_<expression>")
             onset = cell_int(table, rownum, row, "onset")
+            assert onset is not None  # cell_int raises on a missing required cell
             apex = cell_int(table, rownum, row, "apex", allow_missing=True)
             offset = cell_int(table, rownum, row, "offset", allow_missing=True)
             if not offset:
@@ -51,8 +60,18 @@ def read_samm_long(root_or_sheet_path: Path) -> list[LongVideoAnnotation]:
                 raise SheetError(f"{where}: Offset {offset} before Onset {onset}")
         except (ValueError, SheetError) as e:
             raise row_error("SAMM Long Videos", where, e) from e
-        out.append(LongVideoAnnotation("samm_long", "_".join(parts[:2]), subj.zfill(3) if subj.isdigit() else subj,
-                                       onset, apex, offset, kind,
-                                       cell_str(table, rownum, row, "emotion", required=False),
-                                       cell_str(table, rownum, row, "aus", required=False), fname))
+        out.append(
+            LongVideoAnnotation(
+                "samm_long",
+                "_".join(parts[:2]),
+                subj.zfill(3) if subj.isdigit() else subj,
+                onset,
+                apex,
+                offset,
+                kind,
+                cell_str(table, rownum, row, "emotion", required=False),
+                cell_str(table, rownum, row, "aus", required=False),
+                fname,
+            )
+        )
     return out

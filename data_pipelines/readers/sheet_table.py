@@ -7,6 +7,7 @@ header while the reference's copy has none, CAS(ME)^3 stores every number as tex
 every required column), column names are compared after dropping case, spaces and
 punctuation, and each field accepts a list of aliases in priority order.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,7 @@ def norm_header(h: object) -> str:
 class Table:
     path: Path
     sheet: str | None
-    header_row: int          # 1-based row number of the header (as Excel shows it)
+    header_row: int  # 1-based row number of the header (as Excel shows it)
     columns: dict[str, int]  # field -> column index
     rows: list[tuple[int, tuple]]  # (1-based row number, cells) for non-empty body rows
 
@@ -44,7 +45,7 @@ def row_error(what: str, where: str, err: Exception) -> "SheetError":
     """``<what> <file> row N: <problem>`` (the location only once)."""
     msg = str(err)
     if msg.startswith(where):
-        msg = msg[len(where):].lstrip(": ")
+        msg = msg[len(where) :].lstrip(": ")
     return SheetError(f"{what} {where}: {msg}")
 
 
@@ -62,13 +63,13 @@ def load_raw_rows(path: Path, sheet: str | None = None) -> tuple[str | None, lis
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         raise SheetError(f"{path}: expected an .xlsx or .csv label sheet")
     import openpyxl
+
     # data_only=True returns the cached value of formula cells (SAMM's Duration);
     # a workbook never opened in Excel has no cached value, which reads as None.
     try:
         wb = openpyxl.load_workbook(path, data_only=True, read_only=True)
     except Exception as e:  # zipfile.BadZipFile, InvalidFileException, KeyError ...
-        raise SheetError(f"label sheet {path}: not a readable .xlsx workbook "
-                         f"({type(e).__name__}: {e})") from None
+        raise SheetError(f"label sheet {path}: not a readable .xlsx workbook ({type(e).__name__}: {e})") from None
     try:
         if sheet is None:
             ws = wb.worksheets[0]
@@ -81,8 +82,13 @@ def load_raw_rows(path: Path, sheet: str | None = None) -> tuple[str | None, lis
         wb.close()
 
 
-def read_table(path: Path, fields: dict[str, tuple[str, ...]], sheet: str | None = None,
-               optional: tuple[str, ...] = (), max_header_row: int = 30) -> Table:
+def read_table(
+    path: Path,
+    fields: dict[str, tuple[str, ...]],
+    sheet: str | None = None,
+    optional: tuple[str, ...] = (),
+    max_header_row: int = 30,
+) -> Table:
     """Locate the header naming every non-optional field; map fields to columns.
 
     ``fields``: field -> accepted header names (compared via ``norm_header``), first
@@ -100,17 +106,17 @@ def read_table(path: Path, fields: dict[str, tuple[str, ...]], sheet: str | None
                     cols[f] = names.index(a)
                     break
         if all(f in cols for f in fields if f not in optional):
-            body = [(i + 2 + k, r) for k, r in enumerate(raw[i + 1:])
-                    if any(not _blank(c) for c in r)]
+            body = [(i + 2 + k, r) for k, r in enumerate(raw[i + 1 :]) if any(not _blank(c) for c in r)]
             return Table(Path(path), title, i + 1, cols, body)
     need = {f: fields[f] for f in fields if f not in optional}
-    raise SheetError(f"{Path(path).name}{f' sheet {title!r}' if title else ''}: no header row "
-                     f"naming all of {need} in the first {max_header_row} rows")
+    raise SheetError(
+        f"{Path(path).name}{f' sheet {title!r}' if title else ''}: no header row "
+        f"naming all of {need} in the first {max_header_row} rows"
+    )
 
 
 def _blank(v: object) -> bool:
-    return v is None or (isinstance(v, str) and not v.strip()) or (
-        isinstance(v, float) and math.isnan(v))
+    return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v))
 
 
 def cell(table: Table, row: tuple, field: str):
@@ -131,8 +137,7 @@ def cell_str(table: Table, rownum: int, row: tuple, field: str, required: bool =
     return str(v).strip()
 
 
-def cell_int(table: Table, rownum: int, row: tuple, field: str,
-             allow_missing: bool = False) -> int | None:
+def cell_int(table: Table, rownum: int, row: tuple, field: str, allow_missing: bool = False) -> int | None:
     """An integer cell that may be stored as text ("175"), float (175.0) or int.
 
     "/" (and blank) mean "not annotated": None when ``allow_missing``, else an error.

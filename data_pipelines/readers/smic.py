@@ -3,6 +3,7 @@
 SMIC ships no label sheet: the class is the folder name, there is no apex
 annotation (apex = the middle frame, the MEGC convention) and no AU coding.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,16 +40,29 @@ def read_smic(root: Path, scheme: str = "megc3") -> list[ClipRecord]:
             for clip_dir in sorted(d for d in cls_dir.iterdir() if d.is_dir()):
                 frames = layout.sorted_frames(clip_dir)
                 if len(frames) < 2:
-                    raise InputDataError(f"SMIC: clip {clip_dir} has {len(frames)} frame(s); "
-                                     "need at least onset and apex")
+                    raise InputDataError(
+                        f"SMIC: clip {clip_dir} has {len(frames)} frame(s); need at least onset and apex"
+                    )
                 nums = [layout.frame_number(f) for f in frames]
-                records.append(ClipRecord(
-                    dataset="smic", subject=subj_dir.name, clip=clip_dir.name,
-                    name=f"{subj_dir.name}_{clip_dir.name}", onset=nums[0],
-                    apex=nums[len(nums) // 2], offset=nums[-1], aus=frozenset(),
-                    emotion=cls_dir.name, label=label, frame_dir=clip_dir,
-                    frame_paths=tuple(frames), fps=FPS))
+                records.append(
+                    ClipRecord(
+                        dataset="smic",
+                        subject=subj_dir.name,
+                        clip=clip_dir.name,
+                        name=f"{subj_dir.name}_{clip_dir.name}",
+                        onset=nums[0],
+                        apex=nums[len(nums) // 2],
+                        offset=nums[-1],
+                        aus=frozenset(),
+                        emotion=cls_dir.name,
+                        label=label,
+                        frame_dir=clip_dir,
+                        frame_paths=tuple(frames),
+                        fps=FPS,
+                    )
+                )
     if not records:
         raise InputDataError(f"SMIC: no clips found under {hs} (expected <subject>/micro/<class>/<clip>/)")
     from data_pipelines.readers import check_records
+
     return check_records(records, hs)

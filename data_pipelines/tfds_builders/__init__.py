@@ -25,6 +25,7 @@ dataset, index (position in the source ``MESamples``; TFDS stores examples in ha
 key order, ``tfds_to_samples`` restores the original order). Class names and the
 JSON-serialisable ``MESamples.meta`` are in ``builder.info.metadata``.
 """
+
 from data_pipelines.tfds_builders.builders import BUILDERS
 from data_pipelines.tfds_builders.me_builder import MEBuilder, MEBuilderConfig, me_features
 from data_pipelines.tfds_builders.read_back import tfds_builder, tfds_to_samples

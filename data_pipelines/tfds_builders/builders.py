@@ -4,12 +4,12 @@ Builder names (the TFDS registry names) equal the ``load_dataset`` names. The ma
 instructions say what to put in ``<manual_dir>`` (default ``<data_dir>/downloads/manual``,
 or ``tfds.download.DownloadConfig(manual_dir=...)``); the layouts are those of SPEC §9.
 """
+
 from __future__ import annotations
 
 from data_pipelines.tfds_builders.me_builder import MEBuilder, MEBuilderConfig
 
-_LICENCE = ("The release is licence-gated: request it from its owners; nothing of it is "
-            "downloaded automatically.")
+_LICENCE = "The release is licence-gated: request it from its owners; nothing of it is downloaded automatically."
 
 
 class Casme3(MEBuilder):
@@ -75,7 +75,7 @@ class Disfa(MEBuilder):
 
 
 class Ckplus(MEBuilder):
-    name = "ckplus"   # not the automatic "ck_plus"
+    name = "ckplus"  # not the automatic "ck_plus"
     SOURCE = "ckplus"
     DESCRIPTION = "CK+ posed expressions with FACS codes and 7 emotion labels."
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""{_LICENCE}
@@ -90,19 +90,23 @@ class Synthetic(MEBuilder):
     SOURCE = "synthetic"
     DESCRIPTION = "SYNTHETIC micro-expression flows (generated, not real faces)."
     BUILDER_CONFIGS = [
-        MEBuilderConfig(name="default", description="12 subjects x 12 samples, 3 classes",
-                        load_kwargs={}),
-        MEBuilderConfig(name="small", description="4 subjects x 3 samples, 3 classes (tests)",
-                        load_kwargs={"num_subjects": 4, "samples_per_subject": 3}),
-        MEBuilderConfig(name="seven_class", description="12 subjects x 14 samples, DFME 7 classes, "
-                        "AU labels for half the subjects",
-                        load_kwargs={"num_subjects": 12, "samples_per_subject": 14, "num_classes": 7,
-                                     "au_label_fraction": 0.5}),
+        MEBuilderConfig(name="default", description="12 subjects x 12 samples, 3 classes", load_kwargs={}),
+        MEBuilderConfig(
+            name="small",
+            description="4 subjects x 3 samples, 3 classes (tests)",
+            load_kwargs={"num_subjects": 4, "samples_per_subject": 3},
+        ),
+        MEBuilderConfig(
+            name="seven_class",
+            description="12 subjects x 14 samples, DFME 7 classes, AU labels for half the subjects",
+            load_kwargs={"num_subjects": 12, "samples_per_subject": 14, "num_classes": 7, "au_label_fraction": 0.5},
+        ),
     ]
 
     def _load_samples(self, dl_manager):
         # Generated, so neither the manual folder nor the real-data loaders are involved.
         from data_pipelines.synthetic import make_synthetic
+
         return make_synthetic(**self.builder_config.load_kwargs)
 
 

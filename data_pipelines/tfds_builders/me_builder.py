@@ -15,6 +15,7 @@ see the comment there); (3) ``DatasetInfo`` is built directly, not with
 ``dataset_info_from_configs``, which reads README/CITATIONS files from the builder's
 package folder. ``as_dataset`` stays unavailable: it returns a ``tf.data.Dataset``.
 """
+
 from __future__ import annotations
 
 import abc
@@ -30,7 +31,7 @@ from fedpsyau_jax.network.au_groups import NUM_AUS
 from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
 from fedpsyau_jax.sample_arrays import MESamples
 
-SPLIT = "train"   # one split: protocols (LOSO, federated clients) split by subject later
+SPLIT = "train"  # one split: protocols (LOSO, federated clients) split by subject later
 
 # Flows are stored as raw float32 bytes: exact round trip, no per-value protobuf cost.
 _RAW = tfds.features.Encoding.BYTES
@@ -47,18 +48,20 @@ class MEBuilderConfig(tfds.core.BuilderConfig):
 def me_features() -> tfds.features.FeaturesDict:
     """Feature spec of one sample (SPEC §1 plus ids); ``index`` is the sample's
     position in the source ``MESamples``, kept because TFDS reorders examples."""
-    return tfds.features.FeaturesDict({
-        "flow128": tfds.features.Tensor(shape=(128, 128, 3), dtype=np.float32, encoding=_RAW),
-        "flow28": tfds.features.Tensor(shape=(28, 28, 3), dtype=np.float32, encoding=_RAW),
-        "landmarks": tfds.features.Tensor(shape=(NUM_KEYPOINTS, 2), dtype=np.float32, encoding=_RAW),
-        "label": tfds.features.Scalar(dtype=np.int32),
-        "au": tfds.features.Tensor(shape=(NUM_AUS,), dtype=np.float32),
-        "au_mask": tfds.features.Tensor(shape=(NUM_AUS,), dtype=np.float32),
-        "subject": tfds.features.Text(),
-        "name": tfds.features.Text(),
-        "dataset": tfds.features.Text(),
-        "index": tfds.features.Scalar(dtype=np.int64),
-    })
+    return tfds.features.FeaturesDict(
+        {
+            "flow128": tfds.features.Tensor(shape=(128, 128, 3), dtype=np.float32, encoding=_RAW),
+            "flow28": tfds.features.Tensor(shape=(28, 28, 3), dtype=np.float32, encoding=_RAW),
+            "landmarks": tfds.features.Tensor(shape=(NUM_KEYPOINTS, 2), dtype=np.float32, encoding=_RAW),
+            "label": tfds.features.Scalar(dtype=np.int32),
+            "au": tfds.features.Tensor(shape=(NUM_AUS,), dtype=np.float32),
+            "au_mask": tfds.features.Tensor(shape=(NUM_AUS,), dtype=np.float32),
+            "subject": tfds.features.Text(),
+            "name": tfds.features.Text(),
+            "dataset": tfds.features.Text(),
+            "index": tfds.features.Scalar(dtype=np.int64),
+        }
+    )
 
 
 class MEBuilder(tfds.core.GeneratorBasedBuilder):
@@ -126,22 +129,26 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder):
         # Imported lazily: the loaders pull in the readers and the video pipeline,
         # which a user reading an already built dataset does not need.
         from data_pipelines.datasets import load_dataset
+
         return load_dataset(self.SOURCE, root=root, **self.builder_config.load_kwargs)
 
     def _generate_examples(self, samples: MESamples):
         for i in range(len(samples)):
-            yield str(samples.name[i]), {
-                "flow128": samples.flow128[i].astype(np.float32),
-                "flow28": samples.flow28[i].astype(np.float32),
-                "landmarks": samples.landmarks[i].astype(np.float32),
-                "label": int(samples.label[i]),
-                "au": samples.au[i].astype(np.float32),
-                "au_mask": samples.au_mask[i].astype(np.float32),
-                "subject": str(samples.subject[i]),
-                "name": str(samples.name[i]),
-                "dataset": str(samples.dataset[i]),
-                "index": i,
-            }
+            yield (
+                str(samples.name[i]),
+                {
+                    "flow128": samples.flow128[i].astype(np.float32),
+                    "flow28": samples.flow28[i].astype(np.float32),
+                    "landmarks": samples.landmarks[i].astype(np.float32),
+                    "label": int(samples.label[i]),
+                    "au": samples.au[i].astype(np.float32),
+                    "au_mask": samples.au_mask[i].astype(np.float32),
+                    "subject": str(samples.subject[i]),
+                    "name": str(samples.name[i]),
+                    "dataset": str(samples.dataset[i]),
+                    "index": i,
+                },
+            )
 
 
 def _json_safe(obj: Any) -> Any:
@@ -163,4 +170,4 @@ def _json_safe(obj: Any) -> Any:
         return _DROP
 
 
-_DROP = object()   # marker for "not representable in JSON"
+_DROP = object()  # marker for "not representable in JSON"

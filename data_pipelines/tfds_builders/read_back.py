@@ -3,6 +3,7 @@
 Uses ``builder.as_data_source()`` (array_record random access, numpy outputs), never
 ``as_dataset`` (which returns a ``tf.data.Dataset``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from data_pipelines.tfds_builders.builders import BUILDERS
 from data_pipelines.tfds_builders.me_builder import MEBuilder, MEBuilderConfig
 from fedpsyau_jax.sample_arrays import MESamples
 
-_BATCH = 256   # records fetched per __getitems__ call: bounds the peak of undecoded bytes
+_BATCH = 256  # records fetched per __getitems__ call: bounds the peak of undecoded bytes
 
 
 def tfds_builder(name: str, data_dir: str | Path, config: str | MEBuilderConfig | None = None) -> MEBuilder:
@@ -23,8 +24,9 @@ def tfds_builder(name: str, data_dir: str | Path, config: str | MEBuilderConfig 
     return BUILDERS[name](data_dir=str(data_dir), config=config)
 
 
-def tfds_to_samples(name: str, split: str = "train", data_dir: str | Path | None = None,
-                    config: str | MEBuilderConfig | None = None) -> MESamples:
+def tfds_to_samples(
+    name: str, split: str = "train", data_dir: str | Path | None = None, config: str | MEBuilderConfig | None = None
+) -> MESamples:
     """The built dataset ``name`` (split ``split``) under ``data_dir`` as ``MESamples``,
     in the order of the ``MESamples`` it was generated from.
 
@@ -37,7 +39,8 @@ def tfds_to_samples(name: str, split: str = "train", data_dir: str | Path | None
         raise FileNotFoundError(
             f"TFDS dataset {name!r} (config {builder.builder_config.name!r}, version "
             f"{builder.version}) is not built under {data_dir}; run "
-            f"builder.download_and_prepare() first (expected {builder.data_dir})")
+            f"builder.download_and_prepare() first (expected {builder.data_dir})"
+        )
     source = builder.as_data_source(split=split)
     n = len(source)
     cols: dict[str, list] = {k: [] for k in builder.info.features.keys()}
@@ -57,14 +60,27 @@ def tfds_to_samples(name: str, split: str = "train", data_dir: str | Path | None
 
     md = builder.info.metadata or {}
     if "class_names" not in md:
-        raise ValueError(f"{builder.data_dir} has no class_names in metadata.json; was it built by "
-                         "data_pipelines.tfds_builders?")
+        raise ValueError(
+            f"{builder.data_dir} has no class_names in metadata.json; was it built by data_pipelines.tfds_builders?"
+        )
     meta = dict(md.get("meta", {}))
-    meta["tfds"] = {"name": name, "config": builder.builder_config.name, "version": str(builder.version),
-                    "split": split, "data_dir": str(builder.data_dir)}
+    meta["tfds"] = {
+        "name": name,
+        "config": builder.builder_config.name,
+        "version": str(builder.version),
+        "split": split,
+        "data_dir": str(builder.data_dir),
+    }
     return MESamples(
-        flow128=arr("flow128", np.float32), flow28=arr("flow28", np.float32),
-        landmarks=arr("landmarks", np.float32), label=arr("label", np.int32),
-        au=arr("au", np.float32), au_mask=arr("au_mask", np.float32),
-        subject=text("subject"), name=text("name"), dataset=text("dataset"),
-        class_names=tuple(md["class_names"]), meta=meta)
+        flow128=arr("flow128", np.float32),
+        flow28=arr("flow28", np.float32),
+        landmarks=arr("landmarks", np.float32),
+        label=arr("label", np.int32),
+        au=arr("au", np.float32),
+        au_mask=arr("au_mask", np.float32),
+        subject=text("subject"),
+        name=text("name"),
+        dataset=text("dataset"),
+        class_names=tuple(md["class_names"]),
+        meta=meta,
+    )

@@ -4,6 +4,7 @@
 ``federate``, ``data`` and ``preprocess``; only ``predict`` and ``preprocess`` import
 the video pipeline (OpenCV, dlib).
 """
+
 from fedpsyau_jax.cli.main import main
 
 __all__ = ["main"]

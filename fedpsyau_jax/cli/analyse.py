@@ -9,6 +9,7 @@ Problems of the input (no face, face lost, variable frame rate, rotation, trunca
 very large frames) print as one warning line each; a video without any face exits
 with code 2 after writing its (empty) timeline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,25 +28,36 @@ def run(args) -> int:
     from pathlib import Path
 
     from fedpsyau_jax.errors import InputDataError
-    if not Path(args.video).exists():                  # before any work
+
+    if not Path(args.video).exists():  # before any work
         from data_pipelines.sample_errors import MissingMediaError
+
         raise MissingMediaError(f"{args.video}: does not exist (expected a video file or a folder of frame images)")
     if args.checkpoint is not None:
         from fedpsyau_jax import api
         from fedpsyau_jax.training.checkpoints import CheckpointError
+
         if not Path(args.checkpoint).exists():
-            raise CheckpointError(f"--checkpoint {args.checkpoint}: does not exist (an exported model "
-                                  "folder such as <run>/final_model, or a run directory)")
+            raise CheckpointError(
+                f"--checkpoint {args.checkpoint}: does not exist (an exported model "
+                "folder such as <run>/final_model, or a run directory)"
+            )
         api.resolve_model_dir(args.checkpoint)
     from fedpsyau_jax.video.analyse import analyse_video
-    t = analyse_video(args.video, args.out, args.checkpoint, fps=args.fps, cache_dir=args.cache,
-                      show_progress=not args.no_progress)
-    print(f"{t['video']}: {t['frames']} frames at {t['fps']:.2f} fps, {len(t['intervals'])} interval(s), "
-          f"{len(t['gaps'])} gap(s) without a face")
+
+    t = analyse_video(
+        args.video, args.out, args.checkpoint, fps=args.fps, cache_dir=args.cache, show_progress=not args.no_progress
+    )
+    print(
+        f"{t['video']}: {t['frames']} frames at {t['fps']:.2f} fps, {len(t['intervals'])} interval(s), "
+        f"{len(t['gaps'])} gap(s) without a face"
+    )
     for iv in t["intervals"]:
         emo = f"  {iv['emotion']} ({iv['emotion_prob']:.2f})" if iv.get("emotion") else ""
-        print(f"  {iv['kind']:5s} frames {iv['onset']}-{iv['apex']}-{iv['offset']} "
-              f"({iv['onset_s']:.2f}-{iv['offset_s']:.2f} s) score {iv['score']:.2f}{emo}")
+        print(
+            f"  {iv['kind']:5s} frames {iv['onset']}-{iv['apex']}-{iv['offset']} "
+            f"({iv['onset_s']:.2f}-{iv['offset_s']:.2f} s) score {iv['score']:.2f}{emo}"
+        )
     print(f"outputs: {Path(args.out) / 'report.html'} (and timeline.json, timeline.csv, frames.csv, timeline.png)")
     no_face = [p for p in t["problems"] if "no face found in any" in p]
     if no_face:

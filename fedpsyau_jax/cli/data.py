@@ -1,12 +1,12 @@
 """``fedpsyau data summary <name>``: the key facts of a dataset, one ``key: value`` a line."""
+
 from __future__ import annotations
 
 import argparse
 import collections
 from pathlib import Path
 
-from data_pipelines.datasets import (DATASET_NAMES, VIDEO_DATASETS, check_dataset_name, load_dataset,
-                                     read_records)
+from data_pipelines.datasets import DATASET_NAMES, VIDEO_DATASETS, check_dataset_name, load_dataset, read_records
 from fedpsyau_jax.errors import UserError
 
 _EPILOG = """\
@@ -23,29 +23,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    s = sub.add_parser("summary", help="print samples, subjects, class counts ...",
-                       description="Print one 'key: value' line per fact of a dataset.",
-                       epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "summary",
+        help="print samples, subjects, class counts ...",
+        description="Print one 'key: value' line per fact of a dataset.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # Checked in run() (not argparse choices) so a typo is one error line with a suggestion.
     s.add_argument("name", metavar="NAME", help=f"dataset name: {', '.join(DATASET_NAMES)}")
-    s.add_argument("--root", type=Path, default=None,
-                   help="dataset root folder or label sheet (default for the composite: "
-                        "the shared data's megc2019_htnet/)")
-    s.add_argument("--cache-dir", type=Path, default=None,
-                   help="cache folder (default $FEDPSYAU_CACHE or ~/.cache/fedpsyau)")
-    s.add_argument("--scheme", default=None, choices=("megc3", "emotion7"),
-                   help="class scheme for reader-backed datasets (default: the dataset's)")
-    s.add_argument("--records-only", action="store_true",
-                   help="summarise annotation records only; never decode frames")
-    s.add_argument("--allow-missing-au-labels", action="store_true",
-                   help="megc2019_composite: load even without the annotations/ coding sheets "
-                        "(every AU mask 0)")
+    s.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="dataset root folder or label sheet (default for the composite: the shared data's megc2019_htnet/)",
+    )
+    s.add_argument(
+        "--cache-dir", type=Path, default=None, help="cache folder (default $FEDPSYAU_CACHE or ~/.cache/fedpsyau)"
+    )
+    s.add_argument(
+        "--scheme",
+        default=None,
+        choices=("megc3", "emotion7"),
+        help="class scheme for reader-backed datasets (default: the dataset's)",
+    )
+    s.add_argument("--records-only", action="store_true", help="summarise annotation records only; never decode frames")
+    s.add_argument(
+        "--allow-missing-au-labels",
+        action="store_true",
+        help="megc2019_composite: load even without the annotations/ coding sheets (every AU mask 0)",
+    )
 
 
 def records_summary(records, scheme: str | None = None) -> dict[str, str]:
     """The same facts as ``MESamples.summary`` computed from ``ClipRecord``s."""
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
     from data_pipelines.readers import onset_equals_apex
+
     kept = [r for r in records if r.label is not None]
     ds = records[0].dataset if records else ""
     names = class_names(scheme or DEFAULT_SCHEME.get(ds, "megc3"))
@@ -76,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--allow-missing-au-labels: only applies to megc2019_composite")
     if args.name in VIDEO_DATASETS:
         if args.root is None:
-            raise UserError(f"dataset {args.name!r}: --root is required (the release folder or "
-                            "its label sheet)")
+            raise UserError(f"dataset {args.name!r}: --root is required (the release folder or its label sheet)")
         kw = {"scheme": args.scheme} if args.scheme else {}
         records = read_records(args.name, args.root, **kw)
         kept = [r for r in records if r.label is not None]

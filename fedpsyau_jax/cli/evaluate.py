@@ -4,6 +4,7 @@ Restores each fold's model checkpoint, predicts its test subjects, pools the
 predictions and prints UF1/UAR (and whether they equal the predictions stored at
 training time). Writes DIR/evaluation.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,12 @@ def run(args) -> int:
     from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax import api
     from fedpsyau_jax.errors import InputFileError
+
     wd = Path(args.workdir)
     if not wd.is_dir():
-        raise InputFileError(f"--workdir {wd}: does not exist (or is not a folder); give a run "
-                             "directory written by `fedpsyau train`")
+        raise InputFileError(
+            f"--workdir {wd}: does not exist (or is not a folder); give a run directory written by `fedpsyau train`"
+        )
     if not (wd / "config.json").is_file():
         raise InputFileError(f"--workdir {wd}: no config.json (not a training run directory)")
     summary = api.evaluate(args.workdir)

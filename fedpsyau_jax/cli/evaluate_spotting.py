@@ -10,6 +10,7 @@ annotated video without predictions is analysed first (resumable). Formats: casm
 casme3 (``CAS(ME)3_part_C_ME.xlsx``),
 synthetic (``ground_truth.json``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", default=None, help="release folder: analyse annotated videos first")
     p.add_argument("--checkpoint", default=None, help="model for recognition when analysing (optional)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (default per format)")
-    p.add_argument("--scheme", default=None, help="map annotated emotions to these classes for "
-                   "spot-then-recognise (megc3 or emotion7, as the model was trained; default: words as written)")
+    p.add_argument(
+        "--scheme",
+        default=None,
+        help="map annotated emotions to these classes for "
+        "spot-then-recognise (megc3 or emotion7, as the model was trained; default: words as written)",
+    )
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
 
 
@@ -32,13 +37,24 @@ def run(args) -> int:
 
     from fedpsyau_jax.atomic_files import write_json_atomic
     from fedpsyau_jax.video.spotting_eval import evaluate_spotting, format_scores
+
     if args.videos is None and not Path(args.predictions).is_dir():
         from fedpsyau_jax.errors import InputFileError
-        raise InputFileError(f"--predictions {args.predictions}: not a folder (give the folder of "
-                             "`fedpsyau analyse` outputs, or --videos to analyse a release first)")
+
+        raise InputFileError(
+            f"--predictions {args.predictions}: not a folder (give the folder of "
+            "`fedpsyau analyse` outputs, or --videos to analyse a release first)"
+        )
     Path(args.predictions).mkdir(parents=True, exist_ok=True)
-    res = evaluate_spotting(args.predictions, args.annotations, args.format, videos=args.videos,
-                            checkpoint=args.checkpoint, fps=args.fps, scheme=args.scheme)
+    res = evaluate_spotting(
+        args.predictions,
+        args.annotations,
+        args.format,
+        videos=args.videos,
+        checkpoint=args.checkpoint,
+        fps=args.fps,
+        scheme=args.scheme,
+    )
     print(format_scores(res))
     if args.json:
         write_json_atomic(Path(args.json), res)

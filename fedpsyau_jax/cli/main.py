@@ -12,6 +12,7 @@ override, name, checkpoint) print one line ``fedpsyau <verb>: error: <message>``
 exit with code 2; ``--debug`` shows the traceback instead. Other exceptions are bugs
 and keep their traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(vp: argparse.ArgumentParser) -> None:
-    vp.add_argument("--config", required=True, metavar="FILE",
-                    help="config file with get_config() (configs/*.py); override entries "
-                         "with --config.section.key=value (repeatable)")
-    vp.add_argument("--set", dest="set_overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="alias of --config.KEY=VALUE (same strict checking)")
+    vp.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="config file with get_config() (configs/*.py); override entries "
+        "with --config.section.key=value (repeatable)",
+    )
+    vp.add_argument(
+        "--set",
+        dest="set_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="alias of --config.KEY=VALUE (same strict checking)",
+    )
 
 
 class _VerbFormatter(logging.Formatter):
@@ -96,11 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(vp)
     from fedpsyau_jax.errors import UserError
     from fedpsyau_jax.compile_cache import enable_compilation_cache
+
     enable_compilation_cache()
     handler = _console_warnings(verb)
     try:
         if uses_config:
             from fedpsyau_jax.config_loading import split_config_flags
+
             rest, path, overrides = split_config_flags(rest)
             if path is not None:
                 rest = ["--config", path, *rest]

@@ -9,6 +9,7 @@ a clip longer than ``MULTI_CHECK_S`` seconds without --onset/--apex it also runs
 spotter, and when that finds several expressions it says that ``fedpsyau analyse``
 is the command for such a recording.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,16 +32,21 @@ def run(args) -> int:
 
     from data_pipelines.video_pipeline import check_onset_apex, input_identity
     from fedpsyau_jax import api
+
     # Every input is checked before the model is restored or a frame decoded.
-    input_identity(args.video)                      # "does not exist" (MissingMediaError)
+    input_identity(args.video)  # "does not exist" (MissingMediaError)
     check_onset_apex(Path(args.video).stem, args.onset, args.apex)
     from fedpsyau_jax.training.checkpoints import CheckpointError, read_metadata
+
     if not Path(args.checkpoint).exists():
-        raise CheckpointError(f"--checkpoint {args.checkpoint}: does not exist (an exported model "
-                              "folder such as <run>/final_model, or a run directory)")
+        raise CheckpointError(
+            f"--checkpoint {args.checkpoint}: does not exist (an exported model "
+            "folder such as <run>/final_model, or a run directory)"
+        )
     model_dir = api.resolve_model_dir(args.checkpoint)  # CheckpointError naming the path
-    read_metadata(model_dir.parent, model_dir.name)     # ... or the corrupt metadata file
+    read_metadata(model_dir.parent, model_dir.name)  # ... or the corrupt metadata file
     from fedpsyau_jax.model_card import model_card_summary
+
     out = api.predict(args.video, args.checkpoint, onset=args.onset, apex=args.apex)
     out["model_card"] = model_card_summary(model_dir)
     if args.onset is None and args.apex is None:
@@ -51,8 +57,10 @@ def run(args) -> int:
         print(json.dumps(out, indent=1))
         return 0
     print(f"model: {out['model_card']}")
-    print(f"video {out['video']}: onset {out['onset']}, apex {out['apex']}"
-          + (" (spotted)" if out["apex_spotted"] else ""))
+    print(
+        f"video {out['video']}: onset {out['onset']}, apex {out['apex']}"
+        + (" (spotted)" if out["apex_spotted"] else "")
+    )
     print(f"emotion: {out['emotion']}")
     for c, p in out["emotion_prob"].items():
         print(f"  P({c}) = {p:.4f}")
@@ -66,6 +74,7 @@ def several_expressions_hint(video) -> str | None:
     a clip longer than ``MULTI_CHECK_S`` (None otherwise)."""
     from fedpsyau_jax.video.analyse import spot_only
     from fedpsyau_jax.video.frame_stream import probe
+
     info = probe(video)
     if info.is_folder or info.frame_count < MULTI_CHECK_S * info.fps:
         return None
@@ -73,6 +82,8 @@ def several_expressions_hint(video) -> str | None:
     if len(found) < 2:
         return None
     where = ", ".join(f"{iv.onset}-{iv.offset}" for iv in found[:4]) + (", ..." if len(found) > 4 else "")
-    return (f"{video}: the spotter finds {len(found)} expressions (frames {where}), but predict reads a clip "
-            f"as one expression with its onset at the first frame; for a recording with several expressions use "
-            f"`fedpsyau analyse --video {video} --checkpoint <model> --out <folder>`")
+    return (
+        f"{video}: the spotter finds {len(found)} expressions (frames {where}), but predict reads a clip "
+        f"as one expression with its onset at the first frame; for a recording with several expressions use "
+        f"`fedpsyau analyse --video {video} --checkpoint <model> --out <folder>`"
+    )

@@ -13,6 +13,7 @@ mtime and content hash). Skipped samples are listed on the console with their re
 Exit status 1 only when nothing could be processed; bad input (missing video, no
 face, onset == apex, --out naming a file ...) prints one error line, exit status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,19 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onset", type=int, default=None, help="onset frame number (default: first frame)")
     parser.add_argument("--apex", type=int, default=None, help="apex frame number (default: spotted)")
     parser.add_argument("--name", default=None, help="sample name for --video (default: file/folder name)")
-    parser.add_argument("--scheme", default=None, choices=("megc3", "emotion7"),
-                        help="class scheme with --dataset (default: the dataset's)")
-    parser.add_argument("--no-align", action="store_true",
-                        help="do not similarity-align the apex face to the onset face")
-    parser.add_argument("--apex-window", action="store_true",
-                        help="average the flows onset→apex-1, apex, apex+1")
-    parser.add_argument("--exactly-one-face", action="store_true",
-                        help="skip frames with several faces instead of taking the best one")
+    parser.add_argument(
+        "--scheme",
+        default=None,
+        choices=("megc3", "emotion7"),
+        help="class scheme with --dataset (default: the dataset's)",
+    )
+    parser.add_argument(
+        "--no-align", action="store_true", help="do not similarity-align the apex face to the onset face"
+    )
+    parser.add_argument("--apex-window", action="store_true", help="average the flows onset→apex-1, apex, apex+1")
+    parser.add_argument(
+        "--exactly-one-face", action="store_true", help="skip frames with several faces instead of taking the best one"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from fedpsyau_jax.errors import UserError, check_output_dir
+
     if args.video is not None:
         if args.root is not None or args.scheme is not None:
             raise UserError("--root/--scheme: only apply to --dataset, not to --video")
@@ -53,13 +60,14 @@ def run(args: argparse.Namespace) -> int:
         if args.onset is not None or args.apex is not None or args.name is not None:
             raise UserError("--onset/--apex/--name: only apply to --video, not to --dataset")
         if args.root is None:
-            raise UserError(f"--dataset {args.dataset}: needs --root (the dataset's root folder "
-                            "or its label sheet)")
+            raise UserError(f"--dataset {args.dataset}: needs --root (the dataset's root folder or its label sheet)")
     # Checked before any decoding, detection or flow: a bad --out fails at once.
     check_output_dir(args.out, what="--out")
     from data_pipelines.video_pipeline import PipelineParams
-    params = PipelineParams(align=not args.no_align, apex_window=args.apex_window,
-                            exactly_one_face=args.exactly_one_face)
+
+    params = PipelineParams(
+        align=not args.no_align, apex_window=args.apex_window, exactly_one_face=args.exactly_one_face
+    )
     if args.video is not None:
         return _run_video(args, params)
     return _run_dataset(args, params)
@@ -67,18 +75,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_video(args, params) -> int:
     from data_pipelines.video_pipeline import cached_video_sample
+
     name = args.name or args.video.stem
     # A SampleError (missing/unreadable video, no face, onset == apex ...) is a UserError:
     # the CLI prints it as one line and exits with code 2.
-    arrays, path, cached = cached_video_sample(args.video, args.out, onset=args.onset,
-                                               apex=args.apex, params=params, name=name)
+    arrays, path, cached = cached_video_sample(
+        args.video, args.out, onset=args.onset, apex=args.apex, params=params, name=name
+    )
     print(f"done: {0 if cached else 1}  skipped: 0  cached: {1 if cached else 0}")
     print(f"sample: {path}")
     faceless = int(arrays["faceless_leading"])
-    print(f"onset: {int(arrays['onset'])}  apex: {int(arrays['apex'])}"
-          f"{'  (onset replaced by first frame: onset == apex)' if bool(arrays['onset_replaced']) else ''}"
-          f"{f'  (onset = first frame with a face; {faceless} frame(s) before it have none)' if faceless else ''}"
-          f"  clamped landmarks: {int(arrays['clamped'])}")
+    print(
+        f"onset: {int(arrays['onset'])}  apex: {int(arrays['apex'])}"
+        f"{'  (onset replaced by first frame: onset == apex)' if bool(arrays['onset_replaced']) else ''}"
+        f"{f'  (onset = first frame with a face; {faceless} frame(s) before it have none)' if faceless else ''}"
+        f"  clamped landmarks: {int(arrays['clamped'])}"
+    )
     return 0
 
 
@@ -87,29 +99,39 @@ def _run_dataset(args, params) -> int:
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
     from data_pipelines.video_pipeline import MANIFEST_NAME, records_to_samples, save_npz_atomic
     from fedpsyau_jax.errors import UserError
+
     check_dataset_name(args.dataset)
     scheme = args.scheme or DEFAULT_SCHEME.get(args.dataset, "megc3")
     records = read_records(args.dataset, args.root, scheme=scheme)
     if records and all(r.frame_dir is None and not r.frame_paths for r in records):
-        raise UserError(f"--root {args.root}: only a label sheet, no frame folders found for "
-                        f"{args.dataset}; pass the dataset's root folder")
+        raise UserError(
+            f"--root {args.root}: only a label sheet, no frame folders found for "
+            f"{args.dataset}; pass the dataset's root folder"
+        )
     out = Path(args.out)
-    samples = records_to_samples(records, cache_dir=out / "cache", progress=not args.no_progress,
-                                 class_names=class_names(scheme), params=params,
-                                 manifest_path=out / MANIFEST_NAME)
+    samples = records_to_samples(
+        records,
+        cache_dir=out / "cache",
+        progress=not args.no_progress,
+        class_names=class_names(scheme),
+        params=params,
+        manifest_path=out / MANIFEST_NAME,
+    )
     counts = samples.meta["counts"]
-    print(f"records: {len(records)}  done: {counts['computed']}  cached: {counts['cached']}  "
-          f"skipped: {counts['skipped']}")
+    print(
+        f"records: {len(records)}  done: {counts['computed']}  cached: {counts['cached']}  skipped: {counts['skipped']}"
+    )
     for name, reason in samples.meta["skipped"].items():
         print(f"skipped {name}: {reason}")
     print(f"manifest: {samples.meta['manifest']}")
     if not len(samples):
-        print("fedpsyau preprocess: no sample could be processed (reasons above and in the manifest)",
-              file=sys.stderr)
+        print("fedpsyau preprocess: no sample could be processed (reasons above and in the manifest)", file=sys.stderr)
         return 1
     target = out / f"{args.dataset}_samples.npz"
-    arrays = {f: getattr(samples, f) for f in ("flow128", "flow28", "landmarks", "label", "au",
-                                                "au_mask", "subject", "name", "dataset")}
+    arrays = {
+        f: getattr(samples, f)
+        for f in ("flow128", "flow28", "landmarks", "label", "au", "au_mask", "subject", "name", "dataset")
+    }
     arrays["class_names"] = np.array(samples.class_names, dtype=str)
     arrays["meta_json"] = np.array(json.dumps(samples.meta, sort_keys=True, default=str))
     save_npz_atomic(target, arrays)

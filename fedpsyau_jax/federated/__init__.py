@@ -14,6 +14,7 @@ Modules, one concern each:
 - ``experiment``       ``federate(cfg, workdir)``: all splits × algorithms × seed chunks
 - ``report``           mean ± std tables, JSON summary, Fig. 5-style PNG
 """
+
 from fedpsyau_jax.federated.algorithms import ALGORITHMS, Algorithm, ServerMessage, make_algorithm
 from fedpsyau_jax.federated.client_stack import broadcast_state, stack_states, unstack_states
 from fedpsyau_jax.federated.upload import ClientUpload, make_upload
@@ -22,8 +23,19 @@ from fedpsyau_jax.federated.upload import ClientUpload, make_upload
 def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: bool = False) -> dict:
     """Python mirror of ``fedpsyau federate`` (see ``experiment.federate``)."""
     from fedpsyau_jax.federated.experiment import federate as _federate
+
     return _federate(cfg, workdir, progress=progress, log=log, summarise_only=summarise_only)
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "ClientUpload", "ServerMessage", "broadcast_state",
-           "federate", "make_algorithm", "make_upload", "stack_states", "unstack_states"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ClientUpload",
+    "ServerMessage",
+    "broadcast_state",
+    "federate",
+    "make_algorithm",
+    "make_upload",
+    "stack_states",
+    "unstack_states",
+]

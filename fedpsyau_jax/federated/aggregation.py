@@ -6,6 +6,7 @@ federation) and the static ``num_groups``; rows of different groups never mix, s
 independent federations aggregate in one call and equal G separate calls (tested).
 All are pure and jit-able; shapes never depend on data values.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,9 +24,11 @@ def _bshape(w: jax.Array, x: jax.Array) -> jax.Array:
 
 def group_totals(tree: Any, weights: jax.Array, groups: jax.Array, num_groups: int) -> Any:
     """Σ_{i in g} w_i·x_i for each group, gathered back to rows: leaves (C, …)."""
+
     def leaf(x):
         s = jax.ops.segment_sum(_bshape(weights, x) * x, groups, num_segments=num_groups)
         return s[groups]
+
     return jax.tree.map(leaf, tree)
 
 
@@ -40,22 +43,26 @@ def fedavg_params(upload: ClientUpload, groups: jax.Array, num_groups: int) -> t
     """FedAvg (SPEC §8): W = Σ n_i W_i / Σ n per group, for params and BN statistics
     (whatever of them the upload carries; ``None`` parts stay ``None``)."""
     n = upload.num_samples
-    return (weighted_mean(upload.params, n, groups, num_groups),
-            weighted_mean(upload.batch_stats, n, groups, num_groups))
+    return (
+        weighted_mean(upload.params, n, groups, num_groups),
+        weighted_mean(upload.batch_stats, n, groups, num_groups),
+    )
 
 
-def pfedprox_totals(params: Any, num_samples: jax.Array, groups: jax.Array,
-                    num_groups: int) -> dict:
+def pfedprox_totals(params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int) -> dict:
     """Server half of P-FedProx (SPEC §8, deployment form): per group only the weighted
     sum S_g = Σ_{j in g} n_j Ŵ_j and N_g = Σ_{j in g} n_j, gathered back to rows —
     exactly what FedAvg computes (and all that secure aggregation reveals)."""
     n = num_samples.astype(jnp.float32)
-    return {"sum": group_totals(params, n, groups, num_groups),
-            "count": jax.ops.segment_sum(n, groups, num_segments=num_groups)[groups]}
+    return {
+        "sum": group_totals(params, n, groups, num_groups),
+        "count": jax.ops.segment_sum(n, groups, num_segments=num_groups)[groups],
+    }
 
 
-def pfedprox_combine(params: Any, num_samples: jax.Array, totals: dict,
-                     theta: float | jax.Array, contribution: Any = None) -> Any:
+def pfedprox_combine(
+    params: Any, num_samples: jax.Array, totals: dict, theta: float | jax.Array, contribution: Any = None
+) -> Any:
     """Client half of P-FedProx: W_i = θ·Ŵ_i + (1−θ)·(S − n_i c_i)/(N − n_i), from the
     client's own Ŵ_i, n_i and the server's (S, N) (rows: leaves (C, …)); c_i is what the
     client put into S: Ŵ_i itself, or under DP its clipped version (``contribution``).
@@ -75,8 +82,9 @@ def pfedprox_combine(params: Any, num_samples: jax.Array, totals: dict,
     return jax.tree.map(leaf, params, contribution, totals["sum"])
 
 
-def pfedprox_mix(params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int,
-                 theta: float | jax.Array) -> Any:
+def pfedprox_mix(
+    params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int, theta: float | jax.Array
+) -> Any:
     """P-FedProx start points (SPEC §8 eq. 6), one per row:
 
         W_i = θ·Ŵ_i + Σ_{j≠i, j in g(i)} ω_j Ŵ_j,   ω_j = (1−θ)·n_j / Σ_{k≠i, k in g(i)} n_k.
@@ -86,8 +94,7 @@ def pfedprox_mix(params: Any, num_samples: jax.Array, groups: jax.Array, num_gro
     ``pfedprox_totals`` (server) and ``pfedprox_combine`` (client); the Flower driver
     runs them on different machines.
     """
-    return pfedprox_combine(params, num_samples,
-                            pfedprox_totals(params, num_samples, groups, num_groups), theta)
+    return pfedprox_combine(params, num_samples, pfedprox_totals(params, num_samples, groups, num_groups), theta)
 
 
 def mixing_matrix(num_samples, theta: float) -> jax.Array:

@@ -9,6 +9,7 @@ the aggregation functions reduce over. When several independent federations (see
 of the paper's 10 repeats) train together, the axis is (seed × client) flattened,
 seed-major: row r belongs to seed ``r // K`` and client ``r % K`` (``group_ids``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence

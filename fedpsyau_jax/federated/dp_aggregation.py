@@ -18,6 +18,7 @@ Deviation from the non-private algorithms, forced by DP: clients weigh equally (
 sample-count weight would have to be public and bounded), and the divisor is fixed
 (dividing by the realised number of participants would reveal it).
 """
+
 from __future__ import annotations
 
 import jax
@@ -32,20 +33,39 @@ def upload_tree(upload: ClientUpload) -> dict:
     return {"params": upload.params, "batch_stats": upload.batch_stats}
 
 
-def dp_reduce(upload: ClientUpload, reference: dict, participate: jax.Array, key: jax.Array,
-              groups: jax.Array, num_groups: int, clip_norm, noise_multiplier, denom):
+def dp_reduce(
+    upload: ClientUpload,
+    reference: dict,
+    participate: jax.Array,
+    key: jax.Array,
+    groups: jax.Array,
+    num_groups: int,
+    clip_norm,
+    noise_multiplier,
+    denom,
+):
     """-> (R' rows (C, …), contributions c_i = R + clip(Δ_i) (C, …), norms ‖Δ_i‖ (C,)).
 
     upload: stacked ``ClientUpload`` (filtered to what the algorithm shares);
     reference: ``upload_tree``-shaped R, rows equal within a group; participate (C,)
     {0, 1}; key: this round's noise key; ``denom`` the fixed divisor m."""
-    step, contribution, norms = dp_step(upload, reference, participate, key, groups, num_groups,
-                                        clip_norm, noise_multiplier, denom)
+    step, contribution, norms = dp_step(
+        upload, reference, participate, key, groups, num_groups, clip_norm, noise_multiplier, denom
+    )
     return apply_step(reference, step, groups), contribution, norms
 
 
-def dp_step(upload: ClientUpload, reference: dict, participate: jax.Array, key: jax.Array,
-            groups: jax.Array, num_groups: int, clip_norm, noise_multiplier, denom):
+def dp_step(
+    upload: ClientUpload,
+    reference: dict,
+    participate: jax.Array,
+    key: jax.Array,
+    groups: jax.Array,
+    num_groups: int,
+    clip_norm,
+    noise_multiplier,
+    denom,
+):
     """-> (step T/m per group (G, …), contributions (C, …), norms (C,)).
 
     The rows may be any subset of the clients (the sampled ones, say) as long as every
@@ -53,8 +73,7 @@ def dp_step(upload: ClientUpload, reference: dict, participate: jax.Array, key: 
     same whichever non-participating rows come along. ``apply_step`` adds it to R."""
     delta = jax.tree.map(jnp.subtract, upload_tree(upload), reference)
     clipped, norms = clip_rows(delta, clip_norm)
-    total = noisy_group_totals(clipped, participate, groups, num_groups, key,
-                               noise_multiplier, clip_norm)
+    total = noisy_group_totals(clipped, participate, groups, num_groups, key, noise_multiplier, clip_norm)
     denom = jnp.asarray(denom, jnp.float32)
     step = jax.tree.map(lambda t: t / denom, total)
     contribution = jax.tree.map(jnp.add, reference, clipped)

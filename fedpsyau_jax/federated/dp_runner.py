@@ -23,6 +23,7 @@ At the end every client takes the last release as in step 2 (``deployed``);
 With ``sampling="all"``, z → 0 and C large this is FedAvg/FedProx/FedRep/P-FedProx with
 equal client weights (tested). Resumable per round like ``run_federation``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,12 +41,26 @@ from tqdm.auto import tqdm
 from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.dp_aggregation import apply_step, dp_reduce, dp_step, upload_tree
 from fedpsyau_jax.federated.local_training import LocalTrainer
-from fedpsyau_jax.federated.privacy import (DPSettings, PrivacyError, denominator,
-                                            epsilon_after_rounds, sample_participants)
-from fedpsyau_jax.federated.runner import (RowPlan, TrainSettings, _evaluate, _pad_rows, _raw_keys,
-                                           _scores,
-                                           init_row_states, reset_optimizer_states, round_inputs,
-                                           round_lrs, row_class_weights)
+from fedpsyau_jax.federated.privacy import (
+    DPSettings,
+    PrivacyError,
+    denominator,
+    epsilon_after_rounds,
+    sample_participants,
+)
+from fedpsyau_jax.federated.runner import (
+    RowPlan,
+    TrainSettings,
+    _evaluate,
+    _pad_rows,
+    _raw_keys,
+    _scores,
+    init_row_states,
+    reset_optimizer_states,
+    round_inputs,
+    round_lrs,
+    row_class_weights,
+)
 from fedpsyau_jax.federated.server_round import make_init
 from fedpsyau_jax.federated.upload import make_upload
 from fedpsyau_jax.network.priors import beta_schedule
@@ -59,8 +74,10 @@ ROW_BUCKET = 4
 
 def _where_rows(p: jax.Array, new, old):
     """Row-wise select over a pytree: rows with p = 1 from ``new``, the rest from ``old``."""
+
     def leaf(a, b):
         return jnp.where(p.reshape((-1,) + (1,) * (a.ndim - 1)) > 0, a, b)
+
     return jax.tree.map(leaf, new, old)
 
 
@@ -68,12 +85,16 @@ def _where_rows(p: jax.Array, new, old):
 def _start_points(algorithm: Algorithm):
     """jit: (states, anchors, p_now, p_prev, release, contribution, m) -> (states, anchors)
     with the sampled rows moved to their start point from the release."""
+
     def fn(states, anchors, p_now, p_prev, release, contribution, denom):
         msg = algorithm.combine_noisy_mean(states.params, p_prev, release, contribution, denom)
         moved, new_anchor = algorithm.client_update(states, msg)
-        states = states.replace(params=_where_rows(p_now, moved.params, states.params),
-                                batch_stats=_where_rows(p_now, moved.batch_stats, states.batch_stats))
+        states = states.replace(
+            params=_where_rows(p_now, moved.params, states.params),
+            batch_stats=_where_rows(p_now, moved.batch_stats, states.batch_stats),
+        )
         return states, _where_rows(p_now, new_anchor, anchors)
+
     return jax.jit(fn)
 
 
@@ -82,10 +103,11 @@ def _release(algorithm: Algorithm, num_groups: int):
     """jit: (states, reference, p, key, groups, C, z, m) -> (R', contributions, norms) over
     all rows: the mechanism as defined; the runner computes the same from the sampled
     rows (``_step_of_rows``; tests check they agree)."""
+
     def fn(states, reference, participate, key, groups, clip_norm, noise_multiplier, denom):
         up = make_upload(states, jnp.ones_like(participate), algorithm)
-        return dp_reduce(up, reference, participate, key, groups, num_groups,
-                         clip_norm, noise_multiplier, denom)
+        return dp_reduce(up, reference, participate, key, groups, num_groups, clip_norm, noise_multiplier, denom)
+
     return jax.jit(fn)
 
 
@@ -94,10 +116,11 @@ def _step_of_rows(algorithm: Algorithm, num_groups: int):
     """jit: (states, reference, p, key, groups, C, z, m) -> (step per group, contributions,
     norms) of the rows passed (the sampled ones): ``_release`` without touching the
     others, so a round's server work scales with the sampled clients, not all K."""
+
     def fn(states, reference, participate, key, groups, clip_norm, noise_multiplier, denom):
         up = make_upload(states, jnp.ones_like(participate), algorithm)
-        return dp_step(up, reference, participate, key, groups, num_groups,
-                       clip_norm, noise_multiplier, denom)
+        return dp_step(up, reference, participate, key, groups, num_groups, clip_norm, noise_multiplier, denom)
+
     return jax.jit(fn)
 
 
@@ -112,7 +135,7 @@ def _take(tree, rows: np.ndarray):
 
 @functools.partial(jax.jit, donate_argnums=0)
 def _put_rows(tree, rows, part):
-    return jax.tree.map(lambda x, y: x.at[rows].set(y[:rows.shape[0]]), tree, part)
+    return jax.tree.map(lambda x, y: x.at[rows].set(y[: rows.shape[0]]), tree, part)
 
 
 def _put(tree, rows: np.ndarray, part):
@@ -146,14 +169,28 @@ def _evaluate_all(trainer, states, data, rows: RowPlan, settings, beta, place) -
     return _evaluate(trainer, place(_pad_rows(states, pad)), data, rows, settings, beta, pad, place)
 
 
-def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, samples, data,
-                      rows: RowPlan, settings: TrainSettings, dp: DPSettings,
-                      workdir: Path | None = None, progress: bool = True, desc: str = "") -> dict:
+def run_dp_federation(
+    *,
+    trainer: LocalTrainer,
+    algorithm: Algorithm,
+    model,
+    tx,
+    samples,
+    data,
+    rows: RowPlan,
+    settings: TrainSettings,
+    dp: DPSettings,
+    workdir: Path | None = None,
+    progress: bool = True,
+    desc: str = "",
+) -> dict:
     """One chunk under client-level DP; returns ``run_federation``'s dict plus the
     privacy record (ε per round, fraction of clipped updates, participants)."""
     if algorithm.reduce is None:
-        raise PrivacyError(f"dp: algorithm {algorithm.name!r} does not communicate; there is "
-                           "nothing to make private (run it without fl.dp)")
+        raise PrivacyError(
+            f"dp: algorithm {algorithm.name!r} does not communicate; there is "
+            "nothing to make private (run it without fl.dp)"
+        )
     k = len(rows.client_names)
     num_groups = len(rows.seeds)
     dp = DPSettings(**{**dp.__dict__, "num_clients": k})
@@ -194,13 +231,20 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
         assert name is not None  # checked just above
-        target = {"states": _raw_keys(states), "anchors": anchors, "reference": reference,
-                  "contribution": contribution, "p_prev": p_prev, "losses": losses}
+        target = {
+            "states": _raw_keys(states),
+            "anchors": anchors,
+            "reference": reference,
+            "contribution": contribution,
+            "p_prev": p_prev,
+            "losses": losses,
+        }
         restored, meta = restore_checkpoint(ckpt_dir, name, target)
         st = jax.tree.map(jnp.asarray, restored["states"])
         states = st.replace(key=jax.random.wrap_key_data(st.key))
-        anchors, reference, contribution = (jax.tree.map(jnp.asarray, restored[n])
-                                            for n in ("anchors", "reference", "contribution"))
+        anchors, reference, contribution = (
+            jax.tree.map(jnp.asarray, restored[n]) for n in ("anchors", "reference", "contribution")
+        )
         p_prev, losses = np.asarray(restored["p_prev"]), np.asarray(restored["losses"])
         record = meta["record"]
         start = int(meta["next_round"])
@@ -212,8 +256,14 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     personal = None
     st_sub = an_sub = None
     t0 = time.perf_counter()
-    bar = tqdm(total=settings.rounds, initial=start, desc=desc or f"{algorithm.name} (DP)",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=settings.rounds,
+        initial=start,
+        desc=desc or f"{algorithm.name} (DP)",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for rnd in range(start, settings.rounds):
         t_round = time.perf_counter()
         p = sample_participants(np.random.default_rng([rows.seeds[0], rnd, 11]), dp, k, num_groups)
@@ -223,50 +273,76 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
         # nothing, so the release still gets its noise).
         sub = _bucketed(sel, n_rows, n_dev) if len(sel) else np.zeros(1, np.int64)
         live = np.zeros(len(sub), np.float32)
-        live[:len(sel)] = 1.0
+        live[: len(sel)] = 1.0
         live_j = jnp.asarray(live)
         st_sub, an_sub = _take(states, sub), _take(anchors, sub)
         if rnd > 0:
-            st_sub, an_sub = start_points(st_sub, an_sub, live_j, jnp.asarray(p_prev[sub]),
-                                          _take(reference, group_of[sub]), _take(contribution, sub), denom)
+            st_sub, an_sub = start_points(
+                st_sub,
+                an_sub,
+                live_j,
+                jnp.asarray(p_prev[sub]),
+                _take(reference, group_of[sub]),
+                _take(contribution, sub),
+                denom,
+            )
         if len(sel):
             idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
             lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
             sub_mask = mask[sub].copy()
-            sub_mask[len(sel):] = 0.0                       # padding rows train on nothing
+            sub_mask[len(sel) :] = 0.0  # padding rows train on nothing
             trained, mean_loss, _ = trainer.train(
-                place(st_sub), place(an_sub), algorithm.mu, data,
-                place(idx[sub]), place(sub_mask), betas,
-                None if lrs is None else place(lrs[sub]), None if class_w is None else place(class_w[sub]))
+                place(st_sub),
+                place(an_sub),
+                algorithm.mu,
+                data,
+                place(idx[sub]),
+                place(sub_mask),
+                betas,
+                None if lrs is None else place(lrs[sub]),
+                None if class_w is None else place(class_w[sub]),
+            )
             st_sub = trained if mesh is None else jax.device_put(trained, jax.devices()[0])
-            losses[rnd, sel] = np.asarray(mean_loss)[:len(sel)]
+            losses[rnd, sel] = np.asarray(mean_loss)[: len(sel)]
             states = _put(states, sel, st_sub)
             anchors = _put(anchors, sel, an_sub)
         if rnd == settings.rounds - 1:
             personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place)
         step, contrib_sub, norms = step_of_rows(
-            st_sub, _take(reference, group_of[sub]), live_j, jax.random.fold_in(noise_key, rnd),
-            groups[jnp.asarray(sub)], dp.clip_norm, dp.noise_multiplier, denom)
+            st_sub,
+            _take(reference, group_of[sub]),
+            live_j,
+            jax.random.fold_in(noise_key, rnd),
+            groups[jnp.asarray(sub)],
+            dp.clip_norm,
+            dp.noise_multiplier,
+            denom,
+        )
         reference = _apply_step(reference, step, every_group)
         contribution = _put(contribution, sel, contrib_sub)
         p_prev = p
         if settings.reset_optimizer:
             states = reset_optimizer_states(tx, states)
-        norms = np.asarray(norms)[:len(sel)]
+        norms = np.asarray(norms)[: len(sel)]
         record["epsilon"].append(epsilon_after_rounds(dp, rnd + 1))
         record["clip_fraction"].append(float(np.mean(norms > dp.clip_norm)) if len(sel) else 0.0)
         record["participants"].append(int(len(sel)))
         record["seconds"].append(time.perf_counter() - t_round)
         bar.update(1)
-        bar.set_postfix(loss=f"{np.nanmean(losses[rnd]) if len(sel) else float('nan'):.3f}",
-                        eps=f"{record['epsilon'][-1]:.2f}")
-        if ckpt_dir is not None and settings.checkpoint_every and (
-                (rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds):
+        bar.set_postfix(
+            loss=f"{np.nanmean(losses[rnd]) if len(sel) else float('nan'):.3f}", eps=f"{record['epsilon'][-1]:.2f}"
+        )
+        if (
+            ckpt_dir is not None
+            and settings.checkpoint_every
+            and ((rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds)
+        ):
             _save_round(ckpt_dir, rnd, states, anchors, reference, contribution, p_prev, losses, record)
     bar.close()
     ones = jnp.ones(n_rows, jnp.float32)
-    deployed_states, _ = start_points(states, anchors, ones, jnp.asarray(p_prev),
-                                      _take(reference, group_of), contribution, denom)
+    deployed_states, _ = start_points(
+        states, anchors, ones, jnp.asarray(p_prev), _take(reference, group_of), contribution, denom
+    )
     # the server's and the clients' stacks are done with: let them go before the
     # evaluation of all rows (at 68 people the end of a run was its memory peak)
     del states, anchors, reference, contribution, st_sub, an_sub
@@ -274,10 +350,12 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     if personal is None:
         personal = deployed
     return {
-        "algorithm": algorithm.name, "seeds": list(rows.seeds), "clients": list(rows.client_names),
+        "algorithm": algorithm.name,
+        "seeds": list(rows.seeds),
+        "clients": list(rows.client_names),
         "num_train": rows.num_samples.astype(int).tolist(),
         "num_test": [int(len(t)) for t in rows.test_idx],
-        "loss_per_round": losses.tolist(),          # NaN: not sampled that round
+        "loss_per_round": losses.tolist(),  # NaN: not sampled that round
         "deployed": _scores(rows, labels, deployed, samples.num_classes),
         "personal": _scores(rows, labels, personal, samples.num_classes),
         "train_seconds": time.perf_counter() - t0,
@@ -289,14 +367,22 @@ def run_dp_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx,
     }
 
 
-def _save_round(ckpt_dir: Path, rnd: int, states, anchors, reference, contribution, p_prev,
-                losses, record) -> None:
+def _save_round(ckpt_dir: Path, rnd: int, states, anchors, reference, contribution, p_prev, losses, record) -> None:
     name = f"round_{rnd + 1:04d}"
-    save_checkpoint(ckpt_dir, name, {"states": _raw_keys(states), "anchors": anchors,
-                                     "reference": reference, "contribution": contribution,
-                                     "p_prev": p_prev, "losses": losses},
-                    {"next_round": rnd + 1, "record": record},
-                    by_part=True)          # one piece would need the whole state again
+    save_checkpoint(
+        ckpt_dir,
+        name,
+        {
+            "states": _raw_keys(states),
+            "anchors": anchors,
+            "reference": reference,
+            "contribution": contribution,
+            "p_prev": p_prev,
+            "losses": losses,
+        },
+        {"next_round": rnd + 1, "record": record},
+        by_part=True,
+    )  # one piece would need the whole state again
     for old in Path(ckpt_dir).glob("round_*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)

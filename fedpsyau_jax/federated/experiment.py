@@ -11,6 +11,7 @@ figure: per-client UF1 per algorithm, and training loss per round).
 With ``fl.dp.enabled`` every communicating algorithm runs under client-level DP
 (``dp_runner``); ε after the run is printed before training and stored per round.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,20 +39,28 @@ def settings_from_config(cfg) -> TrainSettings:
     schedule = str(t.get("lr_schedule", "constant"))
     if schedule not in ("constant", "warmup_cosine"):
         raise ConfigError(f"train.lr_schedule {schedule!r}: choose from constant, warmup_cosine")
-    return TrainSettings(rounds=int(fl.rounds), local_epochs=int(fl.local_epochs),
-                         batch_size=int(t.batch_size), eval_batch_size=int(t.eval_batch_size),
-                         oversample=balance == "oversample", weighted_ce=balance == "weighted_ce",
-                         learning_rate=float(t.lr), lr_schedule=schedule,
-                         warmup_epochs=float(t.get("warmup_epochs", 0.0)),
-                         min_lr_ratio=float(t.get("min_lr_ratio", 0.0)),
-                         hflip=float(t.get("hflip", 0.0)), au_norm=str(t.get("au_norm", "known_entries")),
-                         beta_schedule=str(t.beta_schedule),
-                         beta0=float(t.beta0), prior=str(t.prior),
-                         fallback_prior=str(t.get("fallback_prior", "reference_dfme")),
-                         train_fraction=float(cfg.protocol.train_fraction),
-                         checkpoint_every=int(t.checkpoint_every),
-                         eval_every_round=bool(fl.get("eval_every_round", False)),
-                         reset_optimizer=bool(cfg.fl.get("reset_optimizer", False)))
+    return TrainSettings(
+        rounds=int(fl.rounds),
+        local_epochs=int(fl.local_epochs),
+        batch_size=int(t.batch_size),
+        eval_batch_size=int(t.eval_batch_size),
+        oversample=balance == "oversample",
+        weighted_ce=balance == "weighted_ce",
+        learning_rate=float(t.lr),
+        lr_schedule=schedule,
+        warmup_epochs=float(t.get("warmup_epochs", 0.0)),
+        min_lr_ratio=float(t.get("min_lr_ratio", 0.0)),
+        hflip=float(t.get("hflip", 0.0)),
+        au_norm=str(t.get("au_norm", "known_entries")),
+        beta_schedule=str(t.beta_schedule),
+        beta0=float(t.beta0),
+        prior=str(t.prior),
+        fallback_prior=str(t.get("fallback_prior", "reference_dfme")),
+        train_fraction=float(cfg.protocol.train_fraction),
+        checkpoint_every=int(t.checkpoint_every),
+        eval_every_round=bool(fl.get("eval_every_round", False)),
+        reset_optimizer=bool(cfg.fl.get("reset_optimizer", False)),
+    )
 
 
 def dp_from_config(cfg):
@@ -60,33 +69,45 @@ def dp_from_config(cfg):
     if d is None or not bool(d.get("enabled", False)):
         return None
     from fedpsyau_jax.federated.privacy import DPSettings
-    return DPSettings(clip_norm=float(d.clip_norm), noise_multiplier=float(d.noise_multiplier),
-                      delta=float(d.delta), sampling=str(d.sampling), rate=float(d.rate),
-                      per_round=int(d.per_round), allow_no_noise=bool(d.get("allow_no_noise", False)))
+
+    return DPSettings(
+        clip_norm=float(d.clip_norm),
+        noise_multiplier=float(d.noise_multiplier),
+        delta=float(d.delta),
+        sampling=str(d.sampling),
+        rate=float(d.rate),
+        per_round=int(d.per_round),
+        allow_no_noise=bool(d.get("allow_no_noise", False)),
+    )
 
 
 def client_mesh_of(cfg):
     """The device mesh for the client rows (``runtime.shard_clients``): "auto" uses every
     visible device when there is more than one; "off" (or one device) none."""
     import jax
+
     mode = str(cfg.get("runtime", {}).get("shard_clients", "auto"))
     if mode not in ("auto", "off"):
         raise ConfigError(f"runtime.shard_clients {mode!r}: choose auto or off")
     if mode == "off" or jax.device_count() < 2:
         return None
     from fedpsyau_jax.federated.local_training import client_mesh
+
     return client_mesh()
 
 
 def load_samples(cfg):
     from data_pipelines.datasets import load_dataset
+
     d = cfg.data
     kw = dict(d.kw) if d.get("kw") is not None else {}
     root = Path(d.root).expanduser() if d.get("root") else None
     cache = Path(d.cache_dir).expanduser() if d.get("cache_dir") else None
     if d.name not in ("synthetic", "megc2019_composite") and root is None:
-        raise ConfigError(f"config {cfg.get('config_file', '?')}: dataset {d.name!r} needs "
-                         "data.root (e.g. --set data.root=/path/to/release)")
+        raise ConfigError(
+            f"config {cfg.get('config_file', '?')}: dataset {d.name!r} needs "
+            "data.root (e.g. --set data.root=/path/to/release)"
+        )
     return load_dataset(d.name, root=root, cache_dir=cache, **kw)
 
 
@@ -102,7 +123,7 @@ def split_seeds(cfg, split: str) -> tuple[int, ...]:
 def _chunks(seeds, size: int):
     seeds = [int(s) for s in seeds]
     size = max(1, int(size) or len(seeds))
-    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
+    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
 
 
 def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: bool = False) -> dict:
@@ -132,16 +153,18 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     p = cfg.partition
     mapping = dict(p.mapping) if p.get("mapping") else None
     clients = partition_clients(samples, p.scheme, p.get("num_clients"), int(p.get("seed", 0)), mapping)
-    if dp is not None:           # refuse settings that cannot be accounted before training
+    if dp is not None:  # refuse settings that cannot be accounted before training
         from fedpsyau_jax.federated.privacy import epsilon_after_rounds
+
         dp = dataclasses.replace(dp, num_clients=len(clients))
         eps = epsilon_after_rounds(dp, settings.rounds)
-        log(f"client-level DP: C={dp.clip_norm} z={dp.noise_multiplier} sampling={dp.sampling} "
-            f"delta={dp.delta}: epsilon after {settings.rounds} rounds = {eps:.3f}")
-    workdir.mkdir(parents=True, exist_ok=True)        # only once the settings are known good
+        log(
+            f"client-level DP: C={dp.clip_norm} z={dp.noise_multiplier} sampling={dp.sampling} "
+            f"delta={dp.delta}: epsilon after {settings.rounds} rounds = {eps:.3f}"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)  # only once the settings are known good
     write_json_atomic(workdir / "config.json", json.loads(cfg.to_json_best_effort()))
-    log(f"data {cfg.data.name}: {len(samples)} samples; clients: "
-        + ", ".join(f"{n}={len(i)}" for n, i in clients))
+    log(f"data {cfg.data.name}: {len(samples)} samples; clients: " + ", ".join(f"{n}={len(i)}" for n, i in clients))
     m = cfg.model
     model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
     # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
@@ -152,8 +175,15 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
         if not bool(cfg.model.use_au_branch):
             raise ConfigError("fl.freeze_au_branch=true needs model.use_au_branch=true")
         tx = frozen_optimizer(tx)
-    trainer = make_local_trainer(model, tx, tuple(cfg.train.alpha), mode=str(cfg.train.get("mode", "scan")),
-                                 hflip=settings.hflip, au_norm=settings.au_norm, mesh=client_mesh_of(cfg))
+    trainer = make_local_trainer(
+        model,
+        tx,
+        tuple(cfg.train.alpha),
+        mode=str(cfg.train.get("mode", "scan")),
+        hflip=settings.hflip,
+        au_norm=settings.au_norm,
+        mesh=client_mesh_of(cfg),
+    )
     data = device_data(samples)
     hp = {"mu": float(cfg.fl.mu), "theta": float(cfg.fl.theta)}
 
@@ -178,36 +208,60 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                 rows = plan_rows(samples, clients, chunk, split, settings)
                 desc = f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}"
                 if dp is not None and algorithm.reduce is not None:
-                    res = run_dp_federation(trainer=trainer, algorithm=algorithm, model=model, tx=tx,
-                                            samples=samples, data=data, rows=rows, settings=settings,
-                                            dp=dp, workdir=cdir, progress=progress, desc=desc + " (DP)")
-                else:                # Local releases nothing: DP leaves it as it is (ε = 0)
-                    res = run_federation(trainer=trainer, algorithm=algorithm, model=model, tx=tx,
-                                         samples=samples, data=data, rows=rows, settings=settings,
-                                         workdir=cdir, progress=progress, desc=desc)
+                    res = run_dp_federation(
+                        trainer=trainer,
+                        algorithm=algorithm,
+                        model=model,
+                        tx=tx,
+                        samples=samples,
+                        data=data,
+                        rows=rows,
+                        settings=settings,
+                        dp=dp,
+                        workdir=cdir,
+                        progress=progress,
+                        desc=desc + " (DP)",
+                    )
+                else:  # Local releases nothing: DP leaves it as it is (ε = 0)
+                    res = run_federation(
+                        trainer=trainer,
+                        algorithm=algorithm,
+                        model=model,
+                        tx=tx,
+                        samples=samples,
+                        data=data,
+                        rows=rows,
+                        settings=settings,
+                        workdir=cdir,
+                        progress=progress,
+                        desc=desc,
+                    )
                 res["split"] = split
                 write_json_atomic(done, res)
                 shutil.rmtree(cdir / "checkpoints", ignore_errors=True)
                 parts.append(res)
                 uf1 = np.asarray([d["uf1"] for d in res["deployed"]], np.float64)
-                tested = np.isfinite(uf1)      # a client without test samples has no score
-                log(f"{split}/{algo_name} seeds {chunk}: mean deployed UF1 "
+                tested = np.isfinite(uf1)  # a client without test samples has no score
+                log(
+                    f"{split}/{algo_name} seeds {chunk}: mean deployed UF1 "
                     f"{np.mean(uf1[tested]) if tested.any() else float('nan'):.3f}"
                     + ("" if tested.all() else f" over the {int(tested.sum())} of {len(uf1)} rows with test samples")
                     + f" ({res['train_seconds']:.0f} s)"
-                    + (f", epsilon {res['epsilon_per_round'][-1]:.3f}" if "epsilon_per_round" in res else ""))
+                    + (f", epsilon {res['epsilon_per_round'][-1]:.3f}" if "epsilon_per_round" in res else "")
+                )
             if parts:
                 results.setdefault(split, {})[algo_name] = parts
     summary = summarise(results, cfg)
     summary["missing_chunks"] = missing
     if dp is not None:
         from fedpsyau_jax.federated.privacy import epsilon_after_rounds
+
         summary["dp"] = {**dp.__dict__, "epsilon": epsilon_after_rounds(dp, settings.rounds)}
     summary["wall_seconds_this_call"] = time.perf_counter() - t0
     summary["jax"] = {"version": jax.__version__, "devices": [str(d) for d in jax.devices()]}
     write_json_atomic(workdir / "results.json", summary)
-    (workdir / "results.md").write_text(write_markdown(summary) + "\n"
-                                        + write_markdown(summary, "personal", header=False),
-                                        encoding="utf-8")
+    (workdir / "results.md").write_text(
+        write_markdown(summary) + "\n" + write_markdown(summary, "personal", header=False), encoding="utf-8"
+    )
     write_figures(summary, workdir)
     return summary

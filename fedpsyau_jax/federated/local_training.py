@@ -24,6 +24,7 @@ padded steps (mask all zero) are no-ops.
 ``shard_clients`` places the client axis across devices; the same jitted functions
 then run SPMD-partitioned (GSPMD propagates the input sharding).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,10 +50,11 @@ def _prox_penalty(params, aux):
 class LocalTrainer:
     """train / evaluate as documented above; ``init_states(keys (G,), priors (G, 12, 12))``
     -> G fresh TrainStates stacked (one jitted, vmapped ``create_train_state``)."""
+
     train: Callable[..., Any]
     evaluate: Callable[..., Any]
     init_states: Callable[..., Any] | None = None
-    mesh: Mesh | None = None            # set: the row axis is split over its devices
+    mesh: Mesh | None = None  # set: the row axis is split over its devices
 
 
 MODES = ("scan", "step")
@@ -63,9 +65,15 @@ MODES = ("scan", "step")
 _over_clients = over_rows
 
 
-def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
-                       mesh: Mesh | None = None, hflip: float = 0.0,
-                       au_norm: str = "known_entries") -> LocalTrainer:
+def make_local_trainer(
+    model,
+    tx,
+    alpha=DEFAULT_ALPHA,
+    mode: str = "scan",
+    mesh: Mesh | None = None,
+    hflip: float = 0.0,
+    au_norm: str = "known_entries",
+) -> LocalTrainer:
     """Jitted vmapped local training and evaluation for ``model`` and optimiser ``tx``.
 
     mode "scan": the whole round (all T steps) is one compiled ``lax.scan``.
@@ -83,13 +91,13 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
     C, R = P("clients"), P()
     if mode not in MODES:
         raise ValueError(f"unknown local-training mode {mode!r}; choose from {', '.join(MODES)}")
-    step = make_train_step(model, tx, alpha=alpha, extra_penalty=_prox_penalty, hflip=hflip,
-                           au_norm=au_norm)
+    step = make_train_step(model, tx, alpha=alpha, extra_penalty=_prox_penalty, hflip=hflip, au_norm=au_norm)
 
     def batch_of(data, i, m, class_w):
         batch = gather_batch(data, i, m)
         batch["ce_weight"] = jnp.take(class_w, batch["label"])
         return batch
+
     eval_step = make_eval_step(model)
     # Jitted once per run: un-jitted model.init costs seconds per call on a busy CPU.
     init_states = jax.jit(jax.vmap(lambda key, d: create_train_state(model, tx, key, prior_d=d)))
@@ -99,19 +107,25 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
             i, m, beta, lr = xs
             st, metrics = step(st, batch_of(data, i, m, class_w), beta, (anchor, mu), lr_scale=lr)
             return st, (metrics["loss"], jnp.sum(m) > 0)
+
         state, (loss, live) = jax.lax.scan(body, state, (idx, mask, betas, lrs))
         live = live.astype(jnp.float32)
         mean_loss = jnp.sum(loss * live) / jnp.maximum(jnp.sum(live), 1.0)
         return state, mean_loss, loss
 
-    vtrain = _over_clients(jax.vmap(client_train, in_axes=(0, 0, None, None, 0, 0, None, 0, 0)), mesh,
-                           (C, C, R, R, C, C, R, C, C), (C, C, C))
+    vtrain = _over_clients(
+        jax.vmap(client_train, in_axes=(0, 0, None, None, 0, 0, None, 0, 0)),
+        mesh,
+        (C, C, R, R, C, C, R, C, C),
+        (C, C, C),
+    )
 
     def defaults(idx, lrs, class_w):
         c, t = idx.shape[:2]
         lrs = jnp.ones((c, t), jnp.float32) if lrs is None else jnp.asarray(lrs, jnp.float32)
-        class_w = (jnp.ones((c, model.num_classes), jnp.float32) if class_w is None
-                   else jnp.asarray(class_w, jnp.float32))
+        class_w = (
+            jnp.ones((c, model.num_classes), jnp.float32) if class_w is None else jnp.asarray(class_w, jnp.float32)
+        )
         return lrs, class_w
 
     def train(states, anchors, mu, data, idx, mask, betas, lrs=None, class_w=None):
@@ -123,29 +137,34 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
             i, m = xs
             out = eval_step(state, gather_batch(data, i, m), beta)
             return None, (out["pred"], out["emotion_prob"])
+
         _, (pred, prob) = jax.lax.scan(body, None, (idx, mask))
         return pred, prob
 
-    veval = _over_clients(jax.vmap(client_eval, in_axes=(0, None, 0, 0, None)), mesh,
-                          (C, R, C, C, R), (C, C))
+    veval = _over_clients(jax.vmap(client_eval, in_axes=(0, None, 0, 0, None)), mesh, (C, R, C, C, R), (C, C))
 
     def evaluate(states, data, idx, mask, beta=0.0):
         return veval(states, data, idx, mask, jnp.asarray(beta, jnp.float32))
 
     if mode == "scan":
         jitted = jax.jit(train, donate_argnums=(0,))
-        return LocalTrainer(train=lambda st, an, mu, data, idx, mask, betas, lrs=None, class_w=None:
-                            jitted(st, an, mu, data, idx, mask, betas, *defaults(idx, lrs, class_w)),
-                            evaluate=jax.jit(evaluate), init_states=init_states, mesh=mesh)
+        return LocalTrainer(
+            train=lambda st, an, mu, data, idx, mask, betas, lrs=None, class_w=None: jitted(
+                st, an, mu, data, idx, mask, betas, *defaults(idx, lrs, class_w)
+            ),
+            evaluate=jax.jit(evaluate),
+            init_states=init_states,
+            mesh=mesh,
+        )
 
     def one_step(states, anchors, mu, data, idx, mask, beta, lr, class_w):
         def client_step(st, anchor, i, m, lr_i, cw):
             st, metrics = step(st, batch_of(data, i, m, cw), beta, (anchor, mu), lr_scale=lr_i)
             return st, metrics["loss"]
+
         return jax.vmap(client_step)(states, anchors, idx, mask, lr, class_w)
 
-    one_step = jax.jit(_over_clients(one_step, mesh, (C, C, R, R, C, C, R, C, C), (C, C)),
-                       donate_argnums=(0,))
+    one_step = jax.jit(_over_clients(one_step, mesh, (C, C, R, R, C, C, R, C, C), (C, C)), donate_argnums=(0,))
 
     def train_by_step(states, anchors, mu, data, idx, mask, betas, lrs=None, class_w=None):
         lrs, class_w = defaults(idx, lrs, class_w)
@@ -154,16 +173,14 @@ def make_local_trainer(model, tx, alpha=DEFAULT_ALPHA, mode: str = "scan",
         betas = np.asarray(betas, np.float32)
         losses = []
         for t in range(idx.shape[1]):
-            states, loss = one_step(states, anchors, mu, data, idx[:, t], mask[:, t], betas[t],
-                                    lrs[:, t], class_w)
+            states, loss = one_step(states, anchors, mu, data, idx[:, t], mask[:, t], betas[t], lrs[:, t], class_w)
             losses.append(loss)
-        loss = jnp.stack(losses, axis=1)                                    # (C, T)
+        loss = jnp.stack(losses, axis=1)  # (C, T)
         live = (jnp.sum(mask, axis=-1) > 0).astype(jnp.float32)
         mean_loss = jnp.sum(loss * live, 1) / jnp.maximum(jnp.sum(live, 1), 1.0)
         return states, mean_loss, loss
 
-    return LocalTrainer(train=train_by_step, evaluate=jax.jit(evaluate), init_states=init_states,
-                        mesh=mesh)
+    return LocalTrainer(train=train_by_step, evaluate=jax.jit(evaluate), init_states=init_states, mesh=mesh)
 
 
 # ------------------------------------------------------------------ device placement

@@ -14,6 +14,7 @@ Schemes (SPEC §8):
   covered (an unmapped subject is an error, not silently dropped).
 A subject never spans two clients.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,16 +22,16 @@ import numpy as np
 SCHEMES = ("equal_subjects", "by_dataset", "per_subject", "mapping")
 
 
-def partition_clients(samples, scheme: str, num_clients: int | None = None, seed: int = 0,
-                      mapping: dict | None = None) -> list[tuple[str, np.ndarray]]:
+def partition_clients(
+    samples, scheme: str, num_clients: int | None = None, seed: int = 0, mapping: dict | None = None
+) -> list[tuple[str, np.ndarray]]:
     subjects = np.asarray(samples.subject).astype(str)
     if scheme == "equal_subjects":
         if not num_clients or num_clients < 1:
             raise ValueError("partition equal_subjects needs num_clients >= 1")
         uniq = np.unique(subjects)
         if len(uniq) < num_clients:
-            raise ValueError(f"partition equal_subjects: {len(uniq)} subjects cannot fill "
-                             f"{num_clients} clients")
+            raise ValueError(f"partition equal_subjects: {len(uniq)} subjects cannot fill {num_clients} clients")
         order = np.random.default_rng(seed).permutation(uniq)
         owner = {s: i % num_clients for i, s in enumerate(order)}
         lab = np.array([owner[s] for s in subjects])
@@ -42,10 +43,12 @@ def partition_clients(samples, scheme: str, num_clients: int | None = None, seed
         return [(str(s), np.nonzero(subjects == s)[0]) for s in people]
     if scheme == "by_dataset":
         ds = np.asarray(samples.dataset).astype(str)
-        names = list(dict.fromkeys(ds.tolist()))           # first-appearance order
+        names = list(dict.fromkeys(ds.tolist()))  # first-appearance order
         if num_clients and num_clients != len(names):
-            raise ValueError(f"partition by_dataset: data has {len(names)} datasets "
-                             f"({', '.join(names)}) but num_clients={num_clients}")
+            raise ValueError(
+                f"partition by_dataset: data has {len(names)} datasets "
+                f"({', '.join(names)}) but num_clients={num_clients}"
+            )
         return [(n, np.nonzero(ds == n)[0]) for n in names]
     if scheme == "mapping":
         if not mapping:
@@ -60,8 +63,10 @@ def partition_clients(samples, scheme: str, num_clients: int | None = None, seed
             elif d in mp:
                 client_of.append(mp[d])
             else:
-                raise ValueError(f"partition mapping: subject {s!r} (dataset {d!r}) is not mapped; "
-                                 f"mapping keys: {', '.join(keys[:10])}")
+                raise ValueError(
+                    f"partition mapping: subject {s!r} (dataset {d!r}) is not mapped; "
+                    f"mapping keys: {', '.join(keys[:10])}"
+                )
         client_arr = np.asarray(client_of)
         names = list(dict.fromkeys(mp.values()))
         out = [(n, np.nonzero(client_arr == n)[0]) for n in names]

@@ -18,6 +18,7 @@ What this protects and what not: ε bounds what the released models (every round
 aggregate) reveal about whether one client took part; it does not hide anything a
 client's own training set reveals to that client, and clipping + noise cost accuracy.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,7 @@ def clip_rows(updates: Any, clip_norm: float) -> tuple[Any, jax.Array]:
     return jax.vmap(lambda u: clip_update(u, clip_norm))(updates)
 
 
-def noisy_sum(clipped: Any, participate: jax.Array, key: jax.Array, noise_multiplier: float,
-              clip_norm: float) -> Any:
+def noisy_sum(clipped: Any, participate: jax.Array, key: jax.Array, noise_multiplier: float, clip_norm: float) -> Any:
     """Σ_i participate_i · Δ_i + N(0, (z·C)²) per coordinate, one draw per leaf.
 
     clipped: stacked clipped updates (C, …); participate (C,) {0, 1}."""
@@ -75,6 +75,7 @@ class DPSettings:
     "all" (every client), "poisson" (each with probability ``rate``), "fixed"
     (``per_round`` of ``num_clients`` without replacement). ``allow_no_noise``: accept
     z = 0 (clipping only, ε = inf) for the z = 0 point of a utility–privacy curve."""
+
     clip_norm: float
     noise_multiplier: float
     delta: float = 1e-5
@@ -90,9 +91,11 @@ class DPSettings:
         if self.noise_multiplier < 0:
             raise PrivacyError(f"dp.noise_multiplier {self.noise_multiplier}: must be >= 0")
         if self.noise_multiplier == 0 and not self.allow_no_noise:
-            raise PrivacyError(f"dp.noise_multiplier {self.noise_multiplier}: no noise, ε is infinite "
-                               "(cannot be accounted); use z > 0, or dp.allow_no_noise=true for a "
-                               "clipping-only baseline reported as ε = inf")
+            raise PrivacyError(
+                f"dp.noise_multiplier {self.noise_multiplier}: no noise, ε is infinite "
+                "(cannot be accounted); use z > 0, or dp.allow_no_noise=true for a "
+                "clipping-only baseline reported as ε = inf"
+            )
         if not 0 < self.delta < 1:
             raise PrivacyError(f"dp.delta {self.delta}: must be in (0, 1)")
         if self.sampling not in SAMPLINGS:
@@ -100,8 +103,10 @@ class DPSettings:
         if self.sampling == "poisson" and not 0 < self.rate <= 1:
             raise PrivacyError(f"dp.rate {self.rate}: Poisson sampling needs 0 < rate <= 1")
         if self.sampling == "fixed" and not 0 < self.per_round <= self.num_clients:
-            raise PrivacyError(f"dp.per_round {self.per_round} of {self.num_clients} clients: "
-                               "fixed-size sampling needs 0 < per_round <= num_clients")
+            raise PrivacyError(
+                f"dp.per_round {self.per_round} of {self.num_clients} clients: "
+                "fixed-size sampling needs 0 < per_round <= num_clients"
+            )
 
 
 def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
@@ -109,20 +114,20 @@ def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
     from dp_accounting import GaussianDpEvent, PoissonSampledDpEvent, SampledWithoutReplacementDpEvent
     from dp_accounting.rdp import RdpAccountant
     from dp_accounting.privacy_accountant import NeighboringRelation
+
     s.check()
     if rounds < 0:
         raise PrivacyError(f"rounds {rounds}: must be >= 0")
     if rounds == 0:
         return 0.0
-    if s.noise_multiplier == 0:                 # clipping-only baseline (allow_no_noise)
+    if s.noise_multiplier == 0:  # clipping-only baseline (allow_no_noise)
         return float("inf")
     if s.sampling == "fixed":
         # Replace-one neighbours: swapping one client's clipped update (norm <= C) for
         # another's moves the sum by up to 2C, so the noise is z·C / (2C) = z/2 times
         # the sensitivity (dp-accounting's multiplier is std / L2 sensitivity).
         acc = RdpAccountant(neighboring_relation=NeighboringRelation.REPLACE_ONE)
-        event = SampledWithoutReplacementDpEvent(s.num_clients, s.per_round,
-                                                 GaussianDpEvent(s.noise_multiplier / 2))
+        event = SampledWithoutReplacementDpEvent(s.num_clients, s.per_round, GaussianDpEvent(s.noise_multiplier / 2))
     else:
         # Add/remove-one neighbours: one client moves the sum by at most C.
         gauss = GaussianDpEvent(s.noise_multiplier)
@@ -141,9 +146,15 @@ def epsilon_after_rounds(s: DPSettings, rounds: int) -> float:
         absl.setLevel(level)
 
 
-def noisy_group_totals(clipped: Any, participate: jax.Array, groups: jax.Array, num_groups: int,
-                       key: jax.Array, noise_multiplier: float | jax.Array,
-                       clip_norm: float | jax.Array) -> Any:
+def noisy_group_totals(
+    clipped: Any,
+    participate: jax.Array,
+    groups: jax.Array,
+    num_groups: int,
+    key: jax.Array,
+    noise_multiplier: float | jax.Array,
+    clip_norm: float | jax.Array,
+) -> Any:
     """``noisy_sum`` per federation group (leaves (G, …)).
 
     Group g gets Σ_{i in g} p_i Δ_i + N(0, (z·C)²): one independent draw per group and
@@ -177,6 +188,7 @@ def sample_participants(rng, s: DPSettings, clients_per_group: int, num_groups: 
     rng: ``numpy.random.Generator`` (derived from the run's seed and the round, so a
     resumed run draws the same clients)."""
     import numpy as np
+
     k = clients_per_group
     out = np.zeros((num_groups, k), np.float32)
     for g in range(num_groups):

@@ -17,6 +17,7 @@ Resumable: the stacked states are checkpointed every ``checkpoint_every`` rounds
 ``fedpsyau_jax.training.checkpoints``; step plans and dropout keys derive from (seed, client,
 round), so a resumed run reproduces an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,6 +72,7 @@ class TrainSettings:
       (``fold_training.class_weights``; use with oversample=False)
     hflip, au_norm: flow-respecting flip probability and AU-loss normalisation
     """
+
     rounds: int = 2
     local_epochs: int = 1
     batch_size: int = 8
@@ -96,15 +98,16 @@ class TrainSettings:
 @dataclasses.dataclass(frozen=True)
 class RowPlan:
     """Host-side description of the C = len(seeds)·K rows of one run."""
+
     seeds: tuple[int, ...]
     client_names: tuple[str, ...]
-    train_idx: tuple[np.ndarray, ...]       # per row
-    test_idx: tuple[np.ndarray, ...]        # per row
-    num_samples: np.ndarray                 # (C,) float32 training samples (FedAvg weights)
-    priors: np.ndarray                      # (C, 12, 12) float32
-    groups: np.ndarray                      # (C,) int32 seed index of each row
-    client_ids: tuple[int, ...] = ()        # per client: its index in the seeds of splits,
-                                            # plans and dropout keys (default 0..K-1)
+    train_idx: tuple[np.ndarray, ...]  # per row
+    test_idx: tuple[np.ndarray, ...]  # per row
+    num_samples: np.ndarray  # (C,) float32 training samples (FedAvg weights)
+    priors: np.ndarray  # (C, 12, 12) float32
+    groups: np.ndarray  # (C,) int32 seed index of each row
+    client_ids: tuple[int, ...] = ()  # per client: its index in the seeds of splits,
+    # plans and dropout keys (default 0..K-1)
 
     @property
     def num_rows(self) -> int:
@@ -116,8 +119,9 @@ class RowPlan:
         return self.client_ids[k] if self.client_ids else k
 
 
-def plan_rows(samples, clients: list[tuple[str, np.ndarray]], seeds, split: str,
-              settings: TrainSettings, client_ids=None) -> RowPlan:
+def plan_rows(
+    samples, clients: list[tuple[str, np.ndarray]], seeds, split: str, settings: TrainSettings, client_ids=None
+) -> RowPlan:
     """Rows of ``clients`` × ``seeds``. ``client_ids``: each client's index in the seed
     derivations (default its position): a Flower site that holds only its own data
     passes its partition id, and gets exactly the simulator's split, plans and keys."""
@@ -131,11 +135,16 @@ def plan_rows(samples, clients: list[tuple[str, np.ndarray]], seeds, split: str,
             train.append(tr)
             test.append(te)
             priors.append(_client_prior(samples, tr, settings))
-    return RowPlan(seeds=tuple(int(s) for s in seeds), client_names=tuple(n for n, _ in clients),
-                   train_idx=tuple(train), test_idx=tuple(test),
-                   num_samples=np.array([len(t) for t in train], np.float32),
-                   priors=np.stack(priors).astype(np.float32),
-                   groups=group_ids(len(seeds), len(clients)), client_ids=ids)
+    return RowPlan(
+        seeds=tuple(int(s) for s in seeds),
+        client_names=tuple(n for n, _ in clients),
+        train_idx=tuple(train),
+        test_idx=tuple(test),
+        num_samples=np.array([len(t) for t in train], np.float32),
+        priors=np.stack(priors).astype(np.float32),
+        groups=group_ids(len(seeds), len(clients)),
+        client_ids=ids,
+    )
 
 
 def _client_prior(samples, train_idx, settings: TrainSettings) -> np.ndarray:
@@ -145,8 +154,7 @@ def _client_prior(samples, train_idx, settings: TrainSettings) -> np.ndarray:
             return cooccurrence_prior(samples.au[train_idx][known])
         return PRIOR_PRESETS[settings.fallback_prior]()
     if settings.prior not in PRIOR_PRESETS:
-        raise ValueError(f"unknown prior {settings.prior!r}; use client_train or one of "
-                         f"{', '.join(PRIOR_PRESETS)}")
+        raise ValueError(f"unknown prior {settings.prior!r}; use client_train or one of {', '.join(PRIOR_PRESETS)}")
     return PRIOR_PRESETS[settings.prior]()
 
 
@@ -167,8 +175,8 @@ def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSett
     mask = np.zeros((rows.num_rows, le * s_max, b), np.float32)
     for r, plans in enumerate(per_row):
         for e, (i, m) in enumerate(plans):
-            idx[r, e * s_max:e * s_max + len(i)] = i
-            mask[r, e * s_max:e * s_max + len(m)] = m
+            idx[r, e * s_max : e * s_max + len(i)] = i
+            mask[r, e * s_max : e * s_max + len(m)] = m
     return idx, mask, s_max
 
 
@@ -177,7 +185,7 @@ def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSet
     (β of global epoch rnd·L + e for the steps of local epoch e)."""
     idx, mask, s_epoch = round_plans(rows, labels, rnd, settings)
     le = settings.local_epochs
-    return idx, mask, np.repeat(np.asarray(betas_all)[rnd * le:(rnd + 1) * le], s_epoch)
+    return idx, mask, np.repeat(np.asarray(betas_all)[rnd * le : (rnd + 1) * le], s_epoch)
 
 
 def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int):
@@ -187,22 +195,25 @@ def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int)
         return None
     le = settings.local_epochs
     sched: Any = SimpleNamespace(  # the schedule fields of TrainSettings that lr_factor reads
-        lr_schedule=settings.lr_schedule, warmup_epochs=settings.warmup_epochs,
-        min_lr_ratio=settings.min_lr_ratio, epochs=settings.rounds * le)
-    live = np.asarray(mask).sum(axis=2) > 0                              # (C, L·S)
+        lr_schedule=settings.lr_schedule,
+        warmup_epochs=settings.warmup_epochs,
+        min_lr_ratio=settings.min_lr_ratio,
+        epochs=settings.rounds * le,
+    )
+    live = np.asarray(mask).sum(axis=2) > 0  # (C, L·S)
     out = np.zeros(live.shape, np.float32)
     for e in range(le):
-        blk = live[:, e * s_epoch:(e + 1) * s_epoch]
+        blk = live[:, e * s_epoch : (e + 1) * s_epoch]
         n = np.maximum(blk.sum(axis=1, keepdims=True), 1)
         j = np.clip(np.cumsum(blk, axis=1) - 1, 0, None)
         progress = (rnd * le + e + j / n) / sched.epochs
-        out[:, e * s_epoch:(e + 1) * s_epoch] = np.where(
-            blk, settings.learning_rate * lr_factor(sched, progress), 0.0)   # padded steps: 0
+        out[:, e * s_epoch : (e + 1) * s_epoch] = np.where(
+            blk, settings.learning_rate * lr_factor(sched, progress), 0.0
+        )  # padded steps: 0
     return out
 
 
-def row_class_weights(rows: RowPlan, labels: np.ndarray, num_classes: int,
-                      settings: TrainSettings):
+def row_class_weights(rows: RowPlan, labels: np.ndarray, num_classes: int, settings: TrainSettings):
     """(C, K) CE class weights of each row's own training labels (None when off)."""
     if not settings.weighted_ce:
         return None
@@ -222,13 +233,16 @@ def init_row_states(model, tx, rows: RowPlan, trainer: LocalTrainer | None = Non
     k = len(rows.client_names)
     seed_keys = [jax.random.key(s) for s in rows.seeds]
     if trainer is not None and trainer.init_states is not None:
-        per_seed = trainer.init_states(jnp.stack(seed_keys),
-                                       jnp.asarray(rows.priors[::k]))
+        per_seed = trainer.init_states(jnp.stack(seed_keys), jnp.asarray(rows.priors[::k]))
         states = jax.tree.map(lambda x: x[jnp.asarray(rows.groups)], per_seed)
     else:
         states = stack_states([create_train_state(model, tx, seed_keys[g]) for g in rows.groups])
-    keys = jnp.stack([jax.random.fold_in(jax.random.key(10_000 + rows.seeds[g]), rows.client_id(r))
-                      for r, g in enumerate(rows.groups)])
+    keys = jnp.stack(
+        [
+            jax.random.fold_in(jax.random.key(10_000 + rows.seeds[g]), rows.client_id(r))
+            for r, g in enumerate(rows.groups)
+        ]
+    )
     priors = {"D": jnp.asarray(rows.priors)} if states.priors else states.priors
     return states.replace(key=keys, priors=priors)
 
@@ -237,18 +251,36 @@ def _scores(rows: RowPlan, labels, pred, num_classes: int) -> list[dict]:
     out = []
     pred = np.asarray(pred).reshape(rows.num_rows, -1)
     for r, te in enumerate(rows.test_idx):
-        if len(te) == 0:             # a train-only client (one sample): nothing to score
-            out.append({"uf1": float("nan"), "uar": float("nan"), "accuracy": float("nan"),
-                        "absent_classes": [], "confusion": []})
+        if len(te) == 0:  # a train-only client (one sample): nothing to score
+            out.append(
+                {
+                    "uf1": float("nan"),
+                    "uar": float("nan"),
+                    "accuracy": float("nan"),
+                    "absent_classes": [],
+                    "confusion": [],
+                }
+            )
             continue
-        sc = classification_scores(labels[te], pred[r, :len(te)], num_classes)
+        sc = classification_scores(labels[te], pred[r, : len(te)], num_classes)
         out.append({k: sc[k] for k in ("uf1", "uar", "accuracy", "absent_classes", "confusion")})
     return out
 
 
-def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, samples, data,
-                   rows: RowPlan, settings: TrainSettings, workdir: Path | None = None,
-                   progress: bool = True, desc: str = "") -> dict:
+def run_federation(
+    *,
+    trainer: LocalTrainer,
+    algorithm: Algorithm,
+    model,
+    tx,
+    samples,
+    data,
+    rows: RowPlan,
+    settings: TrainSettings,
+    workdir: Path | None = None,
+    progress: bool = True,
+    desc: str = "",
+) -> dict:
     """Train and evaluate one chunk; returns per-row scores and per-round losses.
 
     ``data`` is ``batching.device_data(samples)`` (on device once, shared by all rows).
@@ -270,18 +302,21 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
     total_epochs = settings.rounds * settings.local_epochs
     betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
 
-    states = make_init(algorithm, num_groups)(
-        place(_pad_rows(init_row_states(model, tx, rows, trainer), pad)), groups)
+    states = make_init(algorithm, num_groups)(place(_pad_rows(init_row_states(model, tx, rows, trainer), pad)), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
-    curve = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)   # eval_every_round
+    curve = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)  # eval_every_round
     start = 0
     ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
         name = latest_checkpoint(ckpt_dir)
         assert name is not None  # checked just above
-        target = {"states": _raw_keys(_unpad(states, n_rows)), "anchors": _unpad(anchors, n_rows),
-                  "losses": losses, "curve": curve}
+        target = {
+            "states": _raw_keys(_unpad(states, n_rows)),
+            "anchors": _unpad(anchors, n_rows),
+            "losses": losses,
+            "curve": curve,
+        }
         restored, meta = restore_checkpoint(ckpt_dir, name, target)
         curve = np.asarray(restored["curve"])
         st = jax.tree.map(jnp.asarray, restored["states"])
@@ -292,8 +327,14 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
 
     personal_pred = None
     t0 = time.perf_counter()
-    bar = tqdm(total=settings.rounds, initial=start, desc=desc or algorithm.name,
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=settings.rounds,
+        initial=start,
+        desc=desc or algorithm.name,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     class_w = row_class_weights(rows, labels, samples.num_classes, settings)
     if class_w is not None:
         class_w = place(_pad_host(class_w, pad, 1.0))
@@ -302,8 +343,7 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
         idx, mask = place(_pad_host(idx, pad)), place(_pad_host(mask, pad))
         lrs = None if lrs is None else place(_pad_host(lrs, pad))
-        states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas,
-                                             lrs, class_w)
+        states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas, lrs, class_w)
         losses[rnd] = np.asarray(mean_loss)[:n_rows]
         if rnd == settings.rounds - 1:
             personal_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
@@ -316,15 +356,20 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
             curve[rnd] = [sc["uf1"] for sc in _scores(rows, labels, pred, samples.num_classes)]
         bar.update(1)
         bar.set_postfix(loss=f"{np.nanmean(losses[rnd]):.3f}")
-        if ckpt_dir is not None and settings.checkpoint_every and (
-                (rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds):
+        if (
+            ckpt_dir is not None
+            and settings.checkpoint_every
+            and ((rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds)
+        ):
             _save_round(ckpt_dir, rnd, _unpad(states, n_rows), _unpad(anchors, n_rows), losses, curve)
     bar.close()
     deployed_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
-    if personal_pred is None:        # resumed after the last round's training (cannot happen
+    if personal_pred is None:  # resumed after the last round's training (cannot happen
         personal_pred = deployed_pred  # with the save rule above; kept for safety)
     result = {
-        "algorithm": algorithm.name, "seeds": list(rows.seeds), "clients": list(rows.client_names),
+        "algorithm": algorithm.name,
+        "seeds": list(rows.seeds),
+        "clients": list(rows.client_names),
         "num_train": rows.num_samples.astype(int).tolist(),
         "num_test": [int(len(t)) for t in rows.test_idx],
         "loss_per_round": losses.tolist(),
@@ -333,7 +378,7 @@ def run_federation(*, trainer: LocalTrainer, algorithm: Algorithm, model, tx, sa
         "train_seconds": time.perf_counter() - t0,
     }
     if settings.eval_every_round:
-        result["deployed_uf1_per_round"] = curve.tolist()           # (rounds, rows); plots only
+        result["deployed_uf1_per_round"] = curve.tolist()  # (rounds, rows); plots only
     return result
 
 
@@ -360,7 +405,7 @@ def _unpad(tree, n_rows: int):
 def _evaluate(trainer, states, data, rows: RowPlan, settings, beta, pad: int, place):
     ei, em = eval_plans(rows, settings.eval_batch_size)
     pred, _ = trainer.evaluate(states, data, place(_pad_host(ei, pad)), place(_pad_host(em, pad)), beta)
-    return np.asarray(pred)[:rows.num_rows]
+    return np.asarray(pred)[: rows.num_rows]
 
 
 def reset_optimizer_states(tx, states):
@@ -380,9 +425,12 @@ def _raw_keys(states):
 
 def _save_round(ckpt_dir: Path, rnd: int, states, anchors, losses, curve) -> None:
     name = f"round_{rnd + 1:04d}"
-    save_checkpoint(ckpt_dir, name, {"states": _raw_keys(states), "anchors": anchors, "losses": losses,
-                                     "curve": curve},
-                    {"next_round": rnd + 1})
-    for old in Path(ckpt_dir).glob("round_*"):     # keep the newest only (states are large)
+    save_checkpoint(
+        ckpt_dir,
+        name,
+        {"states": _raw_keys(states), "anchors": anchors, "losses": losses, "curve": curve},
+        {"next_round": rnd + 1},
+    )
+    for old in Path(ckpt_dir).glob("round_*"):  # keep the newest only (states are large)
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)

@@ -7,6 +7,7 @@
 Seeds are combined with the client index (``default_rng([seed, client])``), so a
 client's split does not depend on how many other clients there are.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ import numpy as np
 SPLITS = ("random", "subject")
 
 
-def client_split(indices: np.ndarray, subjects: np.ndarray, kind: str, seed: int, client: int,
-                 train_fraction: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+def client_split(
+    indices: np.ndarray, subjects: np.ndarray, kind: str, seed: int, client: int, train_fraction: float = 0.7
+) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, test indices) of one client; both non-empty, except that a
     one-sample client (a person with one clip in a subject-level partition) of the
     ``random`` split only trains: its test split is empty and its score is NaN, left

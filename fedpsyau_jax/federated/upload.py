@@ -14,6 +14,7 @@ sends nothing but n, FedRep sends its shared body but not its personal heads. Le
 that are not sent are ``None`` (an empty pytree node), so the same pytree code and the
 Flower wire format (``federated/flower/wire.py``) see only what is sent.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,6 +33,7 @@ class ClientUpload:
     batch_stats:  BatchNorm running statistics pytree (stacked: (C, …)), or ``None``
     num_samples:  () or (C,) float32 — training samples of the client (weights n_i)
     """
+
     params: Any
     batch_stats: Any
     num_samples: jax.Array
@@ -43,8 +45,7 @@ def filter_upload(upload: ClientUpload, algorithm=None) -> ClientUpload:
         return upload
     params = None
     if algorithm.shares_param is not None and upload.params is not None:
-        params = jax.tree_util.tree_map_with_path(
-            lambda p, x: x if algorithm.shares_param(p) else None, upload.params)
+        params = jax.tree_util.tree_map_with_path(lambda p, x: x if algorithm.shares_param(p) else None, upload.params)
     bs = upload.batch_stats if algorithm.shares_batch_stats else None
     return ClientUpload(params=params, batch_stats=bs, num_samples=upload.num_samples)
 
@@ -52,6 +53,7 @@ def filter_upload(upload: ClientUpload, algorithm=None) -> ClientUpload:
 def make_upload(state, num_samples, algorithm=None) -> ClientUpload:
     """Upload of a client ``TrainState`` (or a stacked one): params, BN stats, n —
     restricted to what ``algorithm`` aggregates when it is given."""
-    full = ClientUpload(params=state.params, batch_stats=state.batch_stats,
-                        num_samples=jnp.asarray(num_samples, jnp.float32))
+    full = ClientUpload(
+        params=state.params, batch_stats=state.batch_stats, num_samples=jnp.asarray(num_samples, jnp.float32)
+    )
     return filter_upload(full, algorithm)

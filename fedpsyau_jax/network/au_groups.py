@@ -1,4 +1,5 @@
 """AU node order and the four landmark/AU groups of SPEC §3."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ Attention is a jraph segment softmax over each receiver's incoming edges, so a
 non-edge gets exactly zero weight (no -inf masking of a dense matrix). One graph is
 shared by all samples and batched with ``vmap``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +24,7 @@ from fedpsyau_jax.network.hash_dropout import HashDropout
 class PriorGraph:
     """Static edge lists of an adjacency A (n×n, row = receiver)."""
 
-    senders: np.ndarray    # (E,) int32, j
+    senders: np.ndarray  # (E,) int32, j
     receivers: np.ndarray  # (E,) int32, i
     n_node: int
 
@@ -39,9 +40,14 @@ class PriorGraph:
 
     def graphs_tuple(self, nodes: jax.Array) -> jraph.GraphsTuple:
         return jraph.GraphsTuple(
-            nodes=nodes, edges=None, senders=jnp.asarray(self.senders),
-            receivers=jnp.asarray(self.receivers), n_node=jnp.array([self.n_node]),
-            n_edge=jnp.array([len(self.senders)]), globals=None)
+            nodes=nodes,
+            edges=None,
+            senders=jnp.asarray(self.senders),
+            receivers=jnp.asarray(self.receivers),
+            n_node=jnp.array([self.n_node]),
+            n_edge=jnp.array([len(self.senders)]),
+            globals=None,
+        )
 
     def edge_prior(self, d: jax.Array) -> jax.Array:
         """D̃ on the edges: D restricted to A's edges, re-normalised per receiver row.
@@ -61,8 +67,7 @@ class PriorGraph:
         return out.at[..., self.receivers, self.senders].set(edge_values)
 
 
-def prior_attention(scores: jax.Array, receivers: jax.Array, n_node: int,
-                    d_edges: jax.Array, beta) -> jax.Array:
+def prior_attention(scores: jax.Array, receivers: jax.Array, n_node: int, d_edges: jax.Array, beta) -> jax.Array:
     """α = (1−β)·softmax_i(scores) + β·D̃ on the edges. scores (E,), returns (E,)."""
     s = jraph.segment_softmax(scores, receivers, num_segments=n_node)
     return (1.0 - beta) * s + beta * d_edges
@@ -86,15 +91,17 @@ class DPKGATLayer(nn.Module):
         w = self.param("W", nn.initializers.xavier_uniform(), (h.shape[-1], self.heads * self.features))
         a_recv = self.param("a_recv", nn.initializers.xavier_uniform(), (self.heads, self.features))
         a_send = self.param("a_send", nn.initializers.xavier_uniform(), (self.heads, self.features))
-        f = (h @ w).reshape(h.shape[0], self.heads, self.features)          # (n, H, F)
+        f = (h @ w).reshape(h.shape[0], self.heads, self.features)  # (n, H, F)
         gt = g.graphs_tuple(f)
         # aᵀ[f_i ‖ f_j] split into a receiver and a sender part: two cheap per-node dots.
-        e = (jnp.einsum("nhf,hf->nh", f, a_recv)[gt.receivers]
-             + jnp.einsum("nhf,hf->nh", f, a_send)[gt.senders])            # (E, H)
+        e = (
+            jnp.einsum("nhf,hf->nh", f, a_recv)[gt.receivers] + jnp.einsum("nhf,hf->nh", f, a_send)[gt.senders]
+        )  # (E, H)
         e = nn.leaky_relu(e, negative_slope=0.2)
         alpha = jax.vmap(prior_attention, in_axes=(1, None, None, None, None), out_axes=1)(
-            e, gt.receivers, g.n_node, d_edges, beta)                      # (E, H)
-        msg = alpha[..., None] * f[gt.senders]                              # (E, H, F)
+            e, gt.receivers, g.n_node, d_edges, beta
+        )  # (E, H)
+        msg = alpha[..., None] * f[gt.senders]  # (E, H, F)
         agg = jax.ops.segment_sum(msg, gt.receivers, num_segments=g.n_node)
         out = nn.elu(agg) + f
         return out.reshape(h.shape[0], self.heads * self.features), alpha.T
@@ -115,12 +122,20 @@ class DPKGAT(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, d: jax.Array, beta, train: bool) -> jax.Array:
         d_edges = self.graph.edge_prior(d)
-        l1 = nn.vmap(DPKGATLayer, in_axes=(0, None, None), out_axes=0,
-                     variable_axes={"params": None}, split_rngs={"params": False})(
-            self.graph, self.hidden, self.heads, name="layer1")
-        l2 = nn.vmap(DPKGATLayer, in_axes=(0, None, None), out_axes=0,
-                     variable_axes={"params": None}, split_rngs={"params": False})(
-            self.graph, self.out_features, 1, name="layer2")
+        l1 = nn.vmap(
+            DPKGATLayer,
+            in_axes=(0, None, None),
+            out_axes=0,
+            variable_axes={"params": None},
+            split_rngs={"params": False},
+        )(self.graph, self.hidden, self.heads, name="layer1")
+        l2 = nn.vmap(
+            DPKGATLayer,
+            in_axes=(0, None, None),
+            out_axes=0,
+            variable_axes={"params": None},
+            split_rngs={"params": False},
+        )(self.graph, self.out_features, 1, name="layer2")
         x = HashDropout(self.dropout, deterministic=not train)(x)
         x, _ = l1(x, d_edges, beta)
         x = HashDropout(self.dropout, deterministic=not train)(x)

@@ -8,6 +8,7 @@ exact to 2^-32; masks of different seeds and of neighbouring elements are
 uncorrelated (tested). Semantics match ``flax.linen.Dropout``: inverted scaling,
 identity when deterministic, keys split per call site by ``make_rng``.
 """
+
 from __future__ import annotations
 
 import flax.linen as nn

@@ -4,6 +4,7 @@ The paper drops ten outer jaw points and adds seven midpoints; the reference cod
 never lists them, so this module is the project's explicit definition. Token index T
 (0..64) is the order used everywhere downstream (ROI patches, SSE tokens, groups).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,13 +16,13 @@ NUM_DLIB_POINTS = 68
 
 # Each token is the mean of one or two dlib-68 indices (0-based).
 _TOKENS: Sequence[tuple[int, ...]] = (
-    [(i,) for i in range(17, 27)]          # T 0-9: eyebrows
-    + [(i,) for i in range(36, 48)]        # T 10-21: eyes
-    + [(21, 22)]                           # T 22: glabella
-    + [(i,) for i in range(27, 31)]        # T 23-26: nose bridge
-    + [(i,) for i in range(31, 36)]        # T 27-31: lower nose
-    + [(i,) for i in range(48, 68)]        # T 32-51: mouth
-    + [(i,) for i in range(5, 12)]         # T 52-58: chin
+    [(i,) for i in range(17, 27)]  # T 0-9: eyebrows
+    + [(i,) for i in range(36, 48)]  # T 10-21: eyes
+    + [(21, 22)]  # T 22: glabella
+    + [(i,) for i in range(27, 31)]  # T 23-26: nose bridge
+    + [(i,) for i in range(31, 36)]  # T 27-31: lower nose
+    + [(i,) for i in range(48, 68)]  # T 32-51: mouth
+    + [(i,) for i in range(5, 12)]  # T 52-58: chin
     + [(41, 48), (2, 31), (3, 48), (46, 54), (14, 35), (13, 54)]  # T 59-64: cheeks
 )
 assert len(_TOKENS) == NUM_KEYPOINTS
@@ -59,12 +60,12 @@ def dlib68_to_65(points68: np.ndarray) -> np.ndarray:
 # dlib-68 left↔right mirror pairs (a point mirrored across the face's vertical axis;
 # points on the axis map to themselves).
 _DLIB_MIRROR_PAIRS = (
-    [(i, 16 - i) for i in range(8)]                                   # jaw 0..7 ↔ 16..9
-    + [(17 + i, 26 - i) for i in range(5)]                            # eyebrows
-    + [(31, 35), (32, 34)]                                            # lower nose
-    + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]    # eyes
-    + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]              # outer lips
-    + [(60, 64), (61, 63), (65, 67)]                                  # inner lips
+    [(i, 16 - i) for i in range(8)]  # jaw 0..7 ↔ 16..9
+    + [(17 + i, 26 - i) for i in range(5)]  # eyebrows
+    + [(31, 35), (32, 34)]  # lower nose
+    + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
+    + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
+    + [(60, 64), (61, 63), (65, 67)]  # inner lips
 )
 DLIB68_MIRROR = np.arange(NUM_DLIB_POINTS)
 for _a, _b in _DLIB_MIRROR_PAIRS:

@@ -10,6 +10,7 @@ fuses into a few loops.
 Only the two configurations the network uses are supported: 3×3 stride 1 SAME and
 k×k stride k VALID (non-overlapping).
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,10 +44,10 @@ def _p3_bwd(_unused, res, g):
     # Window order (row-major over the 3×3 offsets), first maximum wins.
     for di in range(3):
         for dj in range(3):
-            hit = (xp[:, di:di + h, dj:dj + w] == out) & ~taken
+            hit = (xp[:, di : di + h, dj : dj + w] == out) & ~taken
             taken = taken | hit
-            dxp = dxp.at[:, di:di + h, dj:dj + w].add(jnp.where(hit, g, 0))
-    return (dxp[:, 1:1 + h, 1:1 + w],)
+            dxp = dxp.at[:, di : di + h, dj : dj + w].add(jnp.where(hit, g, 0))
+    return (dxp[:, 1 : 1 + h, 1 : 1 + w],)
 
 
 max_pool_3x3_same.defvjp(_p3_fwd, _p3_bwd)
@@ -67,7 +68,7 @@ def _pk_bwd(k, res, g):
     x, out = res
     b, h, w, c = x.shape
     ho, wo = out.shape[1:3]
-    xc = x[:, :ho * k, :wo * k].reshape(b, ho, k, wo, k, c)
+    xc = x[:, : ho * k, : wo * k].reshape(b, ho, k, wo, k, c)
     dx_blocks = jnp.zeros(xc.shape, g.dtype)
     taken = jnp.zeros(out.shape, bool)
     for di in range(k):

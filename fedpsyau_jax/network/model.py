@@ -14,6 +14,7 @@ in the non-trainable collection ``priors`` (``variables['priors']['D']``, (12, 1
 so a protocol can swap in each fold's D without recompiling and a vmapped set of
 folds can carry one D each. β is a call argument for the same reason.
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -79,7 +80,7 @@ class LFE(nn.Module):
     def __call__(self, patches, train: bool, mask=None):
         b, k = patches.shape[:2]
         x = patches.reshape(b * k, PATCH, PATCH, patches.shape[-1])
-        pmask = None if mask is None else jnp.repeat(mask, k)              # (B·65,)
+        pmask = None if mask is None else jnp.repeat(mask, k)  # (B·65,)
         for feat in (32, 64, 3):
             x = ConvBNReLU(feat, 3)(x, train, pmask)
         return x.reshape(b, k, TOKEN_DIM)
@@ -150,22 +151,24 @@ class GroupAFE(nn.Module):
     @nn.compact
     def __call__(self, z_g, train: bool, mask=None):
         b, n_tok, _ = z_g.shape
-        s = z_g.mean(axis=-1)                                              # (B, N_g)
+        s = z_g.mean(axis=-1)  # (B, N_g)
         hidden = max(n_tok // 16, 1)
         # s >= 0 (the LN part of Z has zero mean per token, Φ is post-ReLU), so with a
         # random-sign squeeze and G1's single hidden unit the ReLU starts dead for every
         # sample half of the time and that SE never trains. Non-negative squeeze
         # weights start it active; training may still move them anywhere.
-        squeeze_init = lambda k, shape, dtype=jnp.float32: jnp.abs(
-            nn.initializers.lecun_normal()(k, shape, dtype))
-        w = nn.sigmoid(nn.Dense(n_tok, use_bias=False, name="se_up")(
-            nn.relu(nn.Dense(hidden, use_bias=False, kernel_init=squeeze_init, name="se_down")(s))))
-        r = z_g * w[..., None] + z_g                                       # R'_k = w_k Z_k + Z_k
+        squeeze_init = lambda k, shape, dtype=jnp.float32: jnp.abs(nn.initializers.lecun_normal()(k, shape, dtype))
+        w = nn.sigmoid(
+            nn.Dense(n_tok, use_bias=False, name="se_up")(
+                nn.relu(nn.Dense(hidden, use_bias=False, kernel_init=squeeze_init, name="se_down")(s))
+            )
+        )
+        r = z_g * w[..., None] + z_g  # R'_k = w_k Z_k + Z_k
         # Stack tokens on channels: token k contributes channels 3k..3k+2.
         r = r.reshape(b, n_tok, PATCH, PATCH, 3).transpose(0, 2, 3, 1, 4)
         r = r.reshape(b, PATCH, PATCH, 3 * n_tok)
         x = ConvBNReLU(2 * self.n_aus, 3)(r, train, mask)
-        x = ConvBNReLU(self.n_aus, 1)(x, train, mask)                      # (B, 5, 5, n)
+        x = ConvBNReLU(self.n_aus, 1)(x, train, mask)  # (B, 5, 5, n)
         nodes = x.reshape(b, PATCH * PATCH, self.n_aus).transpose(0, 2, 1)  # (B, n, 25)
         if self.node_norm == "none":
             return nodes
@@ -209,15 +212,15 @@ class DualStreamInception(nn.Module):
     @nn.compact
     def __call__(self, g, flow28, train: bool, mask=None):
         b = g.shape[0]
-        a = g.transpose(0, 2, 1).reshape(b, PATCH, PATCH, NUM_AUS)       # (B, 5, 5, 12)
+        a = g.transpose(0, 2, 1).reshape(b, PATCH, PATCH, NUM_AUS)  # (B, 5, 5, 12)
         a = Inception(16, name="au_block1")(a, train, mask)
-        a = max_pool_non_overlapping(a, 2)                         # (B, 2, 2, 64)
+        a = max_pool_non_overlapping(a, 2)  # (B, 2, 2, 64)
         a = Inception(48, name="au_block2")(a, train, mask)
-        a = a.reshape(b, -1)                                               # 768
+        a = a.reshape(b, -1)  # 768
         f = Inception(6, name="flow_block1")(flow28, train, mask)
         f = max_pool_non_overlapping(f, 2)
         f = Inception(16, name="flow_block2")(f, train, mask)
-        f = max_pool_non_overlapping(f, 2).reshape(b, -1)          # 3136
+        f = max_pool_non_overlapping(f, 2).reshape(b, -1)  # 3136
         f = nn.relu(nn.Dense(1024, name="flow_dense")(f))
         a = HashDropout(0.5, deterministic=not train)(a)
         f = HashDropout(0.5, deterministic=not train)(f)
@@ -231,9 +234,11 @@ GRAPH_GLOB = PriorGraph.from_adjacency(A_GLOB)
 
 def split_blocks(d: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(D_up, D_low) with rows re-normalised, traced (D may differ per fold)."""
+
     def norm(m):
         s = m.sum(axis=1, keepdims=True)
         return jnp.where(s > 0, m / jnp.where(s > 0, s, 1.0), jnp.eye(m.shape[0], dtype=m.dtype))
+
     return norm(d[UPPER, UPPER]), norm(d[LOWER, LOWER])
 
 
@@ -287,14 +292,15 @@ class FedPsyAU(nn.Module):
             # 28-px flow, a 128-px window covers about one real pixel.
             patches = cut_patches_batch(flow28, landmarks * (flow28.shape[2] / flow128.shape[2]))
         else:
-            patches = cut_patches_batch(flow128, landmarks)               # (B, 65, 5, 5, 3)
+            patches = cut_patches_batch(flow128, landmarks)  # (B, 65, 5, 5, 3)
         phi = LFE(name="lfe")(patches, train, mask)
         z = SSE(name="sse")(phi, train)
         nodes = []
         for gname, (au_nodes, tokens) in GROUP_TOKEN_SETS[self.group_tokens].items():
-            nodes.append(GroupAFE(len(au_nodes), self.au_node_norm, name=f"afe_{gname}")(
-                z[:, np.asarray(tokens)], train, mask))
-        f = jnp.concatenate(nodes, axis=1)                                 # (B, 12, 25) in AU order
+            nodes.append(
+                GroupAFE(len(au_nodes), self.au_node_norm, name=f"afe_{gname}")(z[:, np.asarray(tokens)], train, mask)
+            )
+        f = jnp.concatenate(nodes, axis=1)  # (B, 12, 25) in AU order
         au_afe = AUHead(self.au_head_dropout, name="au_head_afe")(f, train)
 
         d_up, d_low = split_blocks(d)
@@ -328,8 +334,13 @@ class FlowOnlyHead(nn.Module):
 
 # Structural options of FedPsyAU set from a config's ``model`` section (and stored in
 # an exported model's metadata), with the default each takes when absent.
-MODEL_OPTIONS = {"group_tokens": "paper", "roi_source": "flow128", "au_node_norm": "l2",
-                 "gat_dropout": 0.5, "au_head_dropout": 0.5}
+MODEL_OPTIONS = {
+    "group_tokens": "paper",
+    "roi_source": "flow128",
+    "au_node_norm": "l2",
+    "gat_dropout": 0.5,
+    "au_head_dropout": 0.5,
+}
 
 
 def model_options(section, defaults: dict | None = None) -> dict:
@@ -341,7 +352,8 @@ def model_options(section, defaults: dict | None = None) -> dict:
     out = {}
     for key, default in fallback.items():
         value = get(key, None)
-        out[key] = type(MODEL_OPTIONS[key])(default if value is None else value)
+        cast = float if isinstance(MODEL_OPTIONS[key], float) else str
+        out[key] = cast(default if value is None else value)
     return out
 
 
@@ -361,7 +373,8 @@ def init_variables(model: FedPsyAU, key: jax.Array, batch=None, prior_d=None) ->
     pkey, dkey = jax.random.split(key)
     # Jitted: eager init dispatches (and compiles) hundreds of small ops one by one.
     variables = jax.jit(lambda p, d, b: model.init({"params": p, "dropout": d}, b, beta=0.0, train=False))(
-        pkey, dkey, batch)
+        pkey, dkey, batch
+    )
     variables = dict(variables)
     if prior_d is not None and "priors" in variables:
         variables["priors"] = {"D": jnp.asarray(prior_d, jnp.float32)}

@@ -3,6 +3,7 @@
 Matrices are indexed in the AU node order of ``au_groups.AU_ORDER``; row = receiving
 node i, column = sending node j (A_ij = 1 means node i attends to node j).
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,18 @@ _LOW_PAIRS = [(9, 10), (12, 14), (15, 17)]
 # Cross edges of the global graph, row AU -> the AUs it receives from. Kept as data,
 # including the one asymmetry of the reference (9 -> 2 without 2 -> 9).
 _GLOB_CROSS: dict[int, tuple[int, ...]] = {
-    1: (12, 14, 15), 2: (12, 14, 15, 17), 4: (9, 10, 14, 15, 17), 5: (12,),
-    6: (9, 12, 14), 7: (9, 10, 12, 14, 15, 17), 9: (2, 4, 6, 7), 10: (4, 7),
-    12: (1, 2, 5, 6, 7), 14: (1, 2, 4, 6, 7), 15: (1, 2, 4, 7), 17: (2, 4, 7),
+    1: (12, 14, 15),
+    2: (12, 14, 15, 17),
+    4: (9, 10, 14, 15, 17),
+    5: (12,),
+    6: (9, 12, 14),
+    7: (9, 10, 12, 14, 15, 17),
+    9: (2, 4, 6, 7),
+    10: (4, 7),
+    12: (1, 2, 5, 6, 7),
+    14: (1, 2, 4, 6, 7),
+    15: (1, 2, 4, 7),
+    17: (2, 4, 7),
 }
 
 
@@ -64,9 +74,9 @@ def cooccurrence_prior(au: np.ndarray, au_mask: np.ndarray | None = None) -> np.
     m = np.ones_like(au) if au_mask is None else (np.asarray(au_mask, np.float64) > 0).astype(np.float64)
     if m.shape != au.shape:
         raise ValueError(f"au_mask must have the shape of the AU labels {au.shape}, got {m.shape}")
-    a = au * m                                        # unknown entries are not "present"
-    both = a.T @ a                                    # N(i∧j) where both are known
-    i_where_j_known = a.T @ m                         # N(i) on samples where j is known
+    a = au * m  # unknown entries are not "present"
+    both = a.T @ a  # N(i∧j) where both are known
+    i_where_j_known = a.T @ m  # N(i) on samples where j is known
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(i_where_j_known > 0, both / np.where(i_where_j_known > 0, i_where_j_known, 1.0), 0.0)
     occurs = np.diag(both) > 0

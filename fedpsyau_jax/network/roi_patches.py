@@ -4,6 +4,7 @@ For each of the 65 keypoints a 5x5 window of ``flow128`` centred on (x, y), with
 row index = y and column index = x (the reference transposes this; we do not).
 A window that would cross the border is shifted inside the image.
 """
+
 from __future__ import annotations
 
 import jax
@@ -28,11 +29,11 @@ def cut_patches(flow: jax.Array, landmarks: jax.Array) -> jax.Array:
     which XLA lowers to a single gather instead of K dynamic slices.
     """
     h, w, _ = flow.shape
-    origin = patch_origins(landmarks, h, w)                       # (K, 2)
+    origin = patch_origins(landmarks, h, w)  # (K, 2)
     off = jnp.arange(PATCH)
-    rows = origin[:, 0, None, None] + off[None, :, None]          # (K, 5, 1)
-    cols = origin[:, 1, None, None] + off[None, None, :]          # (K, 1, 5)
-    return flow[rows, cols]                                       # (K, 5, 5, C)
+    rows = origin[:, 0, None, None] + off[None, :, None]  # (K, 5, 1)
+    cols = origin[:, 1, None, None] + off[None, None, :]  # (K, 1, 5)
+    return flow[rows, cols]  # (K, 5, 5, C)
 
 
 def cut_patches_batch(flow: jax.Array, landmarks: jax.Array) -> jax.Array:

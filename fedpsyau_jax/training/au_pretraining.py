@@ -19,6 +19,7 @@ Folds whose AU-labelled training samples are identical (e.g. every LOSO fold tha
 tests a SMIC subject, which has no AU labels, and the all-data fold) share one stage-1
 run. Nothing in stage 1 sees a fold's test subjects.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,6 +42,7 @@ class PretrainPlan:
       validation AU-labelled samples), indexed 0..n-1.
     of_fold: outer fold index -> stage-1 fold index.
     """
+
     folds: list[Fold]
     of_fold: dict[int, int]
 
@@ -50,8 +52,9 @@ def _split_seed(subjects: list[str], seed: int) -> int:
     return int(h[:8], 16)
 
 
-def plan_pretraining(folds: list[Fold], subject: np.ndarray, au_mask: np.ndarray,
-                     val_fraction: float = 0.2, seed: int = 0) -> PretrainPlan:
+def plan_pretraining(
+    folds: list[Fold], subject: np.ndarray, au_mask: np.ndarray, val_fraction: float = 0.2, seed: int = 0
+) -> PretrainPlan:
     """One stage-1 fold per distinct set of AU-labelled training samples."""
     labelled = np.asarray(au_mask).sum(1) > 0
     subject = np.asarray(subject).astype(str)
@@ -71,8 +74,7 @@ def plan_pretraining(folds: list[Fold], subject: np.ndarray, au_mask: np.ndarray
             val_subs = set(rng.choice(subs, n_val, replace=False).tolist()) if n_val else set()
             is_val = np.array([s in val_subs for s in subject[train]])
             j = len(pre)
-            pre.append(Fold(j, f"pre{j:03d}_{f.name}", train[~is_val], train[is_val],
-                            tuple(sorted(val_subs))))
+            pre.append(Fold(j, f"pre{j:03d}_{f.name}", train[~is_val], train[is_val], tuple(sorted(val_subs))))
             by_key[key] = j
         of_fold[f.index] = by_key[key]
     return PretrainPlan(pre, of_fold)
@@ -110,8 +112,20 @@ def thresholds_from_predictions(pred: dict, au: np.ndarray, au_mask: np.ndarray)
     return {h: choose_thresholds(au[idx], au_mask[idx], pred[f"au_prob_{h}"]) for h in HEADS}
 
 
-def run_pretraining(programs, data, samples, folds: list[Fold], prior_fn, workdir: Path, model_meta: dict,
-                    fingerprint: str, val_fraction: float, seed: int, show_progress: bool = True, hooks=None):
+def run_pretraining(
+    programs,
+    data,
+    samples,
+    folds: list[Fold],
+    prior_fn,
+    workdir: Path,
+    model_meta: dict,
+    fingerprint: str,
+    val_fraction: float,
+    seed: int,
+    show_progress: bool = True,
+    hooks=None,
+):
     """Stage 1 for ``folds``. Returns (load, {outer fold index: {head: thresholds (12,)}},
     plan), where load(outer fold) -> (params, batch_stats) of its stage-1 model (read
     from disk when asked: one model in memory at a time).
@@ -119,29 +133,47 @@ def run_pretraining(programs, data, samples, folds: list[Fold], prior_fn, workdi
     programs: ``FoldPrograms`` with the stage-1 settings (α = (0, 1, 1), its epochs and
     learning rate); prior_fn(train_idx) -> D of a stage-1 fold's training samples."""
     from fedpsyau_jax.training.checkpoints import restore_checkpoint
-    from fedpsyau_jax.training.fold_training import (MODEL_CHECKPOINT, PREDICTIONS_FILE, fold_dir,
-                                                     model_variables, run_folds)
+    from fedpsyau_jax.training.fold_training import (
+        MODEL_CHECKPOINT,
+        PREDICTIONS_FILE,
+        fold_dir,
+        model_variables,
+        run_folds,
+    )
 
     plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed)
     pre_dir = Path(workdir) / "au_pretrain"
     # Only the stage-1 models of outer folds still to train are needed. A stage-1 fold
     # whose predictions survive but whose model does not (e.g. only the small
     # predictions were kept) is trained again.
-    todo = sorted({plan.of_fold[f.index] for f in folds
-                   if not (fold_dir(workdir, f) / PREDICTIONS_FILE).is_file()})
+    todo = sorted({plan.of_fold[f.index] for f in folds if not (fold_dir(workdir, f) / PREDICTIONS_FILE).is_file()})
     needed = [plan.folds[j] for j in todo]
     for f in needed:
         if not (fold_dir(pre_dir, f) / MODEL_CHECKPOINT).is_dir():
             (fold_dir(pre_dir, f) / PREDICTIONS_FILE).unlink(missing_ok=True)
     priors = {f.index: prior_fn(f.train_idx) for f in needed}
-    results = run_folds(programs, data, samples.label, needed, priors, pre_dir,
-                        {**model_meta, "stage": "au_pretrain"}, fingerprint, hooks=hooks,
-                        show_progress=show_progress) if needed else {}
-    thresholds = {f.index: thresholds_from_predictions(results[f.index], samples.au, samples.au_mask)
-                  for f in needed}
+    results = (
+        run_folds(
+            programs,
+            data,
+            samples.label,
+            needed,
+            priors,
+            pre_dir,
+            {**model_meta, "stage": "au_pretrain"},
+            fingerprint,
+            hooks=hooks,
+            show_progress=show_progress,
+        )
+        if needed
+        else {}
+    )
+    thresholds = {f.index: thresholds_from_predictions(results[f.index], samples.au, samples.au_mask) for f in needed}
     import jax
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype),
-                          model_variables(programs.abstract_states(1)))
+
+    target = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), model_variables(programs.abstract_states(1))
+    )
 
     def load(outer: Fold) -> tuple[dict, dict]:
         v, _ = restore_checkpoint(fold_dir(pre_dir, plan.folds[plan.of_fold[outer.index]]), MODEL_CHECKPOINT, target)

@@ -18,6 +18,7 @@ always decreases J; the objective is strictly convex in w).
 of every fold of a run, so the probe and the heads are scored on the same held-out
 samples.
 """
+
 from __future__ import annotations
 
 import jax
@@ -45,8 +46,8 @@ def _fit_one(k, y, s, c):
         alpha, b = carry
         f = k @ alpha + b
         p = jax.nn.sigmoid(f)
-        r = c * s * (p - y)                      # dℓ/df, weighted
-        w = c * s * p * (1.0 - p)                # d²ℓ/df²
+        r = c * s * (p - y)  # dℓ/df, weighted
+        w = c * s * p * (1.0 - p)  # d²ℓ/df²
         # Newton system premultiplied by K⁻¹ on the α block (no inverse needed):
         # [I + W K, W 1; 1ᵀ W K, 1ᵀ W 1] [Δα; Δb] = −[α + r; 1ᵀ r]
         top = jnp.concatenate([jnp.eye(n) + w[:, None] * k, w[:, None]], axis=1)
@@ -88,8 +89,9 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...
     return tuple(((np.asarray(a, np.float64).reshape(len(a), -1) - mu) / sd) for a in (train, *others))
 
 
-def fit_predict_probe(flow28_train: np.ndarray, au_train: np.ndarray, au_mask_train: np.ndarray,
-                      flow28_test: np.ndarray, c: float = 1.0) -> np.ndarray:
+def fit_predict_probe(
+    flow28_train: np.ndarray, au_train: np.ndarray, au_mask_train: np.ndarray, flow28_test: np.ndarray, c: float = 1.0
+) -> np.ndarray:
     """AU probabilities (t, 12) of the linear probe trained on the training samples.
 
     flow28_* (n, 28, 28, 3); au_train / au_mask_train (n, 12). Only samples with at
@@ -103,7 +105,11 @@ def fit_predict_probe(flow28_train: np.ndarray, au_train: np.ndarray, au_mask_tr
     n, t = len(xtr), len(xte)
     pn, pt = -(-n // PAD) * PAD, -(-t // PAD) * PAD
     pad = lambda a, r: np.concatenate([a, np.zeros((r - len(a), *a.shape[1:]), a.dtype)])
-    p = _fit_predict(jnp.asarray(pad(xtr, pn), jnp.float32), jnp.asarray(pad(np.asarray(au_train)[keep], pn), jnp.float32),
-                     jnp.asarray(pad(np.asarray(au_mask_train)[keep], pn), jnp.float32),
-                     jnp.asarray(pad(xte, pt), jnp.float32), jnp.float32(c))
+    p = _fit_predict(
+        jnp.asarray(pad(xtr, pn), jnp.float32),
+        jnp.asarray(pad(np.asarray(au_train)[keep], pn), jnp.float32),
+        jnp.asarray(pad(np.asarray(au_mask_train)[keep], pn), jnp.float32),
+        jnp.asarray(pad(xte, pt), jnp.float32),
+        jnp.float32(c),
+    )
     return np.asarray(p, np.float32)[:t]

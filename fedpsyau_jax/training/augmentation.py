@@ -14,6 +14,7 @@ Whether a sample is flipped comes from a counter-based hash of the key and the
 sample's index in the batch (``hash_dropout.keep_mask``), so sample b gets the same
 decision whatever the batch size or padding.
 """
+
 from __future__ import annotations
 
 import jax

@@ -7,6 +7,7 @@ compiled ``lax.scan`` + ``vmap`` trains them together; an all-zero step is a no-
 ``train_state.make_train_step``. The dataset itself stays on device once and batches
 are gathered inside the compiled step (``gather_batch``), so vmapped folds share it.
 """
+
 from __future__ import annotations
 
 import jax
@@ -16,9 +17,14 @@ import numpy as np
 BATCH_KEYS = ("flow128", "flow28", "landmarks", "label", "au", "au_mask")
 
 
-def epoch_plan(rng: np.random.Generator, indices: np.ndarray, batch_size: int,
-               labels: np.ndarray | None = None, oversample: bool = False,
-               num_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def epoch_plan(
+    rng: np.random.Generator,
+    indices: np.ndarray,
+    batch_size: int,
+    labels: np.ndarray | None = None,
+    oversample: bool = False,
+    num_steps: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle ``indices`` into padded batches.
 
     oversample: class-balanced oversampling (reference practice) — every class is
@@ -36,8 +42,11 @@ def epoch_plan(rng: np.random.Generator, indices: np.ndarray, batch_size: int,
         parts = []
         for c in classes:
             members = indices[lab == c]
-            extra = (rng.choice(members, target - len(members), replace=True) if target > len(members)
-                     else np.zeros(0, np.int64))
+            extra = (
+                rng.choice(members, target - len(members), replace=True)
+                if target > len(members)
+                else np.zeros(0, np.int64)
+            )
             parts.append(np.concatenate([members, np.asarray(extra, np.int64)]))
         indices = np.concatenate(parts)
     order = rng.permutation(indices)
@@ -48,8 +57,8 @@ def epoch_plan(rng: np.random.Generator, indices: np.ndarray, batch_size: int,
         steps = num_steps
     idx = np.zeros(steps * batch_size, np.int32)
     mask = np.zeros(steps * batch_size, np.float32)
-    idx[:len(order)] = order
-    mask[:len(order)] = 1.0
+    idx[: len(order)] = order
+    mask[: len(order)] = 1.0
     return idx.reshape(steps, batch_size), mask.reshape(steps, batch_size)
 
 
@@ -60,8 +69,8 @@ def eval_plan(indices: np.ndarray, batch_size: int, num_steps: int | None = None
     steps = steps if num_steps is None else max(steps, num_steps)
     idx = np.zeros(steps * batch_size, np.int32)
     mask = np.zeros(steps * batch_size, np.float32)
-    idx[:len(indices)] = indices
-    mask[:len(indices)] = 1.0
+    idx[: len(indices)] = indices
+    mask[: len(indices)] = 1.0
     return idx.reshape(steps, batch_size), mask.reshape(steps, batch_size)
 
 
@@ -74,8 +83,8 @@ def stack_plans(plans: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
     for k, (i, m) in enumerate(plans):
         if i.shape[1] != b:
             raise ValueError("all plans must have the same batch size")
-        idx[k, :i.shape[0]] = i
-        mask[k, :m.shape[0]] = m
+        idx[k, : i.shape[0]] = i
+        mask[k, : m.shape[0]] = m
     return idx, mask
 
 

@@ -15,6 +15,7 @@ checkpoint under its final name; leftover temporaries are ignored (and removed o
 next save of the same name). Used for per-fold/per-epoch training checkpoints and for
 per-round federated checkpoints.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,19 +45,25 @@ class CheckpointError(UserError, RuntimeError):
 def _write_json_atomic(path: Path, obj) -> None:
     # Local import: the video pipeline pulls in OpenCV/dlib, which checkpointing needs not.
     from fedpsyau_jax.atomic_files import write_json_atomic
+
     write_json_atomic(path, obj)
 
 
 def tree_spec(pytree) -> dict[str, list]:
     """{leaf path: [shape, dtype]} of a pytree (key paths as ``jax.tree_util.keystr``)."""
     leaves = jax.tree_util.tree_flatten_with_path(pytree)[0]
-    return {jax.tree_util.keystr(p): [list(np.shape(x)), str(np.asarray(x).dtype)
-                                     if not hasattr(x, "dtype") else str(x.dtype)]
-            for p, x in leaves}
+    return {
+        jax.tree_util.keystr(p): [
+            list(np.shape(x)),
+            str(np.asarray(x).dtype) if not hasattr(x, "dtype") else str(x.dtype),
+        ]
+        for p, x in leaves
+    }
 
 
 def _checkpointer():
     import orbax.checkpoint as ocp
+
     # Synchronous: callers rely on the checkpoint being complete when save returns.
     return ocp.Checkpointer(ocp.StandardCheckpointHandler())
 
@@ -66,8 +73,7 @@ def _check_name(name: str) -> None:
         raise ValueError(f"invalid checkpoint name {name!r} (no '/', not hidden)")
 
 
-def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None, *,
-                    by_part: bool = False) -> Path:
+def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None, *, by_part: bool = False) -> Path:
     """Write ``pytree`` (arrays) and JSON-serialisable ``metadata`` as ``directory/name``.
 
     An existing checkpoint of the same name is replaced (atomically: the new one is
@@ -78,6 +84,7 @@ def save_checkpoint(directory, name: str, pytree, metadata: dict | None = None, 
     ``restore_checkpoint`` reads either layout.
     """
     import orbax.checkpoint as ocp
+
     _check_name(name)
     directory = Path(directory).absolute()  # Orbax (tensorstore) refuses relative paths
     directory.mkdir(parents=True, exist_ok=True)
@@ -120,8 +127,10 @@ def read_metadata(directory, name: str) -> dict:
     """The metadata dict of ``directory/name`` (without restoring arrays)."""
     path = Path(directory) / name / METADATA_FILE
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {Path(directory) / name}: {METADATA_FILE} is missing "
-                              "(not a checkpoint, or written by an interrupted process)")
+        raise CheckpointError(
+            f"checkpoint {Path(directory) / name}: {METADATA_FILE} is missing "
+            "(not a checkpoint, or written by an interrupted process)"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -134,8 +143,10 @@ def _spec_mismatch(saved: dict, expected: dict) -> str | None:
     missing = [k for k in expected if k not in saved]
     extra = [k for k in saved if k not in expected]
     if missing or extra:
-        return (f"tree structure differs: {len(missing)} leaf/leaves missing in the checkpoint "
-                f"(e.g. {missing[:3]}), {len(extra)} unexpected (e.g. {extra[:3]})")
+        return (
+            f"tree structure differs: {len(missing)} leaf/leaves missing in the checkpoint "
+            f"(e.g. {missing[:3]}), {len(extra)} unexpected (e.g. {extra[:3]})"
+        )
     for k, (shape, dtype) in expected.items():
         s_shape, s_dtype = saved[k]
         if list(s_shape) != list(shape):
@@ -153,6 +164,7 @@ def restore_checkpoint(directory, name: str, target) -> tuple[Any, dict]:
     ``CheckpointError`` naming the path and the first difference.
     """
     import orbax.checkpoint as ocp
+
     path = Path(directory).absolute() / name
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -166,15 +178,17 @@ def restore_checkpoint(directory, name: str, target) -> tuple[Any, dict]:
             raise CheckpointError(f"checkpoint {path} does not match the expected state: {problem}")
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), target)
     if parts is not None and (not isinstance(abstract, dict) or sorted(parts) != sorted(abstract)):
-        raise CheckpointError(f"checkpoint {path}: saved in parts {parts}, which do not match "
-                              "the expected state's entries")
+        raise CheckpointError(
+            f"checkpoint {path}: saved in parts {parts}, which do not match the expected state's entries"
+        )
     try:
         ckptr = _checkpointer()
         if parts is None:
             restored = ckptr.restore(path / STATE_DIR, args=ocp.args.StandardRestore(abstract))
         else:
-            restored = {k: ckptr.restore(path / STATE_DIR / k, args=ocp.args.StandardRestore(abstract[k]))
-                        for k in parts}
+            restored = {
+                k: ckptr.restore(path / STATE_DIR / k, args=ocp.args.StandardRestore(abstract[k])) for k in parts
+            }
         ckptr.close()
     except Exception as e:  # orbax raises assorted types for truncated/corrupt files
         raise CheckpointError(f"checkpoint {path}: cannot restore arrays ({type(e).__name__}: {e})") from e

@@ -26,6 +26,7 @@ resumed from a checkpoint continues exactly where it stopped.
 (resume) and writes each finished fold's model and test predictions atomically
 (a finished fold is never recomputed).
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,16 +45,27 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from fedpsyau_jax.training.batching import epoch_plan, eval_plan, gather_batch, stack_plans
-from fedpsyau_jax.training.checkpoints import (CheckpointError, latest_checkpoint, list_checkpoints,
-                                      read_metadata, restore_checkpoint, save_checkpoint)
+from fedpsyau_jax.training.checkpoints import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    read_metadata,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from fedpsyau_jax.errors import UserError
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.losses import au_pos_weights
 from fedpsyau_jax.training.protocols import Fold
 from fedpsyau_jax.training.sharding import over_rows, padded_width
-from fedpsyau_jax.training.train_state import (TrainState, create_train_state, make_eval_step,
-                                      make_optimizer, make_train_step)
+from fedpsyau_jax.training.train_state import (
+    TrainState,
+    create_train_state,
+    make_eval_step,
+    make_optimizer,
+    make_train_step,
+)
 
 # Top-level param modules of the AU branch (LFE, SSE, GSE/AFE, DPK-GAT, AU heads):
 # the part that AU pre-training (paper §5.1) transfers into the MER model.
@@ -87,6 +99,7 @@ class TrainSettings:
     fold_chunk: folds trained at once by vmap (1 = one fold at a time).
     checkpoint_every: save the chunk state every this many epochs (0 = never).
     """
+
     epochs: int = 10
     batch_size: int = 32
     eval_batch_size: int = 64
@@ -126,7 +139,7 @@ class TrainSettings:
         (epoch + j / n_k) / epochs of its schedule. Returns (K, S) float32."""
         live = np.asarray(live, bool)
         n = np.maximum(live.sum(axis=1, keepdims=True), 1)
-        j = np.cumsum(live, axis=1) - 1                                  # index among live steps
+        j = np.cumsum(live, axis=1) - 1  # index among live steps
         progress = (epoch + np.clip(j, 0, None) / n) / self.epochs
         return (self.learning_rate * lr_factor(self, progress)).astype(np.float32)
 
@@ -168,8 +181,7 @@ def epoch_key(seed: int, fold_index: int, epoch: int) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(fold_key(seed, fold_index), 1 << 20), epoch)
 
 
-def fold_epoch_plan(s: TrainSettings, fold: Fold, labels: np.ndarray, epoch: int,
-                    num_steps: int | None = None):
+def fold_epoch_plan(s: TrainSettings, fold: Fold, labels: np.ndarray, epoch: int, num_steps: int | None = None):
     rng = np.random.default_rng([s.seed, fold.index, epoch])
     return epoch_plan(rng, fold.train_idx, s.batch_size, labels, s.oversample, num_steps)
 
@@ -192,8 +204,7 @@ class FoldPrograms:
         self.model, self.settings, self.mesh = model, s, mesh
         # lr 1 here: each step's learning rate is an argument of the compiled step.
         self.tx = make_optimizer(1.0, s.weight_decay, s.decay_kernels_only)
-        train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha), hflip=s.hflip,
-                                     au_norm=s.au_norm)
+        train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha), hflip=s.hflip, au_norm=s.au_norm)
         eval_step = make_eval_step(model)
         tx = self.tx
 
@@ -214,11 +225,18 @@ class FoldPrograms:
         rows, rep = (P(mesh.axis_names[0]), P()) if mesh is not None else (None, None)
         self.init = jax.jit(over_rows(jax.vmap(init_one), mesh, (rows, rows), rows))
         # Donate the fold states: each step replaces them, so XLA may update in place.
-        self.train_step = jax.jit(over_rows(jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0, 0)), mesh,
-                                            (rows, rep, rows, rows, rows, rows, rows, rows), (rows, rows)),
-                                  donate_argnums=(0,))
-        self.eval_step = jax.jit(over_rows(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)), mesh,
-                                           (rows, rep, rows, rows, rows), rows))
+        self.train_step = jax.jit(
+            over_rows(
+                jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0, 0)),
+                mesh,
+                (rows, rep, rows, rows, rows, rows, rows, rows),
+                (rows, rows),
+            ),
+            donate_argnums=(0,),
+        )
+        self.eval_step = jax.jit(
+            over_rows(jax.vmap(eval_one, in_axes=(0, None, 0, 0, 0)), mesh, (rows, rep, rows, rows, rows), rows)
+        )
 
     # The epoch is a host loop over ONE compiled step rather than a lax.scan: measured on
     # XLA:CPU (jax 0.10.2, this model), a scanned step ran ~15x slower per step than the
@@ -247,8 +265,16 @@ class FoldPrograms:
             if not mask[:, t].any():
                 per_step.append(None)
                 continue
-            states, m = self.train_step(states, data, jnp.asarray(idx[:, t]), jnp.asarray(mask[:, t]), beta,
-                                        jnp.asarray(lrs[:, t], jnp.float32), class_w, au_w)
+            states, m = self.train_step(
+                states,
+                data,
+                jnp.asarray(idx[:, t]),
+                jnp.asarray(mask[:, t]),
+                beta,
+                jnp.asarray(lrs[:, t], jnp.float32),
+                class_w,
+                au_w,
+            )
             per_step.append(m)
         live = [m for m in per_step if m is not None]
         host = jax.device_get(live)
@@ -267,8 +293,10 @@ class FoldPrograms:
         """Eval outputs of every stacked fold for host plans (K, T, B) -> {name: (K, T, B, ...)}."""
         idx, mask = np.asarray(idx), np.asarray(mask)
         beta = jnp.asarray(beta, jnp.float32)
-        outs = [self.eval_step(states, data, jnp.asarray(idx[:, t]), jnp.asarray(mask[:, t]), beta)
-                for t in range(idx.shape[1])]
+        outs = [
+            self.eval_step(states, data, jnp.asarray(idx[:, t]), jnp.asarray(mask[:, t]), beta)
+            for t in range(idx.shape[1])
+        ]
         outs = jax.device_get(outs)
         return {n: np.stack([o[n] for o in outs], axis=1) for n in outs[0]}
 
@@ -292,9 +320,22 @@ def get_programs(model: FedPsyAU, s: TrainSettings, mesh=None) -> FoldPrograms:
     """``FoldPrograms`` memoised on what shapes the compiled code (model kind, optimiser,
     loss weights, devices), so repeated runs in one process (tests, evaluate after
     train) reuse the jitted functions instead of compiling them again."""
-    key = (model.num_classes, model.use_au_branch, model.group_tokens, model.roi_source,
-           model.au_node_norm, model.gat_dropout, model.au_head_dropout, s.au_pos_weight, s.weight_decay, s.decay_kernels_only, s.hflip, s.au_norm, tuple(s.alpha),
-           None if mesh is None else tuple(d.id for d in mesh.devices.flat))
+    key = (
+        model.num_classes,
+        model.use_au_branch,
+        model.group_tokens,
+        model.roi_source,
+        model.au_node_norm,
+        model.gat_dropout,
+        model.au_head_dropout,
+        s.au_pos_weight,
+        s.weight_decay,
+        s.decay_kernels_only,
+        s.hflip,
+        s.au_norm,
+        tuple(s.alpha),
+        None if mesh is None else tuple(d.id for d in mesh.devices.flat),
+    )
     if key not in _PROGRAMS:
         _PROGRAMS[key] = FoldPrograms(model, s, mesh)
     return _PROGRAMS[key].with_settings(s)
@@ -306,8 +347,13 @@ def model_variables(states: TrainState, k: int | None = None) -> dict:
     return v if k is None else jax.tree.map(lambda x: x[k], v)
 
 
-def load_pretrained(states: TrainState, pretrained_params: dict, pretrained_stats: dict,
-                    prefixes=AU_BRANCH_PREFIXES, stacked: bool = False) -> TrainState:
+def load_pretrained(
+    states: TrainState,
+    pretrained_params: dict,
+    pretrained_stats: dict,
+    prefixes=AU_BRANCH_PREFIXES,
+    stacked: bool = False,
+) -> TrainState:
     """Replace the AU-branch modules of every stacked fold state by pre-trained ones.
 
     Only top-level modules whose name starts with one of ``prefixes`` are copied; a
@@ -325,8 +371,9 @@ def load_pretrained(states: TrainState, pretrained_params: dict, pretrained_stat
             have = jax.tree.map(lambda x: np.shape(x), sub)
             if jax.tree.structure(want) != jax.tree.structure(have) or jax.tree.leaves(want) != jax.tree.leaves(have):
                 raise ValueError(f"pre-trained module {name!r} does not match the model's shapes")
-            tgt[name] = jax.tree.map(lambda x: jnp.asarray(x) if stacked
-                                     else jnp.broadcast_to(jnp.asarray(x), (k, *np.shape(x))), sub)
+            tgt[name] = jax.tree.map(
+                lambda x: jnp.asarray(x) if stacked else jnp.broadcast_to(jnp.asarray(x), (k, *np.shape(x))), sub
+            )
             copied.append(name)
     if not copied:
         raise ValueError(f"no pre-trained module matches the prefixes {prefixes}")
@@ -347,7 +394,7 @@ def chunk_folds(folds: list[Fold], chunk: int) -> list[list[Fold]]:
         return []
     n = -(-len(folds) // max(1, chunk))
     size = -(-len(folds) // n)
-    return [folds[i:i + size] for i in range(0, len(folds), size)]
+    return [folds[i : i + size] for i in range(0, len(folds), size)]
 
 
 def settings_fingerprint(s: TrainSettings, extra: dict) -> str:
@@ -369,15 +416,26 @@ def load_fold_predictions(path: Path) -> dict[str, np.ndarray] | None:
 @dataclasses.dataclass
 class RunHooks:
     """Optional callbacks of ``run_folds`` (logging and test instrumentation)."""
+
     on_epoch: Callable[..., None] | None = None
     on_fold_done: Callable[..., None] | None = None
     after_chunk: Callable[[int], None] | None = None  # tests raise here to simulate a kill
 
 
-def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: list[Fold],
-              priors: dict[int, np.ndarray], workdir: Path, model_meta: dict, fingerprint: str,
-              pretrained=None, hooks: RunHooks | None = None,
-              show_progress: bool = True, au_thresholds: dict | None = None) -> dict[int, dict[str, np.ndarray]]:
+def run_folds(
+    programs: FoldPrograms,
+    data: dict,
+    labels: np.ndarray,
+    folds: list[Fold],
+    priors: dict[int, np.ndarray],
+    workdir: Path,
+    model_meta: dict,
+    fingerprint: str,
+    pretrained=None,
+    hooks: RunHooks | None = None,
+    show_progress: bool = True,
+    au_thresholds: dict | None = None,
+) -> dict[int, dict[str, np.ndarray]]:
     """Train all ``folds`` (skipping finished ones), return {fold index: predictions}.
 
     data: device dataset (``batching.device_data``); labels: host labels (N,) for
@@ -430,16 +488,29 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
                 raise CheckpointError(
                     f"checkpoint {ckdir / name} was written by a different run (folds "
                     f"{meta.get('folds')} / settings {meta.get('fingerprint')} vs {fold_ids} / "
-                    f"{fingerprint}); use a fresh --workdir or delete {ckdir}")
+                    f"{fingerprint}); use a fresh --workdir or delete {ckdir}"
+                )
             states, meta = restore_checkpoint(ckdir, name, programs.abstract_states(width))
             states = jax.tree.map(jnp.asarray, states)
             start_epoch = int(meta["epoch"]) + 1
             bar.update(real * start_epoch)
         num_classes = programs.model.num_classes
-        cweights = np.stack([class_weights(labels, f.train_idx, num_classes) if s.class_balance == "weighted_ce"
-                             else np.ones(num_classes, np.float32) for f in members])
-        au_weights = np.stack([np.asarray(au_pos_weights(data["au"][f.train_idx], data["au_mask"][f.train_idx]))
-                               if s.au_pos_weight == "balanced" else np.ones(12, np.float32) for f in members])
+        cweights = np.stack(
+            [
+                class_weights(labels, f.train_idx, num_classes)
+                if s.class_balance == "weighted_ce"
+                else np.ones(num_classes, np.float32)
+                for f in members
+            ]
+        )
+        au_weights = np.stack(
+            [
+                np.asarray(au_pos_weights(data["au"][f.train_idx], data["au_mask"][f.train_idx]))
+                if s.au_pos_weight == "balanced"
+                else np.ones(12, np.float32)
+                for f in members
+            ]
+        )
         if states is None:
             keys = jnp.stack([fold_key(s.seed, f.index) for f in members])
             ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
@@ -447,8 +518,7 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             if callable(pretrained):
                 per = [pretrained(f) for f in members]
                 stack = lambda trees: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
-                states = load_pretrained(states, stack([p for p, _ in per]), stack([b for _, b in per]),
-                                         stacked=True)
+                states = load_pretrained(states, stack([p for p, _ in per]), stack([b for _, b in per]), stacked=True)
             elif pretrained is not None:
                 states = load_pretrained(states, *pretrained)
         for epoch in range(start_epoch, s.epochs):
@@ -459,19 +529,28 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
             beta = np.full((width,), betas[epoch], np.float32)  # restarted for every fold
             ekeys = jnp.stack([epoch_key(s.seed, f.index, epoch) for f in members])
             lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
-            states, metrics, counts = programs.train_epoch(states, data, idx, mask, beta, ekeys,
-                                                           lrs, cweights, au_weights)
+            states, metrics, counts = programs.train_epoch(
+                states, data, idx, mask, beta, ekeys, lrs, cweights, au_weights
+            )
             n = np.maximum(counts.sum(axis=1), 1.0)
-            means = {k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
-                     for k, v in metrics.items()}
+            means = {
+                k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
+                for k, v in metrics.items()
+            }
             dt = time.perf_counter() - t0
             if hooks.on_epoch:
-                hooks.on_epoch(folds=chunk, epoch=epoch, beta=float(betas[epoch]),
-                               metrics={k: v[:real] for k, v in means.items()},
-                               examples=n[:real], seconds=dt)
+                hooks.on_epoch(
+                    folds=chunk,
+                    epoch=epoch,
+                    beta=float(betas[epoch]),
+                    metrics={k: v[:real] for k, v in means.items()},
+                    examples=n[:real],
+                    seconds=dt,
+                )
             if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < s.epochs:
-                save_checkpoint(ckdir, f"epoch_{epoch:03d}", states,
-                                {"folds": fold_ids, "epoch": epoch, "fingerprint": fingerprint})
+                save_checkpoint(
+                    ckdir, f"epoch_{epoch:03d}", states, {"folds": fold_ids, "epoch": epoch, "fingerprint": fingerprint}
+                )
                 for old in list_checkpoints(ckdir)[:-1]:
                     shutil.rmtree(ckdir / old, ignore_errors=True)
             bar.update(real)
@@ -482,8 +561,10 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
         if any(len(f.test_idx) for f in chunk):
             out = programs.evaluate(states, data, eidx, emask, last_beta)
         else:  # nothing to test (e.g. the all-data model): skip (and never compile) evaluation
-            out = {"emotion_prob": np.zeros((width, 0, 1, model_meta["num_classes"]), np.float32),
-                   "pred": np.zeros((width, 0, 1), np.int32)}
+            out = {
+                "emotion_prob": np.zeros((width, 0, 1, model_meta["num_classes"]), np.float32),
+                "pred": np.zeros((width, 0, 1), np.int32),
+            }
         for k, f in enumerate(chunk):
             n_test = len(f.test_idx)
             pred = {"test_idx": np.asarray(f.test_idx, np.int64)}
@@ -495,9 +576,18 @@ def run_folds(programs: FoldPrograms, data: dict, labels: np.ndarray, folds: lis
                     pred[f"au_threshold_{head}"] = np.asarray(thr, np.float32)
                     pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= thr).astype(np.int8)
             fd = fold_dir(workdir, f)
-            save_checkpoint(fd, MODEL_CHECKPOINT, model_variables(states, k),
-                            {**model_meta, "fold": f.name, "fold_index": f.index,
-                             "test_subjects": list(f.test_subjects), "epochs": s.epochs})
+            save_checkpoint(
+                fd,
+                MODEL_CHECKPOINT,
+                model_variables(states, k),
+                {
+                    **model_meta,
+                    "fold": f.name,
+                    "fold_index": f.index,
+                    "test_subjects": list(f.test_subjects),
+                    "epochs": s.epochs,
+                },
+            )
             # predictions last: their presence marks the fold as finished
             save_npz_atomic(fd / PREDICTIONS_FILE, pred)
             results[f.index] = pred

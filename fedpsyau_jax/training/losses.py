@@ -4,6 +4,7 @@ BCE is a mean over the known AU entries (``au_mask``) and exactly zero when none
 known, so SMIC/DFME-style samples train the emotion head only. ``example_mask``
 (B,) removes padded examples of vmapped clients/folds from every term.
 """
+
 from __future__ import annotations
 
 import jax
@@ -19,8 +20,9 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(values * mask) / jnp.maximum(total, 1.0)
 
 
-def emotion_ce(logits: jax.Array, labels: jax.Array, example_mask: jax.Array,
-               example_weight: jax.Array | None = None) -> jax.Array:
+def emotion_ce(
+    logits: jax.Array, labels: jax.Array, example_mask: jax.Array, example_weight: jax.Array | None = None
+) -> jax.Array:
     """Mean CE over real examples; with ``example_weight`` (B,) (e.g. each example's
     class weight) the weighted mean Σ w·ce / Σ w (class-balanced CE)."""
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -49,9 +51,14 @@ def au_pos_weights(au: jax.Array, au_mask: jax.Array, cap: float = 20.0) -> jax.
     return jnp.clip(jnp.where(pos > 0, neg / jnp.maximum(pos, 1), 1.0), 1.0, cap).astype(jnp.float32)
 
 
-def masked_au_bce(logits: jax.Array, au: jax.Array, au_mask: jax.Array,
-                  example_mask: jax.Array, norm: str = "examples",
-                  pos_weight: jax.Array | None = None) -> jax.Array:
+def masked_au_bce(
+    logits: jax.Array,
+    au: jax.Array,
+    au_mask: jax.Array,
+    example_mask: jax.Array,
+    norm: str = "examples",
+    pos_weight: jax.Array | None = None,
+) -> jax.Array:
     """Binary cross-entropy over the known AU entries of real examples.
 
     pos_weight: (12,) weight of the positive term per AU (``au_pos_weights``), or None.
@@ -88,10 +95,12 @@ def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_nor
     ce = emotion_ce(emotion, labels, example_mask, batch.get("ce_weight"))
     zero = jnp.zeros((), jnp.float32)
     pw = batch.get("au_pos_weight")
-    bce_afe = zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask,
-                                                        au_norm, pw)
-    bce_gat = zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask,
-                                                        au_norm, pw)
+    bce_afe = (
+        zero if au_afe is None else masked_au_bce(au_afe, batch["au"], batch["au_mask"], example_mask, au_norm, pw)
+    )
+    bce_gat = (
+        zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask, au_norm, pw)
+    )
     total = alpha[0] * ce + alpha[1] * bce_afe + alpha[2] * bce_gat
     return total, {"loss": total, "ce": ce, "bce_afe": bce_afe, "bce_gat": bce_gat}
 

@@ -4,6 +4,7 @@ For LOSO the predictions of all folds are pooled first, then these are computed.
 A class with no ground-truth sample in the pool is excluded from UF1/UAR and
 reported in ``absent_classes``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
         if y.size and (y.min() < 0 or y.max() >= num_classes):
             raise ValueError(f"{name} has labels outside 0..{num_classes - 1}")
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes ** 2).reshape(
-        num_classes, num_classes)
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def scores_from_confusion(cm: np.ndarray) -> dict:
@@ -52,8 +52,7 @@ def classification_scores(y_true, y_pred, num_classes: int) -> dict:
 
 
 # ------------------------------------------------------------------ AU detection
-def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5,
-                        au_names=None) -> dict:
+def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5, au_names=None) -> dict:
     """Per-AU F1 (2TP / (2TP + FP + FN)) of thresholded AU probabilities, on the known
     entries only (``au_mask``), pooled over all given samples. AUs with no positive
     ground truth among the known entries are excluded from the mean and listed."""
@@ -71,13 +70,16 @@ def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5,
     prob = np.asarray(au_prob, np.float64)
     auc = [_auc(prob[m[:, j], j], t[m[:, j], j]) for j in range(t.shape[1])]
     finite = [a for a in auc if np.isfinite(a)]
-    return {"f1_per_au": {n: float(v) for n, v in zip(names, f1)},
-            "auc_per_au": {n: float(a) for n, a in zip(names, auc)},
-            "mean_auc": float(np.mean(finite)) if finite else float("nan"),
-            "positives_per_au": {n: int(v) for n, v in zip(names, positives)},
-            "mean_f1": float(f1[scored].mean()) if scored.any() else float("nan"),
-            "excluded_aus": [n for n, s in zip(names, scored) if not s],
-            "num_samples": int(m.any(1).sum()), "threshold": threshold}
+    return {
+        "f1_per_au": {n: float(v) for n, v in zip(names, f1)},
+        "auc_per_au": {n: float(a) for n, a in zip(names, auc)},
+        "mean_auc": float(np.mean(finite)) if finite else float("nan"),
+        "positives_per_au": {n: int(v) for n, v in zip(names, positives)},
+        "mean_f1": float(f1[scored].mean()) if scored.any() else float("nan"),
+        "excluded_aus": [n for n, s in zip(names, scored) if not s],
+        "num_samples": int(m.any(1).sum()),
+        "threshold": threshold,
+    }
 
 
 def _auc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -94,8 +96,7 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * (n - pos)))
 
 
-def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: int = 1000,
-                         seed: int = 0) -> dict:
+def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: int = 1000, seed: int = 0) -> dict:
     """95 % intervals of the mean ROC AUC and mean F1 of an AU detector, resampling
     SUBJECTS with replacement. ``au_pred`` (n, 12) {0,1} are the detector's decisions
     (default: probability ≥ 0.5). Returns {"mean_auc", "mean_auc_ci95", "mean_f1",
@@ -112,12 +113,19 @@ def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: i
         return auc, r["mean_f1"]
 
     rng = np.random.default_rng(seed)
-    reps = np.asarray([score(np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))]))
-                       for _ in range(n)])
+    reps = np.asarray(
+        [score(np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))])) for _ in range(n)]
+    )
     point = score(np.arange(len(subjects)))
     ci = lambda col: [float(np.nanpercentile(reps[:, col], 2.5)), float(np.nanpercentile(reps[:, col], 97.5))]
-    return {"mean_auc": float(point[0]), "mean_auc_ci95": ci(0), "mean_f1": float(point[1]),
-            "mean_f1_ci95": ci(1), "replicates": n, "subjects": int(len(uniq))}
+    return {
+        "mean_auc": float(point[0]),
+        "mean_auc_ci95": ci(0),
+        "mean_f1": float(point[1]),
+        "mean_f1_ci95": ci(1),
+        "replicates": n,
+        "subjects": int(len(uniq)),
+    }
 
 
 # ------------------------------------------------------------------ bootstrap
@@ -126,8 +134,7 @@ def _uf1_uar(y, p, c):
     return s["uf1"], s["uar"]
 
 
-def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000, seed: int = 0,
-                      y_pred_b=None) -> dict:
+def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000, seed: int = 0, y_pred_b=None) -> dict:
     """95 % percentile intervals of pooled UF1/UAR, resampling SUBJECTS with replacement
     (samples of one subject are not independent). With ``y_pred_b`` (predictions of a
     second model on the same samples) the interval is of the paired difference
@@ -151,5 +158,12 @@ def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000,
         b = _uf1_uar(y_true, np.asarray(y_pred_b), num_classes)
         point = (point[0] - b[0], point[1] - b[1])
     ci = lambda col: [float(np.nanpercentile(rep[:, col], 2.5)), float(np.nanpercentile(rep[:, col], 97.5))]
-    return {"uf1": float(point[0]), "uf1_ci95": ci(0), "uar": float(point[1]), "uar_ci95": ci(1),
-            "replicates": n, "subjects": int(len(uniq)), "paired": y_pred_b is not None}
+    return {
+        "uf1": float(point[0]),
+        "uf1_ci95": ci(0),
+        "uar": float(point[1]),
+        "uar_ci95": ci(1),
+        "replicates": n,
+        "subjects": int(len(uniq)),
+        "paired": y_pred_b is not None,
+    }

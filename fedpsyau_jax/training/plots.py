@@ -1,4 +1,5 @@
 """PNG plots of a run: confusion matrix and learning curves (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,10 @@ import numpy as np
 
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")  # headless: never needs a display
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -23,8 +26,15 @@ def plot_confusion(cm, class_names, path, title: str = "") -> Path:
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.2f}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}\n{norm[i, j]:.2f}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
@@ -38,6 +48,7 @@ def plot_learning_curves(curves: dict[str, np.ndarray], path, title: str = "") -
     array of per-fold, per-epoch means; the fold mean is drawn bold, folds faint."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
+
     names = list(curves)
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):

@@ -15,6 +15,7 @@ A ``config.json`` alone (no metrics, folds or checkpoints) is the leftover of a 
 that failed before training; it never blocks a corrected retry: the retry's config
 replaces it. ``api.train`` writes ``config.json`` only after its start has succeeded.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,6 +47,7 @@ def run_started(workdir: Path) -> bool:
 def check_names(cfg) -> None:
     from data_pipelines.datasets import check_dataset_name
     from fedpsyau_jax.training.protocols import PRIOR_SOURCES, PROTOCOLS
+
     check_dataset_name(str(cfg.data.name))
     kind = str(cfg.protocol.kind)
     if kind not in PROTOCOLS:
@@ -58,11 +60,17 @@ def check_names(cfg) -> None:
     from fedpsyau_jax.network.model import AU_NODE_NORMS, ROI_SOURCES
     from fedpsyau_jax.training.fold_training import CLASS_BALANCE, LR_SCHEDULES
     from fedpsyau_jax.training.losses import AU_NORMS, AU_POS_WEIGHTS
-    for key, choices in (("model.group_tokens", tuple(GROUP_TOKEN_SETS)), ("model.roi_source", ROI_SOURCES),
-                         ("model.au_node_norm", AU_NODE_NORMS),
-                         ("train.class_balance", CLASS_BALANCE), ("train.lr_schedule", LR_SCHEDULES),
-                         ("train.au_norm", AU_NORMS), ("train.au_pos_weight", AU_POS_WEIGHTS),
-                         ("pretrain.au_pos_weight", AU_POS_WEIGHTS)):
+
+    for key, choices in (
+        ("model.group_tokens", tuple(GROUP_TOKEN_SETS)),
+        ("model.roi_source", ROI_SOURCES),
+        ("model.au_node_norm", AU_NODE_NORMS),
+        ("train.class_balance", CLASS_BALANCE),
+        ("train.lr_schedule", LR_SCHEDULES),
+        ("train.au_norm", AU_NORMS),
+        ("train.au_pos_weight", AU_POS_WEIGHTS),
+        ("pretrain.au_pos_weight", AU_POS_WEIGHTS),
+    ):
         section, leaf = key.split(".")
         value = cfg.get(section, {}).get(leaf) if cfg.get(section) is not None else None
         if value is not None and str(value) not in choices:
@@ -82,10 +90,12 @@ def check_inputs(cfg) -> None:
     init_from = cfg.model.get("init_from") if cfg.get("model") else None
     if init_from:
         from fedpsyau_jax.training.checkpoints import read_metadata
+
         p = Path(init_from)
         if not p.is_dir():
-            raise CheckpointError(f"model.init_from {p}: does not exist (expected an exported "
-                                  "model folder, e.g. <run>/final_model)")
+            raise CheckpointError(
+                f"model.init_from {p}: does not exist (expected an exported model folder, e.g. <run>/final_model)"
+            )
         meta = read_metadata(p.parent, p.name)
         missing = [k for k in ("num_classes", "use_au_branch") if k not in meta]
         if missing:
@@ -102,19 +112,25 @@ def check_workdir(workdir: Path, cfg_dict: dict) -> None:
         old = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         if started:
-            raise CheckpointError(f"--workdir {workdir}: {CONFIG_FILE} of the run there is unreadable "
-                               f"({e}); use a fresh --workdir") from None
+            raise CheckpointError(
+                f"--workdir {workdir}: {CONFIG_FILE} of the run there is unreadable ({e}); use a fresh --workdir"
+            ) from None
         return  # leftover of a failed start: replaced once this start succeeds
     comparable = lambda d: {k: v for k, v in d.items() if k not in RESUME_FREE}  # noqa: E731
     if comparable(old) == comparable(cfg_dict):
         return
-    diff = sorted(k for k in set(old) | set(cfg_dict) if k not in RESUME_FREE
-                  and old.get(k) != cfg_dict.get(k))
+    diff = sorted(k for k in set(old) | set(cfg_dict) if k not in RESUME_FREE and old.get(k) != cfg_dict.get(k))
     if started:
-        raise CheckpointError(f"--workdir {workdir}: holds a run with a different config (sections "
-                           f"{diff} differ); use a fresh --workdir, or the same config to resume")
-    log.info("%s: %s is from a start that failed before training (sections %s differ); "
-             "it will be replaced", workdir, CONFIG_FILE, diff)
+        raise CheckpointError(
+            f"--workdir {workdir}: holds a run with a different config (sections "
+            f"{diff} differ); use a fresh --workdir, or the same config to resume"
+        )
+    log.info(
+        "%s: %s is from a start that failed before training (sections %s differ); it will be replaced",
+        workdir,
+        CONFIG_FILE,
+        diff,
+    )
 
 
 def check_train_start(cfg, workdir) -> dict:

@@ -20,6 +20,7 @@ only (or returns a named preset). ``pooled_report`` pools the test predictions o
 all folds and computes UF1/UAR (MEGC practice), plus per-fold and per-dataset
 breakdowns and confusion matrices.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,6 +44,7 @@ class Fold:
     train_idx, test_idx: int64 sample indices (subject-disjoint; test may be empty).
     test_subjects: subject ids tested in this fold.
     """
+
     index: int
     name: str
     train_idx: np.ndarray
@@ -75,8 +77,7 @@ def kfold_subject_folds(subjects, k: int, shuffle: bool = True, seed: int = 1) -
     folds = []
     for i, group in enumerate(np.array_split(uniq, k)):
         in_test = np.isin(subjects, group)
-        folds.append(Fold(i, f"fold{i:02d}", all_idx[~in_test], all_idx[in_test],
-                          tuple(str(g) for g in sorted(group))))
+        folds.append(Fold(i, f"fold{i:02d}", all_idx[~in_test], all_idx[in_test], tuple(str(g) for g in sorted(group))))
     return folds
 
 
@@ -85,8 +86,9 @@ def all_data_fold(num_samples: int, index: int) -> Fold:
     return Fold(index, "all", np.arange(num_samples), np.zeros(0, np.int64), ())
 
 
-def inner_validation_folds(subjects, datasets=None, inner_outer: int = 2, val_fraction: float = 0.2,
-                           seed: int = 1) -> list[Fold]:
+def inner_validation_folds(
+    subjects, datasets=None, inner_outer: int = 2, val_fraction: float = 0.2, seed: int = 1
+) -> list[Fold]:
     """Validation folds carved from the training subjects of ``inner_outer`` outer LOSO
     folds (see the module docstring). Fold i: name ``<outer subject>-val``, train on the
     inner-train subjects, test on the validation subjects; the outer test subject is in
@@ -115,9 +117,16 @@ def inner_validation_folds(subjects, datasets=None, inner_outer: int = 2, val_fr
     return folds
 
 
-def make_folds(protocol: str, subjects, k: int = 10, shuffle: bool = True,
-               split_seed: int = 1, datasets=None, inner_outer: int = 2,
-               val_fraction: float = 0.2) -> list[Fold]:
+def make_folds(
+    protocol: str,
+    subjects,
+    k: int = 10,
+    shuffle: bool = True,
+    split_seed: int = 1,
+    datasets=None,
+    inner_outer: int = 2,
+    val_fraction: float = 0.2,
+) -> list[Fold]:
     if protocol == "loso":
         return loso_folds(subjects)
     if protocol == "inner_val":
@@ -132,9 +141,16 @@ def make_folds(protocol: str, subjects, k: int = 10, shuffle: bool = True,
 def folds_from_config(cfg, samples) -> list[Fold]:
     """The folds of ``cfg.protocol`` for ``samples`` (an ``MESamples``)."""
     p = cfg.protocol
-    return make_folds(p.kind, samples.subject, k=int(p.get("k", 10)), shuffle=bool(p.get("shuffle", True)),
-                      split_seed=int(p.get("split_seed", 1)), datasets=samples.dataset,
-                      inner_outer=int(p.get("inner_outer", 2)), val_fraction=float(p.get("val_fraction", 0.2)))
+    return make_folds(
+        p.kind,
+        samples.subject,
+        k=int(p.get("k", 10)),
+        shuffle=bool(p.get("shuffle", True)),
+        split_seed=int(p.get("split_seed", 1)),
+        datasets=samples.dataset,
+        inner_outer=int(p.get("inner_outer", 2)),
+        val_fraction=float(p.get("val_fraction", 0.2)),
+    )
 
 
 def fold_prior(source: str, au: np.ndarray, au_mask: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
@@ -151,8 +167,14 @@ def fold_prior(source: str, au: np.ndarray, au_mask: np.ndarray, train_idx: np.n
     raise ValueError(f"unknown prior source {source!r}; choose from {', '.join(PRIOR_SOURCES)}")
 
 
-def pooled_report(labels: np.ndarray, preds: np.ndarray, fold_of: np.ndarray, dataset_of: np.ndarray,
-                  fold_names: list[str], class_names: tuple[str, ...]) -> dict:
+def pooled_report(
+    labels: np.ndarray,
+    preds: np.ndarray,
+    fold_of: np.ndarray,
+    dataset_of: np.ndarray,
+    fold_names: list[str],
+    class_names: tuple[str, ...],
+) -> dict:
     """Scores of pooled test predictions.
 
     labels, preds, fold_of, dataset_of: (N,) one entry per tested sample.
@@ -163,8 +185,12 @@ def pooled_report(labels: np.ndarray, preds: np.ndarray, fold_of: np.ndarray, da
     """
     c = len(class_names)
     out = {"class_names": list(class_names), "pooled": classification_scores(labels, preds, c)}
-    out["per_dataset"] = {str(d): classification_scores(labels[dataset_of == d], preds[dataset_of == d], c)
-                          for d in sorted(np.unique(dataset_of))}
-    out["per_fold"] = {fold_names[f]: classification_scores(labels[fold_of == f], preds[fold_of == f], c)
-                       for f in sorted(np.unique(fold_of))}
+    out["per_dataset"] = {
+        str(d): classification_scores(labels[dataset_of == d], preds[dataset_of == d], c)
+        for d in sorted(np.unique(dataset_of))
+    }
+    out["per_fold"] = {
+        fold_names[f]: classification_scores(labels[fold_of == f], preds[fold_of == f], c)
+        for f in sorted(np.unique(fold_of))
+    }
     return out

@@ -4,6 +4,7 @@ Every record is one JSON object per line with an ``event`` field (e.g. "epoch",
 "fold_done", "summary") and a wall-clock ``time``. Appending line by line keeps the
 file valid after a kill (at worst the last line is partial; ``read_jsonl`` skips it).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,10 @@ def read_jsonl(path) -> list[dict]:
     return out
 
 
-def progress(total: int, desc: str, enabled: bool = True, initial: int = 0):
+def progress(total: int | None, desc: str, enabled: bool = True, initial: int = 0):
     """A tqdm bar on stderr (disabled -> a no-op bar with the same interface)."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, leave=True)
+
+    return tqdm(
+        total=total, desc=desc, initial=initial, disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=True
+    )

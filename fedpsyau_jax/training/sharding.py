@@ -12,6 +12,7 @@ The split is explicit (shard_map) rather than left to GSPMD propagation: propaga
 a sharded row axis into the vmapped (grouped) convolutions miscompiled on XLA:CPU
 ("output feature dimension not divisible by feature_group_count").
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,6 +52,7 @@ def shard_rows(tree: Any, mesh: Mesh) -> Any:
         if np.shape(x)[0] % n:
             raise ValueError(f"row axis of size {np.shape(x)[0]} does not divide over {n} devices")
         return jax.device_put(x, spec)
+
     return jax.tree.map(put, tree)
 
 

@@ -6,6 +6,7 @@ key. ``train_step(state, batch, beta)`` does forward, backward and an optax upda
 Batches carry an optional ``example_mask`` (B,) so padded batches of vmapped folds and
 clients count only their real examples.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -39,11 +40,13 @@ DECAYED_PARAM_NAMES = ("kernel", "W")
 def weight_decay_mask(params):
     """Pytree of bools, True on the leaves that weight decay applies to."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: getattr(path[-1], "key", None) in DECAYED_PARAM_NAMES, params)
+        lambda path, _: getattr(path[-1], "key", None) in DECAYED_PARAM_NAMES, params
+    )
 
 
-def make_optimizer(learning_rate: float = 5e-5, weight_decay: float = 0.01,
-                   decay_kernels_only: bool = False) -> optax.GradientTransformation:
+def make_optimizer(
+    learning_rate: float = 5e-5, weight_decay: float = 0.01, decay_kernels_only: bool = False
+) -> optax.GradientTransformation:
     """AdamW (reference defaults lr 5e-5, weight decay 0.01).
 
     decay_kernels_only: decay only weight matrices / kernels (``weight_decay_mask``);
@@ -51,17 +54,22 @@ def make_optimizer(learning_rate: float = 5e-5, weight_decay: float = 0.01,
     A schedule is NOT baked in here: the fold trainer builds this with lr 1 and passes
     each step's learning rate to the compiled step (``lr_scale``), like β.
     """
-    return optax.adamw(learning_rate, weight_decay=weight_decay,
-                       mask=weight_decay_mask if decay_kernels_only else None)
+    return optax.adamw(learning_rate, weight_decay=weight_decay, mask=weight_decay_mask if decay_kernels_only else None)
 
 
-def create_train_state(model: FedPsyAU, tx: optax.GradientTransformation, key: jax.Array,
-                       prior_d=None, batch=None) -> TrainState:
+def create_train_state(
+    model: FedPsyAU, tx: optax.GradientTransformation, key: jax.Array, prior_d=None, batch=None
+) -> TrainState:
     init_key, state_key = jax.random.split(key)
     v = init_variables(model, init_key, batch=batch, prior_d=prior_d)
-    return TrainState(params=v["params"], batch_stats=v.get("batch_stats", {}),
-                      priors=v.get("priors", {}), opt_state=tx.init(v["params"]),
-                      step=jnp.zeros((), jnp.int32), key=state_key)
+    return TrainState(
+        params=v["params"],
+        batch_stats=v.get("batch_stats", {}),
+        priors=v.get("priors", {}),
+        opt_state=tx.init(v["params"]),
+        step=jnp.zeros((), jnp.int32),
+        key=state_key,
+    )
 
 
 def _variables(state: TrainState, params=None) -> dict:
@@ -76,9 +84,12 @@ def _batch_mask(batch) -> jax.Array:
     return jnp.ones(batch["label"].shape, jnp.float32) if m is None else m.astype(jnp.float32)
 
 
-def make_loss_fn(model: FedPsyAU, alpha=DEFAULT_ALPHA,
-                 extra_penalty: Callable[[Any, Any], jax.Array] | None = None,
-                 au_norm: str = "known_entries"):
+def make_loss_fn(
+    model: FedPsyAU,
+    alpha=DEFAULT_ALPHA,
+    extra_penalty: Callable[[Any, Any], jax.Array] | None = None,
+    au_norm: str = "known_entries",
+):
     """loss(params, state, batch, beta, dropout_key) -> (loss, (metrics, new_batch_stats)).
 
     ``extra_penalty(params, aux)`` adds e.g. a proximal term (federated algorithms).
@@ -86,8 +97,9 @@ def make_loss_fn(model: FedPsyAU, alpha=DEFAULT_ALPHA,
     """
 
     def loss_fn(params, state: TrainState, batch, beta, dropout_key, aux=None):
-        outputs, updates = model.apply(_variables(state, params), batch, beta, train=True,
-                                       rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+        outputs, updates = model.apply(
+            _variables(state, params), batch, beta, train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"]
+        )
         loss, parts = fedpsyau_loss(outputs, batch, _batch_mask(batch), alpha, au_norm)
         if extra_penalty is not None:
             pen = extra_penalty(params, aux)
@@ -98,8 +110,14 @@ def make_loss_fn(model: FedPsyAU, alpha=DEFAULT_ALPHA,
     return loss_fn
 
 
-def make_train_step(model: FedPsyAU, tx: optax.GradientTransformation, alpha=DEFAULT_ALPHA,
-                    extra_penalty=None, hflip: float = 0.0, au_norm: str = "known_entries"):
+def make_train_step(
+    model: FedPsyAU,
+    tx: optax.GradientTransformation,
+    alpha=DEFAULT_ALPHA,
+    extra_penalty=None,
+    hflip: float = 0.0,
+    au_norm: str = "known_entries",
+):
     """Un-jitted step (state, batch, beta[, aux, lr_scale]) -> (state, metrics); jit/vmap
     it outside.
 
@@ -119,7 +137,8 @@ def make_train_step(model: FedPsyAU, tx: optax.GradientTransformation, alpha=DEF
         if hflip > 0.0:
             batch = augment(batch, jax.random.fold_in(dropout_key, 0x5EED), hflip)
         (loss, (parts, new_bs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state, batch, beta, dropout_key, aux)
+            state.params, state, batch, beta, dropout_key, aux
+        )
         updates, new_opt = tx.update(grads, state.opt_state, state.params)
         if lr_scale is not None:
             updates = jax.tree.map(lambda u: u * jnp.asarray(lr_scale, u.dtype), updates)
@@ -127,9 +146,12 @@ def make_train_step(model: FedPsyAU, tx: optax.GradientTransformation, alpha=DEF
         live = jnp.sum(_batch_mask(batch)) > 0
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(live, n, o), new, old)
         new_state = state.replace(
-            params=keep(new_params, state.params), opt_state=keep(new_opt, state.opt_state),
-            batch_stats=keep(new_bs, state.batch_stats), step=state.step + live.astype(jnp.int32),
-            key=key)
+            params=keep(new_params, state.params),
+            opt_state=keep(new_opt, state.opt_state),
+            batch_stats=keep(new_bs, state.batch_stats),
+            step=state.step + live.astype(jnp.int32),
+            key=key,
+        )
         return new_state, parts
 
     return step

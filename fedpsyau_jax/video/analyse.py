@@ -12,6 +12,7 @@ variable frame rate, rotation metadata, truncation, very large frames) are liste
 ``timeline["problems"]`` as one line each and logged as warnings, and every output is
 still written.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,14 +39,17 @@ class AnalyseParams:
     max_chunk_bytes: int = 256 << 20
 
 
-def spotting_pass(info: frame_stream.VideoInfo, params: AnalyseParams, cache_dir: Path | None,
-                  show_progress: bool = True) -> dict:
+def spotting_pass(
+    info: frame_stream.VideoInfo, params: AnalyseParams, cache_dir: Path | None, show_progress: bool = True
+) -> dict:
     """Face track + region flows of the whole stream → per-frame arrays and timings."""
     from fedpsyau_jax.training.run_logging import progress
+
     length = frame_stream.chunk_length(info, params.chunk_frames, params.max_chunk_bytes)
     numbers, times, face, flows, detected = [], [], [], [], []
     secs = {"decode": 0.0, "track": 0.0, "flow": 0.0}
     cached = 0
+    # None: unknown frame count (tqdm accepts it; progress() annotates total as int)
     bar = progress(info.frame_count or None, "spotting", enabled=show_progress)
     t_dec = time.perf_counter()
     try:
@@ -65,11 +69,16 @@ def spotting_pass(info: frame_stream.VideoInfo, params: AnalyseParams, cache_dir
             t_dec = time.perf_counter()
     finally:
         bar.close()
-    return {"numbers": np.asarray(numbers), "times": np.asarray(times, np.float64),
-            "face": np.concatenate(face) if face else np.zeros(0, bool),
-            "region_flow": np.concatenate(flows) if flows else np.zeros((0, chunk_analysis.N_BOXES, 2), np.float32),
-            "detected": np.concatenate(detected) if detected else np.zeros(0, bool),
-            "seconds": secs, "chunks_cached": cached, "chunk_frames": length}
+    return {
+        "numbers": np.asarray(numbers),
+        "times": np.asarray(times, np.float64),
+        "face": np.concatenate(face) if face else np.zeros(0, bool),
+        "region_flow": np.concatenate(flows) if flows else np.zeros((0, chunk_analysis.N_BOXES, 2), np.float32),
+        "detected": np.concatenate(detected) if detected else np.zeros(0, bool),
+        "seconds": secs,
+        "chunks_cached": cached,
+        "chunk_frames": length,
+    }
 
 
 def face_gaps(face: np.ndarray) -> list[tuple[int, int]]:
@@ -86,8 +95,9 @@ def face_gaps(face: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-def input_problems(info: frame_stream.VideoInfo, face: np.ndarray, times: np.ndarray,
-                   gaps: list[tuple[int, int]], numbers: np.ndarray) -> list[str]:
+def input_problems(
+    info: frame_stream.VideoInfo, face: np.ndarray, times: np.ndarray, gaps: list[tuple[int, int]], numbers: np.ndarray
+) -> list[str]:
     name = info.path
     out = []
     if len(face) and not face.any():
@@ -95,28 +105,44 @@ def input_problems(info: frame_stream.VideoInfo, face: np.ndarray, times: np.nda
     elif gaps:
         n = sum(b - a + 1 for a, b in gaps)
         a, b = gaps[0]
-        out.append(f"{name}: no face in {n} of {len(face)} frames, {len(gaps)} stretch(es) "
-                   f"(first: frames {numbers[a]}–{numbers[b]}); they are reported as gaps")
+        out.append(
+            f"{name}: no face in {n} of {len(face)} frames, {len(gaps)} stretch(es) "
+            f"(first: frames {numbers[a]}–{numbers[b]}); they are reported as gaps"
+        )
     if info.rotation:
-        out.append(f"{name}: the container asks for a {info.rotation}° rotation; frames were "
-                   "analysed upright (rotated by the decoder)")
+        out.append(
+            f"{name}: the container asks for a {info.rotation}° rotation; frames were "
+            "analysed upright (rotated by the decoder)"
+        )
     if info.width * info.height > frame_stream.LARGE_PIXELS:
-        out.append(f"{name}: very large frames ({info.width}x{info.height}); analysed in chunks of "
-                   f"{frame_stream.chunk_length(info, 300, 256 << 20)} frames to bound memory")
+        out.append(
+            f"{name}: very large frames ({info.width}x{info.height}); analysed in chunks of "
+            f"{frame_stream.chunk_length(info, 300, 256 << 20)} frames to bound memory"
+        )
     if len(times) > 2 and not info.is_folder:
         d = np.diff(times)
         nominal = 1.0 / info.fps
         off = np.abs(d - nominal) > 0.5 * nominal
         if off.mean() > 0.01:
-            out.append(f"{name}: variable frame rate (frame intervals {1000 * d.min():.1f}–{1000 * d.max():.1f} ms, "
-                       f"nominal {1000 * nominal:.1f} ms); timestamps come from the container, windows "
-                       f"are sized from {info.fps:.2f} fps")
+            out.append(
+                f"{name}: variable frame rate (frame intervals {1000 * d.min():.1f}–{1000 * d.max():.1f} ms, "
+                f"nominal {1000 * nominal:.1f} ms); timestamps come from the container, windows "
+                f"are sized from {info.fps:.2f} fps"
+            )
     return out
 
 
-def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
-                  params: AnalyseParams | None = None, cache_dir=None,
-                  show_progress: bool = True, write_outputs: bool = True) -> dict:
+def analyse_video(
+    video,
+    out_dir,
+    checkpoint=None,
+    *,
+    fps: float | None = None,
+    params: AnalyseParams | None = None,
+    cache_dir=None,
+    show_progress: bool = True,
+    write_outputs: bool = True,
+) -> dict:
     """Spot micro- and macro-expressions in ``video`` (a video file or a folder of
     numbered frames) and, with ``checkpoint`` (an exported model or a run directory),
     recognise each; writes timeline.json/.csv, frames.csv, timeline.png and
@@ -134,7 +160,8 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
     recogniser = None
     if checkpoint is not None:
         from fedpsyau_jax.video.recognise import Recogniser
-        recogniser = Recogniser(checkpoint)           # a bad checkpoint fails before any work
+
+        recogniser = Recogniser(checkpoint)  # a bad checkpoint fails before any work
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else out / "cache"
     t0 = time.perf_counter()
@@ -151,16 +178,22 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
     if n < 2 * k + 1:
         zeros = np.zeros(n)
         timeline_outputs.write_frames_csv(out, numbers, times, face, zeros, zeros, -np.ones(n, int))
-        raise InputDataError(f"{info.path}: {n} frame(s), shorter than one spotting window "
-                             f"({2 * k + 1} frames = {(2 * k + 1) / info.fps:.2f} s at {info.fps:.2f} fps)")
+        raise InputDataError(
+            f"{info.path}: {n} frame(s), shorter than one spotting window "
+            f"({2 * k + 1} frames = {(2 * k + 1) / info.fps:.2f} s at {info.fps:.2f} fps)"
+        )
 
     intervals, details = iv_mod.spot_intervals(sp["region_flow"], face, info.fps, p.spot)
-    timing = {**{k_: round(v_, 3) for k_, v_ in sp["seconds"].items()},
-              "spotting_pass": round(t_spot, 3), "chunks_cached": sp["chunks_cached"]}
+    timing = {
+        **{k_: round(v_, 3) for k_, v_ in sp["seconds"].items()},
+        "spotting_pass": round(t_spot, 3),
+        "chunks_cached": sp["chunks_cached"],
+    }
 
     def build(rec: list[dict], t_rec: float | None) -> tuple[dict, dict, np.ndarray]:
-        timeline, thumbs, interval_of = _timeline(info, checkpoint, numbers, times, gaps, problems, intervals,
-                                                  rec, details, p)
+        timeline, thumbs, interval_of = _timeline(
+            info, checkpoint, numbers, times, gaps, problems, intervals, rec, details, p
+        )
         timeline["timing_s"] = {**timing, "recognition": None if t_rec is None else round(t_rec, 3)}
         return timeline, thumbs, interval_of
 
@@ -169,10 +202,12 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
             return
         timeline_outputs.write_timeline_json(out, timeline)
         timeline_outputs.write_timeline_csv(out, timeline)
-        timeline_outputs.write_frames_csv(out, numbers, times, face, details["score_micro"],
-                                          details["score_macro"], interval_of)
-        png = timeline_outputs.plot_timeline(timeline, times, details["score_micro"], details["score_macro"],
-                                             out / "timeline.png")
+        timeline_outputs.write_frames_csv(
+            out, numbers, times, face, details["score_micro"], details["score_macro"], interval_of
+        )
+        png = timeline_outputs.plot_timeline(
+            timeline, times, details["score_micro"], details["score_macro"], out / "timeline.png"
+        )
         timeline_outputs.write_report_html(out, timeline, png, thumbs)
 
     if recogniser is None or not intervals:
@@ -184,6 +219,7 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
     write(*build([{} for _ in intervals], None))
     from fedpsyau_jax.training.run_logging import progress
     from fedpsyau_jax.video.recognise import recognise
+
     t1 = time.perf_counter()
     bar = progress(len(intervals), "recognising", enabled=show_progress)
     try:
@@ -195,8 +231,9 @@ def analyse_video(video, out_dir, checkpoint=None, *, fps: float | None = None,
     return result[0]
 
 
-def _timeline(info, checkpoint, numbers, times, gaps, problems, intervals, rec, details,
-              p: AnalyseParams) -> tuple[dict, dict, np.ndarray]:
+def _timeline(
+    info, checkpoint, numbers, times, gaps, problems, intervals, rec, details, p: AnalyseParams
+) -> tuple[dict, dict, np.ndarray]:
     """(timeline dict, {interval index: apex crop}, per-frame interval index or -1)."""
     n = len(numbers)
 
@@ -207,30 +244,64 @@ def _timeline(info, checkpoint, numbers, times, gaps, problems, intervals, rec, 
     interval_of = -np.ones(n, int)
     for i, (v, r) in enumerate(zip(intervals, rec)):
         probs = r.get("emotion_prob")
-        item = {"onset": int(numbers[v.onset]), "apex": int(numbers[v.apex]), "offset": int(numbers[v.offset]),
-                "onset_s": ts(v.onset), "apex_s": ts(v.apex), "offset_s": ts(v.offset), "kind": v.kind,
-                "emotion": r.get("emotion"), "emotion_prob": None if probs is None else probs[r["emotion"]],
-                "emotion_prob_all": probs, "au_prob": r.get("au_prob"), "score": round(v.score, 4),
-                "scale": v.scale}
+        item = {
+            "onset": int(numbers[v.onset]),
+            "apex": int(numbers[v.apex]),
+            "offset": int(numbers[v.offset]),
+            "onset_s": ts(v.onset),
+            "apex_s": ts(v.apex),
+            "offset_s": ts(v.offset),
+            "kind": v.kind,
+            "emotion": r.get("emotion"),
+            "emotion_prob": None if probs is None else probs[r["emotion"]],
+            "emotion_prob_all": probs,
+            "au_prob": r.get("au_prob"),
+            "score": round(v.score, 4),
+            "scale": v.scale,
+        }
         if "recognition_error" in r:
             item["recognition_error"] = r["recognition_error"]
         if "apex_crop" in r:
             thumbs[i] = r["apex_crop"]
         items.append(item)
-        interval_of[v.onset:v.offset + 1] = i
+        interval_of[v.onset : v.offset + 1] = i
     timeline = {
-        "video": str(info.path), "fps": info.fps, "frames": n, "width": info.width, "height": info.height,
-        "rotation": info.rotation, "checkpoint": None if checkpoint is None else str(checkpoint),
+        "video": str(info.path),
+        "fps": info.fps,
+        "frames": n,
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
         "intervals": items,
-        "gaps": [{"start": int(numbers[a]), "end": int(numbers[b]), "start_s": ts(a), "end_s": ts(b),
-                  "reason": "no face found"} for a, b in gaps],
-        "suppressed": [{"onset": int(numbers[a]), "apex": int(numbers[b]), "offset": int(numbers[c]),
-                        "reason": "mouth-dominated, amid rhythmic mouth motion (talking)"}
-                       for a, b, c in details.get("suppressed_talking", [])],
+        "gaps": [
+            {
+                "start": int(numbers[a]),
+                "end": int(numbers[b]),
+                "start_s": ts(a),
+                "end_s": ts(b),
+                "reason": "no face found",
+            }
+            for a, b in gaps
+        ],
+        "suppressed": [
+            {
+                "onset": int(numbers[a]),
+                "apex": int(numbers[b]),
+                "offset": int(numbers[c]),
+                "reason": "mouth-dominated, amid rhythmic mouth motion (talking)",
+            }
+            for a, b, c in details.get("suppressed_talking", [])
+        ],
         "thresholds": {"micro": details["threshold_micro"], "macro": details["threshold_macro"]},
         "problems": problems,
-        "params": {"track": p.track.as_dict(), "signal": p.signal.as_dict(), "spot": p.spot.as_dict(),
-                   "micro_k_s": iv_mod.MICRO_K_S, "macro_k_s": iv_mod.MACRO_K_S},
+        "params": {
+            "track": p.track.as_dict(),
+            "signal": p.signal.as_dict(),
+            "spot": p.spot.as_dict(),
+            "micro_k_s": iv_mod.MICRO_K_S,
+            "macro_k_s": iv_mod.MACRO_K_S,
+        },
     }
     return timeline, thumbs, interval_of
 

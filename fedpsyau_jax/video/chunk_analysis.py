@@ -11,6 +11,7 @@ Landmarks are smoothed over time *within* each run of face frames with a centred
 Gaussian (sigma ``SMOOTH_SIGMA`` frames): alignment jitter is the main noise of the
 signal, and the context frames make the smoothing the same across chunk edges.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,7 @@ from fedpsyau_jax.video.frame_stream import Chunk
 from fedpsyau_jax.video.spotting_signal import REGIONS, RegionFlow, SignalParams
 
 SMOOTH_SIGMA = 1.5
-CONTEXT = 5                 # frames of context each side: 1 for the flow + 4 for smoothing
+CONTEXT = 5  # frames of context each side: 1 for the flow + 4 for smoothing
 FEATURE_VERSION = 1
 N_BOXES = len(REGIONS) + 3
 
@@ -39,6 +40,7 @@ class ChunkFeatures:
     face (T,) bool, landmarks (T, 68, 2) float32 (NaN without a face), region_flow
     (T, R+3, 2) float32 (NaN where there is no flow into the frame), detected (T,)
     bool (the detector ran), seconds {"track": s, "flow": s} spent computing."""
+
     face: np.ndarray
     landmarks: np.ndarray
     region_flow: np.ndarray
@@ -48,9 +50,19 @@ class ChunkFeatures:
 
 def features_key(chunk: Chunk, track: TrackParams, signal: SignalParams) -> str:
     h = hashlib.blake2b(digest_size=20)
-    h.update(json.dumps({"v": FEATURE_VERSION, "track": track.as_dict(), "signal": signal.as_dict(),
-                         "sigma": SMOOTH_SIGMA, "before": chunk.before, "n": len(chunk.frames)},
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {
+                "v": FEATURE_VERSION,
+                "track": track.as_dict(),
+                "signal": signal.as_dict(),
+                "sigma": SMOOTH_SIGMA,
+                "before": chunk.before,
+                "n": len(chunk.frames),
+            },
+            sort_keys=True,
+        ).encode()
+    )
     for f in chunk.frames:
         h.update(np.ascontiguousarray(f).data)
     return h.hexdigest()
@@ -67,7 +79,7 @@ def gaussian_smooth(a: np.ndarray, sigma: float) -> np.ndarray:
     pad = np.concatenate([np.repeat(a[:1], r, 0), a, np.repeat(a[-1:], r, 0)], 0).astype(np.float64)
     out = np.zeros(a.shape, np.float64)
     for i, wi in enumerate(w):
-        out += wi * pad[i:i + len(a)]
+        out += wi * pad[i : i + len(a)]
     return out.astype(a.dtype)
 
 
@@ -113,8 +125,9 @@ def compute_features(chunk: Chunk, track: TrackParams, signal: SignalParams) -> 
     return ChunkFeatures(face[own], sm[own], flows[own], det[own], {"track": t1 - t0, "flow": t2 - t1})
 
 
-def cached_features(chunk: Chunk, cache_dir: Path | None, track: TrackParams,
-                    signal: SignalParams) -> tuple[ChunkFeatures, bool]:
+def cached_features(
+    chunk: Chunk, cache_dir: Path | None, track: TrackParams, signal: SignalParams
+) -> tuple[ChunkFeatures, bool]:
     """(features, loaded from cache)."""
     path = None
     if cache_dir is not None:
@@ -123,12 +136,20 @@ def cached_features(chunk: Chunk, cache_dir: Path | None, track: TrackParams,
         if path.is_file():
             try:
                 with np.load(path, allow_pickle=False) as z:
-                    return ChunkFeatures(z["face"], z["landmarks"], z["region_flow"], z["detected"],
-                                         {"track": 0.0, "flow": 0.0}), True
+                    return ChunkFeatures(
+                        z["face"], z["landmarks"], z["region_flow"], z["detected"], {"track": 0.0, "flow": 0.0}
+                    ), True
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass                                      # unreadable: recompute, overwrite
+                pass  # unreadable: recompute, overwrite
     feats = compute_features(chunk, track, signal)
     if path is not None:
-        save_npz_atomic(path, {"face": feats.face, "landmarks": feats.landmarks,
-                               "region_flow": feats.region_flow, "detected": feats.detected})
+        save_npz_atomic(
+            path,
+            {
+                "face": feats.face,
+                "landmarks": feats.landmarks,
+                "region_flow": feats.region_flow,
+                "detected": feats.detected,
+            },
+        )
     return feats, False

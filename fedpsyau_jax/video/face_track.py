@@ -14,6 +14,7 @@ Landmarks are smoothed over time with an exponential moving average (``smoothing
 is the weight of the new frame); the average restarts after every gap, so a face
 re-found elsewhere never drags its old position along.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,9 @@ from fedpsyau_jax.network.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_R
 
 @dataclasses.dataclass(frozen=True)
 class TrackParams:
-    redetect_every: int = 10       # frames between confirming detections
-    smoothing: float = 0.6         # EMA weight of the newest landmarks (1 = no smoothing)
-    max_scale_jump: float = 0.25   # relative inner-eye distance change that forces a re-detection
+    redetect_every: int = 10  # frames between confirming detections
+    smoothing: float = 0.6  # EMA weight of the newest landmarks (1 = no smoothing)
+    max_scale_jump: float = 0.25  # relative inner-eye distance change that forces a re-detection
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -41,12 +42,12 @@ def _eye_distance(lm: np.ndarray) -> float:
 def _box_from_landmarks(lm: np.ndarray):
     """A detector-like square box around the landmarks (what dlib's predictor expects)."""
     import dlib
+
     x0, y0 = lm.min(0)
     x1, y1 = lm.max(0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.05 * (y1 - y0)
     half = 0.55 * max(x1 - x0, y1 - y0)
-    return dlib.rectangle(int(round(cx - half)), int(round(cy - half)),
-                          int(round(cx + half)), int(round(cy + half)))
+    return dlib.rectangle(int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
 
 
 class FaceTracker:
@@ -60,7 +61,7 @@ class FaceTracker:
 
     def __init__(self, params: TrackParams | None = None):
         self.p = params or TrackParams()
-        self._last: np.ndarray | None = None     # smoothed landmarks of the previous frame
+        self._last: np.ndarray | None = None  # smoothed landmarks of the previous frame
         self._since_detect = 0
         self.detected = False
 
@@ -85,7 +86,7 @@ class FaceTracker:
                     self._last = None
                     return None
                 lm = face_landmarks.landmarks68(img, box, what="video frame")
-                self._last = None                 # a new face: restart the average
+                self._last = None  # a new face: restart the average
         if self._last is not None:
             a = self.p.smoothing
             lm = a * lm + (1.0 - a) * self._last

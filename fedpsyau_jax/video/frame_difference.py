@@ -7,6 +7,7 @@ with raw pixels as the feature). Peaks, the robust threshold (its c chosen on th
 synthetic tuning seed) and merging are those of ``intervals``; an interval is the
 fixed window apex ± k (no displacement-based edges, no talking rule).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,8 @@ THRESHOLD_C = 0.25
 
 def frame_difference_signal(info: VideoInfo) -> tuple[np.ndarray, np.ndarray]:
     """(score (T,), face (T,)) of the whole video."""
-    crops, box = [], None
+    crops: list[np.ndarray | None] = []
+    box: face_crop.CropBox | None = None
     for _, _, img in iter_frames(info):
         if box is None:
             faces = face_landmarks.detect_faces(img)
@@ -38,14 +40,16 @@ def frame_difference_signal(info: VideoInfo) -> tuple[np.ndarray, np.ndarray]:
     face = np.array([c is not None for c in crops])
     for t in range(n):
         lo, hi = max(0, t - k), min(n - 1, t + k)
-        if crops[t] is None or crops[lo] is None or crops[hi] is None:
+        cur, before, after = crops[t], crops[lo], crops[hi]
+        if cur is None or before is None or after is None:
             continue
-        score[t] = np.abs(crops[t] - 0.5 * (crops[lo] + crops[hi])).mean()
+        score[t] = np.abs(cur - 0.5 * (before + after)).mean()
     return score, face
 
 
-def intervals_from_signal(score: np.ndarray, face: np.ndarray, fps: float,
-                          threshold_c: float = THRESHOLD_C) -> list[iv_mod.Interval]:
+def intervals_from_signal(
+    score: np.ndarray, face: np.ndarray, fps: float, threshold_c: float = THRESHOLD_C
+) -> list[iv_mod.Interval]:
     """Peaks above the robust threshold → [apex - k, apex + k], merged, kind by length."""
     k = iv_mod.scale_frames(fps, iv_mod.MICRO_K_S)
     thr = iv_mod.robust_threshold(score, face, threshold_c, 1e-6)

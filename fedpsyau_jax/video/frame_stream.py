@@ -7,6 +7,7 @@ would exceed ``max_chunk_bytes``), so a 10-minute 1080p video is never held whol
 A folder of numbered frame images is read the same way (frame numbers from the file
 names, timestamps from ``--fps``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,10 +30,10 @@ LARGE_PIXELS = 1920 * 1080
 class VideoInfo:
     path: str
     fps: float
-    frame_count: int           # what the container claims (0 = unknown)
+    frame_count: int  # what the container claims (0 = unknown)
     width: int
     height: int
-    rotation: int              # degrees from the container metadata (frames are decoded upright)
+    rotation: int  # degrees from the container metadata (frames are decoded upright)
     is_folder: bool = False
 
     def as_dict(self) -> dict:
@@ -57,8 +58,14 @@ def probe(path: Path | str, fps: float | None = None) -> VideoInfo:
             raise UnreadableMediaError(f"{p}: no decodable frame (unreadable or truncated video)")
         claimed_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         rot = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)
-        info = VideoInfo(str(p), float(fps or claimed_fps or 30.0), int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
-                         frame.shape[1], frame.shape[0], rot)
+        info = VideoInfo(
+            str(p),
+            float(fps or claimed_fps or 30.0),
+            int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+            frame.shape[1],
+            frame.shape[0],
+            rot,
+        )
     finally:
         cap.release()
     if not (fps or claimed_fps):
@@ -92,8 +99,13 @@ def iter_frames(info: VideoInfo) -> Iterator[tuple[int, float, np.ndarray]]:
         if i == 0:
             raise UnreadableMediaError(f"{p}: video has no decodable frames")
         if info.frame_count > i:
-            log.warning("%s: truncated video: %d decodable frames, the container claims %d; "
-                        "analysed frames 0..%d", p, i, info.frame_count, i - 1)
+            log.warning(
+                "%s: truncated video: %d decodable frames, the container claims %d; analysed frames 0..%d",
+                p,
+                i,
+                info.frame_count,
+                i - 1,
+            )
     finally:
         cap.release()
 
@@ -106,11 +118,12 @@ def chunk_length(info: VideoInfo, chunk_frames: int, max_chunk_bytes: int) -> in
 class Chunk:
     """Frames [start, stop) of the stream (positions), with ``before``/``after`` extra
     frames of context on each side inside ``frames`` (positions start-before ...)."""
+
     index: int
     start: int
     stop: int
     before: int
-    numbers: list[int]         # frame numbers of frames (context included)
+    numbers: list[int]  # frame numbers of frames (context included)
     times: list[float]
     frames: list[np.ndarray]
 
@@ -122,7 +135,7 @@ class Chunk:
 def iter_chunks(info: VideoInfo, length: int, context: int) -> Iterator[Chunk]:
     """Consecutive chunks of ``length`` frames, each with up to ``context`` frames of
     the neighbouring chunks on both sides (read once, kept in a small buffer)."""
-    buf: list[tuple[int, float, np.ndarray]] = []   # frames from position buf_start on
+    buf: list[tuple[int, float, np.ndarray]] = []  # frames from position buf_start on
     buf_start = 0
     start = 0
     index = 0
@@ -140,12 +153,13 @@ def iter_chunks(info: VideoInfo, length: int, context: int) -> Iterator[Chunk]:
             return
         stop = min(start + length, end)
         lo = max(buf_start, start - context)
-        sel = buf[lo - buf_start:min(stop + context, end) - buf_start]
-        yield Chunk(index, start, stop, start - lo, [n for n, _, _ in sel], [t for _, t, _ in sel],
-                    [f for _, _, f in sel])
+        sel = buf[lo - buf_start : min(stop + context, end) - buf_start]
+        yield Chunk(
+            index, start, stop, start - lo, [n for n, _, _ in sel], [t for _, t, _ in sel], [f for _, _, f in sel]
+        )
         # keep only the context the next chunk needs
         keep_from = max(buf_start, stop - context)
-        buf = buf[keep_from - buf_start:]
+        buf = buf[keep_from - buf_start :]
         buf_start = keep_from
         start = stop
         index += 1

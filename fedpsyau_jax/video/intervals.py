@@ -31,21 +31,28 @@ overlapping intervals are merged into the one with the higher score relative to 
 threshold, and each interval's kind is "micro" when it lasts at most 0.5 s
 (offset - onset + 1 frames) and "macro" otherwise.
 """
+
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-from fedpsyau_jax.video.spotting_signal import (REGIONS, TOP_REGIONS, blink_mask, displacement,
-                                                head_compensated, second_difference)
+from fedpsyau_jax.video.spotting_signal import (
+    REGIONS,
+    TOP_REGIONS,
+    blink_mask,
+    displacement,
+    head_compensated,
+    second_difference,
+)
 
 MICRO_K_S = 0.2
 MACRO_K_S = 1.0
 NMS_FACTOR = 1.5
 THRESHOLD_C = 5.0
 THRESHOLD_C_MACRO = 6.0
-MIN_SCORE = 0.15          # px in the 96-px spotting crop
+MIN_SCORE = 0.15  # px in the 96-px spotting crop
 EDGE_FRACTION = 0.8
 MICRO_MAX_S = 0.5
 MIN_S = 0.1
@@ -76,12 +83,13 @@ class SpotParams:
 @dataclasses.dataclass
 class Interval:
     """One spotted expression; frames are 0-based positions in the stream, inclusive."""
+
     onset: int
     apex: int
     offset: int
     kind: str
-    score: float          # peak score / threshold (> 1)
-    scale: str            # "micro" or "macro": the time scale that spotted it
+    score: float  # peak score / threshold (> 1)
+    scale: str  # "micro" or "macro": the time scale that spotted it
 
     def length(self) -> int:
         return self.offset - self.onset + 1
@@ -105,7 +113,7 @@ def peaks(score: np.ndarray, threshold: float, radius: int) -> list[int]:
     out = []
     n = len(score)
     for t in np.nonzero(score > threshold)[0]:
-        lo, hi = max(0, t - radius), min(n, t + radius + 1)
+        lo, hi = max(0, int(t) - radius), min(n, int(t) + radius + 1)
         w = score[lo:hi]
         if score[t] >= w.max() and t == lo + int(np.argmax(w)):
             out.append(int(t))
@@ -132,8 +140,9 @@ def edges(x: np.ndarray, apex: int, regions: np.ndarray, window: int, fraction: 
     return side(-1), side(+1)
 
 
-def spot_intervals(region_flow: np.ndarray, face: np.ndarray, fps: float,
-                   params: SpotParams | None = None) -> tuple[list[Interval], dict]:
+def spot_intervals(
+    region_flow: np.ndarray, face: np.ndarray, fps: float, params: SpotParams | None = None
+) -> tuple[list[Interval], dict]:
     """Intervals of one video from its box flows (T, R+3, 2) and face mask (T,).
 
     Returns (intervals sorted by onset, details) where details holds the per-frame
@@ -146,8 +155,10 @@ def spot_intervals(region_flow: np.ndarray, face: np.ndarray, fps: float,
     x = displacement(f, face)
     cands: list[Interval] = []
     details: dict = {}
-    for scale, k_s, c, window_s in (("micro", MICRO_K_S, p.threshold_c, 0.5),
-                                    ("macro", MACRO_K_S, p.threshold_c_macro, 2.0)):
+    for scale, k_s, c, window_s in (
+        ("micro", MICRO_K_S, p.threshold_c, 0.5),
+        ("macro", MACRO_K_S, p.threshold_c_macro, 2.0),
+    ):
         k = scale_frames(fps, k_s)
         per = second_difference(x, k)
         order = np.argsort(per, axis=1)[:, -TOP_REGIONS:]
@@ -179,6 +190,7 @@ _MOUTH = np.array([n in MOUTH_REGIONS for n in REGIONS])
 def _mouth_dominated(details: dict):
     def f(iv: Interval) -> bool:
         return bool(_MOUTH[details[f"_order_{iv.scale}"][iv.apex, -1]])
+
     return f
 
 

@@ -9,10 +9,12 @@ is never fed to the model.
 
 Only the frames that intervals need are kept, in a second sequential decode pass.
 """
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -30,6 +32,7 @@ class Recogniser:
 
     def __init__(self, checkpoint):
         from fedpsyau_jax import api
+
         self.checkpoint = str(checkpoint)
         self.model, self.variables, self.meta = api.load_model(checkpoint)
         self.class_names = list(self.meta["class_names"])
@@ -38,14 +41,17 @@ class Recogniser:
         """One model call per sample (a batch of one, exactly as ``predict``; the jitted
         apply is compiled once and a handful of intervals per minute need no batching)."""
         from fedpsyau_jax import api
+
         keys = ("flow128", "flow28", "landmarks")
-        probs, aus = [], []
+        probs: list[np.ndarray] = []
+        aus: list[np.ndarray | None] = []
         for s in samples:
             batch = {k: np.asarray(s[k], np.float32)[None] for k in keys}
             p, au = api.model_probabilities(self.model, self.variables, self.meta, batch)
             probs.append(p[0])
             aus.append(None if au is None else au[0])
-        return np.stack(probs), (None if aus[0] is None else np.stack(aus))
+        # one model: it gives AU probabilities for every sample or for none
+        return np.stack(probs), (None if aus[0] is None else np.stack(cast(list[np.ndarray], aus)))
 
 
 def needed_positions(intervals: list[Interval], params: PipelineParams) -> set[int]:
@@ -71,13 +77,19 @@ def collect_frames(info: VideoInfo, positions: set[int]) -> dict[int, np.ndarray
     return out
 
 
-def recognise(info: VideoInfo, intervals: list[Interval], recogniser: Recogniser,
-              params: PipelineParams | None = None, progress=None) -> list[dict]:
+def recognise(
+    info: VideoInfo,
+    intervals: list[Interval],
+    recogniser: Recogniser,
+    params: PipelineParams | None = None,
+    progress=None,
+) -> list[dict]:
     """One dict per interval: ``emotion``, ``emotion_prob`` {class: p}, ``au_prob``
     {AUn: p} (when the model has an AU branch), ``apex_crop`` (128x128 uint8, the
     aligned face for the report), or ``recognition_error`` (one line) when SPEC §1
     cannot build the input (no face in the onset frame, no motion)."""
     from fedpsyau_jax.network.au_groups import AU_ORDER
+
     p = params or PipelineParams()
     frames = collect_frames(info, needed_positions(intervals, p))
     stem = Path(info.path).stem
@@ -86,9 +98,15 @@ def recognise(info: VideoInfo, intervals: list[Interval], recogniser: Recogniser
     for i, iv in enumerate(intervals):
         try:
             neigh = [frames[q] for q in (iv.apex - 1, iv.apex + 1) if p.apex_window and q in frames and q != iv.onset]
-            s = clip_to_sample(frames[iv.onset], frames[iv.apex], align=p.align, apex_neighbors=neigh,
-                               exactly_one_face=p.exactly_one_face, tvl1_params=dict(p.tvl1),
-                               name=f"{stem} interval {iv.onset}-{iv.offset}")
+            s = clip_to_sample(
+                frames[iv.onset],
+                frames[iv.apex],
+                align=p.align,
+                apex_neighbors=neigh,
+                exactly_one_face=p.exactly_one_face,
+                tvl1_params=dict(p.tvl1),
+                name=f"{stem} interval {iv.onset}-{iv.offset}",
+            )
             samples.append(s)
             where.append(i)
             results[i]["apex_crop"] = s["apex_crop"]

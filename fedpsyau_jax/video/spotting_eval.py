@@ -9,6 +9,7 @@ video whose id equals the name of its output folder or of its video, or is the l
 prefix of one of them followed by a non-digit (CAS(ME)^2 folder
 ``15_0101disgustingteeth`` → ``15_0101``).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,6 +33,7 @@ def emotion_class(word: str | None, fmt: str, scheme: str | None) -> str | None:
     if not word or scheme is None:
         return word or None
     from data_pipelines.label_maps import UnknownEmotion, class_names, map_emotion
+
     names = class_names(scheme)
     if word.strip().lower() in names:
         return word.strip().lower()
@@ -52,11 +54,17 @@ def ground_truth(path, fmt: str, scheme: str | None = None) -> dict[str, list[Sp
             raise InputFileError(f"--annotations {path}: does not exist")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return {Path(v.get("video", stem)).stem: [Span(int(e["onset"]), int(e["offset"]), e["kind"],
-                                                           emotion_class(e.get("emotion"), fmt, scheme))
-                                                      for e in v["intervals"]] for stem, v in data.items()}
+            return {
+                Path(v.get("video", stem)).stem: [
+                    Span(int(e["onset"]), int(e["offset"]), e["kind"], emotion_class(e.get("emotion"), fmt, scheme))
+                    for e in v["intervals"]
+                ]
+                for stem, v in data.items()
+            }
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise InputDataError(f"--annotations {path}: not a synthetic ground_truth.json ({type(e).__name__}: {e})") from None
+            raise InputDataError(
+                f"--annotations {path}: not a synthetic ground_truth.json ({type(e).__name__}: {e})"
+            ) from None
     if fmt == "casme2":
         from data_pipelines.readers.casme2_long import read_casme2_long as reader
     elif fmt == "casme3":
@@ -93,8 +101,14 @@ def match_id(name: str, ids: set[str]) -> str | None:
     """The ground-truth id equal to ``name``, or its longest prefix followed by a non-digit."""
     if name in ids:
         return name
-    return next((g for g in sorted(ids, key=len, reverse=True)
-                 if name.startswith(g) and not name[len(g):len(g) + 1].isdigit()), None)
+    return next(
+        (
+            g
+            for g in sorted(ids, key=len, reverse=True)
+            if name.startswith(g) and not name[len(g) : len(g) + 1].isdigit()
+        ),
+        None,
+    )
 
 
 def find_videos(root, ids) -> dict[str, Path]:
@@ -120,14 +134,24 @@ def find_videos(root, ids) -> dict[str, Path]:
             if has_images(p):
                 found[k] = p
             else:
-                colour = [c for c in sorted(p.glob("color")) + sorted(p.glob("*/color")) if c.is_dir() and has_images(c)]
+                colour = [
+                    c for c in sorted(p.glob("color")) + sorted(p.glob("*/color")) if c.is_dir() and has_images(c)
+                ]
                 if colour:
                     found[k] = colour[0]
     return found
 
 
-def evaluate_spotting(predictions, annotations, fmt: str, videos=None, checkpoint=None,
-                      fps: float | None = None, show_progress: bool = True, scheme: str | None = None) -> dict:
+def evaluate_spotting(
+    predictions,
+    annotations,
+    fmt: str,
+    videos=None,
+    checkpoint=None,
+    fps: float | None = None,
+    show_progress: bool = True,
+    scheme: str | None = None,
+) -> dict:
     """Pooled MEGC scores of the predictions against the annotations. With ``videos``
     (a release folder), every annotated video found there without a timeline.json yet
     is analysed first into ``predictions/<id>/`` (so an interrupted run resumes).
@@ -138,6 +162,7 @@ def evaluate_spotting(predictions, annotations, fmt: str, videos=None, checkpoin
     ran = []
     if videos is not None:
         from fedpsyau_jax.video.analyse import analyse_video
+
         for vid, path in find_videos(videos, set(gt)).items():
             out = predictions / re.sub(r"[^A-Za-z0-9._-]+", "_", vid)
             if not (out / "timeline.json").is_file():
@@ -147,8 +172,13 @@ def evaluate_spotting(predictions, annotations, fmt: str, videos=None, checkpoin
     unknown = sorted(set(pred) - set(gt))
     scores = spotting_scores({k: v for k, v in pred.items() if k in gt}, gt)
     scores.pop("matches")
-    return {"scores": scores, "videos_with_ground_truth": len(gt), "videos_predicted": len(set(pred) & set(gt)),
-            "predictions_without_ground_truth": unknown, "analysed_now": ran}
+    return {
+        "scores": scores,
+        "videos_with_ground_truth": len(gt),
+        "videos_predicted": len(set(pred) & set(gt)),
+        "predictions_without_ground_truth": unknown,
+        "analysed_now": ran,
+    }
 
 
 def format_scores(res: dict) -> str:
@@ -156,7 +186,9 @@ def format_scores(res: dict) -> str:
     lines = [f"{'':8s} {'TP':>5s} {'FP':>5s} {'FN':>5s} {'P':>7s} {'R':>7s} {'F1':>7s}"]
     for k in ("micro", "macro", "overall"):
         r = s[k]
-        lines.append(f"{k:8s} {r['tp']:5d} {r['fp']:5d} {r['fn']:5d} {r['precision']:7.4f} {r['recall']:7.4f} {r['f1']:7.4f}")
+        lines.append(
+            f"{k:8s} {r['tp']:5d} {r['fp']:5d} {r['fn']:5d} {r['precision']:7.4f} {r['recall']:7.4f} {r['f1']:7.4f}"
+        )
     if "recognition" in s:
         r = s["recognition"]
         lines.append(f"recognition on {r['n']} TPs: UF1 {r['uf1']:.4f} UAR {r['uar']:.4f}; STRS {r['strs']:.4f}")

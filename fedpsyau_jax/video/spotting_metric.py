@@ -18,6 +18,7 @@
   the ground truth) and UAR (mean per-class recall); STRS = overall spotting F1 ×
   recognition F1 (UF1).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,8 @@ def spotting_scores(pred: dict[str, list[Span]], gt: dict[str, list[Span]]) -> d
     "matches": {video: [(pred idx, gt idx)]}, "recognition": {...} or absent}."""
     counts = {k: [0, 0, 0] for k in ("overall", "micro", "macro")}
     matches = {}
-    y_true, y_pred = [], []
+    y_true: list[str] = []
+    y_pred: list[str] = []
     for vid in sorted(set(gt) | set(pred)):
         p, g = pred.get(vid, []), gt.get(vid, [])
         m = match(p, g)
@@ -85,9 +87,10 @@ def spotting_scores(pred: dict[str, list[Span]], gt: dict[str, list[Span]]) -> d
             counts[kind][1] += sum(x.kind == kind for x in p) - len(mk)
             counts[kind][2] += sum(x.kind == kind for x in g) - len(mk)
         for i, j in m:
-            if g[j].emotion is not None and p[i].emotion is not None:
-                y_true.append(g[j].emotion)
-                y_pred.append(p[i].emotion)
+            g_emotion, p_emotion = g[j].emotion, p[i].emotion
+            if g_emotion is not None and p_emotion is not None:
+                y_true.append(g_emotion)
+                y_pred.append(p_emotion)
     out = {k: prf(*v) for k, v in counts.items()}
     out["matches"] = matches
     if y_true:

@@ -31,6 +31,7 @@ Blinks: the eyes are excluded, and a blink leaves the brows and cheeks almost st
 (measured in an eye box, never scored) move more than ``BLINK_RATIO`` times as much as
 the brows, because Farneback's window lets some lid motion leak into the brow box.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,20 +42,26 @@ import numpy as np
 from data_pipelines import face_crop
 
 SPOT_SIZE = 96
-ROI_HALF = 0.5          # half side of a region box, in units of g (half inner-eye distance)
+ROI_HALF = 0.5  # half side of a region box, in units of g (half inner-eye distance)
 TOP_REGIONS = 3
 BLINK_RATIO = 2.0
 # name -> (dlib-68 points whose mean is the centre, (dx, dy) offset in units of g)
 REGIONS: dict[str, tuple[tuple[int, ...], tuple[float, float]]] = {
-    "brow_outer_l": ((17, 18), (0.0, 0.0)), "brow_inner_l": ((20, 21), (0.0, 0.0)),
-    "brow_inner_r": ((22, 23), (0.0, 0.0)), "brow_outer_r": ((25, 26), (0.0, 0.0)),
-    "cheek_l": ((40, 41), (0.0, 1.2)), "cheek_r": ((46, 47), (0.0, 1.2)),
-    "nose_l": ((31,), (-0.3, -0.3)), "nose_r": ((35,), (0.3, -0.3)),
-    "mouth_l": ((48,), (0.0, 0.0)), "mouth_r": ((54,), (0.0, 0.0)),
-    "lip_upper": ((50, 51, 52), (0.0, 0.0)), "lip_lower": ((56, 57, 58), (0.0, 0.0)),
+    "brow_outer_l": ((17, 18), (0.0, 0.0)),
+    "brow_inner_l": ((20, 21), (0.0, 0.0)),
+    "brow_inner_r": ((22, 23), (0.0, 0.0)),
+    "brow_outer_r": ((25, 26), (0.0, 0.0)),
+    "cheek_l": ((40, 41), (0.0, 1.2)),
+    "cheek_r": ((46, 47), (0.0, 1.2)),
+    "nose_l": ((31,), (-0.3, -0.3)),
+    "nose_r": ((35,), (0.3, -0.3)),
+    "mouth_l": ((48,), (0.0, 0.0)),
+    "mouth_r": ((54,), (0.0, 0.0)),
+    "lip_upper": ((50, 51, 52), (0.0, 0.0)),
+    "lip_lower": ((56, 57, 58), (0.0, 0.0)),
     "chin": ((8,), (0.0, -0.8)),
 }
-REFERENCE_REGION = ((27, 28, 29), (0.0, 0.0))        # nose bridge: rigid
+REFERENCE_REGION = ((27, 28, 29), (0.0, 0.0))  # nose bridge: rigid
 EYE_REGIONS = (((37, 38, 40, 41), (0.0, 0.0)), ((43, 44, 46, 47), (0.0, 0.0)))
 BROW_CHEEK = tuple(i for i, n in enumerate(REGIONS) if n.startswith(("brow", "cheek")))
 # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags
@@ -72,8 +79,12 @@ class SignalParams:
     farneback: tuple = FARNEBACK
 
     def as_dict(self) -> dict:
-        return {"spot_size": self.spot_size, "roi_half": self.roi_half, "farneback": list(self.farneback),
-                "regions": {k: [list(v[0]), list(v[1])] for k, v in REGIONS.items()}}
+        return {
+            "spot_size": self.spot_size,
+            "roi_half": self.roi_half,
+            "farneback": list(self.farneback),
+            "regions": {k: [list(v[0]), list(v[1])] for k, v in REGIONS.items()},
+        }
 
 
 def region_boxes(ref68: np.ndarray, box: face_crop.CropBox, size: int, half_g: float) -> np.ndarray:
@@ -88,8 +99,14 @@ def region_boxes(ref68: np.ndarray, box: face_crop.CropBox, size: int, half_g: f
     for pts, (dx, dy) in specs:
         c = lm[list(pts)].mean(0) + np.array([dx, dy]) * g
         cx, cy = (c[0] - box.left) * scale - 0.5, (c[1] - box.top) * scale - 0.5
-        out.append([int(np.clip(round(cx - h), 0, size - 1)), int(np.clip(round(cy - h), 0, size - 1)),
-                    int(np.clip(round(cx + h) + 1, 1, size)), int(np.clip(round(cy + h) + 1, 1, size))])
+        out.append(
+            [
+                int(np.clip(round(cx - h), 0, size - 1)),
+                int(np.clip(round(cy - h), 0, size - 1)),
+                int(np.clip(round(cx + h) + 1, 1, size)),
+                int(np.clip(round(cy + h) + 1, 1, size)),
+            ]
+        )
     return np.array(out, np.int32)
 
 
@@ -114,6 +131,7 @@ class RegionFlow:
             self.ref68 = np.asarray(lm68, np.float32)
             self.box = face_crop.crop_box(self.ref68, what="reference face")
             self.boxes = region_boxes(self.ref68, self.box, self.p.spot_size, self.p.roi_half)
+        assert self.box is not None  # set with ref68 above
         idx = list(ALIGN_POINTS)
         m = face_crop.similarity_transform(np.asarray(lm68)[idx], self.ref68[idx])
         return face_crop.crop_face(gray, self.box, transform=m, size=self.p.spot_size)
@@ -126,7 +144,9 @@ class RegionFlow:
         prev, self._prev = self._prev, crop
         if prev is None:
             return None
-        flow = cv2.calcOpticalFlowFarneback(prev, crop, None, *self.p.farneback)
+        # cv2 stubs require a flow array; None (allocate the output) is valid at runtime
+        flow = cv2.calcOpticalFlowFarneback(prev, crop, None, *self.p.farneback)  # type: ignore[call-overload]
+        assert self.boxes is not None  # set by aligned_crop on the first face frame
         return box_means(remove_affine(flow), self.boxes)
 
 
@@ -150,7 +170,7 @@ def remove_affine(flow: np.ndarray) -> np.ndarray:
 
 def box_means(flow: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Mean (u, v) of ``flow`` in each (x0, y0, x1, y1) box, via an integral image."""
-    ii = cv2.integral(np.ascontiguousarray(flow, np.float32))      # (H+1, W+1, 2) float64
+    ii = cv2.integral(np.ascontiguousarray(flow, np.float32))  # (H+1, W+1, 2) float64
     x0, y0, x1, y1 = boxes.T
     s = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
     area = ((x1 - x0) * (y1 - y0)).astype(np.float64)[:, None]
@@ -159,10 +179,11 @@ def box_means(flow: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- scores (pure)
 
+
 def head_compensated(region_flow: np.ndarray) -> np.ndarray:
     """(T, R+3, 2) box flows → (T, R, 2) region flows minus the nose-bridge flow."""
     r = len(REGIONS)
-    return region_flow[:, :r] - region_flow[:, r:r + 1]
+    return region_flow[:, :r] - region_flow[:, r : r + 1]
 
 
 def blink_mask(region_flow: np.ndarray) -> np.ndarray:
@@ -170,7 +191,7 @@ def blink_mask(region_flow: np.ndarray) -> np.ndarray:
     than ``BLINK_RATIO`` times the brows (a blink), else 1."""
     r = len(REGIONS)
     ref = region_flow[:, r]
-    eyes = np.linalg.norm(region_flow[:, r + 1:r + 3] - ref[:, None], axis=-1).mean(1)
+    eyes = np.linalg.norm(region_flow[:, r + 1 : r + 3] - ref[:, None], axis=-1).mean(1)
     brows = np.linalg.norm(region_flow[:, list(BROW_CHEEK)] - ref[:, None], axis=-1).mean(1)
     blink = np.nan_to_num(eyes) > BLINK_RATIO * np.nan_to_num(brows) + 0.05
     m = np.ones((len(region_flow), r), np.float32)

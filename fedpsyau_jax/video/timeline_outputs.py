@@ -7,6 +7,7 @@ timeline.csv starts with the columns of a MEGC spotting submission (``vid``,
 ``pred_onset``, ``pred_offset``, ``type`` with "me"/"mae"), then apex, emotion,
 probability and score, so that a spotting evaluation script reads it unchanged.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,17 @@ import numpy as np
 from fedpsyau_jax.atomic_files import _atomic, write_json_atomic
 
 MEGC_TYPE = {"micro": "me", "macro": "mae"}
-EMOTION_COLOURS = ["tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:brown",
-                   "tab:pink", "tab:olive", "tab:cyan"]
+EMOTION_COLOURS = [
+    "tab:red",
+    "tab:green",
+    "tab:blue",
+    "tab:orange",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+]
 
 
 def write_timeline_json(out: Path, timeline: dict) -> Path:
@@ -34,13 +44,37 @@ def write_timeline_csv(out: Path, timeline: dict) -> Path:
     vid = Path(timeline["video"]).stem
     with _atomic(path, "w") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["vid", "pred_onset", "pred_offset", "type", "apex", "kind", "onset_s", "offset_s",
-                    "emotion", "emotion_prob", "score"])
+        w.writerow(
+            [
+                "vid",
+                "pred_onset",
+                "pred_offset",
+                "type",
+                "apex",
+                "kind",
+                "onset_s",
+                "offset_s",
+                "emotion",
+                "emotion_prob",
+                "score",
+            ]
+        )
         for iv in timeline["intervals"]:
-            w.writerow([vid, iv["onset"], iv["offset"], MEGC_TYPE[iv["kind"]], iv["apex"], iv["kind"],
-                        f"{iv['onset_s']:.3f}", f"{iv['offset_s']:.3f}", iv.get("emotion") or "",
-                        "" if iv.get("emotion_prob") is None else f"{iv['emotion_prob']:.4f}",
-                        f"{iv['score']:.3f}"])
+            w.writerow(
+                [
+                    vid,
+                    iv["onset"],
+                    iv["offset"],
+                    MEGC_TYPE[iv["kind"]],
+                    iv["apex"],
+                    iv["kind"],
+                    f"{iv['onset_s']:.3f}",
+                    f"{iv['offset_s']:.3f}",
+                    iv.get("emotion") or "",
+                    "" if iv.get("emotion_prob") is None else f"{iv['emotion_prob']:.4f}",
+                    f"{iv['score']:.3f}",
+                ]
+            )
     return path
 
 
@@ -51,17 +85,33 @@ def write_frames_csv(out: Path, numbers, times, face, score_micro, score_macro, 
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["frame", "timestamp", "face_found", "score_micro", "score_macro", "interval"])
         for i in range(len(numbers)):
-            w.writerow([int(numbers[i]), f"{times[i]:.4f}", int(bool(face[i])), f"{score_micro[i]:.5f}",
-                        f"{score_macro[i]:.5f}", "" if interval_of[i] < 0 else int(interval_of[i])])
+            w.writerow(
+                [
+                    int(numbers[i]),
+                    f"{times[i]:.4f}",
+                    int(bool(face[i])),
+                    f"{score_micro[i]:.5f}",
+                    f"{score_macro[i]:.5f}",
+                    "" if interval_of[i] < 0 else int(interval_of[i]),
+                ]
+            )
     return path
 
 
-def plot_timeline(timeline: dict, times: np.ndarray, score_micro: np.ndarray, score_macro: np.ndarray,
-                  path: Path | None = None, title: str | None = None, truth: list[dict] | None = None) -> bytes:
+def plot_timeline(
+    timeline: dict,
+    times: np.ndarray,
+    score_micro: np.ndarray,
+    score_macro: np.ndarray,
+    path: Path | None = None,
+    title: str | None = None,
+    truth: list[dict] | None = None,
+) -> bytes:
     """The signal over time, intervals shaded by emotion, gaps hatched grey → PNG bytes
     (and written to ``path`` when given). ``truth``: optional ground-truth intervals
     ({onset_s, offset_s, kind}) drawn as bars under the curves."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -103,6 +153,7 @@ def plot_timeline(timeline: dict, times: np.ndarray, score_micro: np.ndarray, sc
 
 def _png_b64(img: np.ndarray) -> str:
     import cv2
+
     ok, buf = cv2.imencode(".png", img)
     return base64.b64encode(buf.tobytes()).decode() if ok else ""
 
@@ -117,25 +168,32 @@ def write_report_html(out: Path, timeline: dict, plot_png: bytes, thumbs: dict[i
         img = f'<img src="data:image/png;base64,{_png_b64(thumb)}" width="96">' if thumb is not None else ""
         probs = ""
         if iv.get("emotion_prob_all"):
-            probs = "<br>".join(f"{e(c)} {p:.3f}" for c, p in sorted(iv["emotion_prob_all"].items(), key=lambda x: -x[1]))
+            probs = "<br>".join(
+                f"{e(c)} {p:.3f}" for c, p in sorted(iv["emotion_prob_all"].items(), key=lambda x: -x[1])
+            )
         aus = ""
         if iv.get("au_prob"):
             aus = " ".join(f"{e(a)}&nbsp;{p:.2f}" for a, p in iv["au_prob"].items())
         err = e(iv.get("recognition_error", ""))
-        rows.append(f"<tr><td>{i}</td><td>{iv['onset']}–{iv['apex']}–{iv['offset']}<br>"
-                    f"{iv['onset_s']:.2f}–{iv['offset_s']:.2f} s</td><td>{e(iv['kind'])}</td>"
-                    f"<td>{iv['score']:.2f}</td><td>{img}</td><td><b>{e(iv.get('emotion') or '')}</b><br>{probs}{err}</td>"
-                    f"<td style='font-size:80%'>{aus}</td></tr>")
-    gaps = "".join(f"<li>frames {g['start']}–{g['end']}: {e(g['reason'])}</li>" for g in timeline["gaps"]) or "<li>none</li>"
+        rows.append(
+            f"<tr><td>{i}</td><td>{iv['onset']}–{iv['apex']}–{iv['offset']}<br>"
+            f"{iv['onset_s']:.2f}–{iv['offset_s']:.2f} s</td><td>{e(iv['kind'])}</td>"
+            f"<td>{iv['score']:.2f}</td><td>{img}</td><td><b>{e(iv.get('emotion') or '')}</b><br>{probs}{err}</td>"
+            f"<td style='font-size:80%'>{aus}</td></tr>"
+        )
+    gaps = (
+        "".join(f"<li>frames {g['start']}–{g['end']}: {e(g['reason'])}</li>" for g in timeline["gaps"])
+        or "<li>none</li>"
+    )
     problems = "".join(f"<li>{e(p)}</li>" for p in timeline.get("problems", [])) or "<li>none</li>"
-    doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{e(Path(timeline['video']).name)}</title>
+    doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{e(Path(timeline["video"]).name)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}</style></head><body>
-<h1>{e(Path(timeline['video']).name)}</h1>
-<p>{timeline['frames']} frames at {timeline['fps']:.2f} fps; {len(timeline['intervals'])} interval(s);
-model: {e(str(timeline.get('checkpoint') or 'none (spotting only)'))}</p>
+<h1>{e(Path(timeline["video"]).name)}</h1>
+<p>{timeline["frames"]} frames at {timeline["fps"]:.2f} fps; {len(timeline["intervals"])} interval(s);
+model: {e(str(timeline.get("checkpoint") or "none (spotting only)"))}</p>
 <img src="data:image/png;base64,{base64.b64encode(plot_png).decode()}" style="max-width:100%">
 <h2>Intervals</h2><table><tr><th>#</th><th>onset–apex–offset (frames, s)</th><th>kind</th><th>score</th><th>apex face</th><th>emotion</th><th>AU probabilities</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 <h2>Gaps (frames without a face)</h2><ul>{gaps}</ul>
 <h2>Problems</h2><ul>{problems}</ul>
 <p style="font-size:80%">Spotting: training-free optical-flow spotter (docs/video.md). Emotions come from the

@@ -23,6 +23,7 @@ from its federation's first row, i.e. one common global initialisation). A new
 algorithm is one module that builds an ``Algorithm`` (usually only ``reduce``).
 ``aggregate`` receives ``ClientUpload`` only — params, BN statistics, sample counts.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,6 +42,7 @@ class ServerMessage:
     params:       each client's start point for the next round (also its proximal anchor)
     batch_stats:  BN statistics to adopt, or None to keep the client's own (local BN)
     """
+
     params: Any
     batch_stats: Any = None
 
@@ -60,7 +62,7 @@ def adopt_message(states, message: ServerMessage):
     FedProx, the client's own mixed start point W_i^t for P-FedProx. Local optimiser
     state (AdamW moments) is kept across rounds: clients are persistent silos.
     """
-    if message.params is None:                       # no communication (Local)
+    if message.params is None:  # no communication (Local)
         return states, states.params
     new = states.replace(params=message.params)
     if message.batch_stats is not None:
@@ -97,6 +99,7 @@ class Algorithm:
     combine_mean:   client half under DP, from the noisy mean (None: ``combine`` reads it)
     ``aggregate`` (the simulator's one-call form) defaults to combine ∘ reduce.
     """
+
     name: str
     mu: float
     aggregate: Callable[[ClientUpload, jax.Array, int], ServerMessage] | None = None
@@ -109,8 +112,7 @@ class Algorithm:
     shares_batch_stats: bool = True
     combine_mean: Callable[..., ServerMessage] | None = None
 
-    def combine_noisy_mean(self, params, participate, mean: dict, contribution: dict,
-                           denom) -> ServerMessage:
+    def combine_noisy_mean(self, params, participate, mean: dict, contribution: dict, denom) -> ServerMessage:
         """Client half under client-level DP (``federated.dp_aggregation``): the broadcast
         is the noisy mean ``{"params", "batch_stats"}`` of the clipped uploads (divisor
         ``denom``), ``contribution`` what this client put in. FedAvg/FedProx/FedRep read
@@ -142,6 +144,7 @@ def _composed(algorithm: Algorithm):
     def aggregate(upload: ClientUpload, groups: jax.Array, num_groups: int) -> ServerMessage:
         broadcast = None if reduce is None else reduce(filter_upload(upload, spec), groups, num_groups)
         return combine(upload.params, upload.num_samples, broadcast)
+
     return aggregate
 
 

@@ -2,6 +2,7 @@
 
 Server half ``fedavg_reduce`` (the weighted mean); client half: adopt it.
 """
+
 from __future__ import annotations
 
 from fedpsyau_jax.federated.aggregation import fedavg_params
@@ -18,5 +19,6 @@ def fedavg_aggregate(upload, groups, num_groups) -> ServerMessage:
 
 
 def make(**_) -> Algorithm:
-    return Algorithm(name="fedavg", mu=0.0, reduce=fedavg_reduce,
-                     description="sample-weighted average of params and BN statistics")
+    return Algorithm(
+        name="fedavg", mu=0.0, reduce=fedavg_reduce, description="sample-weighted average of params and BN statistics"
+    )

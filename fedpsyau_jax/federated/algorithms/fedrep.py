@@ -8,6 +8,7 @@ statistics all belong to the body (the heads have none) and are averaged with it
 Body and head are trained jointly in each local epoch (FedPer-like), not in
 FedRep's alternating head-then-body phases: a simplification, documented as such.
 """
+
 from __future__ import annotations
 
 import jax
@@ -16,7 +17,11 @@ from fedpsyau_jax.federated.aggregation import fedavg_params
 from fedpsyau_jax.federated.algorithms.base import Algorithm, ServerMessage
 
 HEAD_PATHS: tuple[tuple[str, ...], ...] = (
-    ("au_head_afe",), ("au_head_gat",), ("dsi", "classifier"), ("flow_only", "classifier"))
+    ("au_head_afe",),
+    ("au_head_gat",),
+    ("dsi", "classifier"),
+    ("flow_only", "classifier"),
+)
 
 
 def _keys(path) -> tuple[str, ...]:
@@ -26,7 +31,7 @@ def _keys(path) -> tuple[str, ...]:
 def is_head(path) -> bool:
     """True for a param leaf under one of ``HEAD_PATHS``."""
     keys = _keys(path)
-    return any(keys[:len(h)] == h for h in HEAD_PATHS)
+    return any(keys[: len(h)] == h for h in HEAD_PATHS)
 
 
 def head_mask(params):
@@ -50,7 +55,8 @@ def fedrep_combine(params, num_samples, broadcast) -> ServerMessage:
     if broadcast is None:
         return ServerMessage(params=None)
     merged = jax.tree_util.tree_map_with_path(
-        lambda p, own: own if is_head(p) else _lookup(broadcast["params"], p), params)
+        lambda p, own: own if is_head(p) else _lookup(broadcast["params"], p), params
+    )
     return ServerMessage(params=merged, batch_stats=broadcast["batch_stats"])
 
 
@@ -61,6 +67,11 @@ def _lookup(tree, path):
 
 
 def make(**_) -> Algorithm:
-    return Algorithm(name="fedrep", mu=0.0, reduce=fedrep_reduce, combine=fedrep_combine,
-                     shares_param=is_body,
-                     description="shared body (FedAvg), personal emotion/AU heads")
+    return Algorithm(
+        name="fedrep",
+        mu=0.0,
+        reduce=fedrep_reduce,
+        combine=fedrep_combine,
+        shares_param=is_body,
+        description="shared body (FedAvg), personal emotion/AU heads",
+    )

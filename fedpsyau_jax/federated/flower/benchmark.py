@@ -10,6 +10,7 @@
 The Flower side's figures come from a run's ``flower_results.json`` (per round:
 seconds, upload and broadcast bytes; per site: setup and training seconds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ import time
 def bytes_table() -> list[dict]:
     from fedpsyau_jax.federated.flower import wire
     from fedpsyau_jax.federated.flower.settings import broadcast_template, build, run_spec, upload_template
+
     rows = []
     for au in (True, False):
         for name in ("local", "fedavg", "fedprox", "pfedprox", "fedrep"):
@@ -27,9 +29,15 @@ def bytes_table() -> list[dict]:
             up = upload_template(model, tx, algo)
             b = broadcast_template(algo, up)
             size = lambda t: sum(int(s.size) * s.dtype.itemsize for s in __import__("jax").tree.leaves(t))
-            rows.append({"model": "full" if au else "flow-only", "algorithm": name,
-                         "upload_arrays": len(wire.spec(up)), "upload_bytes": size(up),
-                         "broadcast_bytes": 0 if b is None else size(b)})
+            rows.append(
+                {
+                    "model": "full" if au else "flow-only",
+                    "algorithm": name,
+                    "upload_arrays": len(wire.spec(up)),
+                    "upload_bytes": size(up),
+                    "broadcast_bytes": 0 if b is None else size(b),
+                }
+            )
     return rows
 
 
@@ -40,6 +48,7 @@ def simulator_round_seconds(run_config: dict, sites: int = 3) -> dict:
     from fedpsyau_jax.federated.runner import plan_rows, run_federation
     from data_pipelines.datasets import load_dataset
     from fedpsyau_jax.training.batching import device_data
+
     spec = run_spec(run_config)
     samples = load_dataset(spec.dataset, **spec.dataset_kw)
     model, tx, algo = build(spec)
@@ -47,17 +56,32 @@ def simulator_round_seconds(run_config: dict, sites: int = 3) -> dict:
     rows = plan_rows(samples, clients, [spec.seed], spec.split, spec.settings)
     trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
     data = device_data(samples)
-    kw = dict(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples, data=data,
-              rows=rows, settings=spec.settings, progress=False)
+    kw = dict(
+        trainer=trainer,
+        algorithm=algo,
+        model=model,
+        tx=tx,
+        samples=samples,
+        data=data,
+        rows=rows,
+        settings=spec.settings,
+        progress=False,
+    )
     t = time.perf_counter()
-    run_federation(**kw)                                   # compiles
+    run_federation(**kw)  # compiles
     first = time.perf_counter() - t
     t = time.perf_counter()
     res = run_federation(**kw)
     warm = time.perf_counter() - t
-    return {"algorithm": algo.name, "sites": sites, "rounds": spec.rounds,
-            "first_run_seconds": first, "warm_run_seconds": warm,
-            "warm_seconds_per_round": warm / spec.rounds, "train_seconds": res["train_seconds"]}
+    return {
+        "algorithm": algo.name,
+        "sites": sites,
+        "rounds": spec.rounds,
+        "first_run_seconds": first,
+        "warm_run_seconds": warm,
+        "warm_seconds_per_round": warm / spec.rounds,
+        "train_seconds": res["train_seconds"],
+    }
 
 
 def main(argv=None) -> None:
@@ -70,6 +94,7 @@ def main(argv=None) -> None:
         print(json.dumps(bytes_table(), indent=1))
         return
     from flwr.common.config import parse_config_args
+
     print(json.dumps(simulator_round_seconds(parse_config_args([a.run_config]), a.sites), indent=1))
 
 

@@ -13,6 +13,7 @@ nothing else survives between rounds; the JAX compilation cache is kept in the
 site's ``site-dir``, and so is a copy of the state, from which a SuperNode that
 restarted mid-run resumes).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,11 @@ def _site(context: Context):
     SuperNode that reuses its ClientApp process) then builds and compiles it once; the
     site holds no training state (that is in ``context.state``)."""
     from fedpsyau_jax.federated.flower.site import configure_compilation_cache, make_site
-    key = (tuple(sorted((k, str(v)) for k, v in context.node_config.items())),
-           tuple(sorted((k, str(v)) for k, v in context.run_config.items())))
+
+    key = (
+        tuple(sorted((k, str(v)) for k, v in context.node_config.items())),
+        tuple(sorted((k, str(v)) for k, v in context.run_config.items())),
+    )
     if key not in _SITES:
         configure_compilation_cache(context.node_config)
         _SITES[key] = make_site(context.node_config, run_spec(context.run_config))
@@ -61,6 +65,7 @@ def state_file(context: Context):
 
 def _state(site, context: Context):
     from fedpsyau_jax.federated.flower.site import from_raw
+
     if STATE_KEY in context.state:
         return from_raw(wire.from_array_record(context.state[STATE_KEY], site.state_template()))
     f = state_file(context)
@@ -77,6 +82,7 @@ def _save_state(context: Context, raw_state) -> None:
     f = state_file(context)
     if f is not None:
         from fedpsyau_jax.atomic_files import save_npz_atomic
+
         save_npz_atomic(f, wire.flatten(raw_state))
 
 
@@ -92,18 +98,22 @@ def _site_record(site) -> ConfigRecord:
     return ConfigRecord({"name": site.name})
 
 
-def train_reply_content(site, state, loss: float, personal: dict | None,
-                        timing: dict | None = None) -> RecordDict:
+def train_reply_content(site, state, loss: float, personal: dict | None, timing: dict | None = None) -> RecordDict:
     """Everything a site sends after training (the 'what leaves a site' boundary):
     the upload's arrays, n, the loss, the site's index and name, timings (s), and in
     the final round its personal scores."""
-    metrics = {"num-examples": site.num_train, "train-loss": float(loss),
-               "partition-id": site.partition_id, **(timing or {})}
+    metrics = {
+        "num-examples": site.num_train,
+        "train-loss": float(loss),
+        "partition-id": site.partition_id,
+        **(timing or {}),
+    }
     if personal is not None:
         metrics.update({f"personal-{k}": v for k, v in personal.items()})
         metrics["num-test"] = site.num_test
-    return RecordDict({ARRAYS: wire.to_array_record(site.upload(state)),
-                       METRICS: MetricRecord(metrics), SITE: _site_record(site)})
+    return RecordDict(
+        {ARRAYS: wire.to_array_record(site.upload(state)), METRICS: MetricRecord(metrics), SITE: _site_record(site)}
+    )
 
 
 def evaluate_reply_content(site, scores: dict) -> RecordDict:
@@ -133,6 +143,7 @@ def _save_contribution(context: Context, tree) -> None:
     f = _dp_file(context)
     if f is not None:
         from fedpsyau_jax.atomic_files import save_npz_atomic
+
         save_npz_atomic(f, wire.flatten(tree))
 
 
@@ -144,13 +155,15 @@ def _receive(site, context: Context, content):
         return (*site.receive(state, _broadcast(site, content)), None)
     cfg = content[CONFIG] if CONFIG in content else {}
     if dp.RELEASE_ROUND not in cfg or ARRAYS not in content:
-        raise ValueError(f"site {site.name}: a DP run's message needs the release arrays and "
-                         f"{dp.RELEASE_ROUND} (is the ServerApp running with dp=true?)")
-    release = wire.from_array_record(content[ARRAYS], upload_template(site.model, site.tx, site.algorithm),
-                                     finite=True)
+        raise ValueError(
+            f"site {site.name}: a DP run's message needs the release arrays and "
+            f"{dp.RELEASE_ROUND} (is the ServerApp running with dp=true?)"
+        )
+    release = wire.from_array_record(content[ARRAYS], upload_template(site.model, site.tx, site.algorithm), finite=True)
     participated = bool(cfg.get(dp.IN_RELEASE, False))
-    state, anchors = site.receive_release(state, release, int(cfg[dp.RELEASE_ROUND]), participated,
-                                          _contribution(site, context) if participated else None)
+    state, anchors = site.receive_release(
+        state, release, int(cfg[dp.RELEASE_ROUND]), participated, _contribution(site, context) if participated else None
+    )
     return state, anchors, release
 
 
@@ -158,6 +171,7 @@ def _train_legacy(msg: Message, context: Context) -> Message:
     """Train under SecAgg+ (legacy FitIns in, FitRes out; ``secagg.secagg_mod`` masks
     the upload and sends only the masked vector): the same site code as ``train``."""
     from fedpsyau_jax.federated.flower.site import to_raw
+
     t0 = time.perf_counter()
     site = _site(context)
     broadcast, cfg = secagg.legacy_broadcast(site, msg.content, "train")
@@ -177,6 +191,7 @@ def _train_legacy(msg: Message, context: Context) -> Message:
 @app.train(mods=[secagg.secagg_mod, dp.clip_mod])
 def train(msg: Message, context: Context) -> Message:
     from fedpsyau_jax.federated.flower.site import to_raw
+
     if secagg.is_legacy(msg.content):
         return _train_legacy(msg, context)
     t0 = time.perf_counter()

@@ -30,6 +30,7 @@ made R and whether its own reply was in it; it keeps its clipped contribution
 c_i = R + clip(Δ_i) of the round it took part in (in ``context.state`` and its
 ``site-dir``), so P-FedProx can take itself out of S = m·R'.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,8 +39,8 @@ import logging
 LOG = logging.getLogger("fedpsyau.flower.dp")
 
 #: train/evaluate config keys of a DP run (per destination node)
-RELEASE_ROUND = "dp-release-round"     # the round whose release the arrays are (0: R_0)
-IN_RELEASE = "dp-in-release"           # whether this node's reply entered that release
+RELEASE_ROUND = "dp-release-round"  # the round whose release the arrays are (0: R_0)
+IN_RELEASE = "dp-in-release"  # whether this node's reply entered that release
 
 
 def num_sites(dp) -> int:
@@ -49,6 +50,7 @@ def num_sites(dp) -> int:
 def divisor(dp) -> float:
     """m, the fixed divisor of the noisy sum (K for "all", per_round for "fixed")."""
     from fedpsyau_jax.federated.privacy import denominator
+
     return float(denominator(dp, num_sites(dp)))
 
 
@@ -61,6 +63,7 @@ def initial_reference(model, tx, algorithm, seed: int) -> dict:
 
     from fedpsyau_jax.federated.upload import make_upload
     from fedpsyau_jax.training.train_state import create_train_state
+
     state = create_train_state(model, tx, jax.random.key(seed))
     up = make_upload(state, 1.0, algorithm)
     return jax.tree.map(np.asarray, {"params": up.params, "batch_stats": up.batch_stats})
@@ -69,12 +72,16 @@ def initial_reference(model, tx, algorithm, seed: int) -> dict:
 def wrap_strategy(strategy, dp):
     """Flower's central-DP wrapper (client-side clipping) around ``strategy``."""
     from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
+
     m = divisor(dp)
     if m != int(m) or m <= 0:
         raise ValueError(f"dp divisor {m}: must be a positive integer")
     return DifferentialPrivacyClientSideFixedClipping(
-        strategy, noise_multiplier=float(dp.noise_multiplier), clipping_norm=float(dp.clip_norm),
-        num_sampled_clients=int(m))
+        strategy,
+        noise_multiplier=float(dp.noise_multiplier),
+        clipping_norm=float(dp.clip_norm),
+        num_sampled_clients=int(m),
+    )
 
 
 def release_mean(algorithm, reference: dict, uploads: list, dp) -> tuple[dict, list[float]]:
@@ -85,10 +92,15 @@ def release_mean(algorithm, reference: dict, uploads: list, dp) -> tuple[dict, l
     import numpy as np
 
     from fedpsyau_jax.federated.client_stack import stack_states
+
     stacked = stack_states(uploads)
-    new_ref, norms = _jitted_reduce()(stacked["params"], stacked["batch_stats"],
-                                      jax.tree.map(jnp.asarray, reference),
-                                      jnp.float32(dp.clip_norm), jnp.float32(divisor(dp)))
+    new_ref, norms = _jitted_reduce()(
+        stacked["params"],
+        stacked["batch_stats"],
+        jax.tree.map(jnp.asarray, reference),
+        jnp.float32(dp.clip_norm),
+        jnp.float32(divisor(dp)),
+    )
     return jax.tree.map(np.asarray, new_ref), [float(n) for n in np.asarray(norms)]
 
 
@@ -107,14 +119,17 @@ def _jitted_reduce():
         k = jax.tree.leaves(params)[0].shape[0]
         up = ClientUpload(params=params, batch_stats=batch_stats, num_samples=jnp.ones(k, jnp.float32))
         ref = jax.tree.map(lambda r: jnp.broadcast_to(r, (k, *r.shape)), reference)
-        new_ref, _, norms = dp_reduce(up, ref, jnp.ones(k, jnp.float32), jax.random.key(0),
-                                      jnp.zeros(k, jnp.int32), 1, clip_norm, 0.0, denom)
+        new_ref, _, norms = dp_reduce(
+            up, ref, jnp.ones(k, jnp.float32), jax.random.key(0), jnp.zeros(k, jnp.int32), 1, clip_norm, 0.0, denom
+        )
         return jax.tree.map(lambda x: x[0], new_ref), norms
+
     return jax.jit(reduce)
 
 
 def epsilon(dp, releases: int) -> float:
     from fedpsyau_jax.federated.privacy import epsilon_after_rounds
+
     return epsilon_after_rounds(dp, releases)
 
 
@@ -130,6 +145,7 @@ def clip_mod(msg, context, call_next):
     from flwr.clientapp.mod import fixedclipping_mod
 
     from fedpsyau_jax.federated.flower.settings import _bool
+
     if _bool(context.run_config.get("dp", False)):
         return fixedclipping_mod(msg, context, call_next)
     return call_next(msg, context)
@@ -142,8 +158,9 @@ def contribution(release: dict, upload: dict, clip_norm: float) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    c = _jitted_contribution()(jax.tree.map(jnp.asarray, release), jax.tree.map(jnp.asarray, upload),
-                               jnp.float32(clip_norm))
+    c = _jitted_contribution()(
+        jax.tree.map(jnp.asarray, release), jax.tree.map(jnp.asarray, upload), jnp.float32(clip_norm)
+    )
     return jax.tree.map(np.asarray, c)
 
 
@@ -157,15 +174,21 @@ def _jitted_contribution():
     def fn(release, upload, clip_norm):
         clipped, _ = clip_update(jax.tree.map(lambda u, r: u - r, upload, release), clip_norm)
         return jax.tree.map(lambda r, d: r + d, release, clipped)
+
     return jax.jit(fn)
 
 
 def friendly(e: Exception) -> str:
     """A ``PrivacyError`` message with the run-config key names (dp-clip-norm, …)."""
     msg = str(e)
-    for a, b in (("dp.clip_norm", "dp-clip-norm"), ("dp.noise_multiplier", "dp-noise-multiplier"),
-                 ("dp.delta", "dp-delta"), ("dp.sampling", "dp-sampling"),
-                 ("dp.per_round", "dp-per-round"), ("dp.allow_no_noise", "dp-allow-no-noise"),
-                 ("dp.rate", "dp-rate")):
+    for a, b in (
+        ("dp.clip_norm", "dp-clip-norm"),
+        ("dp.noise_multiplier", "dp-noise-multiplier"),
+        ("dp.delta", "dp-delta"),
+        ("dp.sampling", "dp-sampling"),
+        ("dp.per_round", "dp-per-round"),
+        ("dp.allow_no_noise", "dp-allow-no-noise"),
+        ("dp.rate", "dp-rate"),
+    ):
         msg = msg.replace(a, "run-config " + b)
     return msg

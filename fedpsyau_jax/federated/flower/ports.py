@@ -5,6 +5,7 @@ APIs), and each SuperNode's ClientAppIo API takes one more, so a local deploymen
 n sites needs P..P+n free at once. Binding is the only reliable check: another process
 may hold a port without it showing anywhere else.
 """
+
 from __future__ import annotations
 
 import socket

@@ -34,6 +34,7 @@ Refused: fewer than 3 sites (with two, each learns the other's update by subtrac
 its own from the sum), an algorithm that sends nothing (Local), DP together with
 SecAgg+ (``settings``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,12 +60,15 @@ def error_bound(num_sites: int, num_examples, settings: dict) -> float:
 
 def check(spec, algorithm) -> None:
     if algorithm.reduce is None:
-        raise SecAggError(f"run-config secagg=true: algorithm {algorithm.name!r} communicates "
-                          "nothing; there is nothing to aggregate")
+        raise SecAggError(
+            f"run-config secagg=true: algorithm {algorithm.name!r} communicates nothing; there is nothing to aggregate"
+        )
     if spec.min_nodes < MIN_SITES:
-        raise SecAggError(f"run-config secagg=true needs min-nodes >= {MIN_SITES} (got "
-                          f"{spec.min_nodes}): with two sites each learns the other's update "
-                          "from the sum")
+        raise SecAggError(
+            f"run-config secagg=true needs min-nodes >= {MIN_SITES} (got "
+            f"{spec.min_nodes}): with two sites each learns the other's update "
+            "from the sum"
+        )
 
 
 def workflow_args(settings: dict) -> dict:
@@ -72,9 +76,13 @@ def workflow_args(settings: dict) -> dict:
     2/3 of the shares (Flower's float rule, at least 2) unless set."""
     shares = settings["num_shares"] or 1.0
     threshold = settings["reconstruction_threshold"] or 2 / 3
-    return {"num_shares": shares, "reconstruction_threshold": threshold,
-            "max_weight": settings["max_weight"], "clipping_range": settings["clipping_range"],
-            "quantization_range": settings["quantization_range"]}
+    return {
+        "num_shares": shares,
+        "reconstruction_threshold": threshold,
+        "max_weight": settings["max_weight"],
+        "clipping_range": settings["clipping_range"],
+        "quantization_range": settings["quantization_range"],
+    }
 
 
 class CountingGrid:
@@ -93,21 +101,30 @@ class CountingGrid:
         sent = sum(content_bytes(m) for m in msgs)
         t = time.perf_counter()
         replies = list(self._grid.send_and_receive(msgs, timeout=timeout))
-        self.log.append({"type": msgs[0].metadata.message_type if msgs else "",
-                         "messages": len(msgs), "sent_bytes": sent,
-                         "received_bytes": sum(content_bytes(m) for m in replies),
-                         "seconds": time.perf_counter() - t})
+        self.log.append(
+            {
+                "type": msgs[0].metadata.message_type if msgs else "",
+                "messages": len(msgs),
+                "sent_bytes": sent,
+                "received_bytes": sum(content_bytes(m) for m in replies),
+                "seconds": time.perf_counter() - t,
+            }
+        )
         return replies
 
     def totals(self, message_type: str = "train") -> dict:
         rows = [r for r in self.log if r["type"] == message_type]
-        return {"exchanges": len(rows), "sent_bytes": sum(r["sent_bytes"] for r in rows),
-                "received_bytes": sum(r["received_bytes"] for r in rows)}
+        return {
+            "exchanges": len(rows),
+            "sent_bytes": sum(r["sent_bytes"] for r in rows),
+            "received_bytes": sum(r["received_bytes"] for r in rows),
+        }
 
 
 def content_bytes(msg) -> int:
     """Bytes of the message's content as Flower serialises it (protobuf RecordDict)."""
     from flwr.common.serde import recorddict_to_proto
+
     if not msg.has_content():
         return 0
     return int(recorddict_to_proto(msg.content).ByteSize())
@@ -116,6 +133,7 @@ def content_bytes(msg) -> int:
 # ---------------------------------------------------------------------- server
 def _legacy_strategy_base():
     from flwr.server.strategy import Strategy
+
     return Strategy
 
 
@@ -143,14 +161,18 @@ class SecAggStrategy(_legacy_strategy_base()):  # type: ignore[misc]  # Flower's
 
     def initialize_parameters(self, client_manager):
         from flwr.common import ndarrays_to_parameters
-        return ndarrays_to_parameters([])       # round 1: every site starts from its own init
+
+        return ndarrays_to_parameters([])  # round 1: every site starts from its own init
 
     def _clients(self, client_manager):
-        client_manager.num_available()          # (Flower's wrapper refreshes the nodes)
+        client_manager.num_available()  # (Flower's wrapper refreshes the nodes)
         if not client_manager.wait_for(self.spec.min_nodes, timeout=int(self.spec.node_wait_timeout)):
             from fedpsyau_jax.federated.flower.strategies import RoundFailed
-            raise RoundFailed(f"only {client_manager.num_available()} SuperNode(s) connected after "
-                              f"{self.spec.node_wait_timeout:.0f} s; SecAgg+ needs {self.spec.min_nodes}")
+
+            raise RoundFailed(
+                f"only {client_manager.num_available()} SuperNode(s) connected after "
+                f"{self.spec.node_wait_timeout:.0f} s; SecAgg+ needs {self.spec.min_nodes}"
+            )
         clients = sorted(client_manager.all().values(), key=lambda c: c.node_id)
         if len(clients) < MIN_SITES:
             raise SecAggError(f"SecAgg+ with {len(clients)} site(s): needs at least {MIN_SITES}")
@@ -158,6 +180,7 @@ class SecAggStrategy(_legacy_strategy_base()):  # type: ignore[misc]  # Flower's
 
     def configure_fit(self, server_round, parameters, client_manager):
         from flwr.common import FitIns
+
         clients = self._clients(client_manager)
         self._t0[server_round] = time.perf_counter()
         self._mark = len(self.grid.log) if self.grid is not None else 0
@@ -168,13 +191,17 @@ class SecAggStrategy(_legacy_strategy_base()):  # type: ignore[misc]  # Flower's
         from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 
         from fedpsyau_jax.federated.flower.strategies import RoundFailed, reduce_uploads
+
         if len(results) < max(self.spec.min_nodes, MIN_SITES):
-            raise RoundFailed(f"round {server_round}: {len(results)} site(s) in the secure sum, "
-                              f"needs {max(self.spec.min_nodes, MIN_SITES)}; failures: {failures}")
+            raise RoundFailed(
+                f"round {server_round}: {len(results)} site(s) in the secure sum, "
+                f"needs {max(self.spec.min_nodes, MIN_SITES)}; failures: {failures}"
+            )
         # every FitRes holds the same unmasked aggregate (SecAggPlusWorkflow sets it)
         self.handed[server_round] = len({id(res.parameters) for _, res in results})
-        mean = wire.from_list(parameters_to_ndarrays(results[0][1].parameters), self.upload_template,
-                              finite=True, cast=True)
+        mean = wire.from_list(
+            parameters_to_ndarrays(results[0][1].parameters), self.upload_template, finite=True, cast=True
+        )
         n = [float(res.num_examples) for _, res in results]
         broadcast = reduce_uploads(self.algorithm, [mean], [sum(n)])
         self.broadcasts[server_round] = broadcast
@@ -185,26 +212,35 @@ class SecAggStrategy(_legacy_strategy_base()):  # type: ignore[misc]  # Flower's
             m["num-examples"] = float(res.num_examples)
             site["train"][server_round] = {k: float(v) for k, v in m.items()}
             if "personal-uf1" in m:
-                site["personal"] = {k.removeprefix("personal-"): float(m[k])
-                                    for k in ("personal-uf1", "personal-uar", "personal-accuracy")}
-        wire_log = self.grid.log[self._mark:] if self.grid is not None else []
+                site["personal"] = {
+                    k.removeprefix("personal-"): float(m[k])
+                    for k in ("personal-uf1", "personal-uar", "personal-accuracy")
+                }
+        wire_log = self.grid.log[self._mark :] if self.grid is not None else []
         self.rounds[server_round] = {
-            "accepted": sorted(self.sites), "failures": len(failures),
+            "accepted": sorted(self.sites),
+            "failures": len(failures),
             "seconds": time.perf_counter() - self._t0.get(server_round, time.perf_counter()),
             "exchanges": len(wire_log),
             "sent_bytes": sum(r["sent_bytes"] for r in wire_log),
             "received_bytes": sum(r["received_bytes"] for r in wire_log),
-            "error_bound": error_bound(len(results), n, self.spec.secagg)}
-        LOG.info("round %d: secure aggregate of %d sites (N=%g), %d exchange(s)", server_round,
-                 len(results), sum(n), len(wire_log))
+            "error_bound": error_bound(len(results), n, self.spec.secagg),
+        }
+        LOG.info(
+            "round %d: secure aggregate of %d sites (N=%g), %d exchange(s)",
+            server_round,
+            len(results),
+            sum(n),
+            len(wire_log),
+        )
         return ndarrays_to_parameters(wire.to_list(broadcast)), {}
 
     def configure_evaluate(self, server_round, parameters, client_manager):
         from flwr.common import EvaluateIns
+
         if server_round < self.spec.rounds:
             return []
-        return [(c, EvaluateIns(parameters, {"server-round": server_round}))
-                for c in self._clients(client_manager)]
+        return [(c, EvaluateIns(parameters, {"server-round": server_round})) for c in self._clients(client_manager)]
 
     def aggregate_evaluate(self, server_round, results, failures):
         for _, res in results:
@@ -217,10 +253,17 @@ class SecAggStrategy(_legacy_strategy_base()):  # type: ignore[misc]  # Flower's
         return None
 
     def results(self) -> dict:
-        return {"algorithm": self.algorithm.name, "rounds": self.spec.rounds, "sites": self.sites,
-                "per_round": {str(k): v for k, v in self.rounds.items()},
-                "secagg": {**self.spec.secagg, "sites": len(self.sites),
-                           "handed_parameter_objects": {str(k): v for k, v in self.handed.items()}}}
+        return {
+            "algorithm": self.algorithm.name,
+            "rounds": self.spec.rounds,
+            "sites": self.sites,
+            "per_round": {str(k): v for k, v in self.rounds.items()},
+            "secagg": {
+                **self.spec.secagg,
+                "sites": len(self.sites),
+                "handed_parameter_objects": {str(k): v for k, v in self.handed.items()},
+            },
+        }
 
 
 def run_secagg(grid, context, spec, model, tx, algorithm) -> dict:
@@ -230,16 +273,18 @@ def run_secagg(grid, context, spec, model, tx, algorithm) -> dict:
     from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
     from fedpsyau_jax.federated.flower.settings import broadcast_template, upload_template
+
     check(spec, algorithm)
     up = upload_template(model, tx, algorithm)
     strategy = SecAggStrategy(algorithm, up, broadcast_template(algorithm, up), spec)
     counting = CountingGrid(grid)
     strategy.grid = counting
-    legacy = LegacyContext(context, config=ServerConfig(num_rounds=spec.rounds,
-                                                        round_timeout=spec.round_timeout),
-                           strategy=strategy)
-    workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
-        **workflow_args(spec.secagg), timeout=spec.round_timeout))
+    legacy = LegacyContext(
+        context, config=ServerConfig(num_rounds=spec.rounds, round_timeout=spec.round_timeout), strategy=strategy
+    )
+    workflow = DefaultWorkflow(
+        fit_workflow=SecAggPlusWorkflow(**workflow_args(spec.secagg), timeout=spec.round_timeout)
+    )
     t0 = time.perf_counter()
     workflow(counting, legacy)  # type: ignore[arg-type]  # CountingGrid wraps a Grid (duck-typed)
     res = strategy.results()
@@ -259,11 +304,17 @@ def secagg_mod(msg, context, call_next):
     from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
     from fedpsyau_jax.federated.flower.settings import _bool
+
     if RECORD_KEY_CONFIGS in msg.content.config_records:
         return secaggplus_mod(msg, context, call_next)
     if _bool(context.run_config.get("secagg", False)):
-        return Message(Error(code=ErrorCode.MOD_FAILED_PRECONDITION, reason="this SecAgg+ run's site refuses a train message "
-                             "outside the SecAgg+ protocol"), reply_to=msg)
+        return Message(
+            Error(
+                code=ErrorCode.MOD_FAILED_PRECONDITION,
+                reason="this SecAgg+ run's site refuses a train message outside the SecAgg+ protocol",
+            ),
+            reply_to=msg,
+        )
     return call_next(msg, context)
 
 
@@ -277,8 +328,12 @@ def legacy_broadcast(site, content, kind: str):
     from flwr.compat.common import recorddict_compat as compat
 
     from fedpsyau_jax.federated.flower.settings import broadcast_template, upload_template
-    ins = (compat.recorddict_to_fitins(content, keep_input=True) if kind == "train"
-           else compat.recorddict_to_evaluateins(content, keep_input=True))
+
+    ins = (
+        compat.recorddict_to_fitins(content, keep_input=True)
+        if kind == "train"
+        else compat.recorddict_to_evaluateins(content, keep_input=True)
+    )
     arrays = parameters_to_ndarrays(ins.parameters)
     tmpl = broadcast_template(site.algorithm, upload_template(site.model, site.tx, site.algorithm))
     if tmpl is None or not arrays:
@@ -290,16 +345,24 @@ def legacy_train_reply(site, upload: dict, metrics: dict):
     """FitRes records: the upload (the mod masks it, then removes it), n, metrics."""
     from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
     from flwr.compat.common import recorddict_compat as compat
-    res = FitRes(status=Status(code=Code.OK, message=""),
-                 parameters=ndarrays_to_parameters(wire.to_list(upload)),
-                 num_examples=int(round(site.num_train)), metrics={**metrics, "site": site.name})
+
+    res = FitRes(
+        status=Status(code=Code.OK, message=""),
+        parameters=ndarrays_to_parameters(wire.to_list(upload)),
+        num_examples=int(round(site.num_train)),
+        metrics={**metrics, "site": site.name},
+    )
     return compat.fitres_to_recorddict(res, keep_input=True)
 
 
 def legacy_evaluate_reply(site, scores: dict):
     from flwr.common import Code, EvaluateRes, Status
     from flwr.compat.common import recorddict_compat as compat
-    res = EvaluateRes(status=Status(code=Code.OK, message=""), loss=0.0,
-                      num_examples=int(site.num_test),
-                      metrics={**scores, "partition-id": site.partition_id, "site": site.name})
+
+    res = EvaluateRes(
+        status=Status(code=Code.OK, message=""),
+        loss=0.0,
+        num_examples=int(site.num_test),
+        metrics={**scores, "partition-id": site.partition_id, "site": site.name},
+    )
     return compat.evaluateres_to_recorddict(res)

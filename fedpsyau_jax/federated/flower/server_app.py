@@ -5,6 +5,7 @@ reply must carry), runs ``FedPsyAUStrategy`` through Flower's round loop, prints
 line per site (personal and deployed UF1/UAR/accuracy, as the simulator reports them)
 and, with run config ``results-dir``, writes ``flower_results.json`` there.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,29 +27,36 @@ app = ServerApp()
 
 
 def format_results(res: dict) -> str:
-    lines = [f"FED-PsyAU on Flower: {res['algorithm']}, {res['rounds']} round(s)"
-             + (f", SecAgg+ ({res['secagg']['sites']} sites)" if "secagg" in res else "")]
+    lines = [
+        f"FED-PsyAU on Flower: {res['algorithm']}, {res['rounds']} round(s)"
+        + (f", SecAgg+ ({res['secagg']['sites']} sites)" if "secagg" in res else "")
+    ]
     if "dp" in res and res["dp"]["epsilon_per_round"]:
-        lines.append(f"  DP: epsilon {res['dp']['epsilon_per_round'][-1]:.4f} at delta "
-                     f"{res['dp']['delta']:g} (C={res['dp']['clip_norm']:g}, "
-                     f"z={res['dp']['noise_multiplier']:g}, sampling {res['dp']['sampling']})")
+        lines.append(
+            f"  DP: epsilon {res['dp']['epsilon_per_round'][-1]:.4f} at delta "
+            f"{res['dp']['delta']:g} (C={res['dp']['clip_norm']:g}, "
+            f"z={res['dp']['noise_multiplier']:g}, sampling {res['dp']['sampling']})"
+        )
     for name in sorted(res["sites"]):
         s = res["sites"][name]
         p, d = s.get("personal", {}), s.get("deployed", {})
-        lines.append(f"  site {name}: personal UF1 {p.get('uf1', float('nan')):.4f} "
-                     f"UAR {p.get('uar', float('nan')):.4f} | deployed UF1 "
-                     f"{d.get('uf1', float('nan')):.4f} UAR {d.get('uar', float('nan')):.4f} "
-                     f"acc {d.get('accuracy', float('nan')):.4f}")
+        lines.append(
+            f"  site {name}: personal UF1 {p.get('uf1', float('nan')):.4f} "
+            f"UAR {p.get('uar', float('nan')):.4f} | deployed UF1 "
+            f"{d.get('uf1', float('nan')):.4f} UAR {d.get('uar', float('nan')):.4f} "
+            f"acc {d.get('accuracy', float('nan')):.4f}"
+        )
     return "\n".join(lines)
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     logging.getLogger("fedpsyau.flower").setLevel(logging.INFO)
-    spec = run_spec(context.run_config)        # bad DP settings fail here, before round 1
+    spec = run_spec(context.run_config)  # bad DP settings fail here, before round 1
     model, tx, algorithm = build(spec)
     if spec.secagg is not None:
         from fedpsyau_jax.federated.flower.secagg import run_secagg
+
         res = run_secagg(grid, context, spec, model, tx, algorithm)
     else:
         res = run_plain_or_dp(grid, spec, model, tx, algorithm)
@@ -62,28 +70,49 @@ def main(grid: Grid, context: Context) -> None:
 def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
     """Flower's round loop with ``FedPsyAUStrategy``; under ``dp`` wrapped in Flower's
     central-DP wrapper and started from R_0 (``flower.dp``)."""
-    strategy = FedPsyAUStrategy(algorithm, upload_template(model, tx, algorithm), spec.rounds,
-                                min_nodes=spec.min_nodes, node_wait_timeout=spec.node_wait_timeout,
-                                dp=spec.dp)
+    strategy = FedPsyAUStrategy(
+        algorithm,
+        upload_template(model, tx, algorithm),
+        spec.rounds,
+        min_nodes=spec.min_nodes,
+        node_wait_timeout=spec.node_wait_timeout,
+        dp=spec.dp,
+    )
     runner, initial = strategy, ArrayRecord()
     if spec.dp is not None:
         from fedpsyau_jax.federated.flower import dp, wire
         from fedpsyau_jax.federated.privacy import PrivacyError
+
         if algorithm.reduce is None:
-            raise PrivacyError(f"run-config dp=true: algorithm {algorithm.name!r} communicates "
-                               "nothing; there is nothing to make private")
+            raise PrivacyError(
+                f"run-config dp=true: algorithm {algorithm.name!r} communicates "
+                "nothing; there is nothing to make private"
+            )
         dp.check_accountable(spec.dp, spec.rounds)
         initial = wire.to_array_record(dp.initial_reference(model, tx, algorithm, spec.seed))
         runner = dp.wrap_strategy(strategy, spec.dp)
-        LOG.info("DP: C=%g z=%g delta=%g sampling=%s, m=%g; epsilon after %d rounds: %.4f",
-                 spec.dp.clip_norm, spec.dp.noise_multiplier, spec.dp.delta, spec.dp.sampling,
-                 dp.divisor(spec.dp), spec.rounds, dp.epsilon(spec.dp, spec.rounds))
+        LOG.info(
+            "DP: C=%g z=%g delta=%g sampling=%s, m=%g; epsilon after %d rounds: %.4f",
+            spec.dp.clip_norm,
+            spec.dp.noise_multiplier,
+            spec.dp.delta,
+            spec.dp.sampling,
+            dp.divisor(spec.dp),
+            spec.rounds,
+            dp.epsilon(spec.dp, spec.rounds),
+        )
     from fedpsyau_jax.federated.flower.secagg import CountingGrid
-    counting: Any = CountingGrid(grid)      # a Grid (duck-typed) that counts payload bytes, as the SecAgg+ path counts them
+
+    counting: Any = CountingGrid(grid)  # a Grid (duck-typed) that counts payload bytes, as the SecAgg+ path counts them
     t0 = time.perf_counter()
-    runner.start(grid=counting, initial_arrays=initial, num_rounds=spec.rounds,
-                 timeout=spec.round_timeout, train_config=ConfigRecord(),
-                 evaluate_config=ConfigRecord())
+    runner.start(
+        grid=counting,
+        initial_arrays=initial,
+        num_rounds=spec.rounds,
+        timeout=spec.round_timeout,
+        train_config=ConfigRecord(),
+        evaluate_config=ConfigRecord(),
+    )
     res = strategy.results()
     res["wall_seconds"] = time.perf_counter() - t0
     res["wire"] = {"train": counting.totals("train"), "evaluate": counting.totals("evaluate")}

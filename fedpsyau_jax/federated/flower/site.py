@@ -18,6 +18,7 @@ Site data (node config of the SuperNode):
 - ``site-name`` (optional; default the partition's name) and ``site-dir`` (where the
   JAX compilation cache lives).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,6 +37,7 @@ def configure_compilation_cache(node_config: Mapping[str, Any]) -> str | None:
     which would otherwise re-compile the local step each round. An already set
     ``JAX_COMPILATION_CACHE_DIR`` wins."""
     import jax
+
     path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
     if not path and node_config.get("site-dir"):
         path = str(Path(str(node_config["site-dir"])) / "jax_cache")
@@ -51,20 +53,23 @@ def load_site_samples(node_config: Mapping[str, Any], spec: RunSpec):
     """(site name, partition id, the site's own MESamples)."""
     from data_pipelines.datasets import load_dataset
     from fedpsyau_jax.federated.partitions import partition_clients
+
     if "partition-id" not in node_config:
         raise ValueError("the SuperNode's node config needs partition-id=<int> (the site's index)")
     pid = int(node_config["partition-id"])
     if node_config.get("data-root"):
         name = str(node_config.get("dataset", spec.dataset))
         cache = node_config.get("cache-dir")
-        samples = load_dataset(name, root=Path(str(node_config["data-root"])).expanduser(),
-                               cache_dir=Path(str(cache)).expanduser() if cache else None)
+        samples = load_dataset(
+            name,
+            root=Path(str(node_config["data-root"])).expanduser(),
+            cache_dir=Path(str(cache)).expanduser() if cache else None,
+        )
         return str(node_config.get("site-name", f"site{pid}")), pid, samples
     if "num-partitions" not in node_config:
         raise ValueError("a site without data-root needs num-partitions in its node config")
     whole = load_dataset(spec.dataset, **spec.dataset_kw)
-    parts = partition_clients(whole, spec.partition_scheme, int(node_config["num-partitions"]),
-                              spec.partition_seed)
+    parts = partition_clients(whole, spec.partition_scheme, int(node_config["num-partitions"]), spec.partition_seed)
     if not 0 <= pid < len(parts):
         raise ValueError(f"partition-id {pid} outside 0..{len(parts) - 1}")
     name, idx = parts[pid]
@@ -74,6 +79,7 @@ def load_site_samples(node_config: Mapping[str, Any], spec: RunSpec):
 @dataclasses.dataclass
 class Site:
     """A site's model, optimiser, algorithm, own data and its one-row plan."""
+
     name: str
     partition_id: int
     spec: RunSpec
@@ -101,13 +107,14 @@ class Site:
 
         from fedpsyau_jax.federated.runner import init_row_states
         from fedpsyau_jax.federated.server_round import make_init
+
         groups = jnp.asarray(self.rows.groups)
-        return make_init(self.algorithm, 1)(
-            init_row_states(self.model, self.tx, self.rows, self.trainer), groups)
+        return make_init(self.algorithm, 1)(init_row_states(self.model, self.tx, self.rows, self.trainer), groups)
 
     def state_template(self):
         """Shapes of the persisted state (typed key stored as its uint32 key data)."""
         import jax
+
         return jax.eval_shape(lambda: to_raw(self.fresh_state()))
 
     # ---------------------------------------------------------------- a round
@@ -119,6 +126,7 @@ class Site:
         own params (as the simulator's round-0 anchors)."""
         import jax
         import jax.numpy as jnp
+
         if broadcast is None:
             return self._reset(state), jax.tree.map(jnp.copy, state.params)
         rows = jax.tree.map(lambda x: jnp.asarray(x)[None], broadcast)
@@ -135,10 +143,10 @@ class Site:
         if not self.spec.settings.reset_optimizer:
             return state
         from fedpsyau_jax.federated.runner import reset_optimizer_states
+
         return reset_optimizer_states(self.tx, state)
 
-    def receive_release(self, state, release, release_round: int, participated: bool,
-                        contribution=None):
+    def receive_release(self, state, release, release_round: int, participated: bool, contribution=None):
         """The algorithm's client half under client-level DP (``flower.dp``), as the
         simulator's ``dp_runner`` start points: (state, anchors).
 
@@ -153,41 +161,52 @@ class Site:
         import jax.numpy as jnp
 
         from fedpsyau_jax.federated.flower.dp import divisor
+
         rows = lambda t: jax.tree.map(lambda x: jnp.asarray(x)[None], t)
         if release_round == 0:
             keep = lambda new, own: own if new is None else jnp.asarray(new)[None].astype(own.dtype)
             isnone = lambda x: x is None
-            params = jax.tree.map(keep, release["params"], state.params, is_leaf=isnone) \
-                if release["params"] is not None else state.params
-            bs = jax.tree.map(keep, release["batch_stats"], state.batch_stats, is_leaf=isnone) \
-                if release["batch_stats"] is not None else state.batch_stats
+            params = (
+                jax.tree.map(keep, release["params"], state.params, is_leaf=isnone)
+                if release["params"] is not None
+                else state.params
+            )
+            bs = (
+                jax.tree.map(keep, release["batch_stats"], state.batch_stats, is_leaf=isnone)
+                if release["batch_stats"] is not None
+                else state.batch_stats
+            )
             state = state.replace(params=params, batch_stats=bs)
             return state, jax.tree.map(jnp.copy, state.params)
         if participated and contribution is None:
-            raise ValueError(f"site {self.name}: the release of round {release_round} contains "
-                             "this site's update but its contribution was not kept")
+            raise ValueError(
+                f"site {self.name}: the release of round {release_round} contains "
+                "this site's update but its contribution was not kept"
+            )
         p = jnp.asarray([1.0 if participated else 0.0], jnp.float32)
         contrib = rows(contribution if contribution is not None else release)
-        message = self.algorithm.combine_noisy_mean(state.params, p, rows(release), contrib,
-                                                    divisor(self.spec.dp))
+        message = self.algorithm.combine_noisy_mean(state.params, p, rows(release), contrib, divisor(self.spec.dp))
         state, anchors = self.algorithm.client_update(state, message)
         return self._reset(state), jax.tree.map(jnp.copy, anchors)
 
     def train(self, state, anchors, rnd: int):
         """Local training of round ``rnd`` (0-based): (state, mean loss)."""
         from fedpsyau_jax.federated.runner import round_inputs, round_lrs, row_class_weights
+
         labels = np.asarray(self.samples.label)
         s = self.spec.settings
         idx, mask, betas = round_inputs(self.rows, labels, rnd, s, self.betas_all)
-        lrs = round_lrs(s, rnd, mask, idx.shape[1] // s.local_epochs)       # None: rate in tx
+        lrs = round_lrs(s, rnd, mask, idx.shape[1] // s.local_epochs)  # None: rate in tx
         class_w = row_class_weights(self.rows, labels, self.samples.num_classes, s)
-        state, mean_loss, _ = self.trainer.train(state, anchors, self.algorithm.mu, self.data,
-                                                 idx, mask, betas, lrs, class_w)
+        state, mean_loss, _ = self.trainer.train(
+            state, anchors, self.algorithm.mu, self.data, idx, mask, betas, lrs, class_w
+        )
         return state, float(np.asarray(mean_loss)[0])
 
     def evaluate(self, state) -> dict:
         """UF1 / UAR / accuracy on the site's own test split (the simulator's scores)."""
         from fedpsyau_jax.federated.runner import _scores, eval_plans
+
         ei, em = eval_plans(self.rows, self.spec.settings.eval_batch_size)
         pred = np.asarray(self.trainer.evaluate(state, self.data, ei, em, self.betas_all[-1])[0])
         sc = _scores(self.rows, np.asarray(self.samples.label), pred, self.samples.num_classes)[0]
@@ -199,6 +218,7 @@ class Site:
         import jax
 
         from fedpsyau_jax.federated.upload import make_upload
+
         up = make_upload(state, self.rows.num_samples, self.algorithm)
         return jax.tree.map(lambda x: np.asarray(x)[0], {"params": up.params, "batch_stats": up.batch_stats})
 
@@ -206,34 +226,49 @@ class Site:
 def to_raw(state):
     """A TrainState with its typed PRNG key as uint32 key data (storable as arrays)."""
     import jax
+
     return state.replace(key=jax.random.key_data(state.key))
 
 
 def from_raw(raw):
     import jax
     import jax.numpy as jnp
+
     st = jax.tree.map(jnp.asarray, raw)
     return st.replace(key=jax.random.wrap_key_data(st.key))
 
 
-def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=None,
-              partition_id=None) -> Site:
+def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=None, partition_id=None) -> Site:
     """The site of ``node_config`` (or of explicitly given own ``samples``)."""
     from fedpsyau_jax.federated.local_training import make_local_trainer
     from fedpsyau_jax.federated.runner import plan_rows
     from fedpsyau_jax.network.priors import beta_schedule
     from fedpsyau_jax.training.batching import device_data
+
     if samples is None:
         name, partition_id, samples = load_site_samples(node_config, spec)
     if samples.num_classes != spec.num_classes:
-        raise ValueError(f"site {name}: its data has {samples.num_classes} classes, the run "
-                         f"expects num-classes={spec.num_classes}")
+        raise ValueError(
+            f"site {name}: its data has {samples.num_classes} classes, the run expects num-classes={spec.num_classes}"
+        )
     model, tx, algorithm = build(spec)
     trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
-    rows = plan_rows(samples, [(name, np.arange(len(samples)))], [spec.seed], spec.split,
-                     spec.settings, client_ids=[partition_id])
-    betas_all = beta_schedule(spec.settings.beta_schedule,
-                              spec.settings.rounds * spec.settings.local_epochs, spec.settings.beta0)
-    return Site(name=name, partition_id=int(partition_id), spec=spec, samples=samples, model=model,
-                tx=tx, algorithm=algorithm, trainer=trainer, rows=rows, data=device_data(samples),
-                betas_all=np.asarray(betas_all))
+    rows = plan_rows(
+        samples, [(name, np.arange(len(samples)))], [spec.seed], spec.split, spec.settings, client_ids=[partition_id]
+    )
+    betas_all = beta_schedule(
+        spec.settings.beta_schedule, spec.settings.rounds * spec.settings.local_epochs, spec.settings.beta0
+    )
+    return Site(
+        name=name,
+        partition_id=int(partition_id),
+        spec=spec,
+        samples=samples,
+        model=model,
+        tx=tx,
+        algorithm=algorithm,
+        trainer=trainer,
+        rows=rows,
+        data=device_data(samples),
+        betas_all=np.asarray(betas_all),
+    )

@@ -16,6 +16,7 @@ names and leaves out the bad ones and the sites that did not answer, raises
 only S = Σ n_j W_j and N = Σ n_j): the server never holds a per-client model.
 Evaluation runs once, after the last round, on what each client deploys.
 """
+
 from __future__ import annotations
 
 import logging
@@ -120,11 +121,13 @@ def reduce_uploads(algorithm, uploads: list[Any], num_samples: list[float]):
 
     from fedpsyau_jax.federated.client_stack import stack_states
     from fedpsyau_jax.federated.upload import ClientUpload
+
     if algorithm.reduce is None:
         return None
     stacked = stack_states(uploads)
-    up = ClientUpload(params=stacked["params"], batch_stats=stacked["batch_stats"],
-                      num_samples=jnp.asarray(num_samples, jnp.float32))
+    up = ClientUpload(
+        params=stacked["params"], batch_stats=stacked["batch_stats"], num_samples=jnp.asarray(num_samples, jnp.float32)
+    )
     out = _jitted_reduce(algorithm)(up, jnp.zeros(len(uploads), jnp.int32))
     return jax.tree.map(lambda x: np.asarray(x[0]), out)
 
@@ -134,13 +137,15 @@ _REDUCE_CACHE: dict = {}
 
 def _jitted_reduce(algorithm):
     import jax
+
     if algorithm not in _REDUCE_CACHE:
         _REDUCE_CACHE[algorithm] = jax.jit(lambda up, groups: algorithm.reduce(up, groups, 1))
     return _REDUCE_CACHE[algorithm]
 
 
-def wait_for_nodes(get_node_ids: Callable[[], Iterable[int]], minimum: int, timeout: float,
-                   poll: float = 1.0) -> list[int]:
+def wait_for_nodes(
+    get_node_ids: Callable[[], Iterable[int]], minimum: int, timeout: float, poll: float = 1.0
+) -> list[int]:
     """Connected node ids once at least ``minimum`` are connected; ``RoundFailed``
     after ``timeout`` seconds (never an endless wait)."""
     deadline = time.monotonic() + timeout
@@ -149,15 +154,19 @@ def wait_for_nodes(get_node_ids: Callable[[], Iterable[int]], minimum: int, time
         if len(nodes) >= minimum:
             return nodes
         if time.monotonic() >= deadline:
-            raise RoundFailed(f"only {len(nodes)} SuperNode(s) connected after {timeout:.0f} s; "
-                              f"the strategy needs {minimum}")
+            raise RoundFailed(
+                f"only {len(nodes)} SuperNode(s) connected after {timeout:.0f} s; the strategy needs {minimum}"
+            )
         time.sleep(poll)
 
 
 def _weighted(per_site: dict[str, dict[str, float]], keys, weight="num-examples") -> dict[str, float]:
     tot = sum(m[weight] for m in per_site.values())
-    return {k: sum(m[k] * m[weight] for m in per_site.values()) / tot
-            for k in keys if all(k in m for m in per_site.values())}
+    return {
+        k: sum(m[k] * m[weight] for m in per_site.values()) / tot
+        for k in keys
+        if all(k in m for m in per_site.values())
+    }
 
 
 try:
@@ -174,8 +183,9 @@ class FedPsyAUStrategy(_FlowerStrategy):
     bytes), ``self.broadcast`` (the last broadcast tree).
     """
 
-    def __init__(self, algorithm, upload_template, num_rounds: int, min_nodes: int = 2,
-                 node_wait_timeout: float = 300.0, dp=None):
+    def __init__(
+        self, algorithm, upload_template, num_rounds: int, min_nodes: int = 2, node_wait_timeout: float = 300.0, dp=None
+    ):
         """``dp`` (``privacy.DPSettings``): client-level DP (``flower.dp``; wrap this
         strategy with ``dp.wrap_strategy``, start it with ``initial_arrays`` = R_0).
         Then the arrays sent are the last release R under the upload's names (the
@@ -203,14 +213,21 @@ class FedPsyAUStrategy(_FlowerStrategy):
         self.manifest: list[dict] = []
 
     def summary(self) -> None:
-        LOG.info("FedPsyAUStrategy: algorithm %s (mu=%s), %d rounds, min %d nodes",
-                 self.algorithm.name, self.algorithm.mu, self.num_rounds, self.min_nodes)
+        LOG.info(
+            "FedPsyAUStrategy: algorithm %s (mu=%s), %d rounds, min %d nodes",
+            self.algorithm.name,
+            self.algorithm.mu,
+            self.num_rounds,
+            self.min_nodes,
+        )
 
     # ------------------------------------------------------------------ messages
     def _messages(self, kind: str, server_round: int, arrays, config, grid):
         from flwr.app import ConfigRecord, Message, MessageType, RecordDict
-        nodes = wait_for_nodes(grid.get_node_ids, self.min_nodes if self.dp is None
-                               else self.dp.num_clients, self.node_wait_timeout)
+
+        nodes = wait_for_nodes(
+            grid.get_node_ids, self.min_nodes if self.dp is None else self.dp.num_clients, self.node_wait_timeout
+        )
         if self.dp is not None:
             nodes = self._dp_nodes(kind, nodes)
         config["server-round"] = server_round
@@ -218,8 +235,9 @@ class FedPsyAUStrategy(_FlowerStrategy):
         self._sent[(kind, server_round)] = nodes
         self._t0[server_round] = time.perf_counter()
         mtype = MessageType.TRAIN if kind == "train" else MessageType.EVALUATE
-        LOG.info("round %d: %s on %d node(s), %.3f MB each", server_round, kind, len(nodes),
-                 wire.num_bytes(arrays) / 2**20)
+        LOG.info(
+            "round %d: %s on %d node(s), %.3f MB each", server_round, kind, len(nodes), wire.num_bytes(arrays) / 2**20
+        )
 
         def content(node):
             if self.dp is None:
@@ -228,15 +246,18 @@ class FedPsyAUStrategy(_FlowerStrategy):
             cfg[dp_keys.RELEASE_ROUND] = self.release_round
             cfg[dp_keys.IN_RELEASE] = node in self.release_nodes
             return RecordDict({ARRAYS: arrays, CONFIG: cfg})
+
         msgs = [Message(content=content(n), message_type=mtype, dst_node_id=n) for n in nodes]
-        self._sent_msgs[(kind, server_round)] = msgs   # the grid sets their message ids
+        self._sent_msgs[(kind, server_round)] = msgs  # the grid sets their message ids
         return msgs
 
     def _dp_nodes(self, kind: str, nodes: list[int]) -> list[int]:
         k = self.dp.num_clients
         if len(nodes) > k:
-            raise RoundFailed(f"DP run for {k} sites (dp-num-sites, or min-nodes) but {len(nodes)} "
-                              "SuperNodes are connected: the accounting would not hold")
+            raise RoundFailed(
+                f"DP run for {k} sites (dp-num-sites, or min-nodes) but {len(nodes)} "
+                "SuperNodes are connected: the accounting would not hold"
+            )
         if kind == "train" and self.dp.sampling == "fixed":
             pick = np.random.default_rng().choice(len(nodes), self.dp.per_round, replace=False)
             return sorted(nodes[i] for i in pick)
@@ -249,8 +270,10 @@ class FedPsyAUStrategy(_FlowerStrategy):
             try:
                 self.reference = wire.from_array_record(arrays, self.upload_template, finite=True)
             except wire.WireError as e:
-                raise RoundFailed(f"round {server_round}: the DP reference is not the upload's "
-                                  f"arrays ({e}); start the strategy with initial_arrays = R_0") from None
+                raise RoundFailed(
+                    f"round {server_round}: the DP reference is not the upload's "
+                    f"arrays ({e}); start the strategy with initial_arrays = R_0"
+                ) from None
         return self._messages("train", server_round, arrays, config, grid)
 
     def configure_evaluate(self, server_round, arrays, config, grid):
@@ -264,8 +287,10 @@ class FedPsyAUStrategy(_FlowerStrategy):
         replied = set()
         # an error reply made by the SuperLink (e.g. "Node Unavailable") comes from the
         # SuperLink, not the node: attribute it through the id of the message it answers
-        dst_of = {getattr(m.metadata, "message_id", ""): m.metadata.dst_node_id
-                  for m in self._sent_msgs.get((kind, server_round), [])}
+        dst_of = {
+            getattr(m.metadata, "message_id", ""): m.metadata.dst_node_id
+            for m in self._sent_msgs.get((kind, server_round), [])
+        }
         for msg in replies:
             node = dst_of.get(msg.metadata.reply_to_message_id, msg.metadata.src_node_id)
             replied.add(node)
@@ -273,9 +298,15 @@ class FedPsyAUStrategy(_FlowerStrategy):
                 name = self.node_sites.get(node, f"node {node}")
                 rejected[name] = f"error reply: {msg.error.reason}"
                 continue
-            self.manifest.append({"round": server_round, "kind": kind, "node": node,
-                                  "site": site_label(msg.content),
-                                  "records": describe_content(msg.content)})
+            self.manifest.append(
+                {
+                    "round": server_round,
+                    "kind": kind,
+                    "node": node,
+                    "site": site_label(msg.content),
+                    "records": describe_content(msg.content),
+                }
+            )
             try:
                 parsed = parse(msg.content)
             except ReplyRejected as e:
@@ -284,8 +315,9 @@ class FedPsyAUStrategy(_FlowerStrategy):
                 continue
             self.node_sites[node] = parsed[0]
             accepted.append(parsed)
-        missing = [self.node_sites.get(n, f"node {n}") for n in self._sent.get((kind, server_round), [])
-                   if n not in replied]
+        missing = [
+            self.node_sites.get(n, f"node {n}") for n in self._sent.get((kind, server_round), []) if n not in replied
+        ]
         for name, why in rejected.items():
             LOG.warning("round %d %s: rejected %s: %s", server_round, kind, name, why)
         if missing:
@@ -297,13 +329,16 @@ class FedPsyAUStrategy(_FlowerStrategy):
         if len(accepted) < need:
             raise RoundFailed(
                 f"round {server_round} {kind}: {len(accepted)} valid repl(ies), the strategy needs "
-                f"{need}; rejected: {rejected or 'none'}; missing: {missing or 'none'}")
+                f"{need}; rejected: {rejected or 'none'}; missing: {missing or 'none'}"
+            )
         return accepted, rejected, missing
 
     def aggregate_train(self, server_round, replies):
         from flwr.app import ArrayRecord, MetricRecord
-        accepted, rejected, missing = self._screen("train", server_round, list(replies),
-                                                   lambda c: parse_train_reply(c, self.upload_template))
+
+        accepted, rejected, missing = self._screen(
+            "train", server_round, list(replies), lambda c: parse_train_reply(c, self.upload_template)
+        )
         per_site = {}
         for name, _, metrics in accepted:
             site = self.sites.setdefault(name, {"train": {}})
@@ -314,50 +349,75 @@ class FedPsyAUStrategy(_FlowerStrategy):
         dp_record = {}
         if self.dp is not None:
             # equal weights, fixed divisor m; Flower's wrapper adds the noise to this
-            self.broadcast, norms = dp_keys.release_mean(self.algorithm, self.reference,
-                                                         [t for _, t, _ in accepted], self.dp)
+            self.broadcast, norms = dp_keys.release_mean(
+                self.algorithm, self.reference, [t for _, t, _ in accepted], self.dp
+            )
             self.release_round = server_round
             names = {p[0] for p in accepted}
             self.release_nodes = {n for n, name in self.node_sites.items() if name in names}
             self.epsilon.append(dp_keys.epsilon(self.dp, len(self.epsilon) + 1))
-            dp_record = {"epsilon": self.epsilon[-1], "released": len(accepted),
-                         "server_reclipped": int(sum(n > self.dp.clip_norm * (1 + 1e-4) for n in norms))}
+            dp_record = {
+                "epsilon": self.epsilon[-1],
+                "released": len(accepted),
+                "server_reclipped": int(sum(n > self.dp.clip_norm * (1 + 1e-4) for n in norms)),
+            }
             # on Flower's logger: it is the one a `flwr run --stream` shows
-            logging.getLogger("flwr").info("round %d: DP release of %d clipped update(s) (C=%g, z=%g, m=%g): "
-                     "epsilon %.4f at delta %g", server_round, len(accepted), self.dp.clip_norm,
-                     self.dp.noise_multiplier, dp_keys.divisor(self.dp), self.epsilon[-1], self.dp.delta)
+            logging.getLogger("flwr").info(
+                "round %d: DP release of %d clipped update(s) (C=%g, z=%g, m=%g): epsilon %.4f at delta %g",
+                server_round,
+                len(accepted),
+                self.dp.clip_norm,
+                self.dp.noise_multiplier,
+                dp_keys.divisor(self.dp),
+                self.epsilon[-1],
+                self.dp.delta,
+            )
         else:
-            self.broadcast = reduce_uploads(self.algorithm, [t for _, t, _ in accepted],
-                                            [m["num-examples"] for _, _, m in accepted])
+            self.broadcast = reduce_uploads(
+                self.algorithm, [t for _, t, _ in accepted], [m["num-examples"] for _, _, m in accepted]
+            )
         arrays = ArrayRecord() if self.broadcast is None else wire.to_array_record(self.broadcast)
-        self.rounds[server_round] = {**dp_record,
-            "accepted": sorted(per_site), "rejected": rejected, "missing": missing,
+        self.rounds[server_round] = {
+            **dp_record,
+            "accepted": sorted(per_site),
+            "rejected": rejected,
+            "missing": missing,
             "seconds": time.perf_counter() - self._t0.get(server_round, time.perf_counter()),
             "upload_bytes": {name: wire.num_bytes(t) for name, t, _ in accepted},
-            "broadcast_bytes": wire.num_bytes(arrays)}
-        return arrays, MetricRecord({**_weighted(per_site, ["train-loss"]),
-                                     "num-sites": len(per_site)})
+            "broadcast_bytes": wire.num_bytes(arrays),
+        }
+        return arrays, MetricRecord({**_weighted(per_site, ["train-loss"]), "num-sites": len(per_site)})
 
     def aggregate_evaluate(self, server_round, replies):
         from flwr.app import MetricRecord
+
         if server_round < self.num_rounds:
             return None
-        accepted, rejected, missing = self._screen("evaluate", server_round, list(replies),
-                                                   parse_evaluate_reply)
+        accepted, rejected, missing = self._screen("evaluate", server_round, list(replies), parse_evaluate_reply)
         per_site = {}
         for name, metrics in accepted:
             self.sites.setdefault(name, {"train": {}})["deployed"] = metrics
             per_site[name] = metrics
         self.rounds.setdefault(server_round, {})["evaluate"] = {
-            "accepted": sorted(per_site), "rejected": rejected, "missing": missing}
+            "accepted": sorted(per_site),
+            "rejected": rejected,
+            "missing": missing,
+        }
         return MetricRecord(_weighted(per_site, ["uf1", "uar", "accuracy"]))
 
     def results(self) -> dict:
         """JSON-able summary: per-site personal/deployed scores, per-round bookkeeping."""
-        out = {"algorithm": self.algorithm.name, "rounds": self.num_rounds,
-               "sites": self.sites, "per_round": {str(k): v for k, v in self.rounds.items()},
-               "replies": self.manifest}
+        out = {
+            "algorithm": self.algorithm.name,
+            "rounds": self.num_rounds,
+            "sites": self.sites,
+            "per_round": {str(k): v for k, v in self.rounds.items()},
+            "replies": self.manifest,
+        }
         if self.dp is not None:
-            out["dp"] = {**self.dp.__dict__, "divisor": dp_keys.divisor(self.dp),
-                         "epsilon_per_round": list(self.epsilon)}
+            out["dp"] = {
+                **self.dp.__dict__,
+                "divisor": dp_keys.divisor(self.dp),
+                "epsilon_per_round": list(self.epsilon),
+            }
         return out

@@ -11,6 +11,7 @@ travel as nothing. Restoring checks every name, shape and dtype against ``templa
 value is finite; a mismatch raises ``WireError`` naming the offending arrays, so the
 server can reject and name a bad reply instead of averaging it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,13 +43,15 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
 
 def spec(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     """{name: (shape, dtype)} of a tree of arrays or ShapeDtypeStructs."""
-    return {_name(p): (tuple(np.shape(x)), str(np.dtype(x.dtype)))
-            for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    return {
+        _name(p): (tuple(np.shape(x)), str(np.dtype(x.dtype))) for p, x in jax.tree_util.tree_leaves_with_path(tree)
+    }
 
 
 def to_array_record(tree: Any):
     """``flwr.app.ArrayRecord`` holding ``flatten(tree)``."""
     from flwr.app import Array, ArrayRecord
+
     return ArrayRecord({k: Array(np.array(v, order="C", copy=True)) for k, v in flatten(tree).items()})
 
 
@@ -77,8 +80,7 @@ def unflatten(arrays: dict[str, np.ndarray], template: Any, finite: bool = False
     if problems:
         raise WireError("; ".join(problems))
     if finite:
-        bad = [k for k, v in arrays.items()
-               if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v))]
+        bad = [k for k, v in arrays.items() if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v))]
         if bad:
             raise WireError(f"non-finite values (NaN/Inf) in {len(bad)} array(s): {', '.join(bad[:5])}")
     names = [_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(template)]
