@@ -49,7 +49,7 @@ def spotting_pass(
     numbers, times, face, flows, detected = [], [], [], [], []
     secs = {"decode": 0.0, "track": 0.0, "flow": 0.0}
     cached = 0
-    # None: unknown frame count (tqdm accepts it; progress() annotates total as int)
+    # None: unknown frame count (tqdm then counts without a total)
     bar = progress(info.frame_count or None, "spotting", enabled=show_progress)
     t_dec = time.perf_counter()
     try:
