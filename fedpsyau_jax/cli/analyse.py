@@ -42,7 +42,10 @@ def run(args) -> int:
                 f"--checkpoint {args.checkpoint}: does not exist (an exported model "
                 "folder such as <run>/final_model, or a run directory)"
             )
-        api.resolve_model_dir(args.checkpoint)
+        model_dir = api.resolve_model_dir(args.checkpoint)
+        from fedpsyau_jax.model_card import model_card_summary
+
+        print(f"model: {model_card_summary(model_dir)}")
     from fedpsyau_jax.video.analyse import analyse_video
 
     t = analyse_video(
