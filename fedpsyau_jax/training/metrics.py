@@ -103,32 +103,41 @@ def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: i
     "mean_f1_ci95", "replicates", "subjects"}."""
     au_prob = np.asarray(au_prob)
     dec = (au_prob >= 0.5) if au_pred is None else np.asarray(au_pred) > 0.5
-    subjects = np.asarray(subjects).astype(str)
-    uniq = np.unique(subjects)
-    members = [np.nonzero(subjects == s)[0] for s in uniq]
 
     def score(idx):
         r = au_detection_scores(np.asarray(au_true)[idx], np.asarray(au_mask)[idx], dec[idx].astype(float))
         auc = au_detection_scores(np.asarray(au_true)[idx], np.asarray(au_mask)[idx], au_prob[idx])["mean_auc"]
         return auc, r["mean_f1"]
 
-    rng = np.random.default_rng(seed)
-    reps = np.asarray(
-        [score(np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))])) for _ in range(n)]
-    )
-    point = score(np.arange(len(subjects)))
-    ci = lambda col: [float(np.nanpercentile(reps[:, col], 2.5)), float(np.nanpercentile(reps[:, col], 97.5))]
+    n_subjects, resamples = subject_resamples(subjects, n, seed)
+    reps = np.asarray([score(idx) for idx in resamples])
+    point = score(np.arange(len(dec)))
     return {
         "mean_auc": float(point[0]),
-        "mean_auc_ci95": ci(0),
+        "mean_auc_ci95": _ci95(reps[:, 0]),
         "mean_f1": float(point[1]),
-        "mean_f1_ci95": ci(1),
+        "mean_f1_ci95": _ci95(reps[:, 1]),
         "replicates": n,
-        "subjects": int(len(uniq)),
+        "subjects": n_subjects,
     }
 
 
 # ------------------------------------------------------------------ bootstrap
+def subject_resamples(subjects, n: int, seed: int = 0):
+    """(number of subjects, iterator over ``n`` index arrays), each the samples of as many
+    subjects drawn with replacement (samples of one subject are not independent)."""
+    subjects = np.asarray(subjects).astype(str)
+    uniq = np.unique(subjects)
+    members = [np.nonzero(subjects == s)[0] for s in uniq]
+    rng = np.random.default_rng(seed)
+    draws = (np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))]) for _ in range(n))
+    return int(len(uniq)), draws
+
+
+def _ci95(values: np.ndarray) -> list[float]:
+    return [float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))]
+
+
 def _uf1_uar(y, p, c):
     s = scores_from_confusion(confusion_matrix(y, p, c))
     return s["uf1"], s["uar"]
@@ -140,13 +149,9 @@ def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000,
     second model on the same samples) the interval is of the paired difference
     a − b, each replicate scoring both models on the same resampled subjects."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    subjects = np.asarray(subjects).astype(str)
-    uniq = np.unique(subjects)
-    members = [np.nonzero(subjects == s)[0] for s in uniq]
-    rng = np.random.default_rng(seed)
+    n_subjects, resamples = subject_resamples(subjects, n, seed)
     reps = []
-    for _ in range(n):
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(uniq), len(uniq))])
+    for idx in resamples:
         a = _uf1_uar(y_true[idx], y_pred[idx], num_classes)
         if y_pred_b is not None:
             b = _uf1_uar(y_true[idx], np.asarray(y_pred_b)[idx], num_classes)
@@ -157,13 +162,12 @@ def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000,
     if y_pred_b is not None:
         b = _uf1_uar(y_true, np.asarray(y_pred_b), num_classes)
         point = (point[0] - b[0], point[1] - b[1])
-    ci = lambda col: [float(np.nanpercentile(rep[:, col], 2.5)), float(np.nanpercentile(rep[:, col], 97.5))]
     return {
         "uf1": float(point[0]),
-        "uf1_ci95": ci(0),
+        "uf1_ci95": _ci95(rep[:, 0]),
         "uar": float(point[1]),
-        "uar_ci95": ci(1),
+        "uar_ci95": _ci95(rep[:, 1]),
         "replicates": n,
-        "subjects": int(len(uniq)),
+        "subjects": n_subjects,
         "paired": y_pred_b is not None,
     }
