@@ -142,7 +142,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
     whole = float(np.median(times["full fwd+bwd"]))
     print(f"batch {b}, {args.rounds} interleaved rounds, jax {jax.__version__}, {os.cpu_count()} cores")
-    print(f"| part | median ms | min ms | share of full fwd+bwd | first call (compile) s |")
+    print("| part | median ms | min ms | share of full fwd+bwd | first call (compile) s |")
     print("|---|---|---|---|---|")
     for name, ts in times.items():
         med = float(np.median(ts))
