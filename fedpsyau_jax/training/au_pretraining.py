@@ -15,6 +15,11 @@ protocol, from that fold's training subjects only:
    are chosen on the inner-validation subjects' predictions (``choose_thresholds``:
    best F1 on a grid, 0.5 where the validation subjects show no positive).
 
+The thresholds are those of the stage-1 heads; stage 2 keeps training the heads on AU
+labels, so they are the best available without holding validation subjects out of
+stage 2 too (which would cost the emotion model training data), not exact for the final
+heads.
+
 Folds whose AU-labelled training samples are identical (e.g. every LOSO fold that
 tests a SMIC subject, which has no AU labels, and the all-data fold) share one stage-1
 run. Nothing in stage 1 sees a fold's test subjects.
