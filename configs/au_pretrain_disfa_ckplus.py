@@ -10,7 +10,10 @@ FACS labels (onset = first frame, apex = peak frame); no test split:
 Step 2 — load those AU-branch params into every fold of the MER model and train it:
 
     fedpsyau train --config=configs/megc2019_composite_loso.py --workdir=runs/megc2019_pre \
-        --config.model.init_from=runs/au_pretrain/final_model
+        --config.model.init_from=runs/au_pretrain/final_model --config.pretrain.epochs=0
+
+(``pretrain.epochs=0``: the composite config's own in-fold AU pre-training would start
+every fold from scratch and replace the CK+ weights, so the start check refuses both.)
 
 Recipe: the ``base_config`` schedule (1-epoch warm-up, cosine decay), kernel-only
 weight decay and the horizontal flip (AUs are parsed without side, so a flipped face

@@ -197,22 +197,7 @@ def train(
     log.write("start", samples=len(samples), folds=len(folds), settings=s.__dict__, data=samples.summary())
     user_hooks = hooks or RunHooks()
 
-    def on_epoch(folds, epoch, beta, metrics, examples, seconds):
-        for k, f in enumerate(folds):
-            log.write(
-                "epoch",
-                fold=f.name,
-                fold_index=f.index,
-                epoch=epoch + 1,
-                beta=beta,
-                examples=float(examples[k]),
-                seconds=seconds,
-                **{m: float(v[k]) for m, v in metrics.items()},
-            )
-        if user_hooks.on_epoch:
-            user_hooks.on_epoch(
-                folds=folds, epoch=epoch, beta=beta, metrics=metrics, examples=examples, seconds=seconds
-            )
+    on_epoch = _epoch_logger(log, "epoch", user_hooks.on_epoch)
 
     def on_fold_done(fold, predictions):
         if len(fold.test_idx):
@@ -262,6 +247,29 @@ def train(
     return summary
 
 
+def _epoch_logger(log, event: str, user_hook=None):
+    """The ``on_epoch`` hook of ``run_folds``: one ``event`` line per fold in the run's
+    metrics.jsonl (fold, epoch, β, examples, seconds and every metric), then the
+    user's own hook, if any."""
+
+    def on_epoch(folds, epoch, beta, metrics, examples, seconds):
+        for k, f in enumerate(folds):
+            log.write(
+                event,
+                fold=f.name,
+                fold_index=f.index,
+                epoch=epoch + 1,
+                beta=beta,
+                examples=float(examples[k]),
+                seconds=seconds,
+                **{m: float(v[k]) for m, v in metrics.items()},
+            )
+        if user_hook:
+            user_hook(folds=folds, epoch=epoch, beta=beta, metrics=metrics, examples=examples, seconds=seconds)
+
+    return on_epoch
+
+
 def _pretrain_epochs(cfg) -> int:
     p = cfg.get("pretrain")
     return int(p.get("epochs", 0)) if p is not None and bool(cfg.model.use_au_branch) else 0
@@ -293,16 +301,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         },
     )
 
-    def on_epoch(folds, epoch, beta, metrics, examples, seconds):
-        for k, f in enumerate(folds):
-            log.write(
-                "pretrain_epoch",
-                fold=f.name,
-                fold_index=f.index,
-                epoch=epoch + 1,
-                seconds=seconds,
-                **{m: float(v[k]) for m, v in metrics.items()},
-            )
+    on_epoch = _epoch_logger(log, "pretrain_epoch")
 
     prior_fn = lambda idx: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, idx)
     load, thresholds, plan = run_pretraining(
@@ -370,14 +369,19 @@ def _summarise(workdir: Path, samples: MESamples, eval_folds, results, cfg, wall
             from fedpsyau_jax.network.au_groups import AU_ORDER
 
             known = samples.au_mask[idx].sum(1) > 0  # AU-labelled test samples only
+            pooled = lambda key: np.concatenate([results[f.index][key] for f in eval_folds])[known]
+            # F1 at the per-AU thresholds chosen on inner-validation subjects where the run
+            # has them (AU pre-training), else at 0.5.
+            tuned = lambda head: all(f"au_pred_{head}" in results[f.index] for f in eval_folds)
             summary["au_detection"] = {
                 head: au_detection_scores(
                     samples.au[idx][known],
                     samples.au_mask[idx][known],
-                    np.concatenate([results[f.index][key] for f in eval_folds])[known],
+                    pooled(f"au_prob_{head}"),
                     au_names=[f"AU{a}" for a in AU_ORDER],
+                    decisions=pooled(f"au_pred_{head}") if tuned(head) else None,
                 )
-                for head, key in (("gat", "au_prob_gat"), ("afe", "au_prob_afe"))
+                for head in ("gat", "afe")
             }
         summary["confusion_png"] = str(
             plot_confusion(

@@ -117,7 +117,8 @@ def _au_detection(summary: dict) -> dict | None:
             "mean_f1": float(s["mean_f1"]),
             "mean_auc": float(s["mean_auc"]),
             "samples": int(s["num_samples"]),
-            "threshold": float(s["threshold"]),
+            # 0.5, or "per-AU" (thresholds chosen on inner-validation subjects)
+            "threshold": s["threshold"] if isinstance(s["threshold"], str) else float(s["threshold"]),
             "excluded_aus": list(s.get("excluded_aus", [])),
         }
         for head, s in au.items()
@@ -236,9 +237,11 @@ def card_markdown(card: dict) -> str:
         lines.append("Not measured: this run held out no subjects (protocol `all`).")
     lines += ["", "## AU detection", ""]
     if au:
-        lines += ["| head | mean F1 | mean AUC | AU-labelled test samples |", "|---|---|---|---|"]
+        lines += ["| head | mean F1 | F1 threshold | mean AUC | AU-labelled test samples |", "|---|---|---|---|---|"]
         for head, s in au.items():
-            lines.append(f"| {head} | {s['mean_f1']:.3f} | {s['mean_auc']:.3f} | {s['samples']} |")
+            thr = s.get("threshold", 0.5)
+            thr = thr if isinstance(thr, str) else f"{thr:g}"
+            lines.append(f"| {head} | {s['mean_f1']:.3f} | {thr} | {s['mean_auc']:.3f} | {s['samples']} |")
     else:
         lines.append("Not measured in this run (no AU-labelled test samples, or no AU branch).")
     lines += [

@@ -1,5 +1,7 @@
 """The AU branch's fix and its yardsticks (issue #26): the linear probe, the balanced AU
 loss, the AU-branch options, AU pre-training's fold plan and the per-AU thresholds."""
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -170,3 +172,47 @@ def test_au_subject_bootstrap_interval_contains_point():
     b = au_subject_bootstrap(au, np.ones_like(au), prob, subj, n=50)
     assert b["mean_auc_ci95"][0] <= b["mean_auc"] <= b["mean_auc_ci95"][1]
     assert b["mean_auc"] > 0.8 and b["subjects"] == 12
+
+
+def test_in_fold_pretraining_end_to_end_writes_thresholded_decisions_and_resumes(tmp_path):
+    """Stage 1 (AU labels only, inner-validation subjects held out) runs inside every
+    fold through ``api.train``; each fold's predictions carry probabilities, per-AU
+    thresholds in (0, 1) and the decisions they give; a second call finds nothing to do."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.config_loading import load_config
+    from fedpsyau_jax.training.run_logging import read_jsonl
+
+    overrides = [
+        "data.kwargs.num_subjects=4",
+        "data.kwargs.samples_per_subject=6",
+        "train.epochs=2",
+        "train.batch_size=8",
+        "train.eval_batch_size=8",
+        "pretrain.epochs=2",
+        "pretrain.val_fraction=0.34",
+        "model.gat_dropout=0.0",
+        "model.au_head_dropout=0.0",
+        "export.final_model=none",
+    ]
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+    wd = tmp_path / "run"
+    summary = api.train(cfg, wd, verbose=False, show_progress=False)
+    assert {h: summary["au_detection"][h]["threshold"] for h in ("gat", "afe")} == {"gat": "per-AU", "afe": "per-AU"}
+    events = read_jsonl(wd / "metrics.jsonl")
+    pre = [e for e in events if e["event"] == "pretrain_epoch"]
+    assert pre and {e["epoch"] for e in pre} == {1, 2}
+    assert all(np.isfinite(e["loss"]) for e in pre)
+    done = [e for e in events if e["event"] == "pretrain_done"]
+    assert len(done) == 1
+    preds = sorted(wd.glob("folds/*/predictions.npz"))
+    assert len(preds) == 4
+    for p in preds:
+        z = np.load(p)
+        for head in ("gat", "afe"):
+            prob, thr, dec = z[f"au_prob_{head}"], z[f"au_threshold_{head}"], z[f"au_pred_{head}"]
+            assert thr.shape == (12,) and np.all((thr > 0) & (thr < 1))
+            np.testing.assert_array_equal(dec, (prob >= thr).astype(np.int8))
+    n_lines = len(events)
+    api.train(cfg, wd, verbose=False, show_progress=False)  # resume: all folds finished
+    again = read_jsonl(wd / "metrics.jsonl")
+    assert not [e for e in again[n_lines:] if e["event"] in ("pretrain_epoch", "epoch")]

@@ -473,6 +473,13 @@ def case_train_missing_init_checkpoint(t):
 
 
 @case
+def case_train_init_checkpoint_with_in_fold_pretraining(t):
+    return Case(run_config(t, f"model.init_from={t}/pretrained/final_model", "pretrain.epochs=2"),
+                err=[f"model.init_from {t}/pretrained/final_model with pretrain.epochs 2: in-fold AU "
+                     "pre-training would replace the init checkpoint"], work=False)
+
+
+@case
 def case_train_stale_config_does_not_block(t):
     """A config.json left by a start that failed (no metrics/folds) is not 'a run with
     a different config': the corrected retry gets past it (here to its next problem)."""

@@ -52,7 +52,7 @@ def test_card_fields_markdown_and_summary(tmp_path):
     assert line == model_card_summary(d) == card["summary"]
     assert "UF1 0.610 [0.400, 0.770]" in line and "16 samples of 4 subjects" in line and "7 epochs" in line
     md = (d / CARD_FILE).read_text()
-    assert line in md and "| UAR | 0.580 [0.410, 0.750] |" in md and "| gat | 0.310 | 0.660 | 16 |" in md
+    assert line in md and "| UAR | 0.580 [0.410, 0.750] |" in md and "| gat | 0.310 | 0.5 | 0.660 | 16 |" in md
     assert "ethnic groups is unknown" in md
 
 

@@ -52,13 +52,17 @@ def classification_scores(y_true, y_pred, num_classes: int) -> dict:
 
 
 # ------------------------------------------------------------------ AU detection
-def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5, au_names=None) -> dict:
+def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5, au_names=None, decisions=None) -> dict:
     """Per-AU F1 (2TP / (2TP + FP + FN)) of thresholded AU probabilities, on the known
     entries only (``au_mask``), pooled over all given samples. AUs with no positive
-    ground truth among the known entries are excluded from the mean and listed."""
+    ground truth among the known entries are excluded from the mean and listed.
+
+    ``decisions`` (same shape, {0,1}) replaces ``au_prob >= threshold`` for F1, e.g. the
+    per-AU thresholds a run chose on its inner-validation subjects; ROC AUC always
+    ranks ``au_prob``."""
     t = np.asarray(au_true) > 0.5
     m = np.asarray(au_mask) > 0
-    p = np.asarray(au_prob) >= threshold
+    p = np.asarray(au_prob) >= threshold if decisions is None else np.asarray(decisions) > 0
     tp = ((p & t) & m).sum(0)
     fp = ((p & ~t) & m).sum(0)
     fn = ((~p & t) & m).sum(0)
@@ -78,7 +82,7 @@ def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5, au_na
         "mean_f1": float(f1[scored].mean()) if scored.any() else float("nan"),
         "excluded_aus": [n for n, s in zip(names, scored) if not s],
         "num_samples": int(m.any(1).sum()),
-        "threshold": threshold,
+        "threshold": threshold if decisions is None else "per-AU",
     }
 
 

@@ -78,6 +78,15 @@ def check_names(cfg) -> None:
     source = str(cfg.prior.source)
     if source not in PRIOR_SOURCES:
         raise unknown_name("prior.source", source, PRIOR_SOURCES)
+    pretrain = cfg.get("pretrain")
+    init_from = cfg.model.get("init_from") if cfg.get("model") else None
+    if init_from and pretrain is not None and int(pretrain.get("epochs", 0) or 0) > 0:
+        # Stage 1 starts every fold from scratch and its models become stage 2's start,
+        # so the init checkpoint would be silently ignored.
+        raise UserError(
+            f"model.init_from {init_from} with pretrain.epochs {int(pretrain.epochs)}: in-fold AU pre-training "
+            "would replace the init checkpoint; set pretrain.epochs=0 to fine-tune from it, or drop model.init_from"
+        )
     export = cfg.get("export", {}).get("final_model", "none") if cfg.get("export") else "none"
     if str(export) not in EXPORT_MODES:
         raise unknown_name("export.final_model", export, EXPORT_MODES)
