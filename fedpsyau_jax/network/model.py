@@ -367,14 +367,26 @@ def example_batch(batch_size: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+# XLA options for every program that initialises a model. Init runs once per run (or
+# per chunk of folds) and its run time is negligible, but at the default optimisation
+# level XLA:CPU spends ~30 s compiling the ~100 unrolled threefry draws of the
+# parameters (more than the train step itself). At level 0 it compiles in ~5 s; the
+# random bits are the same integers, and the floats made from them can differ from a
+# level-3 build by a rounding (<= 2e-7 measured), so every init path uses these options
+# and all of them give the same values.
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
 def init_variables(model: FedPsyAU, key: jax.Array, batch=None, prior_d=None) -> dict:
     """Initialise params, batch_stats and priors; ``prior_d`` replaces the default D."""
     batch = example_batch(2) if batch is None else batch
     pkey, dkey = jax.random.split(key)
-    # Jitted: eager init dispatches (and compiles) hundreds of small ops one by one.
-    variables = jax.jit(lambda p, d, b: model.init({"params": p, "dropout": d}, b, beta=0.0, train=False))(
-        pkey, dkey, batch
-    )
+    init = lambda p, d, b: model.init({"params": p, "dropout": d}, b, beta=0.0, train=False)
+    if not isinstance(pkey, jax.core.Tracer):
+        # Called eagerly: jit it, or init dispatches (and compiles) hundreds of small ops
+        # one by one. Inside a caller's jit (whose options apply) it is traced as is.
+        init = jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS)
+    variables = init(pkey, dkey, batch)
     variables = dict(variables)
     if prior_d is not None and "priors" in variables:
         variables["priors"] = {"D": jnp.asarray(prior_d, jnp.float32)}
