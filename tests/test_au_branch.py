@@ -174,13 +174,16 @@ def test_au_subject_bootstrap_interval_contains_point():
     assert b["mean_auc"] > 0.8 and b["subjects"] == 12
 
 
-def test_in_fold_pretraining_end_to_end_writes_thresholded_decisions_and_resumes(tmp_path):
-    """Stage 1 (AU labels only, inner-validation subjects held out) runs inside every
-    fold through ``api.train``; each fold's predictions carry probabilities, per-AU
-    thresholds in (0, 1) and the decisions they give; a second call finds nothing to do."""
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory):
+    """A tiny LOSO (4 subjects) with 2 epochs of in-fold AU pre-training and 2 of the
+    whole model (the reference β schedule changes β every epoch), run through
+    ``api.train`` while JAX's trace and compile events are recorded with the run phase
+    they fall in."""
+    from jax._src import dispatch, monitoring
+
     from fedpsyau_jax import api
     from fedpsyau_jax.config_loading import load_config
-    from fedpsyau_jax.training.run_logging import read_jsonl
 
     overrides = [
         "data.kwargs.num_subjects=4",
@@ -188,6 +191,7 @@ def test_in_fold_pretraining_end_to_end_writes_thresholded_decisions_and_resumes
         "train.epochs=2",
         "train.batch_size=8",
         "train.eval_batch_size=8",
+        "train.beta_schedule=reference",
         "pretrain.epochs=2",
         "pretrain.val_fraction=0.34",
         "model.gat_dropout=0.0",
@@ -195,8 +199,49 @@ def test_in_fold_pretraining_end_to_end_writes_thresholded_decisions_and_resumes
         "export.final_model=none",
     ]
     cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
-    wd = tmp_path / "run"
-    summary = api.train(cfg, wd, verbose=False, show_progress=False)
+    phase, events = ["start"], []
+
+    def listener(event, duration, **kw):
+        if event in (dispatch.JAXPR_TRACE_EVENT, dispatch.BACKEND_COMPILE_EVENT):
+            events.append((phase[0], event.rsplit("/", 1)[-1], str(kw.get("fun_name"))))
+
+    def on_epoch(folds, epoch, **kw):
+        if phase[0] == "start":
+            phase[0] = "first fold, after its first epoch"
+
+    def on_fold_done(fold, predictions):
+        phase[0] = "after the first fold"
+
+    wd = tmp_path_factory.mktemp("pretrained_run") / "run"
+    monitoring.register_event_duration_secs_listener(listener)
+    try:
+        summary = api.train(
+            cfg, wd, verbose=False, show_progress=False, hooks=api.RunHooks(on_epoch=on_epoch, on_fold_done=on_fold_done)
+        )
+    finally:
+        monitoring.unregister_event_duration_listener(listener)
+    return cfg, wd, summary, events
+
+
+def test_a_run_traces_and_compiles_nothing_after_its_first_fold(pretrained_run):
+    """One program per step kind serves every fold, epoch and β value: once the first
+    fold is done nothing is traced or compiled again, and between the first epoch's
+    end and the fold's end only its evaluation is new (the recompilation counter)."""
+    _, _, _, events = pretrained_run
+    assert [e for e in events if e[0] == "start" and "step_one" in e[2]], "the train step was not seen compiling"
+    assert [e for e in events if e[0] == "after the first fold"] == []
+    mid = {name for p, _, name in events if p == "first fold, after its first epoch"}
+    assert not [n for n in mid if "step" in n or "init" in n], mid
+
+
+def test_in_fold_pretraining_end_to_end_writes_thresholded_decisions_and_resumes(pretrained_run):
+    """Stage 1 (AU labels only, inner-validation subjects held out) runs inside every
+    fold through ``api.train``; each fold's predictions carry probabilities, per-AU
+    thresholds in (0, 1) and the decisions they give; a second call finds nothing to do."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.training.run_logging import read_jsonl
+
+    cfg, wd, summary, _ = pretrained_run
     assert {h: summary["au_detection"][h]["threshold"] for h in ("gat", "afe")} == {"gat": "per-AU", "afe": "per-AU"}
     events = read_jsonl(wd / "metrics.jsonl")
     pre = [e for e in events if e["event"] == "pretrain_epoch"]

@@ -171,12 +171,13 @@ def restore_checkpoint(directory, name: str, target) -> tuple[Any, dict]:
     meta = read_metadata(directory, name)
     saved_spec = meta.pop("_tree", None)
     parts = meta.pop("_parts", None)
-    expected = tree_spec(jax.eval_shape(lambda t: t, target))
+    # Shapes and dtypes read off the leaves (no trace: restoring is not a recompile).
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), target)
+    expected = tree_spec(abstract)
     if saved_spec is not None:
         problem = _spec_mismatch(saved_spec, expected)
         if problem:
             raise CheckpointError(f"checkpoint {path} does not match the expected state: {problem}")
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), target)
     if parts is not None and (not isinstance(abstract, dict) or sorted(parts) != sorted(abstract)):
         raise CheckpointError(
             f"checkpoint {path}: saved in parts {parts}, which do not match the expected state's entries"
