@@ -112,3 +112,28 @@ def test_subject_bootstrap_interval_and_paired_difference():
     assert d["paired"] and d["uf1_ci95"][0] > 0                      # clearly better: interval above 0
     same = subject_bootstrap(y, good, subjects, 3, n=300, y_pred_b=good)
     assert same["uf1_ci95"] == [0.0, 0.0]
+
+
+def test_a_static_zero_loss_weight_drops_its_term_from_the_graph():
+    """α = (0, 1, 1) as Python numbers (AU pre-training) leaves the CE out of the loss,
+    so nothing flows back into the emotion logits (the DSI's backward is never built):
+    same value as 0·CE for finite logits, and finite where 0·CE would be NaN."""
+    import jax
+    import jax.numpy as jnp
+
+    from fedpsyau_jax.training.losses import fedpsyau_loss
+
+    rng = np.random.default_rng(0)
+    batch = {
+        "label": jnp.asarray([0, 1, 2, 1]),
+        "au": jnp.asarray(rng.random((4, 12)) < 0.3, jnp.float32),
+        "au_mask": jnp.ones((4, 12), jnp.float32),
+    }
+    emo, gat, afe = (jnp.asarray(rng.standard_normal(s), jnp.float32) for s in ((4, 3), (4, 12), (4, 12)))
+    static = lambda e: fedpsyau_loss((e, gat, afe), batch, alpha=(0.0, 1.0, 1.0))[0]
+    traced = lambda e, a: fedpsyau_loss((e, gat, afe), batch, alpha=(a, 1.0, 1.0))[0]
+    assert float(static(emo)) == float(traced(emo, jnp.float32(0.0)))
+    assert float(static(emo)) > 0
+    assert not np.any(np.asarray(jax.grad(static)(emo)))
+    bad = emo.at[0, 0].set(jnp.inf)
+    assert np.isfinite(float(static(bad))) and np.isnan(float(traced(bad, jnp.float32(0.0))))

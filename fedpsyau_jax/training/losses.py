@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 DEFAULT_ALPHA = (0.2, 0.8, 0.8)
@@ -101,8 +102,17 @@ def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_nor
     bce_gat = (
         zero if au_gat is None else masked_au_bce(au_gat, batch["au"], batch["au_mask"], example_mask, au_norm, pw)
     )
-    total = alpha[0] * ce + alpha[1] * bce_afe + alpha[2] * bce_gat
+    # A weight that is a Python zero drops its term from the loss, so the backward of
+    # whatever feeds only that term is never built: with α_emotion = 0 (AU pre-training)
+    # the dual-stream Inception's backward is skipped. 0 · term would still compute it
+    # (XLA keeps 0 · x, which is NaN for x = inf) and give the same gradients.
+    weighted = [a * t for a, t in zip(alpha, (ce, bce_afe, bce_gat)) if not _is_static_zero(a)]
+    total = sum(weighted[1:], weighted[0]) if weighted else zero
     return total, {"loss": total, "ce": ce, "bce_afe": bce_afe, "bce_gat": bce_gat}
+
+
+def _is_static_zero(a) -> bool:
+    return isinstance(a, (int, float, np.number)) and a == 0
 
 
 def proximal_term(params, anchor, mu) -> jax.Array:
