@@ -181,3 +181,22 @@ def test_exported_model_has_its_card(sequential):
     assert card["training_data"]["samples"] == summary["samples"] and card["fixed_epochs"] == summary["epochs"]
     assert card["software"]["config_hash"] == config_hash(json.loads((wd / "config.json").read_text()))
     assert (wd / "final_model" / "MODEL_CARD.md").read_text().startswith("# Model card")
+
+
+def test_fingerprint_ignores_how_often_a_run_saves():
+    """``runtime.checkpoint_every`` may change between a start and its resume (it does not
+    change results); the hash of a run that saved every epoch is the one it always was."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from fedpsyau_jax.training.fold_training import TrainSettings, settings_fingerprint
+
+    s = TrainSettings(epochs=20, checkpoint_every=1)
+    extra = {"n": 442}
+    old_formula = hashlib.sha1(
+        json.dumps({"settings": dataclasses.asdict(s), **extra}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    assert settings_fingerprint(s, extra) == old_formula
+    assert settings_fingerprint(dataclasses.replace(s, checkpoint_every=5), extra) == old_formula
+    assert settings_fingerprint(dataclasses.replace(s, epochs=21), extra) != old_formula

@@ -400,6 +400,12 @@ def chunk_folds(folds: list[Fold], chunk: int) -> list[list[Fold]]:
 
 
 def settings_fingerprint(s: TrainSettings, extra: dict) -> str:
+    """Hash of what a run's results depend on, checked before resuming a chunk.
+
+    ``checkpoint_every`` only says how often to save (``runtime.*`` may change between
+    a start and its resume): it is hashed at its default, so the fingerprints of runs
+    saved every epoch stay what they were."""
+    s = dataclasses.replace(s, checkpoint_every=1)
     blob = json.dumps({"settings": dataclasses.asdict(s), **extra}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
