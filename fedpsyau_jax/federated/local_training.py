@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 
-from fedpsyau_jax.network.model import INIT_COMPILER_OPTIONS
+from fedpsyau_jax.network.model import init_program
 from fedpsyau_jax.training.batching import gather_batch
 from fedpsyau_jax.training.sharding import over_rows, replicate, row_mesh, shard_rows  # noqa: F401 (replicate: re-exported)
 from fedpsyau_jax.training.losses import DEFAULT_ALPHA, proximal_term
@@ -101,9 +101,7 @@ def make_local_trainer(
 
     eval_step = make_eval_step(model)
     # Jitted once per run: un-jitted model.init costs seconds per call on a busy CPU.
-    init_states = jax.jit(
-        jax.vmap(lambda key, d: create_train_state(model, tx, key, prior_d=d)), compiler_options=INIT_COMPILER_OPTIONS
-    )
+    init_states = init_program(jax.vmap(lambda key, d: create_train_state(model, tx, key, prior_d=d)))
 
     def client_train(state, anchor, mu, data, idx, mask, betas, lrs, class_w):
         def body(st, xs):

@@ -377,16 +377,29 @@ def example_batch(batch_size: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
+def init_program(fn):
+    """``jax.jit(fn)`` compiled with ``INIT_COMPILER_OPTIONS`` when called with concrete
+    arguments; inside another trace (a caller's jit, ``eval_shape``) ``fn`` is traced as
+    is, since jax.jit refuses compiler options on a nested jit."""
+    jitted = jax.jit(fn, compiler_options=INIT_COMPILER_OPTIONS)
+
+    def call(*args):
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
+            return fn(*args)
+        return jitted(*args)
+
+    return call
+
+
 def init_variables(model: FedPsyAU, key: jax.Array, batch=None, prior_d=None) -> dict:
     """Initialise params, batch_stats and priors; ``prior_d`` replaces the default D."""
     batch = example_batch(2) if batch is None else batch
     pkey, dkey = jax.random.split(key)
-    init = lambda p, d, b: model.init({"params": p, "dropout": d}, b, beta=0.0, train=False)
-    if not isinstance(pkey, jax.core.Tracer):
-        # Called eagerly: jit it, or init dispatches (and compiles) hundreds of small ops
-        # one by one. Inside a caller's jit (whose options apply) it is traced as is.
-        init = jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS)
-    variables = init(pkey, dkey, batch)
+    # Jitted when called eagerly: un-jitted, init dispatches (and compiles) hundreds of
+    # small ops one by one.
+    variables = init_program(lambda p, d, b: model.init({"params": p, "dropout": d}, b, beta=0.0, train=False))(
+        pkey, dkey, batch
+    )
     variables = dict(variables)
     if prior_d is not None and "priors" in variables:
         variables["priors"] = {"D": jnp.asarray(prior_d, jnp.float32)}

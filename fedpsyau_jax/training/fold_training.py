@@ -54,7 +54,7 @@ from fedpsyau_jax.training.checkpoints import (
     save_checkpoint,
 )
 from fedpsyau_jax.errors import UserError
-from fedpsyau_jax.network.model import INIT_COMPILER_OPTIONS, FedPsyAU
+from fedpsyau_jax.network.model import FedPsyAU, init_program
 from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.losses import au_pos_weights
 from fedpsyau_jax.training.protocols import Fold
@@ -223,9 +223,7 @@ class FoldPrograms:
             return eval_step(state, gather_batch(data, idx, mask), beta)
 
         rows, rep = (P(mesh.axis_names[0]), P()) if mesh is not None else (None, None)
-        self.init = jax.jit(
-            over_rows(jax.vmap(init_one), mesh, (rows, rows), rows), compiler_options=INIT_COMPILER_OPTIONS
-        )
+        self.init = init_program(over_rows(jax.vmap(init_one), mesh, (rows, rows), rows))
         # Donate the fold states: each step replaces them, so XLA may update in place.
         self.train_step = jax.jit(
             over_rows(
