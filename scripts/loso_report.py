@@ -70,8 +70,7 @@ def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
     rows = []
     for name, (prob, dec) in detectors.items():
         d = (prob[known] >= 0.5) if dec is None else dec[known] > 0.5
-        per = au_detection_scores(au_t, au_m, d.astype(float), au_names=names)
-        auc = au_detection_scores(au_t, au_m, prob[known], au_names=names)
+        per = auc = au_detection_scores(au_t, au_m, prob[known], au_names=names, decisions=d)
         b = au_subject_bootstrap(au_t, au_m, prob[known], subj, au_pred=d, n=replicates)
         rows.append((name, per, auc, b, "inner-validation thresholds" if dec is not None else "0.5"))
     out = [f"\nAU detection on {int(known.sum())} AU-labelled test samples ({len(np.unique(subj))} subjects; "

@@ -109,9 +109,8 @@ def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: i
     dec = (au_prob >= 0.5) if au_pred is None else np.asarray(au_pred) > 0.5
 
     def score(idx):
-        r = au_detection_scores(np.asarray(au_true)[idx], np.asarray(au_mask)[idx], dec[idx].astype(float))
-        auc = au_detection_scores(np.asarray(au_true)[idx], np.asarray(au_mask)[idx], au_prob[idx])["mean_auc"]
-        return auc, r["mean_f1"]
+        r = au_detection_scores(np.asarray(au_true)[idx], np.asarray(au_mask)[idx], au_prob[idx], decisions=dec[idx])
+        return r["mean_auc"], r["mean_f1"]
 
     n_subjects, resamples = subject_resamples(subjects, n, seed)
     reps = np.asarray([score(idx) for idx in resamples])
