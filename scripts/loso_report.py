@@ -16,6 +16,10 @@ clear. The heads' decisions are the stored ``au_pred_*`` (per-AU thresholds chos
 inner validation subjects) where a run has them, else probability ≥ 0.5; the probe
 thresholds at 0.5 (its classes are balanced in the loss). ``--paired-vs B`` adds, for every other run A, the paired subject
 bootstrap interval of A − B (same samples, same resampled subjects).
+Beside the pooled AUC the table gives the within-subject AUC
+(``metrics.au_within_subject_auc``: pairs of one subject only, the part of the pooled
+AUC that does not depend on how the 52 fold models' score scales agree) and every
+detector's F1 at the probe's threshold 0.5.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ import numpy as np
 
 from fedpsyau_jax import api
 from fedpsyau_jax.network.au_groups import AU_ORDER
-from fedpsyau_jax.training.metrics import au_detection_scores, au_subject_bootstrap, subject_bootstrap
+from fedpsyau_jax.training.metrics import (au_detection_scores, au_subject_bootstrap, au_within_subject_auc,
+                                           subject_bootstrap)
 from fedpsyau_jax.training.run_logging import read_jsonl
 
 
@@ -72,16 +77,21 @@ def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
         d = (prob[known] >= 0.5) if dec is None else dec[known] > 0.5
         per = auc = au_detection_scores(au_t, au_m, prob[known], au_names=names, decisions=d)
         b = au_subject_bootstrap(au_t, au_m, prob[known], subj, au_pred=d, n=replicates)
-        rows.append((name, per, auc, b, "inner-validation thresholds" if dec is not None else "0.5"))
+        within = au_within_subject_auc(au_t, au_m, prob[known], subj)["mean_auc"]
+        f1_half = au_detection_scores(au_t, au_m, prob[known])["mean_f1"]
+        rows.append((name, per, auc, b, "inner-validation thresholds" if dec is not None else "0.5", within, f1_half))
     out = [f"\nAU detection on {int(known.sum())} AU-labelled test samples ({len(np.unique(subj))} subjects; "
            f"95 % intervals: {replicates} subject resamples):\n",
-           "| detector | threshold | mean ROC AUC | mean F1 | " + " | ".join(names) + " |",
-           "|---" * (4 + len(names)) + "|"]
-    for name, per, auc, b, thr in rows:
+           "| detector | threshold | mean ROC AUC | within-subject AUC | mean F1 | F1 at 0.5 | " + " | ".join(names) + " |",
+           "|---" * (6 + len(names)) + "|"]
+    for name, per, auc, b, thr, within, f1_half in rows:
         cells = [f"{per['f1_per_au'][n]:.2f} / {auc['auc_per_au'][n]:.2f}" for n in names]
         out.append(f"| {name} | {thr} | {b['mean_auc']:.3f} [{b['mean_auc_ci95'][0]:.3f}, {b['mean_auc_ci95'][1]:.3f}] | "
-                   f"{b['mean_f1']:.3f} [{b['mean_f1_ci95'][0]:.3f}, {b['mean_f1_ci95'][1]:.3f}] | " + " | ".join(cells) + " |")
-    out.append("\n(per AU: F1 / ROC AUC)")
+                   f"{within:.3f} | {b['mean_f1']:.3f} [{b['mean_f1_ci95'][0]:.3f}, {b['mean_f1_ci95'][1]:.3f}] | "
+                   f"{f1_half:.3f} | " + " | ".join(cells) + " |")
+    out.append("\n(per AU: F1 / ROC AUC. Within-subject AUC: only pairs of samples of the same subject, so "
+               "score-scale differences between the folds' models do not count; F1 at 0.5: every detector "
+               "at the probe's threshold.)")
     return out
 
 

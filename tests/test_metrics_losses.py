@@ -137,3 +137,27 @@ def test_a_static_zero_loss_weight_drops_its_term_from_the_graph():
     assert not np.any(np.asarray(jax.grad(static)(emo)))
     bad = emo.at[0, 0].set(jnp.inf)
     assert np.isfinite(float(static(bad))) and np.isnan(float(traced(bad, jnp.float32(0.0))))
+
+
+def test_within_subject_auc_ignores_score_scale_between_subjects():
+    from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
+
+    # Each subject's own positives outrank its negatives, but subject b's model scores
+    # everything 0.5 higher: the pooled AUC drops, the within-subject AUC does not.
+    subj = np.array(["a", "a", "a", "b", "b", "b"])
+    t = np.array([[1], [0], [0], [1], [0], [0]], np.float32)
+    p = np.array([[0.3], [0.2], [0.1], [0.8], [0.7], [0.6]])
+    m = np.ones_like(t)
+    w = au_within_subject_auc(t, m, p, subj)
+    assert w["mean_auc"] == 1.0 and w["pairs_per_au"]["0"] == 4
+    assert au_detection_scores(t, m, p)["mean_auc"] < 0.8
+    # Reversed within each subject -> 0; a masked (unknown) entry is not a pair; ties count 1/2.
+    assert au_within_subject_auc(t, m, 1.0 - p, subj)["mean_auc"] == 0.0
+    m2 = m.copy()
+    m2[0, 0] = 0  # subject a loses its only positive
+    assert au_within_subject_auc(t, m2, p, subj)["pairs_per_au"]["0"] == 2
+    assert au_within_subject_auc(t, m, np.full_like(p, 0.5), subj)["mean_auc"] == 0.5
+    # An AU without any within-subject pair is NaN and left out of the mean.
+    t2 = np.concatenate([t, np.zeros_like(t)], 1)
+    w2 = au_within_subject_auc(t2, np.ones_like(t2), np.concatenate([p, p], 1), subj)
+    assert np.isnan(w2["auc_per_au"]["1"]) and w2["mean_auc"] == 1.0

@@ -86,6 +86,41 @@ def au_detection_scores(au_true, au_mask, au_prob, threshold: float = 0.5, au_na
     }
 
 
+def au_within_subject_auc(au_true, au_mask, au_prob, subjects, au_names=None) -> dict:
+    """ROC AUC per AU counted over (positive, negative) pairs of the SAME subject only.
+
+    In a leave-one-subject-out run every test subject is scored by its own model, so a
+    pooled AUC also compares scores of different models: a fold whose model outputs
+    higher probabilities for everything lowers the pooled AUC though it ranks its own
+    subject's samples perfectly. This AUC removes that between-model part; the gap
+    between the two measures how much score scale differs between the fold models.
+    Ties count one half. AUs without a within-subject pair are NaN and left out of the
+    mean. Returns {"auc_per_au", "mean_auc", "pairs_per_au"}."""
+    t = np.asarray(au_true) > 0.5
+    m = np.asarray(au_mask) > 0
+    prob = np.asarray(au_prob, np.float64)
+    subjects = np.asarray(subjects).astype(str)
+    names = list(au_names) if au_names is not None else [str(i) for i in range(t.shape[1])]
+    won = np.zeros(t.shape[1])
+    pairs = np.zeros(t.shape[1], np.int64)
+    for s in np.unique(subjects):
+        rows = subjects == s
+        for j in range(t.shape[1]):
+            pos = prob[rows & m[:, j] & t[:, j], j]
+            neg = prob[rows & m[:, j] & ~t[:, j], j]
+            if len(pos) and len(neg):
+                d = pos[:, None] - neg[None, :]
+                won[j] += (d > 0).sum() + 0.5 * (d == 0).sum()
+                pairs[j] += d.size
+    auc = np.where(pairs > 0, won / np.maximum(pairs, 1), np.nan)
+    finite = auc[np.isfinite(auc)]
+    return {
+        "auc_per_au": {n: float(a) for n, a in zip(names, auc)},
+        "mean_auc": float(finite.mean()) if finite.size else float("nan"),
+        "pairs_per_au": {n: int(v) for n, v in zip(names, pairs)},
+    }
+
+
 def _auc(score: np.ndarray, positive: np.ndarray) -> float:
     """ROC AUC by ranks (ties share their mean rank); NaN without both classes."""
     score, positive = np.asarray(score), np.asarray(positive, bool)
