@@ -48,6 +48,12 @@ AU branch (issue #26, benchmarks/RESULTS.md "Why the AU branch did not learn AUs
   measured the branch learning at; 20 epochs keeps the whole LOSO near 2 h). Stage 1
   runs inside every fold on that fold's training subjects only; the per-AU thresholds
   are chosen on its inner-validation subjects.
+- pretrain.subject_folds 5 — A PRIORI, cost (issue #29): stage 1 as 5 models on a
+  subject 5-fold of the AU-labelled subjects instead of one per LOSO fold (53 runs, about
+  25 min); each LOSO fold takes the model whose held-out part holds its test subject and
+  chooses thresholds on the other subjects of that part. Same 80 / 20 roles as before, about
+  a tenth of the stage-1 cost. The earlier run's per-fold stage 1:
+  --config.pretrain.subject_folds=0 (benchmarks/loso_runs/megc2019_loso_au).
 runtime.checkpoint_every 5 — speed only (results do not depend on it): saving a fold's
 state takes ~0.4 s, about a tenth of an epoch; an interrupted run resumes from the last
 multiple of 5 epochs, and may resume with another value.
@@ -83,6 +89,7 @@ def get_config():
     c.pretrain.learning_rate = 1e-3
     c.pretrain.au_pos_weight = "balanced"
     c.pretrain.val_fraction = 0.2
+    c.pretrain.subject_folds = 5
     c.export.final_model = "all_data"
     c.runtime.fold_chunk = 1
     c.runtime.checkpoint_every = 5

@@ -298,6 +298,8 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
             "val_fraction": float(p.val_fraction),
             "n": len(samples),
             "stage": 1,
+            # only when set, so runs from before the option keep their fingerprint
+            **({"subject_folds": int(p.subject_folds)} if int(p.get("subject_folds", 0)) else {}),
         },
     )
 
@@ -317,6 +319,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         int(cfg.seed),
         show_progress,
         hooks=RunHooks(on_epoch=on_epoch),
+        subject_folds=int(p.get("subject_folds", 0)),
     )
     log.write(
         "pretrain_done",

@@ -239,7 +239,9 @@ def base_config() -> ml_collections.ConfigDict:
                               alpha, beta_schedule, beta0 — see TrainSettings
     pretrain.*                AU pre-training inside every fold (``training.au_pretraining``):
                               epochs (0 = none), learning_rate, au_pos_weight, val_fraction
-                              (inner-validation subjects for the per-AU thresholds)
+                              (inner-validation subjects for the per-AU thresholds),
+                              subject_folds (0 = one stage-1 run per fold; k >= 2 = k
+                              stage-1 models on a subject k-fold, shared by the folds)
     export.final_model        all_data (also train one model on every sample and
                               export it as workdir/final_model) | none
     runtime.fold_chunk        folds trained at once by vmap (1 = sequential); does not
@@ -291,7 +293,7 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     c.pretrain = ml_collections.ConfigDict(
-        dict(epochs=0, learning_rate=1e-3, au_pos_weight="balanced", val_fraction=0.2)
+        dict(epochs=0, learning_rate=1e-3, au_pos_weight="balanced", val_fraction=0.2, subject_folds=0)
     )
     c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
     c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1, shard_folds="auto"))

@@ -261,3 +261,76 @@ def test_in_fold_pretraining_end_to_end_writes_thresholded_decisions_and_resumes
     api.train(cfg, wd, verbose=False, show_progress=False)  # resume: all folds finished
     again = read_jsonl(wd / "metrics.jsonl")
     assert not [e for e in again[n_lines:] if e["event"] in ("pretrain_epoch", "epoch")]
+
+
+def test_shared_pretraining_plan_k_models_never_see_the_fold_test_subject():
+    # a*/b* carry AU labels (10 subjects), s* (SMIC-like) none
+    subj_ids = [f"a{i}" for i in range(6)] + [f"b{i}" for i in range(4)] + ["s1", "s2"]
+    subjects = np.repeat(np.array(subj_ids), 3)
+    au_mask = np.ones((len(subjects), 12), np.float32)
+    au_mask[np.char.startswith(subjects, "s")] = 0
+    folds = loso_folds(subjects)
+    plan = plan_pretraining(folds, subjects, au_mask, val_fraction=0.25, seed=0, subject_folds=5)
+    shared = list(range(5))
+    assert [len(plan.folds[j].test_subjects) for j in shared] == [2] * 5   # 10 subjects, 5 parts
+    for f in folds:
+        j = plan.of_fold[f.index]
+        pf = plan.folds[j]
+        assert not set(subjects[pf.train_idx]) & set(f.test_subjects)      # stage 1 never trains on it
+        assert set(pf.train_idx) <= set(f.train_idx)
+        if f.test_subjects[0].startswith(("a", "b")):
+            assert j in shared                                              # every AU LOSO fold shares
+            assert plan.exclude[f.index] == f.test_subjects                 # ... and drops itself from thresholds
+            assert set(f.test_subjects) <= set(pf.test_subjects)
+    s_folds = [f for f in folds if f.name.startswith("s")]
+    assert len({plan.of_fold[f.index] for f in s_folds}) == 1 and plan.of_fold[s_folds[0].index] not in shared
+    assert len(plan.folds) == 5 + 1
+    # thresholds of a fold are chosen without its own test subject's rows
+    from fedpsyau_jax.training.au_pretraining import thresholds_from_predictions
+
+    f = next(f for f in folds if f.test_subjects == ("a0",))
+    pf = plan.folds[plan.of_fold[f.index]]
+    au = np.zeros((len(subjects), 12), np.float32)
+    au[subjects == "a0", 0] = 1                      # only the test subject has AU 0 present
+    pred = {"test_idx": pf.test_idx, "au_prob_gat": np.full((len(pf.test_idx), 12), 0.2, np.float32)}
+    pred["au_prob_afe"] = pred["au_prob_gat"]
+    keep = ~np.isin(subjects[pf.test_idx], plan.exclude[f.index])
+    assert thresholds_from_predictions(pred, au, au_mask, keep)["gat"][0] == 0.5   # no positive left: 0.5
+    assert thresholds_from_predictions(pred, au, au_mask)["gat"][0] != 0.5
+
+
+def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
+    """``pretrain.subject_folds=2``: two stage-1 models serve all four LOSO folds, every
+    fold gets thresholds in (0, 1) and decisions, and the fold's test subject is one of
+    its stage-1 model's held-out subjects."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.config_loading import load_config
+    from fedpsyau_jax.training.run_logging import read_jsonl
+
+    overrides = [
+        "data.kwargs.num_subjects=4",
+        "data.kwargs.samples_per_subject=6",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.eval_batch_size=8",
+        "pretrain.epochs=1",
+        "pretrain.subject_folds=2",
+        "model.gat_dropout=0.0",
+        "model.au_head_dropout=0.0",
+        "export.final_model=none",
+    ]
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+    wd = tmp_path / "run"
+    api.train(cfg, wd, verbose=False, show_progress=False)
+    stage1 = sorted(p.parent.name for p in (wd / "au_pretrain" / "folds").glob("*/predictions.npz"))
+    assert stage1 == ["000_pre000_part0", "001_pre001_part1"]
+    held_out = {n: set(np.load(wd / "au_pretrain" / "folds" / n / "predictions.npz")["test_idx"]) for n in stage1}
+    for p in sorted((wd / "folds").glob("*/predictions.npz")):
+        z = np.load(p)
+        assert any(set(z["test_idx"]) <= h for h in held_out.values())
+        for head in ("gat", "afe"):
+            thr = z[f"au_threshold_{head}"]
+            assert thr.shape == (12,) and np.all((thr > 0) & (thr < 1))
+            np.testing.assert_array_equal(z[f"au_pred_{head}"], (z[f"au_prob_{head}"] >= thr).astype(np.int8))
+    done = [e for e in read_jsonl(wd / "metrics.jsonl") if e["event"] == "pretrain_done"]
+    assert done[0]["stage1_folds"] == 2

@@ -480,6 +480,12 @@ def case_train_init_checkpoint_with_in_fold_pretraining(t):
 
 
 @case
+def case_train_one_shared_pretraining_fold(t):
+    return Case(run_config(t, "pretrain.epochs=2", "pretrain.subject_folds=1"),
+                err=["pretrain.subject_folds 1: use 0 (one stage-1 run per fold) or k >= 2"], work=False)
+
+
+@case
 def case_train_stale_config_does_not_block(t):
     """A config.json left by a start that failed (no metrics/folds) is not 'a run with
     a different config': the corrected retry gets past it (here to its next problem)."""

@@ -23,6 +23,16 @@ heads.
 Folds whose AU-labelled training samples are identical (e.g. every LOSO fold that
 tests a SMIC subject, which has no AU labels, and the all-data fold) share one stage-1
 run. Nothing in stage 1 sees a fold's test subjects.
+
+Shared stage-1 models (``subject_folds`` = k ≥ 2, config ``pretrain.subject_folds``):
+instead of one stage-1 run per outer fold, the AU-labelled subjects are split once into
+k parts and stage-1 model j trains on every part but j. An outer fold whose AU-labelled
+test subjects all lie in part j (every LOSO fold) and whose training samples include
+model j's takes model j; its thresholds are chosen on model j's predictions for part j
+*without* the fold's own test subjects, i.e. on subjects that are training subjects of
+the outer fold and unseen by model j: the same inner-train / inner-validation roles as
+above, with k (≈ 5) stage-1 runs instead of one per fold. Other folds (no AU-labelled
+test subject, or test subjects spread over parts) keep their own run.
 """
 
 from __future__ import annotations
@@ -46,10 +56,14 @@ class PretrainPlan:
     folds: stage-1 folds (train = inner-train AU-labelled samples, test = inner
       validation AU-labelled samples), indexed 0..n-1.
     of_fold: outer fold index -> stage-1 fold index.
+    exclude: outer fold index -> subjects left out of its threshold choice.
     """
 
     folds: list[Fold]
     of_fold: dict[int, int]
+    # outer fold index -> subjects whose rows are left out of the threshold choice (its
+    # own test subjects, when its stage-1 model is a shared one that predicted them)
+    exclude: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _split_seed(subjects: list[str], seed: int) -> int:
@@ -58,15 +72,44 @@ def _split_seed(subjects: list[str], seed: int) -> int:
 
 
 def plan_pretraining(
-    folds: list[Fold], subject: np.ndarray, au_mask: np.ndarray, val_fraction: float = 0.2, seed: int = 0
+    folds: list[Fold],
+    subject: np.ndarray,
+    au_mask: np.ndarray,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    subject_folds: int = 0,
 ) -> PretrainPlan:
-    """One stage-1 fold per distinct set of AU-labelled training samples."""
+    """Stage-1 folds: one per distinct set of AU-labelled training samples, or (with
+    ``subject_folds`` ≥ 2) k shared ones on a subject k-fold of the AU-labelled
+    subjects, used by every outer fold they fit (see the module docstring)."""
     labelled = np.asarray(au_mask).sum(1) > 0
     subject = np.asarray(subject).astype(str)
     by_key: dict[tuple, int] = {}
     pre: list[Fold] = []
     of_fold: dict[int, int] = {}
+    exclude: dict[int, tuple[str, ...]] = {}
+    part_of: dict[str, int] = {}
+    if subject_folds >= 2:
+        subs = sorted(set(subject[labelled].tolist()))
+        if len(subs) < subject_folds:
+            raise ValueError(f"pretrain.subject_folds {subject_folds}: only {len(subs)} subjects carry AU labels")
+        order = np.random.default_rng(_split_seed(subs, seed)).permutation(len(subs))
+        for rank, i in enumerate(order):
+            part_of[subs[i]] = rank % subject_folds
+        all_idx = np.flatnonzero(labelled)
+        in_part = np.array([part_of[x] for x in subject[all_idx]])
+        for j in range(subject_folds):
+            part_subs = tuple(sorted(x for x, p in part_of.items() if p == j))
+            pre.append(Fold(j, f"pre{j:03d}_part{j}", all_idx[in_part != j], all_idx[in_part == j], part_subs))
     for f in folds:
+        test_subs = sorted(set(subject[np.asarray(f.test_idx)[labelled[f.test_idx]]].tolist()))
+        parts = {part_of[x] for x in test_subs if x in part_of}
+        if len(parts) == 1:
+            j = parts.pop()
+            if np.isin(pre[j].train_idx, f.train_idx).all():
+                of_fold[f.index] = j
+                exclude[f.index] = tuple(test_subs)
+                continue
         train = np.asarray(f.train_idx)[labelled[f.train_idx]]
         if len(train) == 0:
             raise ValueError(f"AU pre-training: fold {f.name} has no AU-labelled training sample")
@@ -82,7 +125,7 @@ def plan_pretraining(
             pre.append(Fold(j, f"pre{j:03d}_{f.name}", train[~is_val], train[is_val], tuple(sorted(val_subs))))
             by_key[key] = j
         of_fold[f.index] = by_key[key]
-    return PretrainPlan(pre, of_fold)
+    return PretrainPlan(pre, of_fold, exclude)
 
 
 def choose_thresholds(au_true: np.ndarray, au_mask: np.ndarray, prob: np.ndarray) -> np.ndarray:
@@ -108,13 +151,18 @@ def choose_thresholds(au_true: np.ndarray, au_mask: np.ndarray, prob: np.ndarray
     return out
 
 
-def thresholds_from_predictions(pred: dict, au: np.ndarray, au_mask: np.ndarray) -> dict[str, np.ndarray]:
+def thresholds_from_predictions(
+    pred: dict, au: np.ndarray, au_mask: np.ndarray, keep: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """{head: (12,) thresholds} from a stage-1 fold's stored validation predictions;
-    0.5 everywhere when the fold has no validation samples."""
+    ``keep`` (n,) bool selects the rows to use (default all); 0.5 everywhere when no
+    validation row is left."""
     idx = np.asarray(pred["test_idx"])
-    if len(idx) == 0:
+    keep = np.ones(len(idx), bool) if keep is None else np.asarray(keep, bool)
+    if not keep.any():
         return {h: np.full(au.shape[1], 0.5, np.float32) for h in HEADS}
-    return {h: choose_thresholds(au[idx], au_mask[idx], pred[f"au_prob_{h}"]) for h in HEADS}
+    idx = idx[keep]
+    return {h: choose_thresholds(au[idx], au_mask[idx], np.asarray(pred[f"au_prob_{h}"])[keep]) for h in HEADS}
 
 
 def run_pretraining(
@@ -130,6 +178,7 @@ def run_pretraining(
     seed: int,
     show_progress: bool = True,
     hooks=None,
+    subject_folds: int = 0,
 ):
     """Stage 1 for ``folds``. Returns (load, {outer fold index: {head: thresholds (12,)}},
     plan), where load(outer fold) -> (params, batch_stats) of its stage-1 model (read
@@ -146,7 +195,7 @@ def run_pretraining(
         run_folds,
     )
 
-    plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed)
+    plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed, subject_folds)
     pre_dir = Path(workdir) / "au_pretrain"
     # Only the stage-1 models of outer folds still to train are needed. A stage-1 fold
     # whose predictions survive but whose model does not (e.g. only the small
@@ -173,7 +222,15 @@ def run_pretraining(
         if needed
         else {}
     )
-    thresholds = {f.index: thresholds_from_predictions(results[f.index], samples.au, samples.au_mask) for f in needed}
+    subject = np.asarray(samples.subject).astype(str)
+    thresholds = {}
+    for f in folds:
+        j = plan.of_fold[f.index]
+        if j not in results:
+            continue
+        pred = results[j]
+        keep = ~np.isin(subject[np.asarray(pred["test_idx"])], list(plan.exclude.get(f.index, ())))
+        thresholds[f.index] = thresholds_from_predictions(pred, samples.au, samples.au_mask, keep)
     import jax
 
     target = jax.tree.map(
@@ -184,4 +241,4 @@ def run_pretraining(
         v, _ = restore_checkpoint(fold_dir(pre_dir, plan.folds[plan.of_fold[outer.index]]), MODEL_CHECKPOINT, target)
         return v["params"], v["batch_stats"]
 
-    return load, {k: thresholds[j] for k, j in plan.of_fold.items() if j in thresholds}, plan
+    return load, thresholds, plan

@@ -87,6 +87,12 @@ def check_names(cfg) -> None:
             f"model.init_from {init_from} with pretrain.epochs {int(pretrain.epochs)}: in-fold AU pre-training "
             "would replace the init checkpoint; set pretrain.epochs=0 to fine-tune from it, or drop model.init_from"
         )
+    subject_folds = int(pretrain.get("subject_folds", 0) or 0) if pretrain is not None else 0
+    if subject_folds == 1 or subject_folds < 0:
+        raise UserError(
+            f"pretrain.subject_folds {subject_folds}: use 0 (one stage-1 run per fold) "
+            "or k >= 2 (k shared stage-1 models on a subject k-fold)"
+        )
     export = cfg.get("export", {}).get("final_model", "none") if cfg.get("export") else "none"
     if str(export) not in EXPORT_MODES:
         raise unknown_name("export.final_model", export, EXPORT_MODES)
