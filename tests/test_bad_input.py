@@ -686,3 +686,23 @@ def test_stale_config_json_passes_the_start_checks(tmp_path):
     (run / "folds").mkdir()
     with pytest.raises(CheckpointError, match="holds a run with a different config"):
         check_train_start(cfg, run)
+
+
+def test_a_run_saved_before_an_option_existed_still_resumes(tmp_path):
+    """A started run whose config.json lacks an option added later (here
+    ``pretrain.subject_folds``) resumes under a config that leaves the option at its
+    default, and is refused under one that sets it."""
+    from fedpsyau_jax.config_loading import load_config
+    from fedpsyau_jax.training.checkpoints import CheckpointError
+    from fedpsyau_jax.training.preflight import check_train_start, config_dict
+
+    cfg = load_config(DEMO, [])
+    run = tmp_path / "run"
+    run.mkdir()
+    old = config_dict(cfg)
+    del old["pretrain"]["subject_folds"]
+    (run / "config.json").write_text(json.dumps(old))
+    (run / "folds").mkdir()
+    check_train_start(cfg, run)
+    with pytest.raises(CheckpointError, match=r"sections \['pretrain'\] differ"):
+        check_train_start(load_config(DEMO, ["pretrain.subject_folds=3"]), run)

@@ -117,6 +117,21 @@ def check_inputs(cfg) -> None:
             raise CheckpointError(f"model.init_from {p}: metadata lacks {missing} (not an exported model)")
 
 
+def with_defaults(d: dict) -> dict:
+    """``d`` with every key of ``base_config`` it lacks set to its default, so the
+    config of a run saved before an option existed compares equal to a config that
+    leaves the option at its default (and a run can still be resumed or skipped)."""
+    from fedpsyau_jax.config_loading import base_config
+
+    def merge(default, got):
+        if not (isinstance(default, dict) and isinstance(got, dict)):
+            return got
+        both = set(default) | set(got)
+        return {k: merge(default[k], got[k]) if k in default and k in got else got.get(k, default.get(k)) for k in both}
+
+    return merge(config_dict(base_config()), d)
+
+
 def check_workdir(workdir: Path, cfg_dict: dict) -> None:
     check_output_dir(workdir, what="--workdir")
     cfg_path = workdir / CONFIG_FILE
@@ -131,6 +146,8 @@ def check_workdir(workdir: Path, cfg_dict: dict) -> None:
                 f"--workdir {workdir}: {CONFIG_FILE} of the run there is unreadable ({e}); use a fresh --workdir"
             ) from None
         return  # leftover of a failed start: replaced once this start succeeds
+    old = with_defaults(old)
+    cfg_dict = with_defaults(cfg_dict)
     comparable = lambda d: {k: v for k, v in d.items() if k not in RESUME_FREE}  # noqa: E731
     if comparable(old) == comparable(cfg_dict):
         return
