@@ -66,19 +66,9 @@ for f in folds:
     v = load(run / "folds" / f"{f.index:03d}_{f.name}")
     zt = z(v, f.test_idx)
     # thresholds in z units on stage-1 inner validation (grid of z values)
-    thr = []
-    for h in range(2):
-        grid = np.linspace(-2, 4, 61)
-        t = samples.au[vi][keep] > 0.5; m = samples.au_mask[vi][keep] > 0; s = zv[h][keep]
-        th = np.zeros(12)
-        for a in range(12):
-            pos = t[m[:, a], a]
-            if not pos.any(): th[a] = np.inf; continue
-            p = s[m[:, a], a][:, None] >= grid[None]
-            tp = (p & pos[:, None]).sum(0); fp = (p & ~pos[:, None]).sum(0); fn = (~p & pos[:, None]).sum(0)
-            f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1); best = np.flatnonzero(f1 == f1.max())
-            th[a] = grid[best[np.argmin(np.abs(grid[best]))]]
-        thr.append(th)
+    zgrid = np.linspace(-2, 4, 61)
+    thr = [choose_thresholds(samples.au[vi][keep], samples.au_mask[vi][keep], zv[h][keep], grid=zgrid, centre=0.0)
+           for h in range(2)]
     Z.append((f.test_idx, zt, np.stack(thr)))
 idx = np.concatenate([i for i, _, _ in Z]); zz = np.concatenate([q for _, q, _ in Z], 1)
 dec = np.concatenate([(q >= th[:, None, :]) for _, q, th in Z], 1)

@@ -334,3 +334,18 @@ def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
             np.testing.assert_array_equal(z[f"au_pred_{head}"], (z[f"au_prob_{head}"] >= thr).astype(np.int8))
     done = [e for e in read_jsonl(wd / "metrics.jsonl") if e["event"] == "pretrain_done"]
     assert done[0]["stage1_folds"] == 2
+
+
+def test_shared_pretraining_needs_more_subjects_than_parts_and_thresholds_take_any_grid():
+    from fedpsyau_jax.errors import UserError
+
+    subjects = np.repeat(np.array(["a", "b", "c"]), 2)
+    with pytest.raises(UserError, match="pretrain.subject_folds 4: only 3 subjects carry AU labels"):
+        plan_pretraining(loso_folds(subjects), subjects, np.ones((6, 12), np.float32), subject_folds=4)
+    # standardised scores: positives at z >= 1, one negative at 0.5; an AU without positives gets the centre
+    au = np.zeros((6, 12), np.float32)
+    au[:2, 0] = 1
+    z = np.full((6, 12), -1.0)
+    z[:2, 0], z[2, 0] = [1.0, 1.5], 0.5
+    t = choose_thresholds(au, np.ones_like(au), z, grid=np.linspace(-2, 4, 61), centre=0.0)
+    assert 0.5 < t[0] <= 1.0 and t[1] == 0.0

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedpsyau_jax.errors import UserError
 from fedpsyau_jax.training.protocols import Fold
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -92,7 +93,7 @@ def plan_pretraining(
     if subject_folds >= 2:
         subs = sorted(set(subject[labelled].tolist()))
         if len(subs) < subject_folds:
-            raise ValueError(f"pretrain.subject_folds {subject_folds}: only {len(subs)} subjects carry AU labels")
+            raise UserError(f"pretrain.subject_folds {subject_folds}: only {len(subs)} subjects carry AU labels")
         order = np.random.default_rng(_split_seed(subs, seed)).permutation(len(subs))
         for rank, i in enumerate(order):
             part_of[subs[i]] = rank % subject_folds
@@ -128,26 +129,29 @@ def plan_pretraining(
     return PretrainPlan(pre, of_fold, exclude)
 
 
-def choose_thresholds(au_true: np.ndarray, au_mask: np.ndarray, prob: np.ndarray) -> np.ndarray:
-    """Per-AU threshold (12,) maximising F1 on validation predictions over
-    ``THRESHOLD_GRID`` (ties: the one nearest 0.5); 0.5 for an AU without a known
-    positive among the validation samples."""
+def choose_thresholds(
+    au_true: np.ndarray, au_mask: np.ndarray, prob: np.ndarray, grid: np.ndarray = THRESHOLD_GRID, centre: float = 0.5
+) -> np.ndarray:
+    """Per-AU threshold (12,) maximising F1 on validation scores over ``grid``
+    (probabilities by default; ties: the one nearest ``centre``); ``centre`` for an AU
+    without a known positive among the validation samples."""
     t = np.asarray(au_true) > 0.5
     m = np.asarray(au_mask) > 0
     prob = np.asarray(prob)
-    out = np.full(t.shape[1], 0.5, np.float32)
+    grid = np.asarray(grid)
+    out = np.full(t.shape[1], centre, np.float32)
     for j in range(t.shape[1]):
         mj = m[:, j]
         pos = t[mj, j]
         if not pos.any():
             continue
-        p = prob[mj, j][:, None] >= THRESHOLD_GRID[None, :]
+        p = prob[mj, j][:, None] >= grid[None, :]
         tp = (p & pos[:, None]).sum(0)
         fp = (p & ~pos[:, None]).sum(0)
         fn = (~p & pos[:, None]).sum(0)
         f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
         best = np.flatnonzero(f1 == f1.max())
-        out[j] = THRESHOLD_GRID[best[np.argmin(np.abs(THRESHOLD_GRID[best] - 0.5))]]
+        out[j] = grid[best[np.argmin(np.abs(grid[best] - centre))]]
     return out
 
 
