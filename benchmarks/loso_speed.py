@@ -78,7 +78,8 @@ def main() -> None:
         idx0, mask0, beta0, _ = inputs(chunks[0])
         t0 = time.perf_counter()   # first call = compile + one step
         states, m = prog.train_step(states, data, jnp.asarray(idx0[:, 0]), jnp.asarray(mask0[:, 0]), beta0,
-                                    jnp.full((k,), 1e-3, jnp.float32), jnp.ones((k, model.num_classes)))
+                                    jnp.full((k,), 1e-3, jnp.float32), jnp.ones((k, model.num_classes)),
+                                    jnp.ones((k, 12)), jnp.ones((k, data["au_mask"].shape[0])))
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t0
         t0 = time.perf_counter()

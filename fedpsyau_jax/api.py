@@ -186,7 +186,7 @@ def train(
             "model": cfg_dict.get("model"),
             "prior": cfg_dict.get("prior"),
             "n": len(samples),
-            **({"pretrain": cfg_dict["pretrain"]} if _pretrain_epochs(cfg) else {}),
+            **({"pretrain": _pretrain_fingerprint(cfg_dict["pretrain"])} if _pretrain_epochs(cfg) else {}),
         },
     )
     pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
@@ -213,11 +213,18 @@ def train(
             user_hooks.on_fold_done(fold=fold, predictions=predictions)
 
     data = device_data(samples)
-    thresholds = None
+    thresholds = holdout = None
     if _pretrain_epochs(cfg):
-        pretrained, thresholds = _au_pretraining(
+        pretrained, thresholds, plan = _au_pretraining(
             cfg, s, model, samples, folds, data, workdir, model_meta, log, show_progress
         )
+        if str(cfg.pretrain.get("au_calibration", "thresholds")) == "platt":
+            # stage 1's held-out subjects stay out of stage 2's AU supervision (and of D)
+            # and calibrate the final heads (training.au_calibration)
+            holdout = {f.index: plan.holdout_rows(f.index, samples.subject) for f in folds}
+            for f in folds:
+                train = np.setdiff1d(f.train_idx, holdout[f.index])
+                priors[f.index] = protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, train)
     programs = get_programs(model, s, fold_mesh(cfg))
     results = run_folds(
         programs,
@@ -232,6 +239,7 @@ def train(
         hooks=RunHooks(on_epoch, on_fold_done, user_hooks.after_chunk),
         show_progress=show_progress,
         au_thresholds=thresholds,
+        au_holdout=holdout,
     )
     all_fold = next((f for f in folds if f.name == "all" and not len(f.test_idx)), None)
     if all_fold is not None:
@@ -326,7 +334,13 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         stage1_folds=len(plan.folds),
         thresholds={str(k): {h: [float(x) for x in v] for h, v in t.items()} for k, t in thresholds.items()},
     )
-    return load, thresholds
+    return load, thresholds, plan
+
+
+def _pretrain_fingerprint(p: dict) -> dict:
+    """The stage-2 fingerprint's view of ``pretrain``: options at their default are left
+    out, so runs from before they existed keep their fingerprint."""
+    return {k: v for k, v in p.items() if not (k == "au_calibration" and v == "thresholds")}
 
 
 def _export_final_model(workdir: Path, fold) -> None:

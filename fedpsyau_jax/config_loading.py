@@ -241,7 +241,11 @@ def base_config() -> ml_collections.ConfigDict:
                               epochs (0 = none), learning_rate, au_pos_weight, val_fraction
                               (inner-validation subjects for the per-AU thresholds),
                               subject_folds (0 = one stage-1 run per fold; k >= 2 = k
-                              stage-1 models on a subject k-fold, shared by the folds)
+                              stage-1 models on a subject k-fold, shared by the folds),
+                              au_calibration (thresholds: stage 1's per-AU thresholds
+                              on the final heads | platt: stage 1's held-out subjects
+                              also stay out of stage 2's AU loss and calibrate the
+                              final heads, ``training.au_calibration``)
     export.final_model        all_data (also train one model on every sample and
                               export it as workdir/final_model) | none
     runtime.fold_chunk        folds trained at once by vmap (1 = sequential); does not
@@ -293,7 +297,14 @@ def base_config() -> ml_collections.ConfigDict:
         )
     )
     c.pretrain = ml_collections.ConfigDict(
-        dict(epochs=0, learning_rate=1e-3, au_pos_weight="balanced", val_fraction=0.2, subject_folds=0)
+        dict(
+            epochs=0,
+            learning_rate=1e-3,
+            au_pos_weight="balanced",
+            val_fraction=0.2,
+            subject_folds=0,
+            au_calibration="thresholds",
+        )
     )
     c.export = ml_collections.ConfigDict(dict(final_model="all_data"))
     c.runtime = ml_collections.ConfigDict(dict(fold_chunk=8, checkpoint_every=1, shard_folds="auto"))

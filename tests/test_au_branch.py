@@ -349,3 +349,117 @@ def test_shared_pretraining_needs_more_subjects_than_parts_and_thresholds_take_a
     z[:2, 0], z[2, 0] = [1.0, 1.5], 0.5
     t = choose_thresholds(au, np.ones_like(au), z, grid=np.linspace(-2, 4, 61), centre=0.0)
     assert 0.5 < t[0] <= 1.0 and t[1] == 0.0
+
+
+# ------------------------------------------------------------------ calibration on held-out subjects
+def test_platt_recovers_a_known_affine_map_and_keeps_identity_without_both_classes():
+    from fedpsyau_jax.training.au_calibration import A_MIN, apply_platt, fit_platt, logit
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, size=(4000, 12))
+    true_ab = np.stack([np.linspace(0.5, 2.0, 12), np.linspace(-1.0, 1.0, 12)], 1)
+    p = 1 / (1 + np.exp(-(z * true_ab[:, 0] + true_ab[:, 1])))
+    y = (rng.random(p.shape) < p).astype(np.float32)
+    mask = np.ones_like(y)
+    # the balanced loss targets the balanced odds: equal to the true slope, and to the
+    # true intercept shifted by the log prior odds of each AU
+    ab = fit_platt(z, y, mask, ridge=1e-3)
+    np.testing.assert_allclose(ab[:, 0], true_ab[:, 0], rtol=0.12)
+    shift = np.log(y.mean(0) / (1 - y.mean(0)))
+    np.testing.assert_allclose(ab[:, 1], true_ab[:, 1] - shift, atol=0.2)
+    # no positive (AU 0) / no negative (AU 1) / not labelled (AU 2): identity
+    y2, m2 = y.copy(), mask.copy()
+    y2[:, 0], y2[:, 1], m2[:, 2] = 0, 1, 0
+    ab2 = fit_platt(z, y2, m2)
+    np.testing.assert_array_equal(ab2[:3], [[1, 0]] * 3)
+    # a reversed relation is floored, never flips the ranking
+    ab3 = fit_platt(-z, y, mask)
+    assert np.all(ab3[:, 0] == np.float32(A_MIN))
+    prob = 1 / (1 + np.exp(-z[:50]))
+    cal = apply_platt(prob, ab)
+    np.testing.assert_allclose(logit(cal), z[:50] * ab[:, 0] + ab[:, 1], rtol=1e-4, atol=1e-4)
+
+
+def test_held_out_rows_au_labels_do_not_reach_the_fold_they_are_held_out_of():
+    """The per-fold AU row mask of the compiled step: flipping the AU labels of the rows
+    held out of fold 0 leaves fold 0's training bit-identical, and changes fold 1, which
+    learns from them."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.config_loading import load_config
+    from fedpsyau_jax.training.batching import device_data
+    from fedpsyau_jax.training.fold_training import epoch_key, fold_key, get_programs
+
+    cfg = load_config(
+        str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"),
+        ["data.kwargs.num_subjects=3", "data.kwargs.samples_per_subject=6", "train.batch_size=8",
+         "model.gat_dropout=0.0", "model.au_head_dropout=0.0", "train.au_pos_weight=balanced"],
+    )
+    samples = api.load_samples(cfg)
+    model = api._model(cfg, samples)
+    programs = get_programs(model, api.settings_from_config(cfg))
+    n = len(samples)
+    held = np.arange(0, n, 3)
+    au_rows = np.ones((2, n), np.float32)
+    au_rows[0, held] = 0.0
+    rng = np.random.default_rng(0)
+    idx = np.stack([rng.permutation(n)[:16].reshape(2, 8)] * 2)
+    mask = np.ones(idx.shape, np.float32)
+
+    def run(data):
+        states = programs.init(jnp.stack([fold_key(0, 0)] * 2), jnp.tile(jnp.eye(12)[None], (2, 1, 1)))
+        keys = jnp.stack([epoch_key(0, 0, 0)] * 2)
+        states, _, _ = programs.train_epoch(
+            states, data, idx, mask, np.full((2,), 0.3, np.float32), keys, au_rows=au_rows
+        )
+        return jax.tree.map(np.asarray, states.params)
+
+    data = device_data(samples)
+    flipped = dict(data)
+    flipped["au"] = data["au"].at[held].set(1.0 - data["au"][held])
+    a, b = run(data), run(flipped)
+    diff = jax.tree.map(lambda x, y: np.abs(x - y).max(axis=tuple(range(1, x.ndim))), a, b)
+    per_fold = np.max(np.stack(jax.tree.leaves(diff)), axis=0)
+    assert per_fold[0] == 0.0 and per_fold[1] > 0.0, per_fold
+
+
+def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stage2(tmp_path):
+    """``pretrain.au_calibration=platt``: each fold's calibration rows are its stage-1
+    model's held-out rows minus its own test subject; the stored AU probabilities are the
+    calibrated map of the raw ones, decisions are at 0.5, and the maps are in the model's
+    metadata."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.config_loading import load_config
+    from fedpsyau_jax.training.au_calibration import apply_platt
+    from fedpsyau_jax.training.checkpoints import read_metadata
+
+    overrides = [
+        "data.kwargs.num_subjects=4",
+        "data.kwargs.samples_per_subject=6",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.eval_batch_size=8",
+        "pretrain.epochs=1",
+        "pretrain.subject_folds=2",
+        "pretrain.au_calibration=platt",
+        "model.gat_dropout=0.0",
+        "model.au_head_dropout=0.0",
+        "export.final_model=none",
+    ]
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+    wd = tmp_path / "run"
+    api.train(cfg, wd, verbose=False, show_progress=False)
+    samples = api.load_samples(cfg)
+    subject = np.asarray(samples.subject).astype(str)
+    held_out = [set(np.load(p)["test_idx"]) for p in sorted((wd / "au_pretrain" / "folds").glob("*/predictions.npz"))]
+    for d in sorted((wd / "folds").glob("*")):
+        z = np.load(d / "predictions.npz")
+        test, cal = set(z["test_idx"]), set(z["au_holdout_idx"])
+        home = next(h for h in held_out if test <= h)
+        assert cal and cal == {i for i in home if subject[i] not in set(subject[list(test)])}
+        for head in ("gat", "afe"):
+            np.testing.assert_allclose(
+                z[f"au_prob_{head}"], apply_platt(z[f"au_prob_uncal_{head}"], z[f"au_platt_{head}"]), atol=1e-6
+            )
+            np.testing.assert_array_equal(z[f"au_pred_{head}"], (z[f"au_prob_{head}"] >= 0.5).astype(np.int8))
+        meta = read_metadata(d, "model")
+        np.testing.assert_allclose(meta["au_calibration"]["gat"], z["au_platt_gat"], rtol=1e-6)

@@ -486,6 +486,18 @@ def case_train_one_shared_pretraining_fold(t):
 
 
 @case
+def case_train_platt_calibration_without_pretraining(t):
+    return Case(run_config(t, "pretrain.epochs=0", "pretrain.au_calibration=platt"),
+                err=["pretrain.au_calibration platt", "needs AU pre-training (pretrain.epochs > 0)"], work=False)
+
+
+@case
+def case_train_unknown_au_calibration(t):
+    return Case(run_config(t, "pretrain.epochs=2", "pretrain.au_calibration=isotonic"),
+                err=["pretrain.au_calibration", "isotonic"], work=False)
+
+
+@case
 def case_train_stale_config_does_not_block(t):
     """A config.json left by a start that failed (no metrics/folds) is not 'a run with
     a different config': the corrected retry gets past it (here to its next problem)."""
@@ -700,7 +712,7 @@ def test_a_run_saved_before_an_option_existed_still_resumes(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     old = config_dict(cfg)
-    del old["pretrain"]["subject_folds"]
+    del old["pretrain"]["subject_folds"], old["pretrain"]["au_calibration"]
     (run / "config.json").write_text(json.dumps(old))
     (run / "folds").mkdir()
     check_train_start(cfg, run)

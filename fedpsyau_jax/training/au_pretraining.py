@@ -66,6 +66,14 @@ class PretrainPlan:
     # own test subjects, when its stage-1 model is a shared one that predicted them)
     exclude: dict[int, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
+    def holdout_rows(self, outer_index: int, subject: np.ndarray) -> np.ndarray:
+        """Rows of outer fold ``outer_index``'s threshold choice: its stage-1 model's
+        held-out (inner-validation) rows without the fold's own test subjects, i.e.
+        training rows of the outer fold whose AU labels stage 1 never saw."""
+        rows = np.asarray(self.folds[self.of_fold[outer_index]].test_idx)
+        drop = list(self.exclude.get(outer_index, ()))
+        return rows[~np.isin(np.asarray(subject).astype(str)[rows], drop)]
+
 
 def _split_seed(subjects: list[str], seed: int) -> int:
     h = hashlib.sha1(("|".join(subjects) + f"#{seed}").encode()).hexdigest()

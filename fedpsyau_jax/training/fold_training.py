@@ -211,8 +211,10 @@ class FoldPrograms:
         def init_one(key, prior_d):
             return create_train_state(model, tx, key, prior_d=prior_d)
 
-        def step_one(state, data, idx, mask, beta, lr, class_w, au_w):
+        def step_one(state, data, idx, mask, beta, lr, class_w, au_w, au_rows):
             batch = gather_batch(data, idx, mask)
+            # rows whose AU labels this fold must not learn from (calibration subjects)
+            batch["au_mask"] = batch["au_mask"] * jnp.take(au_rows, idx)[:, None]
             batch["ce_weight"] = jnp.take(class_w, batch["label"])
             if s.au_pos_weight != "none":
                 batch["au_pos_weight"] = au_w
@@ -227,9 +229,9 @@ class FoldPrograms:
         # Donate the fold states: each step replaces them, so XLA may update in place.
         self.train_step = jax.jit(
             over_rows(
-                jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0, 0)),
+                jax.vmap(step_one, in_axes=(0, None, 0, 0, 0, 0, 0, 0, 0)),
                 mesh,
-                (rows, rep, rows, rows, rows, rows, rows, rows),
+                (rows, rep, rows, rows, rows, rows, rows, rows, rows),
                 (rows, rows),
             ),
             donate_argnums=(0,),
@@ -241,7 +243,9 @@ class FoldPrograms:
     # The epoch is a host loop over ONE compiled step rather than a lax.scan: measured on
     # XLA:CPU (jax 0.10.2, this model), a scanned step ran ~15x slower per step than the
     # same step jitted on its own (8 s vs 0.47 s at batch 32; benchmarks/RESULTS.md).
-    def train_epoch(self, states: TrainState, data, idx, mask, beta, keys, lrs=None, class_w=None, au_w=None):
+    def train_epoch(
+        self, states: TrainState, data, idx, mask, beta, keys, lrs=None, class_w=None, au_w=None, au_rows=None
+    ):
         """One epoch of every stacked fold -> (states, metrics {name: (K, S)}, counts (K, S)).
 
         idx, mask: host arrays (K, S, B); steps where every fold's mask is zero (the
@@ -249,6 +253,8 @@ class FoldPrograms:
         lrs: (K, S) learning rate of each step (default: the constant peak rate);
         class_w: (K, C) CE class weights (default: ones).
         au_w: (K, 12) AU positive weights (used when ``au_pos_weight`` is not "none").
+        au_rows: (K, N) 1 where a dataset row's AU labels may train the fold, 0 where
+          they are held out (default: all ones).
         """
         idx, mask = np.asarray(idx), np.asarray(mask)
         k = idx.shape[0]
@@ -258,6 +264,8 @@ class FoldPrograms:
             class_w = np.ones((k, self.model.num_classes), np.float32)
         class_w = jnp.asarray(class_w, jnp.float32)
         au_w = jnp.ones((k, 12), jnp.float32) if au_w is None else jnp.asarray(au_w, jnp.float32)
+        n_rows = data["au_mask"].shape[0]
+        au_rows = jnp.ones((k, n_rows), jnp.float32) if au_rows is None else jnp.asarray(au_rows, jnp.float32)
         states = states.replace(key=jnp.asarray(keys))
         beta = jnp.asarray(beta, jnp.float32)
         per_step = []
@@ -274,6 +282,7 @@ class FoldPrograms:
                 jnp.asarray(lrs[:, t], jnp.float32),
                 class_w,
                 au_w,
+                au_rows,
             )
             per_step.append(m)
         live = [m for m in per_step if m is not None]
@@ -441,6 +450,7 @@ def run_folds(
     hooks: RunHooks | None = None,
     show_progress: bool = True,
     au_thresholds: dict | None = None,
+    au_holdout: dict[int, np.ndarray] | None = None,
 ) -> dict[int, dict[str, np.ndarray]]:
     """Train all ``folds`` (skipping finished ones), return {fold index: predictions}.
 
@@ -454,7 +464,14 @@ def run_folds(
     au_thresholds: {fold index: {"gat": (12,), "afe": (12,)}} per-AU decision thresholds
       (chosen on inner validation subjects); the predictions then also hold
       au_pred_gat / au_pred_afe (n, 12) {0,1} and au_threshold_gat / au_threshold_afe.
+    au_holdout: {fold index: rows (m,)} training rows whose AU labels the fold must not
+      learn from; the fold's final AU heads are then calibrated on them
+      (``au_calibration``): au_prob_* become the calibrated probabilities, au_pred_* =
+      au_prob_* >= 0.5, and the predictions also hold au_prob_uncal_* (n, 12), au_platt_*
+      (12, 2) and au_holdout_idx (m,); the maps are also stored in the model's metadata.
+      Replaces ``au_thresholds`` for those folds.
     """
+    from fedpsyau_jax.training.au_calibration import apply_platt, fit_platt, logit
     from fedpsyau_jax.training.run_logging import progress
     from fedpsyau_jax.atomic_files import save_npz_atomic
 
@@ -509,12 +526,21 @@ def run_folds(
                 for f in members
             ]
         )
+        n_rows = int(data["au_mask"].shape[0])
+        au_rows = np.ones((width, n_rows), np.float32)
+        for k, f in enumerate(members):
+            if au_holdout is not None and f.index in au_holdout:
+                au_rows[k, np.asarray(au_holdout[f.index], np.int64)] = 0.0
         au_weights = np.stack(
             [
-                np.asarray(au_pos_weights(data["au"][f.train_idx], data["au_mask"][f.train_idx]))
+                np.asarray(
+                    au_pos_weights(
+                        data["au"][f.train_idx], data["au_mask"][f.train_idx] * au_rows[k, f.train_idx][:, None]
+                    )
+                )
                 if s.au_pos_weight == "balanced"
                 else np.ones(12, np.float32)
-                for f in members
+                for k, f in enumerate(members)
             ]
         )
         if states is None:
@@ -536,7 +562,7 @@ def run_folds(
             ekeys = jnp.stack([epoch_key(s.seed, f.index, epoch) for f in members])
             lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
             states, metrics, counts = programs.train_epoch(
-                states, data, idx, mask, beta, ekeys, lrs, cweights, au_weights
+                states, data, idx, mask, beta, ekeys, lrs, cweights, au_weights, au_rows
             )
             n = np.maximum(counts.sum(axis=1), 1.0)
             means = {
@@ -571,6 +597,22 @@ def run_folds(
                 "emotion_prob": np.zeros((width, 0, 1, model_meta["num_classes"]), np.float32),
                 "pred": np.zeros((width, 0, 1), np.int32),
             }
+        platt: dict[int, dict[str, np.ndarray]] = {}
+        held = [
+            np.asarray(au_holdout.get(f.index, []), np.int64) if au_holdout else np.zeros(0, np.int64) for f in members
+        ]
+        if programs.model.use_au_branch and any(len(h) for h in held):
+            # the final heads on the held-out rows (same eval program: batch shape unchanged)
+            n_cal = max(max(1, -(-len(h) // s.eval_batch_size)) for h in held)
+            cidx, cmask = stack_plans([eval_plan(h, s.eval_batch_size, n_cal) for h in held])
+            cout = programs.evaluate(states, data, cidx, cmask, last_beta)
+            au_host, mask_host = np.asarray(data["au"]), np.asarray(data["au_mask"])
+            for k, f in enumerate(chunk):
+                if len(held[k]):
+                    platt[k] = {}
+                    for head in ("gat", "afe"):
+                        p = np.asarray(cout[f"au_prob_{head}"][k]).reshape(-1, 12)[: len(held[k])]
+                        platt[k][head] = fit_platt(logit(p), au_host[held[k]], mask_host[held[k]])
         for k, f in enumerate(chunk):
             n_test = len(f.test_idx)
             pred = {"test_idx": np.asarray(f.test_idx, np.int64)}
@@ -581,6 +623,15 @@ def run_folds(
                 for head, thr in au_thresholds[f.index].items():
                     pred[f"au_threshold_{head}"] = np.asarray(thr, np.float32)
                     pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= thr).astype(np.int8)
+            if k in platt:
+                pred["au_holdout_idx"] = held[k]
+                for head, ab in platt[k].items():
+                    pred[f"au_platt_{head}"] = ab
+                    if f"au_prob_{head}" in pred:
+                        pred[f"au_prob_uncal_{head}"] = pred[f"au_prob_{head}"]
+                        pred[f"au_prob_{head}"] = apply_platt(pred[f"au_prob_{head}"], ab)
+                        pred[f"au_threshold_{head}"] = np.full(12, 0.5, np.float32)
+                        pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= 0.5).astype(np.int8)
             fd = fold_dir(workdir, f)
             save_checkpoint(
                 fd,
@@ -592,6 +643,11 @@ def run_folds(
                     "fold_index": f.index,
                     "test_subjects": list(f.test_subjects),
                     "epochs": s.epochs,
+                    **(
+                        {"au_calibration": {h: np.asarray(ab).tolist() for h, ab in platt[k].items()}}
+                        if k in platt
+                        else {}
+                    ),
                 },
             )
             # predictions last: their presence marks the fold as finished

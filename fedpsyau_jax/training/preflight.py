@@ -31,6 +31,7 @@ CONFIG_FILE = "config.json"
 # Files/folders that mean training has started in a workdir (see api.train).
 PROGRESS_MARKERS = ("metrics.jsonl", "folds", "checkpoints", "summary.json", "final_model")
 EXPORT_MODES = ("all_data", "none")
+AU_CALIBRATIONS = ("thresholds", "platt")
 # Config sections that may differ when resuming (they do not change any result).
 RESUME_FREE = ("config_file", "runtime")
 
@@ -92,6 +93,15 @@ def check_names(cfg) -> None:
         raise UserError(
             f"pretrain.subject_folds {subject_folds}: use 0 (one stage-1 run per fold) "
             "or k >= 2 (k shared stage-1 models on a subject k-fold)"
+        )
+    calibration = str(pretrain.get("au_calibration", "thresholds")) if pretrain is not None else "thresholds"
+    if calibration not in AU_CALIBRATIONS:
+        raise unknown_name("pretrain.au_calibration", calibration, AU_CALIBRATIONS)
+    # (without the AU branch there is nothing to calibrate and the option does nothing)
+    if calibration == "platt" and bool(cfg.model.use_au_branch) and not int(pretrain.get("epochs", 0) or 0) > 0:
+        raise UserError(
+            "pretrain.au_calibration platt calibrates the AU heads on stage 1's held-out subjects: "
+            "it needs AU pre-training (pretrain.epochs > 0)"
         )
     export = cfg.get("export", {}).get("final_model", "none") if cfg.get("export") else "none"
     if str(export) not in EXPORT_MODES:

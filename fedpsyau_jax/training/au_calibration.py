@@ -1,0 +1,82 @@
+"""Per-model calibration of the AU heads on subjects held out of their AU supervision.
+
+Every LOSO fold trains its own network, and each network's AU logits come on their own
+scale: the measured gap between the heads' pooled AUC and their within-subject AUC
+(benchmarks/RESULTS.md, "Where the remaining gap to the probe comes from") is this
+between-model disagreement. ``train.au_calibration = "platt"`` makes the scales
+comparable by construction: the AU labels of the subjects that stage 1 held out for its
+thresholds (``PretrainPlan.holdout_rows``) are masked out of stage 2 as well (their
+emotion labels still train), and after the fixed last epoch each fold's final heads are
+mapped, per AU, by an affine map of the logit fitted on those subjects:
+
+    p = sigmoid(a · z + b),   z = logit of the head's probability
+
+fitted by a class-balanced log-loss (positives and negatives carry equal total weight,
+as in the balanced BCE the heads are trained with, so the decision threshold is 0.5,
+the probe's rule) plus a ridge pull ``ridge · ((a − 1)² + b²)`` towards the identity,
+which keeps the map finite on separable or tiny sets. An AU without both a positive
+and a negative among the held-out samples keeps the identity. ``a`` is floored at
+``A_MIN`` so the map never reverses a head's ranking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+A_MIN = 0.05
+RIDGE = 1.0  # a priori: about one pseudo-sample's weight against the identity
+_EPS = 1e-7
+
+
+def logit(prob: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(prob, np.float64), _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def fit_platt(z: np.ndarray, au: np.ndarray, au_mask: np.ndarray, ridge: float = RIDGE, iters: int = 50) -> np.ndarray:
+    """(12, 2) per-AU (a, b) fitted on logits ``z`` (n, 12) against labels ``au`` (n, 12)
+    where ``au_mask`` (n, 12) is set; identity rows where an AU lacks a positive or a
+    negative. Newton's method on the (strictly convex) penalised balanced log-loss."""
+    z = np.asarray(z, np.float64)
+    t = np.asarray(au) > 0.5
+    m = np.asarray(au_mask) > 0
+    out = np.tile(np.array([1.0, 0.0]), (z.shape[1], 1))
+    for j in range(z.shape[1]):
+        x, y = z[m[:, j], j], t[m[:, j], j].astype(np.float64)
+        n_pos, n_neg = y.sum(), (1 - y).sum()
+        if n_pos == 0 or n_neg == 0:
+            continue
+        w = np.where(y > 0, len(y) / (2 * n_pos), len(y) / (2 * n_neg))
+        X = np.stack([x, np.ones_like(x)], 1)
+        prior = np.array([1.0, 0.0])
+
+        def loss(th):
+            s = X @ th
+            # balanced log-loss: softplus(s) - y s, written stably
+            return float(w @ (np.logaddexp(0.0, s) - y * s) + ridge * ((th - prior) ** 2).sum())
+
+        theta, f = prior.copy(), loss(prior)
+        for _ in range(iters):
+            p = np.exp(-np.logaddexp(0.0, -(X @ theta)))
+            grad = X.T @ (w * (p - y)) + 2 * ridge * (theta - prior)
+            hess = (X * (w * p * (1 - p))[:, None]).T @ X + 2 * ridge * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            lr = 1.0  # backtracking: a full Newton step can overshoot on logistic losses
+            while lr > 1e-8 and loss(theta - lr * step) > f:
+                lr /= 2
+            theta = theta - lr * step
+            f_new = loss(theta)
+            if f - f_new < 1e-12 * max(1.0, abs(f)):
+                f = f_new
+                break
+            f = f_new
+        theta[0] = max(theta[0], A_MIN)
+        out[j] = theta
+    return out.astype(np.float32)
+
+
+def apply_platt(prob: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities (n, 12) of head probabilities ``prob`` (n, 12)."""
+    params = np.asarray(params, np.float64)
+    s = logit(prob) * params[:, 0] + params[:, 1]
+    return (1 / (1 + np.exp(-s))).astype(np.float32)
