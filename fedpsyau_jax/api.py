@@ -648,9 +648,19 @@ def _apply_fn(model, beta: float):
 
 def model_probabilities(model, v, meta, batch) -> tuple[np.ndarray, np.ndarray | None]:
     """(emotion probabilities (B, C), GAT AU probabilities (B, 12) or None) of an
-    exported model (``load_model``) on a batch of SPEC §1 inputs."""
+    exported model (``load_model``) on a batch of SPEC §1 inputs. A model trained with
+    ``pretrain.au_calibration=platt`` carries its per-AU maps in its metadata; its AU
+    probabilities are then the calibrated ones (present at >= 0.5)."""
     beta = final_beta(meta)
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
     emotion, au_gat, _ = _apply_fn(model, beta)(variables, batch)
     probs = np.asarray(jax.nn.softmax(emotion, -1))
-    return probs, (None if au_gat is None else np.asarray(jax.nn.sigmoid(au_gat)))
+    if au_gat is None:
+        return probs, None
+    au = np.asarray(jax.nn.sigmoid(au_gat))
+    cal = meta.get("au_calibration", {}).get("gat")
+    if cal is not None:
+        from fedpsyau_jax.training.au_calibration import apply_platt
+
+        au = apply_platt(au, np.asarray(cal, np.float32))
+    return probs, au

@@ -443,7 +443,7 @@ def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stag
         "pretrain.au_calibration=platt",
         "model.gat_dropout=0.0",
         "model.au_head_dropout=0.0",
-        "export.final_model=none",
+        "export.final_model=all_data",
     ]
     cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
     wd = tmp_path / "run"
@@ -452,6 +452,8 @@ def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stag
     subject = np.asarray(samples.subject).astype(str)
     held_out = [set(np.load(p)["test_idx"]) for p in sorted((wd / "au_pretrain" / "folds").glob("*/predictions.npz"))]
     for d in sorted((wd / "folds").glob("*")):
+        if d.name.endswith("_all"):
+            continue
         z = np.load(d / "predictions.npz")
         test, cal = set(z["test_idx"]), set(z["au_holdout_idx"])
         home = next(h for h in held_out if test <= h)
@@ -463,3 +465,11 @@ def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stag
             np.testing.assert_array_equal(z[f"au_pred_{head}"], (z[f"au_prob_{head}"] >= 0.5).astype(np.int8))
         meta = read_metadata(d, "model")
         np.testing.assert_allclose(meta["au_calibration"]["gat"], z["au_platt_gat"], rtol=1e-6)
+    # the exported model applies its own maps (fitted on the all-data model's held-out rows)
+    model, v, meta = api.load_model(wd)
+    assert len(meta["au_calibration"]["gat"]) == 12
+    batch = {k: np.asarray(getattr(samples, k))[:4] for k in ("flow128", "flow28", "landmarks")}
+    _, cal = api.model_probabilities(model, v, meta, batch)
+    _, raw = api.model_probabilities(model, v, {k: x for k, x in meta.items() if k != "au_calibration"}, batch)
+    np.testing.assert_allclose(cal, apply_platt(raw, np.asarray(meta["au_calibration"]["gat"])), atol=1e-6)
+    assert not np.allclose(cal, raw)
