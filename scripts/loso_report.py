@@ -15,7 +15,8 @@ fold of the run and scored on the same held-out samples: the floor the heads mus
 clear. The heads' decisions are the stored ``au_pred_*`` (per-AU thresholds chosen on
 inner validation subjects) where a run has them, else probability ≥ 0.5; the probe
 thresholds at 0.5 (its classes are balanced in the loss). ``--paired-vs B`` adds, for every other run A, the paired subject
-bootstrap interval of A − B (same samples, same resampled subjects).
+bootstrap interval of A − B (same samples, same resampled subjects). Every head is
+also compared with the probe by a paired subject bootstrap of the mean AUC and F1.
 Beside the pooled AUC the table gives the within-subject AUC
 (``metrics.au_within_subject_auc``: pairs of one subject only, the part of the pooled
 AUC that does not depend on how the 52 fold models' score scales agree) and every
@@ -32,15 +33,17 @@ import numpy as np
 
 from fedpsyau_jax import api
 from fedpsyau_jax.network.au_groups import AU_ORDER
-from fedpsyau_jax.training.metrics import (au_detection_scores, au_subject_bootstrap, au_within_subject_auc,
-                                           subject_bootstrap)
+from fedpsyau_jax.training.metrics import (au_detection_scores, au_paired_bootstrap, au_subject_bootstrap,
+                                           au_within_subject_auc, subject_bootstrap)
 from fedpsyau_jax.training.run_logging import read_jsonl
 
 
 def pooled(run: Path):
     """(cfg, samples, test_idx (n,), preds (n,), AU outputs per head, folds) of a run.
 
-    AU outputs: {head: (probabilities (n, 12), decisions (n, 12) or None)}."""
+    AU outputs: {head: (probabilities (n, 12), decisions (n, 12) or None)}; a run whose
+    heads were calibrated (``pretrain.au_calibration=platt``) also gives
+    "<head>_uncal": the heads before calibration, decided at 0.5."""
     cfg, samples, folds, preds = api.run_predictions(run)
     idx = np.concatenate([p["test_idx"] for p in preds])
     au = {}
@@ -49,6 +52,8 @@ def pooled(run: Path):
             dec = (np.concatenate([p[f"au_pred_{h}"] for p in preds])
                    if all(f"au_pred_{h}" in p for p in preds) else None)
             au[h] = (np.concatenate([p[f"au_prob_{h}"] for p in preds]), dec)
+        if all(f"au_prob_uncal_{h}" in p for p in preds):
+            au[f"{h}_uncal"] = (np.concatenate([p[f"au_prob_uncal_{h}"] for p in preds]), None)
     return cfg, samples, idx, np.concatenate([p["pred"] for p in preds]), au, folds
 
 
@@ -79,7 +84,8 @@ def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
         b = au_subject_bootstrap(au_t, au_m, prob[known], subj, au_pred=d, n=replicates)
         within = au_within_subject_auc(au_t, au_m, prob[known], subj)["mean_auc"]
         f1_half = au_detection_scores(au_t, au_m, prob[known])["mean_f1"]
-        rows.append((name, per, auc, b, "inner-validation thresholds" if dec is not None else "0.5", within, f1_half))
+        thr = "0.5" if dec is None else ("0.5, calibrated" if "calibrated" in name else "inner-validation thresholds")
+        rows.append((name, per, auc, b, thr, within, f1_half))
     out = [f"\nAU detection on {int(known.sum())} AU-labelled test samples ({len(np.unique(subj))} subjects; "
            f"95 % intervals: {replicates} subject resamples):\n",
            "| detector | threshold | mean ROC AUC | within-subject AUC | mean F1 | F1 at 0.5 | " + " | ".join(names) + " |",
@@ -92,7 +98,27 @@ def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
     out.append("\n(per AU: F1 / ROC AUC. Within-subject AUC: only pairs of samples of the same subject, so "
                "score-scale differences between the folds' models do not count; F1 at 0.5: every detector "
                "at the probe's threshold.)")
+    probe = detectors.get(PROBE)
+    if probe is not None:
+        for name, (prob, dec) in detectors.items():
+            if name == PROBE:
+                continue
+            d = (prob[known] >= 0.5) if dec is None else dec[known] > 0.5
+            pb = au_paired_bootstrap(au_t, au_m, prob[known], probe[0][known], subj, pred_a=d, n=replicates)
+            out.append(f"- paired {name} − probe: ΔAUC {pb['d_auc']:+.3f} [{pb['d_auc_ci95'][0]:+.3f}, "
+                       f"{pb['d_auc_ci95'][1]:+.3f}], ΔF1 {pb['d_f1']:+.3f} [{pb['d_f1_ci95'][0]:+.3f}, "
+                       f"{pb['d_f1_ci95'][1]:+.3f}]")
     return out
+
+
+PROBE = "linear probe (flow pixels)"
+
+
+def head_name(h: str, calibrated: bool) -> str:
+    base = f"head {'B (GAT)' if h.startswith('gat') else 'A (AFE)'}"
+    if h.endswith("_uncal"):
+        return base + ", before calibration"
+    return base + (", calibrated" if calibrated else "")
 
 
 def fmt_ci(s, k):
@@ -128,9 +154,10 @@ def main(argv=None) -> int:
             out.append("\n| true \\ predicted | " + " | ".join(names) + " |")
             out.append("|---" * (len(names) + 1) + "|")
             out += [f"| {n} | " + " | ".join(str(v) for v in row) + " |" for n, row in zip(names, cm)]
-        detectors = {f"head {'B (GAT)' if h == 'gat' else 'A (AFE)'}": v for h, v in au_probs.items()}
+        calibrated = any(h.endswith("_uncal") for h in au_probs)
+        detectors = {head_name(h, calibrated): v for h, v in au_probs.items()}
         if not args.no_probe:
-            detectors["linear probe (flow pixels)"] = (probe_predictions(samples, folds, idx), None)
+            detectors[PROBE] = (probe_predictions(samples, folds, idx), None)
         out += au_lines(samples, idx, detectors, args.au_replicates)
         epochs = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("event") == "epoch"]
         if epochs:

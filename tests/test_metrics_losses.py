@@ -161,3 +161,20 @@ def test_within_subject_auc_ignores_score_scale_between_subjects():
     t2 = np.concatenate([t, np.zeros_like(t)], 1)
     w2 = au_within_subject_auc(t2, np.ones_like(t2), np.concatenate([p, p], 1), subj)
     assert np.isnan(w2["auc_per_au"]["1"]) and w2["mean_auc"] == 1.0
+
+
+def test_au_paired_bootstrap_is_zero_for_equal_detectors_and_signs_a_better_one():
+    from fedpsyau_jax.training.metrics import au_paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    subj = np.repeat(np.arange(12).astype(str), 6)
+    t = (rng.random((72, 3)) < 0.3).astype(np.float32)
+    m = np.ones_like(t)
+    good = np.clip(t * 0.6 + rng.random(t.shape) * 0.5, 0, 1)      # positives mostly above 0.5
+    noise = rng.random(t.shape)
+    same = au_paired_bootstrap(t, m, good, good, subj, n=50)
+    assert same["d_auc"] == 0.0 and same["d_auc_ci95"] == [0.0, 0.0] and same["d_f1_ci95"] == [0.0, 0.0]
+    better = au_paired_bootstrap(t, m, good, noise, subj, n=200)
+    assert better["d_auc"] > 0.2 and better["d_auc_ci95"][0] > 0 and better["d_f1"] > 0
+    worse = au_paired_bootstrap(t, m, noise, good, subj, n=200)
+    assert worse["d_auc"] == -better["d_auc"] and worse["d_auc_ci95"][1] < 0
