@@ -429,7 +429,7 @@ def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stag
     metadata."""
     from fedpsyau_jax import api
     from fedpsyau_jax.config_loading import load_config
-    from fedpsyau_jax.training.au_calibration import apply_platt
+    from fedpsyau_jax.training.au_calibration import apply_platt, fit_platt, logit
     from fedpsyau_jax.training.checkpoints import read_metadata
 
     overrides = [
@@ -463,6 +463,13 @@ def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stag
                 z[f"au_prob_{head}"], apply_platt(z[f"au_prob_uncal_{head}"], z[f"au_platt_{head}"]), atol=1e-6
             )
             np.testing.assert_array_equal(z[f"au_pred_{head}"], (z[f"au_prob_{head}"] >= 0.5).astype(np.int8))
+            # the map is the fit on the stored held-out probabilities
+            np.testing.assert_allclose(
+                z[f"au_platt_{head}"],
+                fit_platt(logit(z[f"au_holdout_prob_{head}"]), samples.au[z["au_holdout_idx"]],
+                          samples.au_mask[z["au_holdout_idx"]]),
+                rtol=1e-5, atol=1e-6,
+            )
         meta = read_metadata(d, "model")
         np.testing.assert_allclose(meta["au_calibration"]["gat"], z["au_platt_gat"], rtol=1e-6)
     # the exported model applies its own maps (fitted on the all-data model's held-out rows)

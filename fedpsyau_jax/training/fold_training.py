@@ -468,7 +468,8 @@ def run_folds(
       learn from; the fold's final AU heads are then calibrated on them
       (``au_calibration``): au_prob_* become the calibrated probabilities, au_pred_* =
       au_prob_* >= 0.5, and the predictions also hold au_prob_uncal_* (n, 12), au_platt_*
-      (12, 2) and au_holdout_idx (m,); the maps are also stored in the model's metadata.
+      (12, 2), au_holdout_idx (m,) and the raw head probabilities on those rows,
+      au_holdout_prob_* (m, 12); the maps are also stored in the model's metadata.
       Replaces ``au_thresholds`` for those folds.
     """
     from fedpsyau_jax.training.au_calibration import apply_platt, fit_platt, logit
@@ -598,6 +599,7 @@ def run_folds(
                 "pred": np.zeros((width, 0, 1), np.int32),
             }
         platt: dict[int, dict[str, np.ndarray]] = {}
+        held_prob: dict[int, dict[str, np.ndarray]] = {}
         held = [
             np.asarray(au_holdout.get(f.index, []), np.int64) if au_holdout else np.zeros(0, np.int64) for f in members
         ]
@@ -609,9 +611,10 @@ def run_folds(
             au_host, mask_host = np.asarray(data["au"]), np.asarray(data["au_mask"])
             for k, f in enumerate(chunk):
                 if len(held[k]):
-                    platt[k] = {}
+                    platt[k], held_prob[k] = {}, {}
                     for head in ("gat", "afe"):
                         p = np.asarray(cout[f"au_prob_{head}"][k]).reshape(-1, 12)[: len(held[k])]
+                        held_prob[k][head] = p
                         platt[k][head] = fit_platt(logit(p), au_host[held[k]], mask_host[held[k]])
         for k, f in enumerate(chunk):
             n_test = len(f.test_idx)
@@ -627,6 +630,7 @@ def run_folds(
                 pred["au_holdout_idx"] = held[k]
                 for head, ab in platt[k].items():
                     pred[f"au_platt_{head}"] = ab
+                    pred[f"au_holdout_prob_{head}"] = held_prob[k][head]
                     if f"au_prob_{head}" in pred:
                         pred[f"au_prob_uncal_{head}"] = pred[f"au_prob_{head}"]
                         pred[f"au_prob_{head}"] = apply_platt(pred[f"au_prob_{head}"], ab)
