@@ -69,6 +69,7 @@ def settings_from_config(cfg) -> TrainSettings:
         beta_schedule=str(t.beta_schedule),
         beta0=float(t.beta0),
         seed=int(cfg.seed),
+        fold_rng=str(t.get("fold_rng", "per_fold")),
         fold_chunk=int(cfg.runtime.fold_chunk),
         checkpoint_every=int(cfg.runtime.checkpoint_every),
     )

@@ -236,7 +236,9 @@ def base_config() -> ml_collections.ConfigDict:
                               class_balance (oversample | weighted_ce | none), hflip
                               (flip probability), au_norm (examples | known_entries),
                               au_pos_weight (none | balanced: n⁻/n⁺ per AU of the fold),
-                              alpha, beta_schedule, beta0 — see TrainSettings
+                              alpha, beta_schedule, beta0, fold_rng (per_fold |
+                              shared: every fold draws init, dropout and batch order
+                              from the same streams) — see TrainSettings
     pretrain.*                AU pre-training inside every fold (``training.au_pretraining``):
                               epochs (0 = none), learning_rate, au_pos_weight, val_fraction
                               (inner-validation subjects for the per-AU thresholds),
@@ -294,6 +296,7 @@ def base_config() -> ml_collections.ConfigDict:
             alpha=(0.2, 0.8, 0.8),
             beta_schedule="reference",
             beta0=0.3,
+            fold_rng="per_fold",
         )
     )
     c.pretrain = ml_collections.ConfigDict(

@@ -194,9 +194,35 @@ def test_fingerprint_ignores_how_often_a_run_saves():
 
     s = TrainSettings(epochs=20, checkpoint_every=1)
     extra = {"n": 442}
+    # the settings as they were before ``fold_rng`` existed
+    before = {k: v for k, v in dataclasses.asdict(s).items() if k != "fold_rng"}
     old_formula = hashlib.sha1(
-        json.dumps({"settings": dataclasses.asdict(s), **extra}, sort_keys=True, default=str).encode()
+        json.dumps({"settings": before, **extra}, sort_keys=True, default=str).encode()
     ).hexdigest()[:16]
     assert settings_fingerprint(s, extra) == old_formula
     assert settings_fingerprint(dataclasses.replace(s, checkpoint_every=5), extra) == old_formula
     assert settings_fingerprint(dataclasses.replace(s, epochs=21), extra) != old_formula
+    assert settings_fingerprint(dataclasses.replace(s, fold_rng="shared"), extra) != old_formula
+
+
+def test_shared_fold_rng_gives_every_fold_the_same_random_streams():
+    """``train.fold_rng=shared``: folds draw init, dropout and batch order from fold 0's
+    streams (two folds with the same training rows get the same batches); per_fold:
+    their own."""
+    import dataclasses
+
+    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.training.fold_training import TrainSettings, fold_epoch_plan
+    from fedpsyau_jax.training.protocols import Fold
+
+    labels = np.arange(40) % 3
+    a = Fold(3, "a", np.arange(40), np.zeros(0, np.int64), ())
+    b = Fold(7, "b", np.arange(40), np.zeros(0, np.int64), ())
+    per = TrainSettings(batch_size=8)
+    shared = dataclasses.replace(per, fold_rng="shared")
+    assert (per.rng_index(a), per.rng_index(b), shared.rng_index(a), shared.rng_index(b)) == (3, 7, 0, 0)
+    same = [np.array_equal(fold_epoch_plan(st, a, labels, 2)[0], fold_epoch_plan(st, b, labels, 2)[0])
+            for st in (per, shared)]
+    assert same == [False, True]
+    with pytest.raises(UserError, match="train.fold_rng 'same'"):
+        TrainSettings(fold_rng="same")

@@ -96,6 +96,9 @@ class TrainSettings:
     alpha: loss weights (emotion CE, BCE head A, BCE head B).
     beta_schedule, beta0: β per epoch (``priors.beta_schedule``), restarted per fold.
     seed: run seed; fold f's randomness is a function of (seed, f) only.
+    fold_rng: "per_fold" (each fold draws its own initialisation, dropout and batch
+      order from (seed, f)) or "shared" (every fold draws them from (seed, 0): common
+      random numbers, so folds differ only by their data; ``rng_index``).
     fold_chunk: folds trained at once by vmap (1 = one fold at a time).
     checkpoint_every: save the chunk state every this many epochs (0 = never).
     """
@@ -117,6 +120,7 @@ class TrainSettings:
     beta_schedule: str = "reference"
     beta0: float = 0.3
     seed: int = 0
+    fold_rng: str = "per_fold"
     fold_chunk: int = 8
     checkpoint_every: int = 1
 
@@ -125,6 +129,12 @@ class TrainSettings:
             raise UserError(f"train.class_balance {self.class_balance!r}: choose from {', '.join(CLASS_BALANCE)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"train.lr_schedule {self.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
+        if self.fold_rng not in FOLD_RNG:
+            raise UserError(f"train.fold_rng {self.fold_rng!r}: choose from {', '.join(FOLD_RNG)}")
+
+    def rng_index(self, fold: Fold) -> int:
+        """The fold index the fold's random streams are drawn with (``fold_rng``)."""
+        return 0 if self.fold_rng == "shared" else int(fold.index)
 
     @property
     def oversample(self) -> bool:
@@ -146,6 +156,7 @@ class TrainSettings:
 
 CLASS_BALANCE = ("oversample", "weighted_ce", "none")
 LR_SCHEDULES = ("constant", "warmup_cosine")
+FOLD_RNG = ("per_fold", "shared")
 
 
 def lr_factor(s: "TrainSettings", progress: np.ndarray) -> np.ndarray:
@@ -182,7 +193,7 @@ def epoch_key(seed: int, fold_index: int, epoch: int) -> jax.Array:
 
 
 def fold_epoch_plan(s: TrainSettings, fold: Fold, labels: np.ndarray, epoch: int, num_steps: int | None = None):
-    rng = np.random.default_rng([s.seed, fold.index, epoch])
+    rng = np.random.default_rng([s.seed, s.rng_index(fold), epoch])
     return epoch_plan(rng, fold.train_idx, s.batch_size, labels, s.oversample, num_steps)
 
 
@@ -413,7 +424,10 @@ def settings_fingerprint(s: TrainSettings, extra: dict) -> str:
     a start and its resume): it is hashed at its default, so the fingerprints of runs
     saved every epoch stay what they were."""
     s = dataclasses.replace(s, checkpoint_every=1)
-    blob = json.dumps({"settings": dataclasses.asdict(s), **extra}, sort_keys=True, default=str)
+    settings = dataclasses.asdict(s)
+    if settings["fold_rng"] == "per_fold":  # added later: at its default it is left out
+        del settings["fold_rng"]
+    blob = json.dumps({"settings": settings, **extra}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -545,7 +559,7 @@ def run_folds(
             ]
         )
         if states is None:
-            keys = jnp.stack([fold_key(s.seed, f.index) for f in members])
+            keys = jnp.stack([fold_key(s.seed, s.rng_index(f)) for f in members])
             ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
             states = programs.init(keys, ds)
             if callable(pretrained):
@@ -560,7 +574,7 @@ def run_folds(
             idx, mask = stack_plans(plans)
             mask = mask * live[:, None, None]
             beta = np.full((width,), betas[epoch], np.float32)  # restarted for every fold
-            ekeys = jnp.stack([epoch_key(s.seed, f.index, epoch) for f in members])
+            ekeys = jnp.stack([epoch_key(s.seed, s.rng_index(f), epoch) for f in members])
             lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
             states, metrics, counts = programs.train_epoch(
                 states, data, idx, mask, beta, ekeys, lrs, cweights, au_weights, au_rows
