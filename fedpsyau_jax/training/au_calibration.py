@@ -1,13 +1,12 @@
 """Per-model calibration of the AU heads on subjects held out of their AU supervision.
 
 Every LOSO fold trains its own network, and each network's AU logits come on their own
-scale: the measured gap between the heads' pooled AUC and their within-subject AUC
-(benchmarks/RESULTS.md, "Where the remaining gap to the probe comes from") is this
-between-model disagreement. ``train.au_calibration = "platt"`` makes the scales
-comparable by construction: the AU labels of the subjects that stage 1 held out for its
-thresholds (``PretrainPlan.holdout_rows``) are masked out of stage 2 as well (their
-emotion labels still train), and after the fixed last epoch each fold's final heads are
-mapped, per AU, by an affine map of the logit fitted on those subjects:
+scale: the heads' pooled AUC sits below their within-subject AUC (benchmarks/RESULTS.md,
+"Where the between-model gap sits"). ``pretrain.au_calibration = "platt"`` tries to
+align them: the AU labels of the subjects that stage 1 held out for its thresholds
+(``PretrainPlan.holdout_rows``) are masked out of stage 2 as well (their emotion labels
+still train), and after the fixed last epoch each fold's final heads are mapped, per
+AU, by an affine map of the logit fitted on those subjects:
 
     p = sigmoid(a · z + b),   z = logit of the head's probability
 
@@ -17,6 +16,10 @@ the probe's rule) plus a ridge pull ``ridge · ((a − 1)² + b²)`` towards the
 which keeps the map finite on separable or tiny sets. An AU without both a positive
 and a negative among the held-out samples keeps the identity. ``a`` is floored at
 ``A_MIN`` so the map never reverses a head's ranking.
+
+Measured on the composite LOSO it does not help: with about 9 held-out subjects (about
+6 positives per AU) the maps are noisier than the scale differences they remove, and
+head B's pooled AUC fell from 0.819 to 0.807. The recipe keeps ``thresholds``.
 """
 
 from __future__ import annotations
