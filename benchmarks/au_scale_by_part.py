@@ -44,36 +44,23 @@ def scores(samples, rows, prob, subj):
             au_detection_scores(t[k], m[k], prob[k])["mean_f1"])
 
 
-def reference_standardised(samples, workdir: Path, cfg):
+def reference_standardised(samples, workdir: Path):
     """(rows, raw logits, SMIC-standardised logits) of head B of every shared stage-1
-    model on its held-out part, read from the checkpoints in ``workdir``."""
-    import jax
-    import jax.numpy as jnp
-
-    from fedpsyau_jax.network.model import FedPsyAU, init_variables, model_options
-    from fedpsyau_jax.training.checkpoints import restore_checkpoint
+    model on its held-out part, from the checkpoints in ``workdir`` (loaded and applied
+    as any exported model: ``api.load_model`` / ``api.model_probabilities``)."""
     from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
 
-    model = FedPsyAU(samples.num_classes, **model_options(cfg.model.to_dict()))
     ref = np.flatnonzero(np.asarray(samples.dataset).astype(str) == "smic")
-    arrays = {k: jnp.asarray(getattr(samples, k)) for k in ("flow128", "flow28", "landmarks")}
-    # β of the last epoch: the reference schedule ends at 0
-    apply = jax.jit(lambda v, b: model.apply(v, b, jnp.float32(0.0), train=False)[1])
-    init = init_variables(model, jax.random.key(0))
-    target = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), {k: init[k] for k in ("params", "batch_stats", "priors")}
-    )
+    inputs = ("flow128", "flow28", "landmarks")
 
-    def logits(v, rows):
-        return np.concatenate(
-            [np.asarray(apply(v, {k: x[rows[i:i + 64]] for k, x in arrays.items()})) for i in range(0, len(rows), 64)]
-        )
+    def logits(model, v, meta, rows):
+        return logit(api.model_probabilities(model, v, meta, {k: getattr(samples, k)[rows] for k in inputs})[1])
 
     out_rows, raw, std = [], [], []
     for d in sorted((workdir / "au_pretrain" / "folds").glob("*_part*")):
         rows = np.load(d / "predictions.npz")["test_idx"]
-        v, _ = restore_checkpoint(d, MODEL_CHECKPOINT, target)
-        lr, lt = logits(v, ref), logits(v, rows)
+        model, v, meta = api.load_model(d / MODEL_CHECKPOINT)
+        lr, lt = logits(model, v, meta, ref), logits(model, v, meta, rows)
         out_rows.append(rows), raw.append(lt), std.append((lt - lr.mean(0)) / (lr.std(0) + 1e-6))
     return np.concatenate(out_rows), np.concatenate(raw), np.concatenate(std)
 
@@ -134,7 +121,7 @@ def main(argv=None) -> int:
                 line.append(f"ridge {ridge:g} {mode} {a:.3f}/{f:.3f}")
         print(f"  head {h}: " + " | ".join(line))
     if args.workdir is not None:
-        rows, raw, std = reference_standardised(samples, args.workdir, cfg)
+        rows, raw, std = reference_standardised(samples, args.workdir)
         a, w, _ = scores(samples, rows, raw, subj)
         a2, w2, _ = scores(samples, rows, std, subj)
         print("4. stage-1 head B on the held-out parts, logits raw / standardised on the SMIC samples "

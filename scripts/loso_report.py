@@ -33,8 +33,8 @@ import numpy as np
 
 from fedpsyau_jax import api
 from fedpsyau_jax.network.au_groups import AU_ORDER
-from fedpsyau_jax.training.metrics import (au_detection_scores, au_paired_bootstrap, au_subject_bootstrap,
-                                           au_within_subject_auc, subject_bootstrap)
+from fedpsyau_jax.training.metrics import (au_detection_scores, au_subject_bootstrap, au_within_subject_auc,
+                                           subject_bootstrap)
 from fedpsyau_jax.training.run_logging import read_jsonl
 
 
@@ -104,10 +104,11 @@ def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
             if name == PROBE:
                 continue
             d = (prob[known] >= 0.5) if dec is None else dec[known] > 0.5
-            pb = au_paired_bootstrap(au_t, au_m, prob[known], probe[0][known], subj, pred_a=d, n=replicates)
-            out.append(f"- paired {name} − probe: ΔAUC {pb['d_auc']:+.3f} [{pb['d_auc_ci95'][0]:+.3f}, "
-                       f"{pb['d_auc_ci95'][1]:+.3f}], ΔF1 {pb['d_f1']:+.3f} [{pb['d_f1_ci95'][0]:+.3f}, "
-                       f"{pb['d_f1_ci95'][1]:+.3f}]")
+            pb = au_subject_bootstrap(au_t, au_m, prob[known], subj, au_pred=d, n=replicates,
+                                      au_prob_b=probe[0][known])
+            out.append(f"- paired {name} − probe: ΔAUC {pb['mean_auc']:+.3f} [{pb['mean_auc_ci95'][0]:+.3f}, "
+                       f"{pb['mean_auc_ci95'][1]:+.3f}], ΔF1 {pb['mean_f1']:+.3f} [{pb['mean_f1_ci95'][0]:+.3f}, "
+                       f"{pb['mean_f1_ci95'][1]:+.3f}]")
     return out
 
 

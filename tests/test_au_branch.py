@@ -299,13 +299,10 @@ def test_shared_pretraining_plan_k_models_never_see_the_fold_test_subject():
     assert thresholds_from_predictions(pred, au, au_mask)["gat"][0] != 0.5
 
 
-def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
-    """``pretrain.subject_folds=2``: two stage-1 models serve all four LOSO folds, every
-    fold gets thresholds in (0, 1) and decisions, and the fold's test subject is one of
-    its stage-1 model's held-out subjects."""
-    from fedpsyau_jax import api
+def _shared_stage1_config(*extra: str):
+    """The synthetic demo shrunk to 4 subjects, 1 epoch per stage, 2 shared stage-1
+    models and the recipe's AU branch, plus ``extra`` overrides."""
     from fedpsyau_jax.config_loading import load_config
-    from fedpsyau_jax.training.run_logging import read_jsonl
 
     overrides = [
         "data.kwargs.num_subjects=4",
@@ -317,9 +314,19 @@ def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
         "pretrain.subject_folds=2",
         "model.gat_dropout=0.0",
         "model.au_head_dropout=0.0",
-        "export.final_model=none",
+        *extra,
     ]
-    cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+    return load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+
+
+def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
+    """``pretrain.subject_folds=2``: two stage-1 models serve all four LOSO folds, every
+    fold gets thresholds in (0, 1) and decisions, and the fold's test subject is one of
+    its stage-1 model's held-out subjects."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.training.run_logging import read_jsonl
+
+    cfg = _shared_stage1_config("export.final_model=none")
     wd = tmp_path / "run"
     api.train(cfg, wd, verbose=False, show_progress=False)
     stage1 = sorted(p.parent.name for p in (wd / "au_pretrain" / "folds").glob("*/predictions.npz"))
@@ -428,24 +435,10 @@ def test_platt_calibration_end_to_end_holds_stage1_held_out_subjects_out_of_stag
     calibrated map of the raw ones, decisions are at 0.5, and the maps are in the model's
     metadata."""
     from fedpsyau_jax import api
-    from fedpsyau_jax.config_loading import load_config
     from fedpsyau_jax.training.au_calibration import apply_platt, fit_platt, logit
     from fedpsyau_jax.training.checkpoints import read_metadata
 
-    overrides = [
-        "data.kwargs.num_subjects=4",
-        "data.kwargs.samples_per_subject=6",
-        "train.epochs=1",
-        "train.batch_size=8",
-        "train.eval_batch_size=8",
-        "pretrain.epochs=1",
-        "pretrain.subject_folds=2",
-        "pretrain.au_calibration=platt",
-        "model.gat_dropout=0.0",
-        "model.au_head_dropout=0.0",
-        "export.final_model=all_data",
-    ]
-    cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+    cfg = _shared_stage1_config("pretrain.au_calibration=platt", "export.final_model=all_data")
     wd = tmp_path / "run"
     api.train(cfg, wd, verbose=False, show_progress=False)
     samples = api.load_samples(cfg)

@@ -164,7 +164,7 @@ def test_within_subject_auc_ignores_score_scale_between_subjects():
 
 
 def test_au_paired_bootstrap_is_zero_for_equal_detectors_and_signs_a_better_one():
-    from fedpsyau_jax.training.metrics import au_paired_bootstrap
+    from fedpsyau_jax.training.metrics import au_subject_bootstrap
 
     rng = np.random.default_rng(0)
     subj = np.repeat(np.arange(12).astype(str), 6)
@@ -172,9 +172,14 @@ def test_au_paired_bootstrap_is_zero_for_equal_detectors_and_signs_a_better_one(
     m = np.ones_like(t)
     good = np.clip(t * 0.6 + rng.random(t.shape) * 0.5, 0, 1)      # positives mostly above 0.5
     noise = rng.random(t.shape)
-    same = au_paired_bootstrap(t, m, good, good, subj, n=50)
-    assert same["d_auc"] == 0.0 and same["d_auc_ci95"] == [0.0, 0.0] and same["d_f1_ci95"] == [0.0, 0.0]
-    better = au_paired_bootstrap(t, m, good, noise, subj, n=200)
-    assert better["d_auc"] > 0.2 and better["d_auc_ci95"][0] > 0 and better["d_f1"] > 0
-    worse = au_paired_bootstrap(t, m, noise, good, subj, n=200)
-    assert worse["d_auc"] == -better["d_auc"] and worse["d_auc_ci95"][1] < 0
+    same = au_subject_bootstrap(t, m, good, subj, n=50, au_prob_b=good)
+    assert same["paired"] and same["mean_auc"] == 0.0
+    assert same["mean_auc_ci95"] == [0.0, 0.0] and same["mean_f1_ci95"] == [0.0, 0.0]
+    better = au_subject_bootstrap(t, m, good, subj, n=200, au_prob_b=noise)
+    assert better["mean_auc"] > 0.2 and better["mean_auc_ci95"][0] > 0 and better["mean_f1"] > 0
+    worse = au_subject_bootstrap(t, m, noise, subj, n=200, au_prob_b=good)
+    assert worse["mean_auc"] == -better["mean_auc"] and worse["mean_auc_ci95"][1] < 0
+    # unpaired: the detector's own figures, same resamples
+    alone = au_subject_bootstrap(t, m, good, subj, n=200)
+    assert not alone["paired"] and alone["mean_auc"] - au_subject_bootstrap(t, m, noise, subj, n=200)["mean_auc"] == \
+        pytest.approx(better["mean_auc"])

@@ -135,21 +135,29 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * (n - pos)))
 
 
-def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: int = 1000, seed: int = 0) -> dict:
+def au_subject_bootstrap(
+    au_true, au_mask, au_prob, subjects, au_pred=None, n: int = 1000, seed: int = 0, au_prob_b=None, au_pred_b=None
+) -> dict:
     """95 % intervals of the mean ROC AUC and mean F1 of an AU detector, resampling
     SUBJECTS with replacement. ``au_pred`` (n, 12) {0,1} are the detector's decisions
-    (default: probability ≥ 0.5). Returns {"mean_auc", "mean_auc_ci95", "mean_f1",
-    "mean_f1_ci95", "replicates", "subjects"}."""
-    au_prob = np.asarray(au_prob)
-    dec = (au_prob >= 0.5) if au_pred is None else np.asarray(au_pred) > 0.5
+    (default: probability ≥ 0.5). With ``au_prob_b`` (and ``au_pred_b``: a second
+    detector on the same samples) the figures are of the paired difference a − b, each
+    replicate scoring both on the same resampled subjects (as ``subject_bootstrap``).
+    Returns {"mean_auc", "mean_auc_ci95", "mean_f1", "mean_f1_ci95", "replicates",
+    "subjects", "paired"}."""
+    au_true, au_mask = np.asarray(au_true), np.asarray(au_mask)
+    detectors = [(au_prob, au_pred)] + ([(au_prob_b, au_pred_b)] if au_prob_b is not None else [])
+    detectors = [(np.asarray(p), (np.asarray(p) >= 0.5) if d is None else np.asarray(d) > 0.5) for p, d in detectors]
 
     def score(idx):
-        r = au_detection_scores(np.asarray(au_true)[idx], np.asarray(au_mask)[idx], au_prob[idx], decisions=dec[idx])
-        return r["mean_auc"], r["mean_f1"]
+        r = [au_detection_scores(au_true[idx], au_mask[idx], p[idx], decisions=d[idx]) for p, d in detectors]
+        if len(r) == 2:
+            return r[0]["mean_auc"] - r[1]["mean_auc"], r[0]["mean_f1"] - r[1]["mean_f1"]
+        return r[0]["mean_auc"], r[0]["mean_f1"]
 
     n_subjects, resamples = subject_resamples(subjects, n, seed)
     reps = np.asarray([score(idx) for idx in resamples])
-    point = score(np.arange(len(dec)))
+    point = score(np.arange(len(au_true)))
     return {
         "mean_auc": float(point[0]),
         "mean_auc_ci95": _ci95(reps[:, 0]),
@@ -157,34 +165,7 @@ def au_subject_bootstrap(au_true, au_mask, au_prob, subjects, au_pred=None, n: i
         "mean_f1_ci95": _ci95(reps[:, 1]),
         "replicates": n,
         "subjects": n_subjects,
-    }
-
-
-def au_paired_bootstrap(
-    au_true, au_mask, prob_a, prob_b, subjects, pred_a=None, pred_b=None, n: int = 1000, seed: int = 0
-) -> dict:
-    """Paired 95 % intervals of detector A − detector B on the same samples: mean ROC AUC
-    and mean F1, both recomputed on each resample of SUBJECTS (the same resamples for
-    both). Decisions default to probability ≥ 0.5. Returns {"d_auc", "d_auc_ci95",
-    "d_f1", "d_f1_ci95", "replicates", "subjects"}."""
-    au_true, au_mask = np.asarray(au_true), np.asarray(au_mask)
-    probs = [np.asarray(prob_a), np.asarray(prob_b)]
-    decs = [(p >= 0.5) if d is None else np.asarray(d) > 0.5 for p, d in zip(probs, (pred_a, pred_b))]
-
-    def diff(idx):
-        r = [au_detection_scores(au_true[idx], au_mask[idx], p[idx], decisions=d[idx]) for p, d in zip(probs, decs)]
-        return r[0]["mean_auc"] - r[1]["mean_auc"], r[0]["mean_f1"] - r[1]["mean_f1"]
-
-    n_subjects, resamples = subject_resamples(subjects, n, seed)
-    reps = np.asarray([diff(idx) for idx in resamples])
-    point = diff(np.arange(len(au_true)))
-    return {
-        "d_auc": float(point[0]),
-        "d_auc_ci95": _ci95(reps[:, 0]),
-        "d_f1": float(point[1]),
-        "d_f1_ci95": _ci95(reps[:, 1]),
-        "replicates": n,
-        "subjects": n_subjects,
+        "paired": au_prob_b is not None,
     }
 
 
