@@ -187,7 +187,7 @@ def train(
             "model": cfg_dict.get("model"),
             "prior": cfg_dict.get("prior"),
             "n": len(samples),
-            **({"pretrain": _pretrain_fingerprint(cfg_dict["pretrain"])} if _pretrain_epochs(cfg) else {}),
+            **({"pretrain": cfg_dict["pretrain"]} if _pretrain_epochs(cfg) else {}),
         },
     )
     pretrained = _load_pretrained(cfg.model.init_from) if cfg.model.get("init_from") else None
@@ -307,8 +307,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
             "val_fraction": float(p.val_fraction),
             "n": len(samples),
             "stage": 1,
-            # only when set, so runs from before the option keep their fingerprint
-            **({"subject_folds": int(p.subject_folds)} if int(p.get("subject_folds", 0)) else {}),
+            "subject_folds": int(p.get("subject_folds", 0)),
         },
     )
 
@@ -336,12 +335,6 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         thresholds={str(k): {h: [float(x) for x in v] for h, v in t.items()} for k, t in thresholds.items()},
     )
     return load, thresholds, plan
-
-
-def _pretrain_fingerprint(p: dict) -> dict:
-    """The stage-2 fingerprint's view of ``pretrain``: options at their default are left
-    out, so runs from before they existed keep their fingerprint."""
-    return {k: v for k, v in p.items() if not (k == "au_calibration" and v == "thresholds")}
 
 
 def _export_final_model(workdir: Path, fold) -> None:

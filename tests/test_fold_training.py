@@ -203,6 +203,12 @@ def test_fingerprint_ignores_how_often_a_run_saves():
     assert settings_fingerprint(dataclasses.replace(s, checkpoint_every=5), extra) == old_formula
     assert settings_fingerprint(dataclasses.replace(s, epochs=21), extra) != old_formula
     assert settings_fingerprint(dataclasses.replace(s, fold_rng="shared"), extra) != old_formula
+    # options added later are left out at their old-behaviour default, at any depth
+    pre = {"epochs": 20, "val_fraction": 0.2}
+    before = settings_fingerprint(s, {"pretrain": pre})
+    assert settings_fingerprint(s, {"pretrain": {**pre, "subject_folds": 0, "au_calibration": "thresholds"}}) == before
+    assert settings_fingerprint(s, {"pretrain": {**pre, "subject_folds": 5}}) != before
+    assert settings_fingerprint(s, {"pretrain": {**pre, "au_calibration": "platt"}}) != before
 
 
 def test_shared_fold_rng_gives_every_fold_the_same_random_streams():

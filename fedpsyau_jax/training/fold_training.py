@@ -417,6 +417,22 @@ def chunk_folds(folds: list[Fold], chunk: int) -> list[list[Fold]]:
     return [folds[i : i + size] for i in range(0, len(folds), size)]
 
 
+# Options added after runs had been saved, with the default that reproduces the older
+# behaviour: at that default they are left out of the fingerprint (at any depth), so
+# those runs keep theirs.
+OPTIONS_ADDED_LATER = {"fold_rng": "per_fold", "subject_folds": 0, "au_calibration": "thresholds"}
+
+
+def _without_later_defaults(x):
+    if isinstance(x, dict):
+        return {
+            k: _without_later_defaults(v)
+            for k, v in x.items()
+            if not (k in OPTIONS_ADDED_LATER and v == OPTIONS_ADDED_LATER[k])
+        }
+    return x
+
+
 def settings_fingerprint(s: TrainSettings, extra: dict) -> str:
     """Hash of what a run's results depend on, checked before resuming a chunk.
 
@@ -424,10 +440,9 @@ def settings_fingerprint(s: TrainSettings, extra: dict) -> str:
     a start and its resume): it is hashed at its default, so the fingerprints of runs
     saved every epoch stay what they were."""
     s = dataclasses.replace(s, checkpoint_every=1)
-    settings = dataclasses.asdict(s)
-    if settings["fold_rng"] == "per_fold":  # added later: at its default it is left out
-        del settings["fold_rng"]
-    blob = json.dumps({"settings": settings, **extra}, sort_keys=True, default=str)
+    blob = json.dumps(
+        _without_later_defaults({"settings": dataclasses.asdict(s), **extra}), sort_keys=True, default=str
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
