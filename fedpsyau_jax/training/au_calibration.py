@@ -29,11 +29,44 @@ import numpy as np
 A_MIN = 0.05
 RIDGE = 1.0  # a priori: about one pseudo-sample's weight against the identity
 _EPS = 1e-7
+_IDENTITY = np.array([1.0, 0.0])  # (a, b) of the map that changes nothing
 
 
 def logit(prob: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(prob, np.float64), _EPS, 1 - _EPS)
     return np.log(p) - np.log1p(-p)
+
+
+def _balanced_loss(theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float) -> float:
+    """Class-balanced log-loss of scores ``X @ theta`` plus a ridge pull towards the identity."""
+    s = X @ theta
+    # softplus(s) - y s, written stably
+    return float(w @ (np.logaddexp(0.0, s) - y * s) + ridge * ((theta - _IDENTITY) ** 2).sum())
+
+
+def _fit_one(x: np.ndarray, y: np.ndarray, ridge: float, iters: int) -> np.ndarray:
+    """(a, b) for one AU: Newton's method with backtracking on the penalised balanced loss."""
+    n_pos, n_neg = y.sum(), (1 - y).sum()
+    w = np.where(y > 0, len(y) / (2 * n_pos), len(y) / (2 * n_neg))
+    X = np.stack([x, np.ones_like(x)], 1)
+    theta = _IDENTITY.copy()
+    f = _balanced_loss(theta, X, y, w, ridge)
+    for _ in range(iters):
+        p = np.exp(-np.logaddexp(0.0, -(X @ theta)))
+        grad = X.T @ (w * (p - y)) + 2 * ridge * (theta - _IDENTITY)
+        hess = (X * (w * p * (1 - p))[:, None]).T @ X + 2 * ridge * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        lr = 1.0  # backtracking: a full Newton step can overshoot on logistic losses
+        while lr > 1e-8 and _balanced_loss(theta - lr * step, X, y, w, ridge) > f:
+            lr /= 2
+        theta = theta - lr * step
+        f_new = _balanced_loss(theta, X, y, w, ridge)
+        converged = f - f_new < 1e-12 * max(1.0, abs(f))
+        f = f_new
+        if converged:
+            break
+    theta[0] = max(theta[0], A_MIN)
+    return theta
 
 
 def fit_platt(z: np.ndarray, au: np.ndarray, au_mask: np.ndarray, ridge: float = RIDGE, iters: int = 50) -> np.ndarray:
@@ -43,38 +76,12 @@ def fit_platt(z: np.ndarray, au: np.ndarray, au_mask: np.ndarray, ridge: float =
     z = np.asarray(z, np.float64)
     t = np.asarray(au) > 0.5
     m = np.asarray(au_mask) > 0
-    out = np.tile(np.array([1.0, 0.0]), (z.shape[1], 1))
+    out = np.tile(_IDENTITY, (z.shape[1], 1))
     for j in range(z.shape[1]):
         x, y = z[m[:, j], j], t[m[:, j], j].astype(np.float64)
-        n_pos, n_neg = y.sum(), (1 - y).sum()
-        if n_pos == 0 or n_neg == 0:
+        if y.sum() == 0 or (1 - y).sum() == 0:
             continue
-        w = np.where(y > 0, len(y) / (2 * n_pos), len(y) / (2 * n_neg))
-        X = np.stack([x, np.ones_like(x)], 1)
-        prior = np.array([1.0, 0.0])
-
-        def loss(th):
-            s = X @ th
-            # balanced log-loss: softplus(s) - y s, written stably
-            return float(w @ (np.logaddexp(0.0, s) - y * s) + ridge * ((th - prior) ** 2).sum())
-
-        theta, f = prior.copy(), loss(prior)
-        for _ in range(iters):
-            p = np.exp(-np.logaddexp(0.0, -(X @ theta)))
-            grad = X.T @ (w * (p - y)) + 2 * ridge * (theta - prior)
-            hess = (X * (w * p * (1 - p))[:, None]).T @ X + 2 * ridge * np.eye(2)
-            step = np.linalg.solve(hess, grad)
-            lr = 1.0  # backtracking: a full Newton step can overshoot on logistic losses
-            while lr > 1e-8 and loss(theta - lr * step) > f:
-                lr /= 2
-            theta = theta - lr * step
-            f_new = loss(theta)
-            if f - f_new < 1e-12 * max(1.0, abs(f)):
-                f = f_new
-                break
-            f = f_new
-        theta[0] = max(theta[0], A_MIN)
-        out[j] = theta
+        out[j] = _fit_one(x, y, ridge, iters)
     return out.astype(np.float32)
 
 

@@ -638,7 +638,7 @@ def run_folds(
             cidx, cmask = stack_plans([eval_plan(h, s.eval_batch_size, n_cal) for h in held])
             cout = programs.evaluate(states, data, cidx, cmask, last_beta)
             au_host, mask_host = np.asarray(data["au"]), np.asarray(data["au_mask"])
-            for k, f in enumerate(chunk):
+            for k in range(len(chunk)):
                 if len(held[k]):
                     platt[k], held_prob[k] = {}, {}
                     for head in ("gat", "afe"):
