@@ -21,6 +21,15 @@ Reads only stored predictions (a run with ``pretrain.subject_folds`` ≥ 2). Pri
    the SMIC samples (unlabelled for AUs, never seen by a stage-1 model): an alignment
    of the parts' scales that needs no label.
 
+5. Also with ``--workdir``: the run's *final* head-B logits, each fold's standardised by
+   the SMIC mean and standard deviation of the stage-1 model it started from (fixed
+   before stage 2 has seen any SMIC sample, so no fold model's own training colours the
+   reference). One affine map per AU and stage-1 part: it leaves every decision made
+   with the recipe's thresholds (transported to the same units) unchanged, and the
+   pooled AUC inside a part too; only the parts' scales are aligned. For a run stored
+   with calibrated heads the uncalibrated probabilities (``au_prob_uncal_gat``) are used.
+   (Rule written down before it was first computed, issue 26.)
+
     python benchmarks/au_scale_by_part.py benchmarks/loso_runs/megc2019_loso_au_shared \
         --workdir runs/megc2019_loso_au_shared
 """
@@ -45,9 +54,10 @@ def scores(samples, rows, prob, subj):
 
 
 def reference_standardised(samples, workdir: Path):
-    """(rows, raw logits, SMIC-standardised logits) of head B of every shared stage-1
-    model on its held-out part, from the checkpoints in ``workdir`` (loaded and applied
-    as any exported model: ``api.load_model`` / ``api.model_probabilities``)."""
+    """(rows, raw logits, SMIC-standardised logits, {part: (mean, std)}) of head B of every
+    shared stage-1 model on its held-out part, from the checkpoints in ``workdir`` (loaded
+    and applied as any exported model: ``api.load_model`` / ``api.model_probabilities``);
+    mean and std (12,) are over the SMIC samples."""
     from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
 
     ref = np.flatnonzero(np.asarray(samples.dataset).astype(str) == "smic")
@@ -56,13 +66,14 @@ def reference_standardised(samples, workdir: Path):
     def logits(model, v, meta, rows):
         return logit(api.model_probabilities(model, v, meta, {k: getattr(samples, k)[rows] for k in inputs})[1])
 
-    out_rows, raw, std = [], [], []
+    out_rows, raw, std, stats = [], [], [], {}
     for d in sorted((workdir / "au_pretrain" / "folds").glob("*_part*")):
         rows = np.load(d / "predictions.npz")["test_idx"]
         model, v, meta = api.load_model(d / MODEL_CHECKPOINT)
         lr, lt = logits(model, v, meta, ref), logits(model, v, meta, rows)
-        out_rows.append(rows), raw.append(lt), std.append((lt - lr.mean(0)) / (lr.std(0) + 1e-6))
-    return np.concatenate(out_rows), np.concatenate(raw), np.concatenate(std)
+        stats[d.name] = (lr.mean(0), lr.std(0) + 1e-6)
+        out_rows.append(rows), raw.append(lt), std.append((lt - stats[d.name][0]) / stats[d.name][1])
+    return np.concatenate(out_rows), np.concatenate(raw), np.concatenate(std), stats
 
 
 def main(argv=None) -> int:
@@ -121,10 +132,20 @@ def main(argv=None) -> int:
                 line.append(f"ridge {ridge:g} {mode} {a:.3f}/{f:.3f}")
         print(f"  head {h}: " + " | ".join(line))
     if args.workdir is not None:
-        rows, raw, std = reference_standardised(samples, args.workdir)
+        rows, raw, std, stats = reference_standardised(samples, args.workdir)
         a, w, _ = scores(samples, rows, raw, subj)
         a2, w2, _ = scores(samples, rows, std, subj)
         print("4. stage-1 head B on the held-out parts, logits raw / standardised on the SMIC samples "
+              f"(pooled / within): {a:.3f}/{w:.3f} -> {a2:.3f}/{w2:.3f}")
+        key = "au_prob_uncal_gat" if "au_prob_uncal_gat" in preds[0] else "au_prob_gat"
+        z = logit(np.concatenate([p[key] for p in preds])[keep])
+        zs = np.empty_like(z)
+        for n in parts:
+            mu, sd = stats[n]
+            zs[ps == n] = (z[ps == n] - mu) / sd
+        a, w, _ = scores(samples, idx, z, subj)
+        a2, w2, _ = scores(samples, idx, zs, subj)
+        print(f"5. final head B ({key}), logits raw / standardised by their stage-1 model's SMIC statistics "
               f"(pooled / within): {a:.3f}/{w:.3f} -> {a2:.3f}/{w2:.3f}")
     return 0
 
