@@ -21,6 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
     c = base_config()
     c.name = "fl_megc2019_by_dataset"
     c.data.name = "megc2019_composite"
+    # landmarks in the flows' frame (SAMM's flows and apex crops differ; issue 26)
+    c.data.kw.landmark_frame = "flow"
     c.partition.scheme = "by_dataset"
     c.partition.num_clients = 3
     c.protocol.splits = ("random", "subject")

@@ -59,6 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
     c = base_config()
     c.name = "fl_megc2019_recipe"
     c.data.name = "megc2019_composite"
+    # landmarks in the flows' frame (SAMM's flows and apex crops differ; issue 26)
+    c.data.kw.landmark_frame = "flow"
     central = central_config()
     c.model.roi_source = central.model.roi_source
     c.model.group_tokens = central.model.group_tokens

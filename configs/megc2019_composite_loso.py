@@ -75,6 +75,8 @@ from fedpsyau_jax.config_loading import base_config
 def get_config():
     c = base_config()
     c.data.name = "megc2019_composite"
+    # landmarks in the flows' frame (SAMM's flows and apex crops differ; issue 26)
+    c.data.kwargs.landmark_frame = "flow"
     c.protocol.kind = "loso"
     c.prior.source = "fold_train"
     c.train.epochs = 20

@@ -19,6 +19,16 @@ What we compute:
   tight crops, and the data README measured that fallback within 0.8 % of the
   inter-ocular distance), scaled by 128/224 into the 128 frame, reduced to the 65
   keypoints, and clamped into [0, 127] (SPEC §1: clamp and count).
+- ``landmark_frame="flow"`` (default): the landmarks moved into the frame of the flow
+  they index. The released SAMM flows were cut from a different face box than the SAMM
+  apex crops: their face sits about 3 px (of 28) higher and is about 18 % taller, so
+  apex-face landmarks put the brow and eye ROI windows on the eyes and cheeks. SAMM
+  landmarks are therefore mapped per axis by ``FLOW_FRAME["samm"]`` (measured without
+  labels by ``benchmarks/landmark_flow_frame.py``: the SAMM mean motion image
+  registered onto the CASME II one, whose landmarks sit on its motion), then clamped
+  again. CASME II and SMIC stay as detected (the same registration moves SMIC by under
+  one flow pixel). ``"apex"`` keeps the landmarks as detected on the apex crops (runs
+  from before the fix, issue 26).
 - AU labels: CASME II and SAMM rows of the coding sheets joined on (subject,
   filename); SMIC has no AU coding (mask 0), and neither has an unmatched sample.
   The sheets are required (the sibling ``annotations/`` folder, or ``annotations=``):
@@ -39,6 +49,7 @@ serves stale data; a missing input is an error before any cache is looked at.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -63,6 +74,10 @@ FACE_SIZE, CROP_SIZE = 224, 128
 DETECTOR_UPSAMPLE = 1
 # Bump when the processing below changes: part of the cache key.
 PROCESSING_VERSION = "megc2019-composite-v1"
+# Per dataset, (a_x, b_x, a_y, b_y) mapping apex-crop landmarks (128 frame) into the
+# flow's frame: x' = a_x x + b_x, y' = a_y y + b_y (benchmarks/landmark_flow_frame.py).
+FLOW_FRAME: dict[str, tuple[float, float, float, float]] = {"samm": (1.000, -2.67, 1.155, -24.20)}
+LANDMARK_FRAMES = ("flow", "apex")
 _DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic", "smichs": "smic"}
 
 
@@ -388,6 +403,7 @@ def load_megc2019_composite(
     cache_dir: Path | None = None,
     annotations: Path | None = None,
     allow_missing_au_labels: bool = False,
+    landmark_frame: str = "flow",
 ) -> MESamples:
     """All 442 composite samples; computed once, then served from ``cache_dir``.
 
@@ -401,6 +417,8 @@ def load_megc2019_composite(
     from data_pipelines.cache_dirs import default_cache_dir
     from fedpsyau_jax.shared_data import shared_path
 
+    if landmark_frame not in LANDMARK_FRAMES:
+        raise ValueError(f"landmark_frame {landmark_frame!r}: choose from {', '.join(LANDMARK_FRAMES)}")
     root = Path(root) if root is not None else shared_path("megc2019_htnet")
     if not root.is_dir():
         raise InputFileError(f"MEGC2019 composite root {root}: does not exist (or is not a folder)")
@@ -421,10 +439,27 @@ def load_megc2019_composite(
         try:
             s = _load(path)
             s.meta["from_cache"] = True
-            return s
+            return to_flow_frame(s) if landmark_frame == "flow" else s
         except (OSError, ValueError, KeyError) as e:  # corrupt/old cache: rebuild it
             log.warning("ignoring unreadable cache %s: %s", path, e)
     s = _build(root, annotations)
     _save(path, s)
     s.meta.update(from_cache=False, cache_file=str(path))
-    return s
+    return to_flow_frame(s) if landmark_frame == "flow" else s
+
+
+def to_flow_frame(s: MESamples) -> MESamples:
+    """``s`` with each dataset's landmarks mapped by ``FLOW_FRAME`` and clamped into
+    [0, 127] again (``meta["landmark_frame"]`` records the maps and how many samples
+    had a point clamped)."""
+    lm = np.array(s.landmarks, np.float32)
+    ds = np.asarray(s.dataset).astype(str)
+    clamped = 0
+    for name, (ax, bx, ay, by) in FLOW_FRAME.items():
+        k = ds == name
+        moved = lm[k] * np.array([ax, ay], np.float32) + np.array([bx, by], np.float32)
+        inside = np.clip(moved, 0.0, CROP_SIZE - 1.0)
+        clamped += int((inside != moved).any(axis=(1, 2)).sum())
+        lm[k] = inside
+    meta = dict(s.meta, landmark_frame={"frame": "flow", "maps": FLOW_FRAME, "clamped": clamped})
+    return dataclasses.replace(s, landmarks=lm, meta=meta)

@@ -89,7 +89,9 @@ def fold_mesh(cfg):
 
 
 def load_samples(cfg) -> MESamples:
-    """The dataset named by ``cfg.data`` (name, root, cache_dir, kwargs)."""
+    """The dataset named by ``cfg.data`` (name, root, cache_dir, kwargs). For the MEGC2019
+    composite, a config without ``data.kwargs.landmark_frame`` (saved before that option)
+    means "apex", the landmarks its runs were trained with."""
     from data_pipelines.datasets import load_dataset
 
     d = cfg.data
@@ -97,6 +99,10 @@ def load_samples(cfg) -> MESamples:
     cache = Path(d.cache_dir) if d.get("cache_dir") else None
     kw = d.get("kwargs") or {}
     kw = kw.to_dict() if hasattr(kw, "to_dict") else dict(kw)
+    if d.name == "megc2019_composite":
+        # a run config saved before the landmark fix (issue 26) loads the landmarks its
+        # models were trained on; the configs in configs/ say "flow"
+        kw.setdefault("landmark_frame", "apex")
     samples = load_dataset(d.name, root=root, cache_dir=cache, **kw)
     only = d.get("only_au_labelled", False)
     if only:  # AU pre-training: keep only frames with AU labels (paper §5.1)

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from data_pipelines.megc2019_composite import CompositeError, flow_file, load_megc2019_composite
+from data_pipelines.megc2019_composite import FLOW_FRAME, CompositeError, flow_file, load_megc2019_composite
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,63 @@ def test_landmarks_inside_frame_and_plausible(composite):
     assert (lm[:, 32:52, 1].mean(1) < lm[:, 52:59, 1].mean(1)).all()
     m = composite.meta
     assert 0 < m["face_fallbacks"] < 60  # README: 28 of 442 undetected at upsample 1
+
+
+def _au_motion_at(s, rows, au: int, tokens: slice) -> float:
+    """Mean flow motion of AU-positive minus AU-negative samples (normalised per sample,
+    as in benchmarks/landmark_flow_frame.py), read at the 28-px pixels of ``tokens``."""
+    f = s.flow28[rows].astype(np.float64)
+    dev = np.abs(f[..., :2] - np.median(f[..., :2], axis=(1, 2), keepdims=True)).sum(-1)
+    energy = dev / dev.mean((1, 2), keepdims=True)
+    pos = s.au[rows, au] > 0.5
+    diff = energy[pos].mean(0) - energy[~pos].mean(0)
+    p = np.clip(np.rint(s.landmarks[rows][:, tokens] * 28 / 128).astype(int), 0, 27)
+    return float(diff[p[..., 1], p[..., 0]].mean())
+
+
+def test_samm_landmarks_moved_into_the_flow_frame(composite, cache_dir):
+    """The released SAMM flows were cut from another face box than the apex crops the
+    landmarks come from (issue 26). In the flows' frame the eye points see the eye motion
+    of AU7 (lid tightener) and the brow points the brow motion of AU4 (brow lowerer);
+    as detected on the apex crops they sit below both."""
+    apex = load_megc2019_composite(cache_dir=cache_dir, landmark_frame="apex")
+    samm = composite.dataset == "samm"
+    assert np.array_equal(apex.landmarks[~samm], composite.landmarks[~samm])
+    ax, bx, ay, by = FLOW_FRAME["samm"]
+    expect = np.clip(apex.landmarks[samm] * np.array([ax, ay]) + np.array([bx, by]), 0, 127)
+    np.testing.assert_allclose(composite.landmarks[samm], expect, atol=1e-4)
+    assert composite.meta["landmark_frame"]["frame"] == "flow"
+    for au, tokens in ((5, slice(10, 22)), (2, slice(0, 10))):  # AU7 at the eyes, AU4 at the brows
+        rows = np.flatnonzero(samm & (composite.au_mask[:, au] > 0))
+        moved, detected = _au_motion_at(composite, rows, au, tokens), _au_motion_at(apex, rows, au, tokens)
+        assert moved > 0.5 and moved > 3 * detected, (au, moved, detected)
+    # CASME II, the reference frame, already has its AU motion at its points
+    rows = np.flatnonzero((composite.dataset == "casme2") & (composite.au_mask[:, 2] > 0))
+    assert _au_motion_at(composite, rows, 2, slice(0, 10)) > 0.5
+
+
+def test_unknown_landmark_frame_is_an_error(shared_root, cache_dir):
+    with pytest.raises(ValueError, match="landmark_frame 'face'"):
+        load_megc2019_composite(cache_dir=cache_dir, landmark_frame="face")
+
+
+def test_run_configs_from_before_the_landmark_fix_load_apex_landmarks(monkeypatch):
+    import ml_collections
+
+    import data_pipelines.datasets as datasets
+    from fedpsyau_jax import api
+
+    class Loaded(Exception):
+        pass
+
+    def fake_load(name, **kw):
+        raise Loaded(kw["landmark_frame"])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    for kwargs, frame in (({}, "apex"), ({"landmark_frame": "flow"}, "flow")):
+        cfg = ml_collections.ConfigDict({"data": {"name": "megc2019_composite", "root": None, "kwargs": kwargs}})
+        with pytest.raises(Loaded, match=frame):
+            api.load_samples(cfg)
 
 
 def test_au_labels(composite):

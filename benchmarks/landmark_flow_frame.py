@@ -1,0 +1,156 @@
+"""Do the composite's landmarks sit on the faces of the flows they index? (issue 26)
+
+    python benchmarks/landmark_flow_frame.py [--png benchmarks/landmark_flow_frame.png]
+
+The MEGC2019 composite's landmarks are detected on the apex face crops and the ROI
+windows are cut from the released 28-px flows at those points. That is only right if
+both images were cut from the same face box. This script measures it without labels:
+
+1. A motion image per dataset: the mean over its samples of |u - median u| + |v -
+   median v| plus the strain channel, each normalised by its own mean (the face's
+   eyes, brows and mouth move; the background does not).
+2. Each dataset's motion image is registered onto the CASME II one (per-axis scale
+   and shift, coarse-to-fine grid search on normalised cross-correlation). CASME II
+   is the reference because its landmarks sit on its motion (the AU maps of the
+   figure show it).
+3. The map that takes the dataset's mean landmarks (apex frame) onto the registered
+   CASME II mean landmarks, fitted per axis by least squares, is printed in the 128-px
+   landmark frame: the numbers ``data_pipelines.megc2019_composite.FLOW_FRAME`` uses.
+
+The figure (labels used only to draw it, not to fit anything): per dataset and a few
+AUs, the motion of AU-positive minus AU-negative samples, with the mean landmarks as
+detected (black) and as mapped (green). Brow AUs should light up at the brow points,
+AU7 at the eyes, AU12/AU14 beside the mouth corners.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from data_pipelines.megc2019_composite import CROP_SIZE, load_megc2019_composite
+
+SIDE = 28
+
+
+def motion_image(flow28: np.ndarray) -> np.ndarray:
+    f = np.asarray(flow28, np.float64)
+    dev = np.abs(f[..., :2] - np.median(f[..., :2], axis=(1, 2), keepdims=True)).sum(-1)
+    strain = f[..., 2]
+    return (dev / dev.mean((1, 2), keepdims=True)).mean(0) + (strain / strain.mean((1, 2), keepdims=True)).mean(0)
+
+
+def _warp(img: np.ndarray, sx: float, sy: float, tx: float, ty: float) -> np.ndarray:
+    """``img`` sampled at (sx x + tx, sy y + ty) for every pixel (x, y) of the reference."""
+    import cv2
+
+    m = np.array([[sx, 0.0, tx], [0.0, sy, ty]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(img.astype(np.float32), m, (SIDE, SIDE), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a[2:-2, 2:-2].ravel(), b[2:-2, 2:-2].ravel()  # the border is replicated, not seen
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+def register(img: np.ndarray, ref: np.ndarray) -> tuple[tuple[float, float, float, float], float]:
+    """Per-axis (sx, sy, tx, ty) maximising the NCC of ``img`` warped onto ``ref``."""
+    best, score = (1.0, 1.0, 0.0, 0.0), _ncc(img, ref)
+    for ds, dt, n in ((0.05, 1.0, 6), (0.02, 0.4, 3), (0.01, 0.2, 2)):
+        centre = best
+        for sx in centre[0] + ds * np.arange(-n, n + 1):
+            for sy in centre[1] + ds * np.arange(-n, n + 1):
+                for tx in centre[2] + dt * np.arange(-n, n + 1):
+                    for ty in centre[3] + dt * np.arange(-n, n + 1):
+                        c = _ncc(_warp(img, sx, sy, tx, ty), ref)
+                        if c > score:
+                            best, score = (float(sx), float(sy), float(tx), float(ty)), c
+    return best, score
+
+
+def frame_maps(samples) -> dict[str, dict]:
+    """Per dataset: the registration, its NCC before and after, and the landmark map
+    (a_x, b_x, a_y, b_y) in the 128-px frame."""
+    ds = np.asarray(samples.dataset).astype(str)
+    lm = np.asarray(samples.landmarks, np.float64) * SIDE / CROP_SIZE
+    ref = motion_image(samples.flow28[ds == "casme2"])
+    ref_lm = lm[ds == "casme2"].mean(0)
+    out = {}
+    for d in sorted(set(ds) - {"casme2"}):
+        img = motion_image(samples.flow28[ds == d])
+        (sx, sy, tx, ty), score = register(img, ref)
+        target = np.stack([sx * ref_lm[:, 0] + tx, sy * ref_lm[:, 1] + ty], 1)
+        src = lm[ds == d].mean(0)
+        ax, bx = np.polyfit(src[:, 0], target[:, 0], 1)
+        ay, by = np.polyfit(src[:, 1], target[:, 1], 1)
+        k = CROP_SIZE / SIDE
+        out[d] = {
+            "registration": (sx, sy, tx, ty),
+            "ncc_identity": _ncc(img, ref),
+            "ncc_registered": score,
+            "map128": (float(ax), float(bx * k), float(ay), float(by * k)),
+            "max_shift_px28": float(np.abs(np.stack([ax * src[:, 0] + bx, ay * src[:, 1] + by], 1) - src).max()),
+        }
+    return out
+
+
+def figure(samples, maps: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = np.asarray(samples.dataset).astype(str)
+    lm = np.asarray(samples.landmarks, np.float64) * SIDE / CROP_SIZE
+    au, m = np.asarray(samples.au), np.asarray(samples.au_mask)
+    aus = {0: "AU1", 2: "AU4", 5: "AU7", 8: "AU12", 9: "AU14", 11: "AU17"}
+    rows = ("casme2", "samm")
+    fig, axes = plt.subplots(len(rows), len(aus), figsize=(3 * len(aus), 3.2 * len(rows)))
+    for r, d in enumerate(rows):
+        mean_lm = lm[ds == d].mean(0)
+        for c, (j, name) in enumerate(aus.items()):
+            ax = axes[r, c]
+            k = (ds == d) & (m[:, j] > 0)
+            pos, neg = k & (au[:, j] > 0.5), k & (au[:, j] < 0.5)
+            diff = motion_image(samples.flow28[pos]) - motion_image(samples.flow28[neg])
+            v = np.abs(diff).max()
+            ax.imshow(diff, cmap="RdBu_r", vmin=-v, vmax=v)
+            ax.scatter(mean_lm[:, 0], mean_lm[:, 1], s=5, c="k", label="as detected")
+            if d in maps:
+                a_x, b_x, a_y, b_y = maps[d]["map128"]
+                k28 = SIDE / CROP_SIZE
+                ax.scatter(a_x * mean_lm[:, 0] + b_x * k28, a_y * mean_lm[:, 1] + b_y * k28, s=5, c="lime", label="mapped")
+            ax.set_title(f"{d} {name}: positives - negatives ({int(pos.sum())}+)", fontsize=9)
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[1, 0].legend(loc="lower left", fontsize=7)
+    fig.suptitle("Flow motion of AU-positive minus AU-negative samples, with the mean landmarks")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--png", help="write the AU motion figure here")
+    args = ap.parse_args(argv)
+    samples = load_megc2019_composite(landmark_frame="apex")
+    maps = frame_maps(samples)
+    for d, v in maps.items():
+        sx, sy, tx, ty = v["registration"]
+        print(
+            f"{d}: NCC with CASME II {v['ncc_identity']:.3f} -> {v['ncc_registered']:.3f} "
+            f"(x {sx:.3f}·x{tx:+.2f}, y {sy:.3f}·y{ty:+.2f}, 28-px units); landmark map (128-px frame) "
+            f"a_x {v['map128'][0]:.3f} b_x {v['map128'][1]:+.2f} a_y {v['map128'][2]:.3f} b_y {v['map128'][3]:+.2f}; "
+            f"largest move {v['max_shift_px28']:.2f} px of 28"
+        )
+    if args.png:
+        figure(samples, maps, args.png)
+        print(f"figure: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
