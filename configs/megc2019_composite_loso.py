@@ -10,7 +10,10 @@ Data: the released composite (28×28 flows + apex faces) read from the shared da
 folder at run time (``FEDPSYAU_SHARED_DATA``); AU labels from the CASME II / SAMM
 sheets, none for SMIC. D is recomputed from each fold's training subjects (pairwise
 masks). Results are taken at the fixed last epoch; no setting was chosen on a test
-subject.
+subject. data.kwargs.landmark_frame flow — a data fix, not a setting (issue #26): the
+SAMM landmarks are moved into the frame of the SAMM flows, which were cut from another
+face box than the apex crops the landmarks come from (measured without labels,
+benchmarks/landmark_flow_frame.py). Runs before it: --config.data.kwargs.landmark_frame=apex.
 
 Settings and how each was fixed (SELECTION = chosen on validation subjects carved from
 the training subjects of 2 outer folds, ``scripts/select_settings.py``, numbers in
