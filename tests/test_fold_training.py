@@ -209,6 +209,10 @@ def test_fingerprint_ignores_how_often_a_run_saves():
     assert settings_fingerprint(s, {"pretrain": {**pre, "subject_folds": 0, "au_calibration": "thresholds"}}) == before
     assert settings_fingerprint(s, {"pretrain": {**pre, "subject_folds": 5}}) != before
     assert settings_fingerprint(s, {"pretrain": {**pre, "au_calibration": "platt"}}) != before
+    data = {"name": "megc2019_composite", "kwargs": {}}
+    before = settings_fingerprint(s, {"data": data})
+    assert settings_fingerprint(s, {"data": {**data, "kwargs": {"landmark_frame": "apex"}}}) == before
+    assert settings_fingerprint(s, {"data": {**data, "kwargs": {"landmark_frame": "flow"}}}) != before
 
 
 def test_shared_fold_rng_gives_every_fold_the_same_random_streams():

@@ -420,7 +420,12 @@ def chunk_folds(folds: list[Fold], chunk: int) -> list[list[Fold]]:
 # Options added after runs had been saved, with the default that reproduces the older
 # behaviour: at that default they are left out of the fingerprint (at any depth), so
 # those runs keep theirs.
-OPTIONS_ADDED_LATER = {"fold_rng": "per_fold", "subject_folds": 0, "au_calibration": "thresholds"}
+OPTIONS_ADDED_LATER = {
+    "fold_rng": "per_fold",
+    "subject_folds": 0,
+    "au_calibration": "thresholds",
+    "landmark_frame": "apex",  # data.kwargs of the MEGC2019 composite
+}
 
 
 def _without_later_defaults(x):
