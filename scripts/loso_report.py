@@ -20,7 +20,8 @@ also compared with the probe by a paired subject bootstrap of the mean AUC and F
 Beside the pooled AUC the table gives the within-subject AUC
 (``metrics.au_within_subject_auc``: pairs of one subject only, the part of the pooled
 AUC that does not depend on how the 52 fold models' score scales agree) and every
-detector's F1 at the probe's threshold 0.5.
+detector's F1 at the probe's threshold 0.5. A second table splits the same figures by
+source dataset (CASME II, SAMM): the heads and the probe can win on different ones.
 """
 from __future__ import annotations
 
@@ -98,6 +99,20 @@ def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
     out.append("\n(per AU: F1 / ROC AUC. Within-subject AUC: only pairs of samples of the same subject, so "
                "score-scale differences between the folds' models do not count; F1 at 0.5: every detector "
                "at the probe's threshold.)")
+    datasets = np.asarray(samples.dataset)[idx][known].astype(str)
+    if len(np.unique(datasets)) > 1:
+        out += ["\nBy source dataset (pooled AUC / within-subject AUC / mean F1 / F1 at 0.5):\n",
+                "| detector | " + " | ".join(np.unique(datasets)) + " |", "|---" * (1 + len(np.unique(datasets))) + "|"]
+        for name, (prob, dec) in detectors.items():
+            cells = []
+            for ds in np.unique(datasets):
+                k = datasets == ds
+                d = (prob[known][k] >= 0.5) if dec is None else dec[known][k] > 0.5
+                sc = au_detection_scores(au_t[k], au_m[k], prob[known][k], decisions=d)
+                w = au_within_subject_auc(au_t[k], au_m[k], prob[known][k], subj[k])["mean_auc"]
+                half = au_detection_scores(au_t[k], au_m[k], prob[known][k])["mean_f1"]
+                cells.append(f"{sc['mean_auc']:.3f} / {w:.3f} / {sc['mean_f1']:.3f} / {half:.3f}")
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
     probe = detectors.get(PROBE)
     if probe is not None:
         for name, (prob, dec) in detectors.items():
