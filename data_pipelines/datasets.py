@@ -46,6 +46,17 @@ def read_records(name: str, root: Path | None, **reader_kw) -> list[ClipRecord]:
     return get_reader(name)(Path(root), **reader_kw)
 
 
+# Loader arguments added after run configs had been saved, with the value those runs
+# were trained with: a saved config without them loads the data its models saw.
+SAVED_CONFIG_DEFAULTS: dict[str, dict[str, object]] = {"megc2019_composite": {"landmark_frame": "apex"}}
+
+
+def config_loader_kwargs(name: str, kw: dict) -> dict:
+    """``kw`` of a config's data section, with ``SAVED_CONFIG_DEFAULTS`` filled in where
+    the config does not say (the configs in configs/ say)."""
+    return {**SAVED_CONFIG_DEFAULTS.get(name, {}), **kw}
+
+
 def load_dataset(name: str, root: Path | None = None, cache_dir: Path | None = None, **kw) -> MESamples:
     """Model-ready samples of a dataset.
 

@@ -461,5 +461,6 @@ def to_flow_frame(s: MESamples) -> MESamples:
         inside = np.clip(moved, 0.0, CROP_SIZE - 1.0)
         clamped += int((inside != moved).any(axis=(1, 2)).sum())
         lm[k] = inside
-    meta = dict(s.meta, landmark_frame={"frame": "flow", "maps": FLOW_FRAME, "clamped": clamped})
+    maps = {k: list(v) for k, v in FLOW_FRAME.items()}
+    meta = dict(s.meta, landmark_frame={"frame": "flow", "maps": maps, "clamped": clamped})
     return dataclasses.replace(s, landmarks=lm, meta=meta)

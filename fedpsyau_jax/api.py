@@ -89,21 +89,18 @@ def fold_mesh(cfg):
 
 
 def load_samples(cfg) -> MESamples:
-    """The dataset named by ``cfg.data`` (name, root, cache_dir, kwargs). For the MEGC2019
-    composite, a config without ``data.kwargs.landmark_frame`` (saved before that option)
-    means "apex", the landmarks its runs were trained with."""
-    from data_pipelines.datasets import load_dataset
+    """The dataset named by ``cfg.data`` (name, root, cache_dir, kwargs). A loader argument
+    added after a run config was saved takes the value that run was trained with
+    (``datasets.SAVED_CONFIG_DEFAULTS``: a composite config without
+    ``data.kwargs.landmark_frame`` means "apex")."""
+    from data_pipelines.datasets import config_loader_kwargs, load_dataset
 
     d = cfg.data
     root = Path(d.root) if d.get("root") else None
     cache = Path(d.cache_dir) if d.get("cache_dir") else None
     kw = d.get("kwargs") or {}
     kw = kw.to_dict() if hasattr(kw, "to_dict") else dict(kw)
-    if d.name == "megc2019_composite":
-        # a run config saved before the landmark fix (issue 26) loads the landmarks its
-        # models were trained on; the configs in configs/ say "flow"
-        kw.setdefault("landmark_frame", "apex")
-    samples = load_dataset(d.name, root=root, cache_dir=cache, **kw)
+    samples = load_dataset(d.name, root=root, cache_dir=cache, **config_loader_kwargs(d.name, kw))
     only = d.get("only_au_labelled", False)
     if only:  # AU pre-training: keep only frames with AU labels (paper §5.1)
         keep = samples.au_mask.sum(axis=1) > 0

@@ -103,11 +103,16 @@ def test_run_configs_from_before_the_landmark_fix_load_apex_landmarks(monkeypatc
     def fake_load(name, **kw):
         raise Loaded(kw["landmark_frame"])
 
+    from fedpsyau_jax.federated import experiment
+
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     for kwargs, frame in (({}, "apex"), ({"landmark_frame": "flow"}, "flow")):
         cfg = ml_collections.ConfigDict({"data": {"name": "megc2019_composite", "root": None, "kwargs": kwargs}})
         with pytest.raises(Loaded, match=frame):
             api.load_samples(cfg)
+        fl_cfg = ml_collections.ConfigDict({"data": {"name": "megc2019_composite", "root": "", "cache_dir": "", "kw": kwargs}})
+        with pytest.raises(Loaded, match=frame):
+            experiment.load_samples(fl_cfg)
 
 
 def test_au_labels(composite):

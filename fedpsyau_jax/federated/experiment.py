@@ -97,7 +97,7 @@ def client_mesh_of(cfg):
 
 
 def load_samples(cfg):
-    from data_pipelines.datasets import load_dataset
+    from data_pipelines.datasets import config_loader_kwargs, load_dataset
 
     d = cfg.data
     kw = dict(d.kw) if d.get("kw") is not None else {}
@@ -108,7 +108,7 @@ def load_samples(cfg):
             f"config {cfg.get('config_file', '?')}: dataset {d.name!r} needs "
             "data.root (e.g. --set data.root=/path/to/release)"
         )
-    return load_dataset(d.name, root=root, cache_dir=cache, **kw)
+    return load_dataset(d.name, root=root, cache_dir=cache, **config_loader_kwargs(d.name, kw))
 
 
 def split_seeds(cfg, split: str) -> tuple[int, ...]:
