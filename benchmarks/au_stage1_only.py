@@ -24,30 +24,15 @@ import numpy as np
 def main(argv=None) -> int:
     from fedpsyau_jax import api
     from fedpsyau_jax.config_loading import load_config
-    from fedpsyau_jax.training import protocols
-    from fedpsyau_jax.training.batching import device_data
     from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
-    from fedpsyau_jax.training.run_logging import JsonlLog
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True)
     ap.add_argument("--workdir", required=True, type=Path)
     args, overrides = ap.parse_known_args(argv)
     cfg = load_config(args.config, [o.removeprefix("--config.") for o in overrides])
-    if not api._pretrain_epochs(cfg):
-        sys.exit(f"{args.config}: no AU pre-training (pretrain.epochs is 0 or the AU branch is off)")
-    s = api.settings_from_config(cfg)
+    plan = api.pretrain_au(cfg, args.workdir)
     samples = api.load_samples(cfg)
-    model = api._model(cfg, samples)
-    folds = protocols.folds_from_config(cfg, samples)
-    if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
-        folds = folds + [protocols.all_data_fold(len(samples), len(folds))]
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    meta = {"num_classes": samples.num_classes, "class_names": list(samples.class_names), "use_au_branch": True}
-    _, _, plan = api._au_pretraining(
-        cfg, s, model, samples, folds, device_data(samples), args.workdir, meta,
-        JsonlLog(args.workdir / "metrics.jsonl"), True,
-    )
     subj = np.asarray(samples.subject).astype(str)
     parts = sorted((args.workdir / "au_pretrain" / "folds").glob("*_part*/predictions.npz"))
     for h in ("gat", "afe"):

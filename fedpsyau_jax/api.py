@@ -144,6 +144,43 @@ def _abstract_variables(model: FedPsyAU) -> dict:
 
 
 # ------------------------------------------------------------------ train
+def _run_setup(cfg, cfg_dict: dict):
+    """(settings, samples, model, folds incl. the all-data one, checkpoint metadata) of
+    a config: what ``train`` and ``pretrain_au`` share."""
+    s = settings_from_config(cfg)
+    samples = load_samples(cfg)
+    model = _model(cfg, samples)
+    folds = protocols.folds_from_config(cfg, samples)
+    if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
+        folds = folds + [protocols.all_data_fold(len(samples), len(folds))]
+    model_meta = {
+        "num_classes": samples.num_classes,
+        "class_names": list(samples.class_names),
+        "use_au_branch": bool(cfg.model.use_au_branch),
+        **model_options(cfg.model),
+        "config": cfg_dict,
+    }
+    return s, samples, model, folds, model_meta
+
+
+def pretrain_au(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = True):
+    """Stage 1 (AU pre-training) of a config alone, exactly as ``train`` runs it: same
+    plan, settings, fingerprint and checkpoints, in ``workdir/au_pretrain`` (resumable;
+    a later ``train`` in the same workdir reuses it). Returns the ``PretrainPlan``.
+    A config without pre-training is a ``UserError``."""
+    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.training.batching import device_data
+
+    if not _pretrain_epochs(cfg):
+        raise UserError(f"config {cfg.get('config_file', '?')}: no AU pre-training (pretrain.epochs is 0 or the AU branch is off)")
+    workdir = Path(workdir)
+    s, samples, model, folds, model_meta = _run_setup(cfg, cfg.to_dict())
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = JsonlLog(workdir / "metrics.jsonl")
+    _, _, plan = _au_pretraining(cfg, s, model, samples, folds, device_data(samples), workdir, model_meta, log, show_progress)
+    return plan
+
+
 def train(
     cfg: ml_collections.ConfigDict,
     workdir,
@@ -168,21 +205,9 @@ def train(
     cfg_dict = check_train_start(cfg, workdir)
     cfg_path = workdir / "config.json"
 
-    s = settings_from_config(cfg)
-    samples = load_samples(cfg)
-    model = _model(cfg, samples)
-    folds = protocols.folds_from_config(cfg, samples)
+    s, samples, model, folds, model_meta = _run_setup(cfg, cfg_dict)
     eval_folds = [f for f in folds if len(f.test_idx)]
-    if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
-        folds = folds + [protocols.all_data_fold(len(samples), len(folds))]
     priors = {f.index: protocols.fold_prior(cfg.prior.source, samples.au, samples.au_mask, f.train_idx) for f in folds}
-    model_meta = {
-        "num_classes": samples.num_classes,
-        "class_names": list(samples.class_names),
-        "use_au_branch": bool(cfg.model.use_au_branch),
-        **model_options(cfg.model),
-        "config": cfg_dict,
-    }
     fingerprint = settings_fingerprint(
         s,
         {

@@ -343,6 +343,33 @@ def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
     assert done[0]["stage1_folds"] == 2
 
 
+def test_stage1_alone_saves_models_that_reload_as_trained_and_train_reuses_it(tmp_path):
+    """``api.pretrain_au``: the stage-1 models carry the config's network options (here
+    ROIs from the 28-px flow, not the default), so ``load_model`` rebuilds the network
+    that was trained and reproduces the stored held-out probabilities; a later ``train``
+    in the same workdir does not train stage 1 again."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
+    from fedpsyau_jax.training.run_logging import read_jsonl
+
+    cfg = _shared_stage1_config("model.roi_source=flow28", "export.final_model=none")
+    wd = tmp_path / "run"
+    plan = api.pretrain_au(cfg, wd, show_progress=False)
+    samples = api.load_samples(cfg)
+    parts = sorted((wd / "au_pretrain" / "folds").glob("*_part*"))
+    assert len(parts) == len(plan.folds) == 2
+    for d in parts:
+        z = np.load(d / "predictions.npz")
+        model, v, meta = api.load_model(d / MODEL_CHECKPOINT)
+        assert model.roi_source == "flow28"
+        batch = {k: getattr(samples, k)[z["test_idx"]] for k in ("flow128", "flow28", "landmarks")}
+        np.testing.assert_allclose(api.model_probabilities(model, v, meta, batch)[1], z["au_prob_gat"], atol=1e-5)
+    epochs = lambda: sum(e["event"] == "pretrain_epoch" for e in read_jsonl(wd / "metrics.jsonl"))
+    before = epochs()
+    api.train(cfg, wd, verbose=False, show_progress=False)
+    assert before > 0 and epochs() == before
+
+
 def test_shared_pretraining_needs_more_subjects_than_parts_and_thresholds_take_any_grid():
     from fedpsyau_jax.errors import UserError
 
