@@ -172,12 +172,16 @@ def pretrain_au(cfg: ml_collections.ConfigDict, workdir, show_progress: bool = T
     from fedpsyau_jax.training.batching import device_data
 
     if not _pretrain_epochs(cfg):
-        raise UserError(f"config {cfg.get('config_file', '?')}: no AU pre-training (pretrain.epochs is 0 or the AU branch is off)")
+        raise UserError(
+            f"config {cfg.get('config_file', '?')}: no AU pre-training (pretrain.epochs is 0 or the AU branch is off)"
+        )
     workdir = Path(workdir)
     s, samples, model, folds, model_meta = _run_setup(cfg, cfg.to_dict())
     workdir.mkdir(parents=True, exist_ok=True)
     log = JsonlLog(workdir / "metrics.jsonl")
-    _, _, plan = _au_pretraining(cfg, s, model, samples, folds, device_data(samples), workdir, model_meta, log, show_progress)
+    _, _, plan = _au_pretraining(
+        cfg, s, model, samples, folds, device_data(samples), workdir, model_meta, log, show_progress
+    )
     return plan
 
 
