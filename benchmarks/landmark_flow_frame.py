@@ -1,6 +1,6 @@
 """Do the composite's landmarks sit on the faces of the flows they index? (issue 26)
 
-    python benchmarks/landmark_flow_frame.py [--png benchmarks/landmark_flow_frame.png]
+    python benchmarks/landmark_flow_frame.py [--png benchmarks/landmark_flow_frame.png] [--roi-probe]
 
 The MEGC2019 composite's landmarks are detected on the apex face crops and the ROI
 windows are cut from the released 28-px flows at those points. That is only right if
@@ -21,6 +21,13 @@ The figure (labels used only to draw it, not to fit anything): per dataset and a
 AUs, the motion of AU-positive minus AU-negative samples, with the mean landmarks as
 detected (black) and as mapped (green). Brow AUs should light up at the brow points,
 AU7 at the eyes, AU12/AU14 beside the mouth corners.
+
+``--roi-probe``: what the branch's input carries, with either set of landmarks. The
+linear AU probe of ``scripts/loso_report.py`` (``training.au_probe``) is fitted on the
+65 ROI windows the branch reads (5×5×3 pixels of the 28-px flow, cut as
+``network.roi_patches`` cuts them) instead of on the whole flow, leave one subject out
+over the AU-labelled subjects; pooled and within-subject AUC and F1 at 0.5 per dataset
+(a few minutes).
 """
 
 from __future__ import annotations
@@ -132,9 +139,46 @@ def figure(samples, maps: dict, path: str) -> None:
     fig.savefig(path, dpi=80)
 
 
+def roi_windows(flow28: np.ndarray, landmarks128: np.ndarray) -> np.ndarray:
+    """(n, 65, 5, 5, 3) windows of ``flow28`` at ``landmarks128`` × 28/128, centred on the
+    rounded point and shifted inside the image (``network.roi_patches`` in numpy)."""
+    from fedpsyau_jax.network.roi_patches import HALF, PATCH
+
+    xy = np.rint(np.asarray(landmarks128) * SIDE / CROP_SIZE).astype(int)
+    col0 = np.clip(xy[..., 0] - HALF, 0, SIDE - PATCH)
+    row0 = np.clip(xy[..., 1] - HALF, 0, SIDE - PATCH)
+    off = np.arange(PATCH)
+    rows = row0[:, :, None, None] + off[None, None, :, None]
+    cols = col0[:, :, None, None] + off[None, None, None, :]
+    return np.asarray(flow28)[np.arange(len(xy))[:, None, None, None], rows, cols]
+
+
+def roi_probe(samples) -> dict[str, tuple[float, float, float]]:
+    """{dataset or "both": (pooled AUC, within-subject AUC, F1 at 0.5)} of the linear
+    probe on the ROI windows, leave one AU-labelled subject out."""
+    from fedpsyau_jax.training.au_probe import fit_predict_probe
+    from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
+
+    subj, ds = np.asarray(samples.subject).astype(str), np.asarray(samples.dataset).astype(str)
+    x = roi_windows(samples.flow28, samples.landmarks)
+    labelled = samples.au_mask.sum(1) > 0
+    prob = np.zeros((len(subj), 12), np.float32)
+    for s in np.unique(subj[labelled]):
+        test = subj == s
+        prob[test] = fit_predict_probe(x[~test], samples.au[~test], samples.au_mask[~test], x[test])
+    out = {}
+    for d in (*sorted(set(ds[labelled])), "both"):
+        k = labelled & ((ds == d) if d != "both" else True)
+        t, m, p = samples.au[k], samples.au_mask[k], prob[k]
+        sc = au_detection_scores(t, m, p)
+        out[d] = (sc["mean_auc"], au_within_subject_auc(t, m, p, subj[k])["mean_auc"], sc["mean_f1"])
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--png", help="write the AU motion figure here")
+    ap.add_argument("--roi-probe", action="store_true", help="the linear AU probe on the ROI windows, both frames")
     args = ap.parse_args(argv)
     samples = load_megc2019_composite(landmark_frame="apex")
     maps = frame_maps(samples)
@@ -149,6 +193,10 @@ def main(argv=None) -> int:
     if args.png:
         figure(samples, maps, args.png)
         print(f"figure: {args.png}")
+    if args.roi_probe:
+        for frame, s in (("apex", samples), ("flow", load_megc2019_composite(landmark_frame="flow"))):
+            cells = [f"{d} {a:.3f}/{w:.3f}/F1 {f:.3f}" for d, (a, w, f) in roi_probe(s).items()]
+            print(f"ROI-window probe, landmarks {frame} (pooled / within AUC / F1 at 0.5): " + " | ".join(cells))
     return 0
 
 
