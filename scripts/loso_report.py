@@ -60,14 +60,12 @@ def pooled(run: Path):
 
 def probe_predictions(samples, folds, idx) -> np.ndarray:
     """Held-out AU probabilities (len(idx), 12) of the linear probe, fitted per fold on
-    that fold's training samples (only folds with AU-labelled test samples)."""
-    from fedpsyau_jax.training.au_probe import fit_predict_probe
-    prob = np.zeros((len(samples.label), 12), np.float32)
-    for f in folds:
-        if (samples.au_mask[f.test_idx].sum(1) > 0).any():
-            prob[f.test_idx] = fit_predict_probe(samples.flow28[f.train_idx], samples.au[f.train_idx],
-                                                 samples.au_mask[f.train_idx], samples.flow28[f.test_idx])
-    return prob[idx]
+    that fold's training samples (only folds with AU-labelled test samples); cached
+    under ``$FEDPSYAU_CACHE/au_probe`` (keyed by the inputs and the folds)."""
+    from data_pipelines.cache_dirs import default_cache_dir
+    from fedpsyau_jax.training.au_probe import probe_predictions as fit
+
+    return fit(samples.flow28, samples.au, samples.au_mask, folds, idx, cache_dir=default_cache_dir() / "au_probe")
 
 
 def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:

@@ -45,6 +45,36 @@ def test_probe_solves_the_balanced_logistic_regression_exactly():
         assert abs(r.sum()) < 1e-3
 
 
+def test_probe_predictions_are_cached_by_their_inputs(tmp_path, monkeypatch):
+    """``au_probe.probe_predictions``: per fold on its training rows; a second call on the
+    same inputs and folds reads the cache without fitting, a changed label fits again."""
+    from fedpsyau_jax.training.protocols import Fold
+
+    x, y = _linear_task(60, d=28 * 28 * 3, seed=2)
+    flow = x.reshape(60, 28, 28, 3)
+    mask = np.ones_like(y)
+    folds = [Fold(i, f"f{i}", np.setdiff1d(np.arange(60), t), t, ()) for i, t in enumerate(np.split(np.arange(60), 3))]
+    idx = np.arange(60)[::-1]
+    first = au_probe.probe_predictions(flow, y, mask, folds, idx, cache_dir=tmp_path)
+    for f in folds:
+        np.testing.assert_allclose(
+            first[np.searchsorted(-idx, -f.test_idx)],
+            au_probe.fit_predict_probe(flow[f.train_idx], y[f.train_idx], mask[f.train_idx], flow[f.test_idx]), atol=1e-6)
+    assert len(list(tmp_path.glob("probe-*.npz"))) == 1
+
+    def no_fit(*a, **k):
+        raise AssertionError("fitted again")
+
+    real_fit = au_probe.fit_predict_probe
+    monkeypatch.setattr(au_probe, "fit_predict_probe", no_fit)
+    np.testing.assert_array_equal(au_probe.probe_predictions(flow, y, mask, folds, idx, cache_dir=tmp_path), first)
+    monkeypatch.setattr(au_probe, "fit_predict_probe", real_fit)
+    y2 = y.copy()
+    y2[0, 0] = 1 - y2[0, 0]
+    au_probe.probe_predictions(flow, y2, mask, folds, idx, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("probe-*.npz"))) == 2
+
+
 def test_probe_ranks_held_out_linear_signal_and_ignores_unlabelled_samples():
     x, y = _linear_task(300, seed=1)
     mask = np.ones_like(y)

@@ -113,3 +113,54 @@ def fit_predict_probe(
         jnp.float32(c),
     )
     return np.asarray(p, np.float32)[:t]
+
+
+# Bump when the probe's fit changes: part of the cache key of ``probe_predictions``.
+PROBE_VERSION = "au-probe-v1"
+
+
+def _probe_key(flow28, au, au_mask, folds, idx, c: float) -> str:
+    import hashlib
+
+    h = hashlib.sha256(f"{PROBE_VERSION} C={c!r}".encode())
+    for a in (flow28, au, au_mask):
+        h.update(np.ascontiguousarray(a, np.float32).tobytes())
+    for f in folds:
+        h.update(np.asarray(f.train_idx, np.int64).tobytes() + b"|" + np.asarray(f.test_idx, np.int64).tobytes() + b";")
+    h.update(np.asarray(idx, np.int64).tobytes())
+    return h.hexdigest()[:24]
+
+
+def probe_predictions(flow28, au, au_mask, folds, idx, cache_dir=None, c: float = 1.0) -> np.ndarray:
+    """Held-out AU probabilities (len(idx), 12) of the probe, fitted per fold on that
+    fold's training samples (only folds with AU-labelled test samples; other rows 0).
+
+    flow28 (N, 28, 28, 3), au / au_mask (N, 12), ``folds`` with ``train_idx`` and
+    ``test_idx``, ``idx`` the rows wanted. With ``cache_dir`` the result is kept as an
+    .npz keyed by a hash of everything it depends on (flows, labels, masks, every fold's
+    rows, ``idx``, C and ``PROBE_VERSION``), written atomically: a second report on the
+    same folds does not fit the probes again, and changed inputs never reuse it."""
+    from pathlib import Path
+
+    from fedpsyau_jax.atomic_files import save_npz_atomic
+
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"probe-{_probe_key(flow28, au, au_mask, folds, idx, c)}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    return z["prob"]
+            except (OSError, ValueError, KeyError):  # unreadable: fit again and overwrite
+                pass
+    prob = np.zeros((len(au), 12), np.float32)
+    for f in folds:
+        if (np.asarray(au_mask)[f.test_idx].sum(1) > 0).any():
+            prob[f.test_idx] = fit_predict_probe(
+                flow28[f.train_idx], au[f.train_idx], au_mask[f.train_idx], flow28[f.test_idx], c
+            )
+    out = prob[np.asarray(idx)]
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_npz_atomic(path, {"prob": out})
+    return out
