@@ -62,7 +62,7 @@ import numpy as np
 from data_pipelines.au_parse import au_targets
 from data_pipelines.label_maps import MEGC3_CLASSES
 from fedpsyau_jax.atomic_files import save_npz_atomic
-from fedpsyau_jax.errors import InputDataError, InputFileError
+from fedpsyau_jax.errors import InputDataError, InputFileError, unknown_name
 from fedpsyau_jax.network.keypoints import dlib68_to_65
 from fedpsyau_jax.sample_arrays import MESamples
 
@@ -418,7 +418,7 @@ def load_megc2019_composite(
     from fedpsyau_jax.shared_data import shared_path
 
     if landmark_frame not in LANDMARK_FRAMES:
-        raise ValueError(f"landmark_frame {landmark_frame!r}: choose from {', '.join(LANDMARK_FRAMES)}")
+        raise unknown_name("data.kwargs.landmark_frame", landmark_frame, LANDMARK_FRAMES)
     root = Path(root) if root is not None else shared_path("megc2019_htnet")
     if not root.is_dir():
         raise InputFileError(f"MEGC2019 composite root {root}: does not exist (or is not a folder)")

@@ -87,8 +87,10 @@ def test_samm_landmarks_moved_into_the_flow_frame(composite, cache_dir):
 
 
 def test_unknown_landmark_frame_is_an_error(shared_root, cache_dir):
-    with pytest.raises(ValueError, match="landmark_frame 'face'"):
-        load_megc2019_composite(cache_dir=cache_dir, landmark_frame="face")
+    from fedpsyau_jax.errors import NameChoiceError
+
+    with pytest.raises(NameChoiceError, match="landmark_frame 'flows': unknown name; choose from flow, apex"):
+        load_megc2019_composite(cache_dir=cache_dir, landmark_frame="flows")
 
 
 def test_run_configs_from_before_the_landmark_fix_load_apex_landmarks(monkeypatch):
