@@ -37,72 +37,8 @@ import sys
 
 import numpy as np
 
+from data_pipelines.landmark_frame import SIDE, frame_maps, motion_image
 from data_pipelines.megc2019_composite import CROP_SIZE, load_megc2019_composite
-
-SIDE = 28
-
-
-def motion_image(flow28: np.ndarray) -> np.ndarray:
-    f = np.asarray(flow28, np.float64)
-    dev = np.abs(f[..., :2] - np.median(f[..., :2], axis=(1, 2), keepdims=True)).sum(-1)
-    strain = f[..., 2]
-    return (dev / dev.mean((1, 2), keepdims=True)).mean(0) + (strain / strain.mean((1, 2), keepdims=True)).mean(0)
-
-
-def _warp(img: np.ndarray, sx: float, sy: float, tx: float, ty: float) -> np.ndarray:
-    """``img`` sampled at (sx x + tx, sy y + ty) for every pixel (x, y) of the reference."""
-    import cv2
-
-    m = np.array([[sx, 0.0, tx], [0.0, sy, ty]])
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    return cv2.warpAffine(img.astype(np.float32), m, (SIDE, SIDE), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a[2:-2, 2:-2].ravel(), b[2:-2, 2:-2].ravel()  # the border is replicated, not seen
-    a, b = a - a.mean(), b - b.mean()
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
-
-
-def register(img: np.ndarray, ref: np.ndarray) -> tuple[tuple[float, float, float, float], float]:
-    """Per-axis (sx, sy, tx, ty) maximising the NCC of ``img`` warped onto ``ref``."""
-    best, score = (1.0, 1.0, 0.0, 0.0), _ncc(img, ref)
-    for ds, dt, n in ((0.05, 1.0, 6), (0.02, 0.4, 3), (0.01, 0.2, 2)):
-        centre = best
-        for sx in centre[0] + ds * np.arange(-n, n + 1):
-            for sy in centre[1] + ds * np.arange(-n, n + 1):
-                for tx in centre[2] + dt * np.arange(-n, n + 1):
-                    for ty in centre[3] + dt * np.arange(-n, n + 1):
-                        c = _ncc(_warp(img, sx, sy, tx, ty), ref)
-                        if c > score:
-                            best, score = (float(sx), float(sy), float(tx), float(ty)), c
-    return best, score
-
-
-def frame_maps(samples) -> dict[str, dict]:
-    """Per dataset: the registration, its NCC before and after, and the landmark map
-    (a_x, b_x, a_y, b_y) in the 128-px frame."""
-    ds = np.asarray(samples.dataset).astype(str)
-    lm = np.asarray(samples.landmarks, np.float64) * SIDE / CROP_SIZE
-    ref = motion_image(samples.flow28[ds == "casme2"])
-    ref_lm = lm[ds == "casme2"].mean(0)
-    out = {}
-    for d in sorted(set(ds) - {"casme2"}):
-        img = motion_image(samples.flow28[ds == d])
-        (sx, sy, tx, ty), score = register(img, ref)
-        target = np.stack([sx * ref_lm[:, 0] + tx, sy * ref_lm[:, 1] + ty], 1)
-        src = lm[ds == d].mean(0)
-        ax, bx = np.polyfit(src[:, 0], target[:, 0], 1)
-        ay, by = np.polyfit(src[:, 1], target[:, 1], 1)
-        k = CROP_SIZE / SIDE
-        out[d] = {
-            "registration": (sx, sy, tx, ty),
-            "ncc_identity": _ncc(img, ref),
-            "ncc_registered": score,
-            "map128": (float(ax), float(bx * k), float(ay), float(by * k)),
-            "max_shift_px28": float(np.abs(np.stack([ax * src[:, 0] + bx, ay * src[:, 1] + by], 1) - src).max()),
-        }
-    return out
 
 
 def figure(samples, maps: dict, path: str) -> None:
@@ -130,7 +66,9 @@ def figure(samples, maps: dict, path: str) -> None:
             if d in maps:
                 a_x, b_x, a_y, b_y = maps[d]["map128"]
                 k28 = SIDE / CROP_SIZE
-                ax.scatter(a_x * mean_lm[:, 0] + b_x * k28, a_y * mean_lm[:, 1] + b_y * k28, s=5, c="lime", label="mapped")
+                ax.scatter(
+                    a_x * mean_lm[:, 0] + b_x * k28, a_y * mean_lm[:, 1] + b_y * k28, s=5, c="lime", label="mapped"
+                )
             ax.set_title(f"{d} {name}: positives - negatives ({int(pos.sum())}+)", fontsize=9)
             ax.set_xticks([]), ax.set_yticks([])
     axes[1, 0].legend(loc="lower left", fontsize=7)
@@ -140,17 +78,10 @@ def figure(samples, maps: dict, path: str) -> None:
 
 
 def roi_windows(flow28: np.ndarray, landmarks128: np.ndarray) -> np.ndarray:
-    """(n, 65, 5, 5, 3) windows of ``flow28`` at ``landmarks128`` × 28/128, centred on the
-    rounded point and shifted inside the image (``network.roi_patches`` in numpy)."""
-    from fedpsyau_jax.network.roi_patches import HALF, PATCH
+    """(n, 65, 5, 5, 3) windows the branch reads with ``model.roi_source=flow28``."""
+    from fedpsyau_jax.network.roi_patches import cut_patches_batch
 
-    xy = np.rint(np.asarray(landmarks128) * SIDE / CROP_SIZE).astype(int)
-    col0 = np.clip(xy[..., 0] - HALF, 0, SIDE - PATCH)
-    row0 = np.clip(xy[..., 1] - HALF, 0, SIDE - PATCH)
-    off = np.arange(PATCH)
-    rows = row0[:, :, None, None] + off[None, None, :, None]
-    cols = col0[:, :, None, None] + off[None, None, None, :]
-    return np.asarray(flow28)[np.arange(len(xy))[:, None, None, None], rows, cols]
+    return np.asarray(cut_patches_batch(np.asarray(flow28, np.float32), np.asarray(landmarks128) * SIDE / CROP_SIZE))
 
 
 def roi_probe(samples) -> dict[str, tuple[float, float, float]]:

@@ -23,12 +23,12 @@ What we compute:
   they index. The released SAMM flows were cut from a different face box than the SAMM
   apex crops: their face sits about 3 px (of 28) higher and is about 18 % taller, so
   apex-face landmarks put the brow and eye ROI windows on the eyes and cheeks. SAMM
-  landmarks are therefore mapped per axis by ``FLOW_FRAME["samm"]`` (measured without
-  labels by ``benchmarks/landmark_flow_frame.py``: the SAMM mean motion image
-  registered onto the CASME II one, whose landmarks sit on its motion), then clamped
-  again. CASME II and SMIC stay as detected (the same registration moves SMIC by under
-  one flow pixel). ``"apex"`` keeps the landmarks as detected on the apex crops (runs
-  from before the fix, issue 26).
+  landmarks are therefore mapped per axis by ``FLOW_FRAME["samm"]``, measured without
+  labels by ``landmark_frame.frame_maps`` (the SAMM mean motion image registered onto
+  the CASME II one, whose landmarks sit on its motion; printed by
+  ``benchmarks/landmark_flow_frame.py``), then clamped again. CASME II and SMIC stay as
+  detected (the same registration moves SMIC by under one flow pixel). ``"apex"`` keeps
+  the landmarks as detected on the apex crops (runs from before the fix, issue 26).
 - AU labels: CASME II and SAMM rows of the coding sheets joined on (subject,
   filename); SMIC has no AU coding (mask 0), and neither has an unmatched sample.
   The sheets are required (the sibling ``annotations/`` folder, or ``annotations=``):
@@ -75,7 +75,7 @@ DETECTOR_UPSAMPLE = 1
 # Bump when the processing below changes: part of the cache key.
 PROCESSING_VERSION = "megc2019-composite-v1"
 # Per dataset, (a_x, b_x, a_y, b_y) mapping apex-crop landmarks (128 frame) into the
-# flow's frame: x' = a_x x + b_x, y' = a_y y + b_y (benchmarks/landmark_flow_frame.py).
+# flow's frame: x' = a_x x + b_x, y' = a_y y + b_y (landmark_frame.frame_maps).
 FLOW_FRAME: dict[str, tuple[float, float, float, float]] = {"samm": (1.000, -2.67, 1.155, -24.20)}
 LANDMARK_FRAMES = ("flow", "apex")
 _DATASET_ALIASES = {"casme2": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic", "smichs": "smic"}

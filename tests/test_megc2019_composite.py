@@ -54,13 +54,12 @@ def test_landmarks_inside_frame_and_plausible(composite):
 
 
 def _au_motion_at(s, rows, au: int, tokens: slice) -> float:
-    """Mean flow motion of AU-positive minus AU-negative samples (normalised per sample,
-    as in benchmarks/landmark_flow_frame.py), read at the 28-px pixels of ``tokens``."""
-    f = s.flow28[rows].astype(np.float64)
-    dev = np.abs(f[..., :2] - np.median(f[..., :2], axis=(1, 2), keepdims=True)).sum(-1)
-    energy = dev / dev.mean((1, 2), keepdims=True)
+    """Motion of AU-positive minus AU-negative samples (``landmark_frame.motion_image``),
+    read at the 28-px pixels of ``tokens``."""
+    from data_pipelines.landmark_frame import motion_image
+
     pos = s.au[rows, au] > 0.5
-    diff = energy[pos].mean(0) - energy[~pos].mean(0)
+    diff = motion_image(s.flow28[rows][pos]) - motion_image(s.flow28[rows][~pos])
     p = np.clip(np.rint(s.landmarks[rows][:, tokens] * 28 / 128).astype(int), 0, 27)
     return float(diff[p[..., 1], p[..., 0]].mean())
 
@@ -84,6 +83,17 @@ def test_samm_landmarks_moved_into_the_flow_frame(composite, cache_dir):
     # CASME II, the reference frame, already has its AU motion at its points
     rows = np.flatnonzero((composite.dataset == "casme2") & (composite.au_mask[:, 2] > 0))
     assert _au_motion_at(composite, rows, 2, slice(0, 10)) > 0.5
+
+
+def test_flow_frame_constant_is_what_the_label_free_measurement_gives(cache_dir):
+    """``FLOW_FRAME["samm"]`` is the registration's result, not a hand-tuned number; SMIC's
+    map moves no point by a flow pixel (so it is left as detected)."""
+    from data_pipelines.landmark_frame import frame_maps
+
+    maps = frame_maps(load_megc2019_composite(cache_dir=cache_dir, landmark_frame="apex"))
+    np.testing.assert_allclose(maps["samm"]["map128"], FLOW_FRAME["samm"], atol=0.01)
+    assert maps["samm"]["ncc_registered"] > maps["samm"]["ncc_identity"] + 0.03
+    assert maps["smic"]["max_shift_px28"] < 1.0
 
 
 def test_unknown_landmark_frame_is_an_error(shared_root, cache_dir):
