@@ -51,7 +51,8 @@ def load(d):
     v, meta = restore_checkpoint(d, MODEL_CHECKPOINT, TARGET)
     return v
 p = cfg.pretrain
-plan = plan_pretraining(folds, samples.subject, samples.au_mask, float(p.val_fraction), int(cfg.seed), int(p.get("subject_folds", 0)))
+plan = plan_pretraining(folds, samples.subject, samples.au_mask, float(p.val_fraction), int(cfg.seed), int(p.get("subject_folds", 0)),
+                        samples.dataset if str(p.get("part_balance", "none")) == "dataset" else None)
 Z, T = [], []
 zval = {}
 for f in folds:

@@ -57,6 +57,13 @@ AU branch (issue #26, benchmarks/RESULTS.md "Why the AU branch did not learn AUs
   chooses thresholds on the other subjects of that part. Same 80 / 20 roles as before, about
   a tenth of the stage-1 cost. The earlier run's per-fold stage 1:
   --config.pretrain.subject_folds=0 (benchmarks/loso_runs/megc2019_loso_au).
+- pretrain.part_balance dataset — A PRIORI (stratified folds), set after the runs with
+  random parts: dealt at random, the five parts differed in their dataset mix (seed 0:
+  71 CASME II + 15 SAMM samples in one part, 4 + 38 in another), so each stage-1 model
+  learnt on another mix and put its AU scores on another scale (benchmarks/RESULTS.md,
+  "Where the between-model gap sits"). Each dataset's samples are now spread evenly over
+  the parts. The runs before it: --config.pretrain.part_balance=none
+  (megc2019_loso_au_shared, _platt, _flowframe, _flowframe_seed1).
 - pretrain.au_calibration thresholds (default) — measured, not adopted: ``platt`` (the
   subjects on which a fold's thresholds are chosen also stay out of stage 2's AU loss and
   of D, and per-AU balanced Platt maps fitted on them calibrate the final heads) was
@@ -103,6 +110,7 @@ def get_config():
     c.pretrain.au_pos_weight = "balanced"
     c.pretrain.val_fraction = 0.2
     c.pretrain.subject_folds = 5
+    c.pretrain.part_balance = "dataset"
     c.export.final_model = "all_data"
     c.runtime.fold_chunk = 1
     c.runtime.checkpoint_every = 5

@@ -340,6 +340,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
             "n": len(samples),
             "stage": 1,
             "subject_folds": int(p.get("subject_folds", 0)),
+            "part_balance": str(p.get("part_balance", "none")),
         },
     )
 
@@ -360,10 +361,13 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         show_progress,
         hooks=RunHooks(on_epoch=on_epoch),
         subject_folds=int(p.get("subject_folds", 0)),
+        strata=samples.dataset if str(p.get("part_balance", "none")) == "dataset" else None,
     )
     log.write(
         "pretrain_done",
         stage1_folds=len(plan.folds),
+        # which subjects each stage-1 model held out (the shared parts, or inner validation)
+        held_out={f.name: list(f.test_subjects) for f in plan.folds},
         thresholds={str(k): {h: [float(x) for x in v] for h, v in t.items()} for k, t in thresholds.items()},
     )
     return load, thresholds, plan

@@ -244,6 +244,9 @@ def base_config() -> ml_collections.ConfigDict:
                               (inner-validation subjects for the per-AU thresholds),
                               subject_folds (0 = one stage-1 run per fold; k >= 2 = k
                               stage-1 models on a subject k-fold, shared by the folds),
+                              part_balance (none: subjects dealt to the k parts at
+                              random | dataset: every source dataset's samples spread
+                              evenly over the parts),
                               au_calibration (thresholds: stage 1's per-AU thresholds
                               on the final heads | platt: stage 1's held-out subjects
                               also stay out of stage 2's AU loss and calibrate the
@@ -306,6 +309,7 @@ def base_config() -> ml_collections.ConfigDict:
             au_pos_weight="balanced",
             val_fraction=0.2,
             subject_folds=0,
+            part_balance="none",
             au_calibration="thresholds",
         )
     )

@@ -400,6 +400,76 @@ def test_stage1_alone_saves_models_that_reload_as_trained_and_train_reuses_it(tm
     assert before > 0 and epochs() == before
 
 
+def test_dataset_balanced_parts_spread_every_dataset_evenly_where_random_parts_do_not():
+    """``pretrain.part_balance=dataset``: a composite where one dataset has many small
+    subjects and the other few large ones. Dealt at random, some parts get most of one
+    dataset (the seed-0 composite had 71/15 and 4/38 CASME II/SAMM samples in two parts);
+    balanced, every part's count of each dataset is within one subject of the others."""
+    from fedpsyau_jax.training.au_pretraining import balanced_parts
+
+    rng = np.random.default_rng(3)
+    a = [(f"a{i}", int(n)) for i, n in enumerate(rng.integers(1, 12, 24))]   # CASME II-like
+    b = [(f"b{i}", int(n)) for i, n in enumerate(rng.integers(1, 9, 28))]    # SAMM-like
+    subjects = np.array([s for s, n in a + b for _ in range(n)])
+    dataset = np.where(np.char.startswith(subjects, "a"), "casme2", "samm")
+    au_mask = np.ones((len(subjects), 12), np.float32)
+    folds = loso_folds(subjects)
+
+    def mix(plan):
+        return np.array([[(dataset[plan.folds[j].test_idx] == d).sum() for d in ("casme2", "samm")] for j in range(5)])
+
+    spread = lambda m: (m.max(0) - m.min(0)).max()
+    rand = [mix(plan_pretraining(folds, subjects, au_mask, 0.2, seed, 5)) for seed in range(5)]
+    bal = [plan_pretraining(folds, subjects, au_mask, 0.2, seed, 5, strata=dataset) for seed in range(3)]
+    largest = max(n for _, n in a + b)
+    for plan in bal:
+        m = mix(plan)
+        assert spread(m) <= largest, m                      # within one subject, per dataset
+        assert set(np.concatenate([plan.folds[j].test_idx for j in range(5)])) == set(range(len(subjects)))
+        for f in folds:                                      # the usual roles still hold
+            pf = plan.folds[plan.of_fold[f.index]]
+            assert not set(subjects[pf.train_idx]) & set(f.test_subjects)
+    assert max(spread(m) for m in rand) > 2 * max(spread(mix(p)) for p in bal)
+    # a subject's part follows from its own samples; strata of unlabelled samples are ignored
+    parts = balanced_parts(subjects, dataset, 5, 0)
+    assert set(parts) == {s for s, _ in a + b} and set(parts.values()) == set(range(5))
+
+
+def test_part_balance_is_a_checked_name_and_old_runs_keep_their_fingerprint():
+    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.training.fold_training import TrainSettings, settings_fingerprint
+    from fedpsyau_jax.training.preflight import check_names
+
+    cfg = _shared_stage1_config("pretrain.part_balance=by_dataset")
+    with pytest.raises(UserError, match="pretrain.part_balance"):
+        check_names(cfg)
+    s = TrainSettings()
+    old = {"pretrain": {"epochs": 20, "subject_folds": 5}}
+    assert settings_fingerprint(s, old) == settings_fingerprint(s, {"pretrain": {**old["pretrain"], "part_balance": "none"}})
+    assert settings_fingerprint(s, old) != settings_fingerprint(s, {"pretrain": {**old["pretrain"], "part_balance": "dataset"}})
+
+
+def test_config_part_balance_reaches_stage_1(tmp_path, monkeypatch):
+    """``pretrain.part_balance=dataset`` hands every sample's source dataset to stage 1's
+    plan; ``none`` (the default, and what older saved configs mean) hands nothing."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.training import au_pretraining
+
+    seen = []
+    plan = au_pretraining.PretrainPlan([], {})
+
+    def fake_run(*args, strata=None, **kw):
+        seen.append(strata)
+        return None, {}, plan
+
+    monkeypatch.setattr(au_pretraining, "run_pretraining", fake_run)
+    for value in ("dataset", "none"):
+        assert api.pretrain_au(_shared_stage1_config(f"pretrain.part_balance={value}"), tmp_path / value, False) is plan
+    samples = api.load_samples(_shared_stage1_config())
+    np.testing.assert_array_equal(seen[0], samples.dataset)
+    assert seen[1] is None
+
+
 def test_shared_pretraining_needs_more_subjects_than_parts_and_thresholds_take_any_grid():
     from fedpsyau_jax.errors import UserError
 

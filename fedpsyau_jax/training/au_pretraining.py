@@ -26,7 +26,8 @@ run. Nothing in stage 1 sees a fold's test subjects.
 
 Shared stage-1 models (``subject_folds`` = k ≥ 2, config ``pretrain.subject_folds``):
 instead of one stage-1 run per outer fold, the AU-labelled subjects are split once into
-k parts and stage-1 model j trains on every part but j. An outer fold whose AU-labelled
+k parts (dealt at random, or balanced per source dataset: ``pretrain.part_balance``,
+``balanced_parts``) and stage-1 model j trains on every part but j. An outer fold whose AU-labelled
 test subjects all lie in part j (every LOSO fold) and whose training samples include
 model j's takes model j; its thresholds are chosen on model j's predictions for part j
 *without* the fold's own test subjects, i.e. on subjects that are training subjects of
@@ -46,6 +47,7 @@ import numpy as np
 from fedpsyau_jax.errors import UserError
 from fedpsyau_jax.training.protocols import Fold
 
+PART_BALANCES = ("none", "dataset")  # pretrain.part_balance
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 HEADS = ("gat", "afe")
 
@@ -80,6 +82,41 @@ def _split_seed(subjects: list[str], seed: int) -> int:
     return int(h[:8], 16)
 
 
+def balanced_parts(subject: np.ndarray, stratum: np.ndarray, k: int, seed: int) -> dict[str, int]:
+    """{subject: part 0..k-1} with every stratum's samples spread evenly over the parts.
+
+    A shared stage-1 model is trained on k−1 parts and tested on one; when the parts
+    differ in their mix of source datasets (one of five random parts of the composite
+    held 71 CASME II and 15 SAMM samples, another 4 and 38), each model learns on another
+    mix and puts its AU scores on another scale, which pooling over parts then mixes.
+    Here, stratum by stratum (sorted), subjects in decreasing number of samples (a seeded
+    order among equals) go to the part holding the fewest samples of that stratum so far
+    (then the fewest samples overall, then the lowest index): within a stratum the parts
+    differ by at most one subject's samples.
+
+    subject, stratum: (n,) per sample (the AU-labelled samples); a subject's stratum is
+      that of its first sample."""
+    subject = np.asarray(subject).astype(str)
+    stratum = np.asarray(stratum).astype(str)
+    subs = sorted(set(subject.tolist()))
+    count = {x: int(n) for x, n in zip(*np.unique(subject, return_counts=True))}
+    first: dict[str, str] = {}
+    for x, g in zip(subject.tolist(), stratum.tolist()):
+        first.setdefault(x, g)
+    tie = np.random.default_rng(_split_seed(subs, seed)).permutation(len(subs))
+    rank = {x: int(r) for x, r in zip(subs, tie)}
+    total = np.zeros(k, int)
+    part_of: dict[str, int] = {}
+    for g in sorted(set(first.values())):
+        in_g = np.zeros(k, int)
+        for x in sorted((x for x in subs if first[x] == g), key=lambda x: (-count[x], rank[x])):
+            j = min(range(k), key=lambda j: (in_g[j], total[j], j))
+            part_of[x] = j
+            in_g[j] += count[x]
+            total[j] += count[x]
+    return part_of
+
+
 def plan_pretraining(
     folds: list[Fold],
     subject: np.ndarray,
@@ -87,10 +124,15 @@ def plan_pretraining(
     val_fraction: float = 0.2,
     seed: int = 0,
     subject_folds: int = 0,
+    strata: np.ndarray | None = None,
 ) -> PretrainPlan:
     """Stage-1 folds: one per distinct set of AU-labelled training samples, or (with
     ``subject_folds`` ≥ 2) k shared ones on a subject k-fold of the AU-labelled
-    subjects, used by every outer fold they fit (see the module docstring)."""
+    subjects, used by every outer fold they fit (see the module docstring).
+
+    strata: (n,) group of every sample (e.g. its source dataset), or None. With it the
+      k parts are balanced per group (``balanced_parts``); without it subjects are dealt
+      to the parts in a seeded random order."""
     labelled = np.asarray(au_mask).sum(1) > 0
     subject = np.asarray(subject).astype(str)
     by_key: dict[tuple, int] = {}
@@ -102,9 +144,12 @@ def plan_pretraining(
         subs = sorted(set(subject[labelled].tolist()))
         if len(subs) < subject_folds:
             raise UserError(f"pretrain.subject_folds {subject_folds}: only {len(subs)} subjects carry AU labels")
-        order = np.random.default_rng(_split_seed(subs, seed)).permutation(len(subs))
-        for rank, i in enumerate(order):
-            part_of[subs[i]] = rank % subject_folds
+        if strata is None:
+            order = np.random.default_rng(_split_seed(subs, seed)).permutation(len(subs))
+            for rank, i in enumerate(order):
+                part_of[subs[i]] = rank % subject_folds
+        else:
+            part_of = balanced_parts(subject[labelled], np.asarray(strata).astype(str)[labelled], subject_folds, seed)
         all_idx = np.flatnonzero(labelled)
         in_part = np.array([part_of[x] for x in subject[all_idx]])
         for j in range(subject_folds):
@@ -191,13 +236,16 @@ def run_pretraining(
     show_progress: bool = True,
     hooks=None,
     subject_folds: int = 0,
+    strata: np.ndarray | None = None,
 ):
     """Stage 1 for ``folds``. Returns (load, {outer fold index: {head: thresholds (12,)}},
     plan), where load(outer fold) -> (params, batch_stats) of its stage-1 model (read
     from disk when asked: one model in memory at a time).
 
     programs: ``FoldPrograms`` with the stage-1 settings (α = (0, 1, 1), its epochs and
-    learning rate); prior_fn(train_idx) -> D of a stage-1 fold's training samples."""
+    learning rate); prior_fn(train_idx) -> D of a stage-1 fold's training samples;
+    strata: (n,) per-sample groups the shared parts are balanced over (see
+    ``plan_pretraining``), or None."""
     from fedpsyau_jax.training.checkpoints import restore_checkpoint
     from fedpsyau_jax.training.fold_training import (
         MODEL_CHECKPOINT,
@@ -207,7 +255,7 @@ def run_pretraining(
         run_folds,
     )
 
-    plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed, subject_folds)
+    plan = plan_pretraining(folds, samples.subject, samples.au_mask, val_fraction, seed, subject_folds, strata)
     pre_dir = Path(workdir) / "au_pretrain"
     # Only the stage-1 models of outer folds still to train are needed. A stage-1 fold
     # whose predictions survive but whose model does not (e.g. only the small

@@ -423,6 +423,7 @@ def chunk_folds(folds: list[Fold], chunk: int) -> list[list[Fold]]:
 OPTIONS_ADDED_LATER = {
     "fold_rng": "per_fold",
     "subject_folds": 0,
+    "part_balance": "none",
     "au_calibration": "thresholds",
     "landmark_frame": "apex",  # data.kwargs of the MEGC2019 composite
 }

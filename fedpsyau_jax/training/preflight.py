@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fedpsyau_jax.errors import InputFileError, UserError, check_output_dir, unknown_name
 from fedpsyau_jax.training.checkpoints import CheckpointError
+from fedpsyau_jax.training.au_pretraining import PART_BALANCES
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ def check_names(cfg) -> None:
             f"pretrain.subject_folds {subject_folds}: use 0 (one stage-1 run per fold) "
             "or k >= 2 (k shared stage-1 models on a subject k-fold)"
         )
+    balance = str(pretrain.get("part_balance", "none")) if pretrain is not None else "none"
+    if balance not in PART_BALANCES:
+        raise unknown_name("pretrain.part_balance", balance, PART_BALANCES)
     calibration = str(pretrain.get("au_calibration", "thresholds")) if pretrain is not None else "thresholds"
     if calibration not in AU_CALIBRATIONS:
         raise unknown_name("pretrain.au_calibration", calibration, AU_CALIBRATIONS)
