@@ -150,6 +150,8 @@ def plan_pretraining(
                 part_of[subs[i]] = rank % subject_folds
         else:
             part_of = balanced_parts(subject[labelled], np.asarray(strata).astype(str)[labelled], subject_folds, seed)
+            if len(set(part_of.values())) < subject_folds:  # not reached with >= k subjects; a guard
+                raise UserError(f"pretrain.part_balance: {subject_folds} balanced parts leave one empty")
         all_idx = np.flatnonzero(labelled)
         in_part = np.array([part_of[x] for x in subject[all_idx]])
         for j in range(subject_folds):
