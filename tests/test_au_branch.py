@@ -430,7 +430,7 @@ def test_dataset_balanced_parts_spread_every_dataset_evenly_where_random_parts_d
             pf = plan.folds[plan.of_fold[f.index]]
             assert not set(subjects[pf.train_idx]) & set(f.test_subjects)
     assert max(spread(m) for m in rand) > 2 * max(spread(mix(p)) for p in bal)
-    # a subject's part follows from its own samples; strata of unlabelled samples are ignored
+    # called alone: every subject gets a part and no part stays empty
     parts = balanced_parts(subjects, dataset, 5, 0)
     assert set(parts) == {s for s, _ in a + b} and set(parts.values()) == set(range(5))
 
