@@ -21,7 +21,7 @@ from fedpsyau_jax.training.checkpoints import restore_checkpoint
 from fedpsyau_jax.training.train_state import make_eval_step, TrainState
 from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
 from fedpsyau_jax.network.model import FedPsyAU
-from fedpsyau_jax.training.au_pretraining import plan_pretraining, choose_thresholds
+from fedpsyau_jax.training.au_pretraining import plan_pretraining, choose_thresholds, part_strata
 if len(sys.argv) != 2:
     sys.exit("usage: python benchmarks/au_reference_calibration.py RUN_WORKDIR  (a finished run with its fold checkpoints)")
 run = Path(sys.argv[1])
@@ -52,7 +52,7 @@ def load(d):
     return v
 p = cfg.pretrain
 plan = plan_pretraining(folds, samples.subject, samples.au_mask, float(p.val_fraction), int(cfg.seed), int(p.get("subject_folds", 0)),
-                        samples.dataset if str(p.get("part_balance", "none")) == "dataset" else None)
+                        part_strata(p, samples))
 Z, T = [], []
 zval = {}
 for f in folds:

@@ -320,7 +320,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
     """Stage 1 (``training.au_pretraining``) inside every fold: returns the per-fold
     initialiser of stage 2 and the per-fold AU thresholds."""
     import dataclasses
-    from fedpsyau_jax.training.au_pretraining import run_pretraining
+    from fedpsyau_jax.training.au_pretraining import part_strata, run_pretraining
 
     p = cfg.pretrain
     s1 = dataclasses.replace(
@@ -361,7 +361,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         show_progress,
         hooks=RunHooks(on_epoch=on_epoch),
         subject_folds=int(p.get("subject_folds", 0)),
-        strata=samples.dataset if str(p.get("part_balance", "none")) == "dataset" else None,
+        strata=part_strata(p, samples),
     )
     log.write(
         "pretrain_done",

@@ -82,6 +82,13 @@ def _split_seed(subjects: list[str], seed: int) -> int:
     return int(h[:8], 16)
 
 
+def part_strata(pretrain, samples) -> np.ndarray | None:
+    """The per-sample groups ``plan_pretraining`` balances its parts over under a
+    config's ``pretrain`` section: the source datasets for ``part_balance=dataset``,
+    None (random parts) for ``none`` or a config saved before the option existed."""
+    return np.asarray(samples.dataset) if str(pretrain.get("part_balance", "none")) == "dataset" else None
+
+
 def balanced_parts(subject: np.ndarray, stratum: np.ndarray, k: int, seed: int) -> dict[str, int]:
     """{subject: part 0..k-1} with every stratum's samples spread evenly over the parts.
 
