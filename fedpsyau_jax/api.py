@@ -363,6 +363,11 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
         subject_folds=int(p.get("subject_folds", 0)),
         strata=part_strata(p, samples),
     )
+    if int(p.get("subject_folds", 0)) >= 2:
+        # label-free scale of each shared stage-1 model (training.au_alignment), read by
+        # scripts/loso_report.py to align the folds' AU scores; cheap (one eval pass each)
+        ref = write_au_reference_stats(workdir, samples)
+        log.write("au_reference_stats", path=str(ref) if ref else None)
     log.write(
         "pretrain_done",
         stage1_folds=len(plan.folds),
@@ -621,6 +626,40 @@ def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
     model = model_from_meta(meta)
     v, meta = restore_checkpoint(path.parent, path.name, _abstract_variables(model))
     return model, v, meta
+
+
+def write_au_reference_stats(workdir, samples) -> Path | None:
+    """Reference statistics of every shared stage-1 model of a run
+    (``training.au_alignment``): per AU and head, the mean and standard deviation of the
+    model's logits over the samples without AU labels of subjects it does not hold out.
+    Written to ``<workdir>/au_pretrain/reference_stats.json``; returns that path, or
+    None where the run has no shared stage-1 parts, a part's model is gone, or there is
+    no unlabelled sample."""
+    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.training.au_alignment import HEADS, STATS_FILE, reference_rows, reference_stats, stage1_parts
+    from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
+
+    workdir = Path(workdir)
+    part_of = stage1_parts(workdir, samples.subject)
+    parts = sorted(set(part_of.values()))
+    pre = workdir / "au_pretrain" / "folds"
+    if not parts or not all((pre / n / MODEL_CHECKPOINT).is_dir() for n in parts):
+        return None
+    stats = {}
+    for name in parts:
+        rows = reference_rows(samples.au_mask, samples.subject, [s for s, n in part_of.items() if n == name])
+        if len(rows) < 2:
+            return None
+        model, v, meta = load_model(pre / name / MODEL_CHECKPOINT)
+        variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
+        batch = {k: np.asarray(getattr(samples, k))[rows] for k in ("flow128", "flow28", "landmarks")}
+        _, au_gat, au_afe = _apply_fn(model, final_beta(meta))(variables, batch)
+        if au_gat is None:
+            return None
+        stats[name] = {h: reference_stats(np.asarray(z)).tolist() for h, z in zip(HEADS, (au_gat, au_afe))}
+    path = workdir / "au_pretrain" / STATS_FILE
+    write_json_atomic(path, stats)
+    return path
 
 
 def predict(video, checkpoint, onset: int | None = None, apex: int | None = None) -> dict:

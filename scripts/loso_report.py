@@ -22,6 +22,11 @@ Beside the pooled AUC the table gives the within-subject AUC
 AUC that does not depend on how the 52 fold models' score scales agree) and every
 detector's F1 at the probe's threshold 0.5. A second table splits the same figures by
 source dataset (CASME II, SAMM): the heads and the probe can win on different ones.
+
+A run with shared stage-1 models whose ``au_pretrain/reference_stats.json`` exists
+(written by ``fedpsyau train``; for older runs by ``benchmarks/au_combined_score.py
+--workdir``) also gets each head aligned by that label-free reference and the combined
+score of both heads (``fedpsyau_jax.training.au_alignment``).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import numpy as np
 
 from fedpsyau_jax import api
 from fedpsyau_jax.network.au_groups import AU_ORDER
+from fedpsyau_jax.training.au_alignment import aligned_detectors
 from fedpsyau_jax.training.metrics import (au_detection_scores, au_subject_bootstrap, au_within_subject_auc,
                                            subject_bootstrap)
 from fedpsyau_jax.training.run_logging import read_jsonl
@@ -55,6 +61,7 @@ def pooled(run: Path):
             au[h] = (np.concatenate([p[f"au_prob_{h}"] for p in preds]), dec)
         if all(f"au_prob_uncal_{h}" in p for p in preds):
             au[f"{h}_uncal"] = (np.concatenate([p[f"au_prob_uncal_{h}"] for p in preds]), None)
+    au.update(aligned_detectors(run, samples.subject, preds))
     return cfg, samples, idx, np.concatenate([p["pred"] for p in preds]), au, folds
 
 
@@ -169,7 +176,8 @@ def main(argv=None) -> int:
             out.append("|---" * (len(names) + 1) + "|")
             out += [f"| {n} | " + " | ".join(str(v) for v in row) + " |" for n, row in zip(names, cm)]
         calibrated = any(h.endswith("_uncal") for h in au_probs)
-        detectors = {head_name(h, calibrated): v for h, v in au_probs.items()}
+        detectors = {(head_name(h, calibrated) if h.split("_")[0] in ("gat", "afe") else h): v
+                     for h, v in au_probs.items()}
         if not args.no_probe:
             detectors[PROBE] = (probe_predictions(samples, folds, idx), None)
         out += au_lines(samples, idx, detectors, args.au_replicates)
