@@ -82,14 +82,14 @@ def aligned_detectors(workdir: Path, subject: np.ndarray, preds: list[dict]) -> 
     """{name: (score (n, 12) in (0, 1), decisions int8 (n, 12))} over the concatenated
     folds ``preds`` (each with ``test_idx``, ``au_prob_*``, ``au_threshold_*``): each
     head reference-aligned (its decisions are the run's own), and the combined score.
-    Empty when the run has no ``au_pretrain/reference_stats.json``. Folds whose test
+    Empty when the run has no ``au_pretrain/reference_stats.json`` or no AU heads. Folds whose test
     subject no stage-1 part held out (no AU labels) keep their raw logits."""
     import json
 
     from fedpsyau_jax.training.au_calibration import logit
 
     path = Path(workdir) / "au_pretrain" / STATS_FILE
-    if not path.is_file():
+    if not path.is_file() or not all(f"au_prob_{h}" in p for p in preds for h in HEADS):
         return {}
     stats = json.loads(path.read_text(encoding="utf-8"))
     subject = np.asarray(subject).astype(str)
