@@ -28,6 +28,11 @@ linear AU probe of ``scripts/loso_report.py`` (``training.au_probe``) is fitted 
 ``network.roi_patches`` cuts them) instead of on the whole flow, leave one subject out
 over the AU-labelled subjects; pooled and within-subject AUC and F1 at 0.5 per dataset
 (a few minutes).
+
+``--per-au``: with the landmarks the loader uses (mapped), the share of the 28-px flow
+the 65 windows read in each AU-labelled sample, and the ROI-window and whole-flow probes'
+ROC AUC per AU (where a network loses to the whole-flow probe on one AU, this tells
+whether its windows lack the information or it does not use it).
 """
 
 from __future__ import annotations
@@ -106,10 +111,45 @@ def roi_probe(samples) -> dict[str, tuple[float, float, float]]:
     return out
 
 
+def window_coverage(samples) -> float:
+    """Mean share of the 28×28 flow pixels that at least one of a sample's 65 windows
+    reads, over the AU-labelled samples."""
+    from fedpsyau_jax.network.roi_patches import cut_patches_batch
+
+    rows = np.flatnonzero(samples.au_mask.sum(1) > 0)
+    pixel = np.arange(SIDE * SIDE, dtype=np.float32).reshape(1, SIDE, SIDE, 1)
+    index = np.ascontiguousarray(np.broadcast_to(pixel, (len(rows), SIDE, SIDE, 1)))
+    read = np.asarray(cut_patches_batch(index, np.asarray(samples.landmarks)[rows] * SIDE / CROP_SIZE))
+    return float(np.mean([len(np.unique(r)) / (SIDE * SIDE) for r in read.reshape(len(rows), -1).astype(int)]))
+
+
+def per_au_probes(samples) -> dict[str, dict[str, float]]:
+    """{"windows" | "whole flow": {AU name: pooled ROC AUC}} of the linear probe, leave one
+    AU-labelled subject out."""
+    from fedpsyau_jax.network.au_groups import AU_ORDER
+    from fedpsyau_jax.training.au_probe import fit_predict_probe
+    from fedpsyau_jax.training.metrics import au_detection_scores
+
+    subj = np.asarray(samples.subject).astype(str)
+    labelled = samples.au_mask.sum(1) > 0
+    names = [f"AU{a}" for a in AU_ORDER]
+    out = {}
+    for name, x in (("windows", roi_windows(samples.flow28, samples.landmarks)), ("whole flow", samples.flow28)):
+        x = np.asarray(x).reshape(len(subj), -1)
+        prob = np.zeros((len(subj), 12), np.float32)
+        for s in np.unique(subj[labelled]):
+            test = subj == s
+            prob[test] = fit_predict_probe(x[~test], samples.au[~test], samples.au_mask[~test], x[test])
+        sc = au_detection_scores(samples.au[labelled], samples.au_mask[labelled], prob[labelled], au_names=names)
+        out[name] = {"mean": sc["mean_auc"], **sc["auc_per_au"]}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--png", help="write the AU motion figure here")
     ap.add_argument("--roi-probe", action="store_true", help="the linear AU probe on the ROI windows, both frames")
+    ap.add_argument("--per-au", action="store_true", help="window coverage and per-AU AUC of windows vs whole flow")
     args = ap.parse_args(argv)
     samples = load_megc2019_composite(landmark_frame="apex")
     maps = frame_maps(samples)
@@ -128,6 +168,11 @@ def main(argv=None) -> int:
         for frame, s in (("apex", samples), ("flow", load_megc2019_composite(landmark_frame="flow"))):
             cells = [f"{d} {a:.3f}/{w:.3f}/F1 {f:.3f}" for d, (a, w, f) in roi_probe(s).items()]
             print(f"ROI-window probe, landmarks {frame} (pooled / within AUC / F1 at 0.5): " + " | ".join(cells))
+    if args.per_au:
+        mapped = load_megc2019_composite(landmark_frame="flow")
+        print(f"share of the 28-px flow read by the 65 windows (mean over AU-labelled samples): {window_coverage(mapped):.3f}")
+        for name, auc in per_au_probes(mapped).items():
+            print(f"{name} probe, pooled AUC: " + " ".join(f"{k} {v:.3f}" for k, v in auc.items()))
     return 0
 
 
