@@ -40,10 +40,11 @@ def logits(variables, rows):
         _, g, a = apply(variables, {k: v[r] for k, v in batch_all.items()}, BETA[0])
         out.append(np.stack([np.asarray(g), np.asarray(a)]))
     return np.concatenate(out, 1)
+from fedpsyau_jax.training.au_alignment import reference_stats, standardise
 def z(variables, rows):
     L = logits(variables, np.concatenate([ref, rows]))
     Lr, Lt = L[:, :len(ref)], L[:, len(ref):]
-    return (Lt - Lr.mean(1, keepdims=True)) / (Lr.std(1, keepdims=True) + 1e-6)
+    return np.stack([standardise(Lt[h], reference_stats(Lr[h])) for h in range(len(L))])
 from fedpsyau_jax.network.model import init_variables
 _t = init_variables(model, jax.random.key(0))
 TARGET = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), {k: _t[k] for k in ("params", "batch_stats", "priors") if k in _t})

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from fedpsyau_jax import api
+from fedpsyau_jax.training.au_alignment import reference_stats, standardise
 from fedpsyau_jax.training.au_calibration import apply_platt, fit_platt, logit
 from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
 
@@ -54,7 +55,7 @@ def scores(samples, rows, prob, subj):
 
 
 def reference_standardised(samples, workdir: Path):
-    """(rows, raw logits, SMIC-standardised logits, {part: (mean, std)}) of head B of every
+    """(rows, raw logits, SMIC-standardised logits, {part: (2, 12) mean/std}) of head B of every
     shared stage-1 model on its held-out part, from the checkpoints in ``workdir`` (loaded
     and applied as any exported model: ``api.load_model`` / ``api.model_probabilities``);
     mean and std (12,) are over the SMIC samples."""
@@ -71,8 +72,8 @@ def reference_standardised(samples, workdir: Path):
         rows = np.load(d / "predictions.npz")["test_idx"]
         model, v, meta = api.load_model(d / MODEL_CHECKPOINT)
         lr, lt = logits(model, v, meta, ref), logits(model, v, meta, rows)
-        stats[d.name] = (lr.mean(0), lr.std(0) + 1e-6)
-        out_rows.append(rows), raw.append(lt), std.append((lt - stats[d.name][0]) / stats[d.name][1])
+        stats[d.name] = reference_stats(lr)
+        out_rows.append(rows), raw.append(lt), std.append(standardise(lt, stats[d.name]))
     return np.concatenate(out_rows), np.concatenate(raw), np.concatenate(std), stats
 
 
@@ -141,8 +142,7 @@ def main(argv=None) -> int:
         z = logit(np.concatenate([p[key] for p in preds])[keep])
         zs = np.empty_like(z)
         for n in parts:
-            mu, sd = stats[n]
-            zs[ps == n] = (z[ps == n] - mu) / sd
+            zs[ps == n] = standardise(z[ps == n], stats[n])
         a, w, _ = scores(samples, idx, z, subj)
         a2, w2, _ = scores(samples, idx, zs, subj)
         print(f"5. final head B ({key}), logits raw / standardised by their stage-1 model's SMIC statistics "

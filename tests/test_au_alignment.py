@@ -116,6 +116,9 @@ def test_aligned_detectors_of_a_stored_run(tmp_path):
     (tmp_path / "au_pretrain" / STATS_FILE).write_text(json.dumps(st))
     with pytest.raises(ValueError, match=r"reference_stats.json: no statistics for stage-1 parts \['001_pre001_part1'\]"):
         aligned_detectors(tmp_path, subject, preds)
+    (tmp_path / "au_pretrain" / STATS_FILE).write_text("{ truncated")
+    with pytest.raises(ValueError, match=r"reference_stats.json: not valid JSON"):
+        aligned_detectors(tmp_path, subject, preds)
 
 
 def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path):

@@ -91,7 +91,12 @@ def aligned_detectors(workdir: Path, subject: np.ndarray, preds: list[dict]) -> 
     path = Path(workdir) / "au_pretrain" / STATS_FILE
     if not path.is_file() or not all(f"au_prob_{h}" in p for p in preds for h in HEADS):
         return {}
-    stats = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # a truncated or hand-edited file: name it, recompute with --workdir
+        raise ValueError(
+            f"{path}: not valid JSON ({e}); rewrite it with benchmarks/au_combined_score.py --workdir"
+        ) from e
     subject = np.asarray(subject).astype(str)
     part_of = stage1_parts(workdir, subject)
     missing = sorted(set(part_of.values()) - set(stats))
