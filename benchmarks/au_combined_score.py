@@ -42,8 +42,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     stats = args.run / "au_pretrain" / STATS_FILE
     if args.workdir is not None:
-        _, samples, _, _ = api.run_predictions(args.run)
-        made = api.write_au_reference_stats(args.workdir, samples)
+        cfg, samples, _, _ = api.run_predictions(args.run)
+        made = api.write_au_reference_stats(args.workdir, samples, flip_tta=bool(cfg.train.get("eval_flip", False)))
         if made is None:
             sys.exit(f"{args.workdir}: no shared stage-1 checkpoints or no sample without AU labels")
         if made.resolve() != stats.resolve():

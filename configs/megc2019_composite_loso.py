@@ -72,6 +72,14 @@ AU branch (issue #26, benchmarks/RESULTS.md "Why the AU branch did not learn AUs
   (benchmarks/RESULTS.md; the same loss shows on stage-1 predictions, where no emotion
   label or LOSO output is involved). Its run: --config.pretrain.au_calibration=platt
   (benchmarks/loso_runs/megc2019_loso_au_platt).
+- train.eval_flip true — A PRIORI rule, adopted after its pre-registered judgement:
+  every evaluated output (test folds, stage-1 validation predictions for the thresholds,
+  the reference statistics of the alignment) is the mean of the logits on the sample and
+  on its mirror image (``training.test_time_flip``; the recipe trains with hflip 0.5, so
+  both orientations are learnt). Fixed, with its judgement (the balanced recipe's two
+  draws), before it was computed; re-scoring those draws' models
+  (``benchmarks/au_flip_tta.py``) put the combined AU score at 0.854 / 0.506 against the
+  probe's 0.851 / 0.500 (benchmarks/RESULTS.md). Runs before it: --config.train.eval_flip=false.
 runtime.checkpoint_every 5 — speed only (results do not depend on it): saving a fold's
 state takes ~0.4 s, about a tenth of an epoch; an interrupted run resumes from the last
 multiple of 5 epochs, and may resume with another value.
@@ -101,6 +109,7 @@ def get_config():
     c.train.class_balance = "weighted_ce"
     c.train.hflip = 0.5
     c.train.au_norm = "examples"
+    c.train.eval_flip = True
     c.model.roi_source = "flow28"
     c.model.gat_dropout = 0.0
     c.model.au_head_dropout = 0.0

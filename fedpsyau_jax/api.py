@@ -70,6 +70,7 @@ def settings_from_config(cfg) -> TrainSettings:
         beta0=float(t.beta0),
         seed=int(cfg.seed),
         fold_rng=str(t.get("fold_rng", "per_fold")),
+        eval_flip=bool(t.get("eval_flip", False)),
         fold_chunk=int(cfg.runtime.fold_chunk),
         checkpoint_every=int(cfg.runtime.checkpoint_every),
     )
@@ -366,7 +367,7 @@ def _au_pretraining(cfg, s: TrainSettings, model, samples, folds, data, workdir:
     if int(p.get("subject_folds", 0)) >= 2:
         # label-free scale of each shared stage-1 model (training.au_alignment), read by
         # scripts/loso_report.py to align the folds' AU scores; cheap (one eval pass each)
-        ref = write_au_reference_stats(workdir, samples)
+        ref = write_au_reference_stats(workdir, samples, flip_tta=s.eval_flip)
         log.write("au_reference_stats", path=str(ref) if ref else None)
     log.write(
         "pretrain_done",
@@ -628,10 +629,11 @@ def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
     return model, v, meta
 
 
-def write_au_reference_stats(workdir, samples) -> Path | None:
+def write_au_reference_stats(workdir, samples, flip_tta: bool = False) -> Path | None:
     """Reference statistics of every shared stage-1 model of a run
     (``training.au_alignment``): per AU and head, the mean and standard deviation of the
-    model's logits over the samples without AU labels of subjects it does not hold out.
+    model's logits over the samples without AU labels of subjects it does not hold out
+    (with ``flip_tta``, of its mirror-averaged logits, as the run evaluates).
     Written to ``<workdir>/au_pretrain/reference_stats.json``; returns that path, or
     None where the run has no shared stage-1 parts, a part's model is gone, or there is
     no unlabelled sample."""
@@ -653,7 +655,7 @@ def write_au_reference_stats(workdir, samples) -> Path | None:
         model, v, meta = load_model(pre / name / MODEL_CHECKPOINT)
         variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
         batch = {k: np.asarray(getattr(samples, k))[rows] for k in ("flow128", "flow28", "landmarks")}
-        _, au_gat, au_afe = _apply_fn(model, final_beta(meta))(variables, batch)
+        _, au_gat, au_afe = _apply_fn(model, final_beta(meta), flip_tta)(variables, batch)
         if au_gat is None:
             return None
         stats[name] = {h: reference_stats(np.asarray(z)).tolist() for h, z in zip(HEADS, (au_gat, au_afe))}
@@ -706,12 +708,16 @@ def final_beta(meta: dict) -> float:
 _APPLY: dict = {}
 
 
-def _apply_fn(model, beta: float):
+def _apply_fn(model, beta: float, flip_tta: bool = False):
     """The jitted eval apply of (model, β), cached so repeated calls (one per video
-    interval) compile once."""
-    key = (model, beta)
+    interval) compile once. ``flip_tta``: every output is the mean of the logits on
+    the batch and on its mirror image (``training.test_time_flip``)."""
+    key = (model, beta, flip_tta)
     if key not in _APPLY:
-        _APPLY[key] = jax.jit(lambda var, b: model.apply(var, b, beta, train=False))
+        from fedpsyau_jax.training.test_time_flip import flip_averaged
+
+        apply = lambda var, b: model.apply(var, b, beta, train=False)
+        _APPLY[key] = jax.jit(flip_averaged(apply) if flip_tta else apply)
     return _APPLY[key]
 
 
@@ -719,10 +725,13 @@ def model_probabilities(model, v, meta, batch) -> tuple[np.ndarray, np.ndarray |
     """(emotion probabilities (B, C), GAT AU probabilities (B, 12) or None) of an
     exported model (``load_model``) on a batch of SPEC §1 inputs. A model trained with
     ``pretrain.au_calibration=platt`` carries its per-AU maps in its metadata; its AU
-    probabilities are then the calibrated ones (present at >= 0.5)."""
+    probabilities are then the calibrated ones (present at >= 0.5). A model whose run
+    evaluated with ``train.eval_flip`` is applied the same way (mean logits over the
+    sample and its mirror), so its outputs are the ones its thresholds were chosen on."""
     beta = final_beta(meta)
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
-    emotion, au_gat, _ = _apply_fn(model, beta)(variables, batch)
+    flip = bool(meta.get("config", {}).get("train", {}).get("eval_flip", False))
+    emotion, au_gat, _ = _apply_fn(model, beta, flip)(variables, batch)
     probs = np.asarray(jax.nn.softmax(emotion, -1))
     if au_gat is None:
         return probs, None

@@ -238,7 +238,9 @@ def base_config() -> ml_collections.ConfigDict:
                               au_pos_weight (none | balanced: n⁻/n⁺ per AU of the fold),
                               alpha, beta_schedule, beta0, fold_rng (per_fold |
                               shared: every fold draws init, dropout and batch order
-                              from the same streams) — see TrainSettings
+                              from the same streams), eval_flip (test outputs = mean
+                              logits over the sample and its mirror,
+                              ``training.test_time_flip``) — see TrainSettings
     pretrain.*                AU pre-training inside every fold (``training.au_pretraining``):
                               epochs (0 = none), learning_rate, au_pos_weight, val_fraction
                               (inner-validation subjects for the per-AU thresholds),
@@ -300,6 +302,7 @@ def base_config() -> ml_collections.ConfigDict:
             beta_schedule="reference",
             beta0=0.3,
             fold_rng="per_fold",
+            eval_flip=False,
         )
     )
     c.pretrain = ml_collections.ConfigDict(

@@ -99,6 +99,9 @@ class TrainSettings:
     fold_rng: "per_fold" (each fold draws its own initialisation, dropout and batch
       order from (seed, f)) or "shared" (every fold draws them from (seed, 0): common
       random numbers, so folds differ only by their data; ``rng_index``).
+    eval_flip: every evaluated output (test folds, stage-1 validation predictions) is
+      the mean of the logits on the sample and on its mirror image
+      (``test_time_flip``); training is unchanged.
     fold_chunk: folds trained at once by vmap (1 = one fold at a time).
     checkpoint_every: save the chunk state every this many epochs (0 = never).
     """
@@ -121,6 +124,7 @@ class TrainSettings:
     beta0: float = 0.3
     seed: int = 0
     fold_rng: str = "per_fold"
+    eval_flip: bool = False
     fold_chunk: int = 8
     checkpoint_every: int = 1
 
@@ -216,7 +220,7 @@ class FoldPrograms:
         # lr 1 here: each step's learning rate is an argument of the compiled step.
         self.tx = make_optimizer(1.0, s.weight_decay, s.decay_kernels_only)
         train_step = make_train_step(model, self.tx, alpha=tuple(s.alpha), hflip=s.hflip, au_norm=s.au_norm)
-        eval_step = make_eval_step(model)
+        eval_step = make_eval_step(model, flip_tta=s.eval_flip)
         tx = self.tx
 
         def init_one(key, prior_d):
@@ -426,6 +430,7 @@ OPTIONS_ADDED_LATER = {
     "part_balance": "none",
     "au_calibration": "thresholds",
     "landmark_frame": "apex",  # data.kwargs of the MEGC2019 composite
+    "eval_flip": False,
 }
 
 

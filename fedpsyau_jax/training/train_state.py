@@ -157,11 +157,19 @@ def make_train_step(
     return step
 
 
-def make_eval_step(model: FedPsyAU):
-    """(state, batch, beta) -> dict of emotion probabilities, predictions and AU probabilities."""
+def make_eval_step(model: FedPsyAU, flip_tta: bool = False):
+    """(state, batch, beta) -> dict of emotion probabilities, predictions and AU probabilities.
+
+    flip_tta: every output from the mean of the logits on the batch and on its mirror
+    image (``test_time_flip``)."""
+    from fedpsyau_jax.training.test_time_flip import flip_averaged
+
+    def logits(variables, batch, beta):
+        plain = lambda v, b: model.apply(v, b, beta, train=False)
+        return (flip_averaged(plain) if flip_tta else plain)(variables, batch)
 
     def step(state: TrainState, batch, beta):
-        emotion, au_gat, au_afe = model.apply(_variables(state), batch, beta, train=False)
+        emotion, au_gat, au_afe = logits(_variables(state), batch, beta)
         out = {"emotion_prob": jax.nn.softmax(emotion, -1), "pred": jnp.argmax(emotion, -1)}
         if au_gat is not None:
             out["au_prob_gat"] = jax.nn.sigmoid(au_gat)
