@@ -23,10 +23,14 @@ OUT gets ``config.json``, ``folds/*/predictions.npz`` (emotion and AU outputs wi
 ``au_pretrain/folds/*/predictions.npz`` and ``au_pretrain/reference_stats.json``. Before
 writing, the script checks its plain (no TTA) re-scoring against the stored predictions
 and thresholds, so a model, β or plan that differs from the run's stops it with the
-fold's name. It also prints the linear probe's mirror counterpart beside the plain
-probe: trained on both orientations of every training sample, scored as the mean of its
-logits over both orientations of a test sample (tells a gain of symmetry alone from one
-of the network).
+fold's name.
+
+Printed (also with ``--report-only`` on an existing OUT): the AU table of
+``scripts/loso_report.py`` for the probe, the probe's mirror counterpart (trained on both
+orientations of every training sample, scored as the mean of its logits over both
+orientations of a test sample: tells a gain of symmetry alone from one of the network)
+and the combined score without and with mirror averaging, then the paired subject
+bootstrap differences of the mirror-averaged combined score from the other three.
 """
 
 from __future__ import annotations
@@ -107,10 +111,16 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="run directory with every fold's predictions.npz")
-    ap.add_argument("--workdir", type=Path, required=True, help="the directory the run trained in (models)")
+    ap.add_argument("--workdir", type=Path, help="the directory the run trained in (models)")
     ap.add_argument("--out", type=Path, required=True, help="new run directory for the TTA predictions")
     ap.add_argument("--tol", type=float, default=2e-3, help="largest plain-vs-stored probability difference")
+    ap.add_argument("--report-only", action="store_true", help="OUT exists: print the comparison only")
     args = ap.parse_args(argv)
+    if args.report_only:
+        print(report(args.run, args.out))
+        return 0
+    if args.workdir is None:
+        raise SystemExit("--workdir is needed to re-score (or --report-only with an existing --out)")
     if args.out.resolve() in (args.run.resolve(), args.workdir.resolve()):
         raise SystemExit(f"{args.out}: --out must be a new directory, not the run or its workdir")
 
@@ -201,16 +211,44 @@ def main(argv=None) -> int:
     shutil.rmtree(args.out, ignore_errors=True)
     tmp.rename(args.out)
     print(f"wrote {args.out}", file=sys.stderr)
+    print(report(args.run, args.out))
 
-    # 6. the probe's mirror counterpart, beside the plain probe
+    return 0
+
+
+def report(run: Path, out: Path, replicates: int = 1000) -> str:
+    """The probe, its mirror counterpart and the combined score with and without mirror
+    averaging (AU table of ``scripts/loso_report.py``), then paired differences: combined
+    with − without, and combined (with) − each probe."""
+    from fedpsyau_jax.training.metrics import au_subject_bootstrap
+
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import loso_report
 
-    idx = np.concatenate([np.asarray(pr["test_idx"]) for pr in preds])
-    detectors = {loso_report.PROBE: (loso_report.probe_predictions(samples, folds, idx), None),
-                 "linear probe, both orientations (mirror counterpart)": (mirrored_probe(samples, folds, idx), None)}
-    print("\n".join(loso_report.au_lines(samples, idx, detectors, 1000)))
-    return 0
+    _, samples, idx, _, plain, folds = loso_report.pooled(run)
+    _, _, idx_t, _, tta, _ = loso_report.pooled(out)
+    if not np.array_equal(idx, idx_t):
+        raise SystemExit(f"{out}: other test rows than {run}")
+    comb = "combined (both heads, reference-aligned)"
+    if comb not in plain or comb not in tta:
+        raise SystemExit(f"{run} / {out}: no combined score (au_pretrain/reference_stats.json missing)")
+    mirror_name = "linear probe, both orientations (mirror counterpart)"
+    det = {loso_report.PROBE: (loso_report.probe_predictions(samples, folds, idx), None),
+           mirror_name: (mirrored_probe(samples, folds, idx), None),
+           "combined, plain": plain[comb], "combined, mirror-averaged": tta[comb]}
+    lines = loso_report.au_lines(samples, idx, det, replicates)
+    known = samples.au_mask[idx].sum(1) > 0
+    t, m, subj = samples.au[idx][known], samples.au_mask[idx][known], samples.subject[idx][known]
+    dec = lambda d: (d[0][known] >= 0.5) if d[1] is None else d[1][known]
+    a = det["combined, mirror-averaged"]
+    for name in ("combined, plain", loso_report.PROBE, mirror_name):
+        b = det[name]
+        pb = au_subject_bootstrap(t, m, a[0][known], subj, au_pred=dec(a), n=replicates,
+                                  au_prob_b=b[0][known], au_pred_b=dec(b))
+        lines.append(f"- paired combined, mirror-averaged − {name}: ΔAUC {pb['mean_auc']:+.4f} "
+                     f"[{pb['mean_auc_ci95'][0]:+.3f}, {pb['mean_auc_ci95'][1]:+.3f}], ΔF1 {pb['mean_f1']:+.4f} "
+                     f"[{pb['mean_f1_ci95'][0]:+.3f}, {pb['mean_f1_ci95'][1]:+.3f}]")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

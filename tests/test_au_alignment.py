@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -125,7 +126,9 @@ def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path)
     """``fedpsyau train`` with shared stage-1 parts and subjects without AU labels writes
     ``au_pretrain/reference_stats.json``: per part and head, the mean and spread of the
     stage-1 model's logits over the unlabelled samples (recomputed here from the saved
-    model), and ``aligned_detectors`` reads it for the run's folds."""
+    model), and ``aligned_detectors`` reads it for the run's folds. The run evaluates
+    with mirror averaging (``train.eval_flip``, the composite recipe's setting): its
+    stored test outputs and its statistics are those of the mirror-averaged models."""
     from fedpsyau_jax import api
     from fedpsyau_jax.config_loading import load_config
     from fedpsyau_jax.training.au_calibration import logit
@@ -134,7 +137,7 @@ def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path)
     cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), [
         "data.kwargs.num_subjects=5", "data.kwargs.samples_per_subject=6", "data.kwargs.au_label_fraction=0.8",
         "train.epochs=1", "train.batch_size=8", "train.eval_batch_size=8", "pretrain.epochs=1",
-        "pretrain.subject_folds=2", "export.final_model=none"])
+        "pretrain.subject_folds=2", "export.final_model=none", "train.eval_flip=true"])
     wd = tmp_path / "run"
     api.train(cfg, wd, verbose=False, show_progress=False)
     stats = json.loads((wd / "au_pretrain" / STATS_FILE).read_text())
@@ -147,7 +150,19 @@ def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path)
         z = logit(api.model_probabilities(model, v, meta, batch)[1])
         np.testing.assert_allclose(st["gat"][0], z.mean(0), atol=2e-3)
         np.testing.assert_allclose(st["gat"][1], z.std(0), rtol=2e-2, atol=1e-3)
-    _, _, _, preds = api.run_predictions(wd)
+    _, _, folds, preds = api.run_predictions(wd)
+    from fedpsyau_jax.training.fold_training import fold_dir
+
+    f, p = folds[0], preds[0]
+    model, v, meta = api.load_model(fold_dir(wd, f) / MODEL_CHECKPOINT)
+    batch = {k: getattr(samples, k)[p["test_idx"]] for k in ("flow128", "flow28", "landmarks")}
+    emo, au = api.model_probabilities(model, v, meta, batch)  # mirror-averaged: the run's setting
+    np.testing.assert_allclose(p["prob"], emo, atol=1e-4)
+    np.testing.assert_allclose(p["au_prob_gat"], au, atol=1e-4)
+    # and the plain model differs from what was stored (else the check above proves nothing)
+    variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
+    _, plain_gat, _ = api._apply_fn(model, api.final_beta(meta))(variables, batch)
+    assert np.max(np.abs(np.asarray(jax.nn.sigmoid(plain_gat)) - p["au_prob_gat"])) > 1e-3
     out = aligned_detectors(wd, samples.subject, preds)
     assert set(out) == {"head B (GAT), reference-aligned", "head A (AFE), reference-aligned",
                         "combined (both heads, reference-aligned)"}
