@@ -200,7 +200,10 @@ def main(argv=None) -> int:
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copy2(args.run / "config.json", tmp / "config.json")
+    # the run's config, with the evaluation these outputs had (training is unchanged by it)
+    run_cfg = json.loads((args.run / "config.json").read_text(encoding="utf-8"))
+    run_cfg.setdefault("train", {})["eval_flip"] = True
+    write_json_atomic(tmp / "config.json", run_cfg)
     for f, new in out_folds:
         save_npz_atomic(fold_dir(tmp, f) / "predictions.npz", new)
     for j, s1 in stage1.items():
