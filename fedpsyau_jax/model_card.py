@@ -165,6 +165,12 @@ def build_model_card(summary: dict, cfg_dict: dict, samples) -> dict:
             "exported_model": "one model trained on ALL the samples above with the same "
             "settings and the same fixed number of epochs as the "
             "evaluated folds (no early stopping, no test-set choice)",
+            "test_time": (
+                "mean logits over the sample and its mirror image (train.eval_flip); "
+                "predict and analyse apply the model the same way"
+                if bool(cfg_dict.get("train", {}).get("eval_flip", False))
+                else "one forward pass on the sample as given"
+            ),
         },
         "fixed_epochs": int(cfg_dict.get("train", {}).get("epochs", summary.get("epochs", 0))),
         "metrics": _metrics(summary),
@@ -213,6 +219,7 @@ def card_markdown(card: dict) -> str:
         f"- evaluation: {p['kind']}, {p['meaning']}",
         f"- this model: {p['exported_model']}",
         f"- fixed number of epochs: {card['fixed_epochs']}",
+        *([f"- outputs at test time: {p['test_time']}"] if "test_time" in p else []),
         "",
         "## Metrics",
         "",

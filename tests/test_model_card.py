@@ -9,7 +9,7 @@ import pytest
 
 from data_pipelines.synthetic import make_synthetic
 from fedpsyau_jax import model_card_summary
-from fedpsyau_jax.model_card import CARD_FILE, build_model_card, config_hash, write_model_card
+from fedpsyau_jax.model_card import CARD_FILE, build_model_card, card_markdown, config_hash, write_model_card
 from fedpsyau_jax.training.checkpoints import CheckpointError
 
 CFG = {"data": {"name": "synthetic"}, "protocol": {"kind": "loso"}, "train": {"epochs": 7}}
@@ -54,6 +54,9 @@ def test_card_fields_markdown_and_summary(tmp_path):
     md = (d / CARD_FILE).read_text()
     assert line in md and "| UAR | 0.580 [0.410, 0.750] |" in md and "| gat | 0.310 | 0.5 | 0.660 | 16 |" in md
     assert "ethnic groups is unknown" in md
+    assert "- outputs at test time: one forward pass" in md
+    flip = build_model_card(_summary(), {**CFG, "train": {**CFG.get("train", {}), "eval_flip": True}}, samples)
+    assert "mirror image" in flip["protocol"]["test_time"] and "mirror image" in card_markdown(flip)
 
 
 def test_card_without_held_out_subjects_says_unmeasured(tmp_path):
