@@ -26,8 +26,9 @@ def flip_averaged(apply: Callable) -> Callable:
     """``apply(variables, batch) -> tuple of logits (or None)`` made into the same
     function whose every output is the mean over ``batch`` and ``mirror(batch)``.
 
-    Logits are averaged (not probabilities): a sigmoid or softmax of the mean is the
-    geometric-mean ensemble of the two orientations. Jit the result as a whole."""
+    Logits are averaged (not probabilities): a softmax or sigmoid of the mean is the
+    normalised geometric mean of the two orientations' class probabilities. Jit the
+    result as a whole."""
 
     def averaged(variables, batch):
         a = apply(variables, batch)
