@@ -194,8 +194,8 @@ def test_fingerprint_ignores_how_often_a_run_saves():
 
     s = TrainSettings(epochs=20, checkpoint_every=1)
     extra = {"n": 442}
-    # the settings as they were before ``fold_rng`` existed
-    before = {k: v for k, v in dataclasses.asdict(s).items() if k != "fold_rng"}
+    # the settings as they were before ``fold_rng`` and ``eval_flip`` existed
+    before = {k: v for k, v in dataclasses.asdict(s).items() if k not in ("fold_rng", "eval_flip")}
     old_formula = hashlib.sha1(
         json.dumps({"settings": before, **extra}, sort_keys=True, default=str).encode()
     ).hexdigest()[:16]
@@ -203,6 +203,7 @@ def test_fingerprint_ignores_how_often_a_run_saves():
     assert settings_fingerprint(dataclasses.replace(s, checkpoint_every=5), extra) == old_formula
     assert settings_fingerprint(dataclasses.replace(s, epochs=21), extra) != old_formula
     assert settings_fingerprint(dataclasses.replace(s, fold_rng="shared"), extra) != old_formula
+    assert settings_fingerprint(dataclasses.replace(s, eval_flip=True), extra) != old_formula
     # options added later are left out at their old-behaviour default, at any depth
     pre = {"epochs": 20, "val_fraction": 0.2}
     before = settings_fingerprint(s, {"pretrain": pre})
