@@ -148,9 +148,9 @@ def main(argv=None) -> int:
         _, plain = _outputs(mdir, samples, rows, False)
         for h in HEADS:
             worst = max(worst, _check(f"{mdir} head {h}", _sig(plain[h]), stored[f"au_prob_{h}"], args.tol))
-        emo, z = _outputs(mdir, samples, rows, True)
+        _, z = _outputs(mdir, samples, rows, True)
         stage1[j] = {"test_idx": rows, **{f"au_prob_{h}": _sig(z[h]) for h in HEADS},
-                     "_logits": z, "_held_out": pf.test_subjects, "_dir": fold_dir(pre_out, pf), "_model": mdir}
+                     "_held_out": pf.test_subjects, "_dir": fold_dir(pre_out, pf), "_model": mdir}
         print(f"stage 1 {pf.name}: {len(rows)} rows re-scored", file=sys.stderr)
 
     # 2. thresholds of every fold, plain (checked against the stored ones) and mirrored
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     for k, (f, pr) in enumerate(zip(folds, preds)):
         rows = np.asarray(pr["test_idx"])
         mdir = fold_dir(args.workdir, f) / MODEL_CHECKPOINT
-        e_plain, plain = _outputs(mdir, samples, rows, False)
+        _, plain = _outputs(mdir, samples, rows, False)
         for h in HEADS:
             worst = max(worst, _check(f"{mdir} head {h}", _sig(plain[h]), pr[f"au_prob_{h}"], args.tol))
         e, z = _outputs(mdir, samples, rows, True)
