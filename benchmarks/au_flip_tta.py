@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     write_json_atomic(tmp / "config.json", run_cfg)
     for f, new in out_folds:
         save_npz_atomic(fold_dir(tmp, f) / "predictions.npz", new)
-    for j, s1 in stage1.items():
+    for s1 in stage1.values():
         d = tmp / "au_pretrain" / "folds" / s1["_dir"].name
         save_npz_atomic(d / "predictions.npz", {k: v for k, v in s1.items() if not k.startswith("_")})
     write_json_atomic(tmp / "au_pretrain" / STATS_FILE, stats)
