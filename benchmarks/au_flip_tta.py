@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     from fedpsyau_jax import api
     from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic
     from fedpsyau_jax.training import protocols
-    from fedpsyau_jax.training.au_alignment import HEADS, STATS_FILE, reference_rows, reference_stats
+    from fedpsyau_jax.training.au_alignment import HEADS, STATS_FILE
     from fedpsyau_jax.training.au_pretraining import part_strata, plan_pretraining, thresholds_from_predictions
     from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT, fold_dir, load_fold_predictions
 
@@ -149,8 +149,7 @@ def main(argv=None) -> int:
         for h in HEADS:
             worst = max(worst, _check(f"{mdir} head {h}", _sig(plain[h]), stored[f"au_prob_{h}"], args.tol))
         _, z = _outputs(mdir, samples, rows, True)
-        stage1[j] = {"test_idx": rows, **{f"au_prob_{h}": _sig(z[h]) for h in HEADS},
-                     "_held_out": pf.test_subjects, "_dir": fold_dir(pre_out, pf), "_model": mdir}
+        stage1[j] = {"test_idx": rows, **{f"au_prob_{h}": _sig(z[h]) for h in HEADS}, "_dir": fold_dir(pre_out, pf)}
         print(f"stage 1 {pf.name}: {len(rows)} rows re-scored", file=sys.stderr)
 
     # 2. thresholds of every fold, plain (checked against the stored ones) and mirrored
@@ -166,14 +165,10 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{f.name}: rebuilt plan gives other thresholds than the run stored ({h})")
         thr[f.index] = thresholds_from_predictions(s1, samples.au, samples.au_mask, keep)
 
-    # 3. reference statistics of the shared parts, from mirrored logits
-    stats = {}
-    for j, s1 in stage1.items():
-        if "_part" not in plan.folds[j].name:
-            continue
-        rows = reference_rows(samples.au_mask, samples.subject, s1["_held_out"])
-        _, z = _outputs(s1["_model"], samples, rows, True)
-        stats[s1["_dir"].name] = {h: reference_stats(z[h]).tolist() for h in HEADS}
+    # 3. reference statistics of the shared parts, from mirrored logits (as train writes them)
+    stats = api.au_reference_stats(args.workdir, samples, flip_tta=True)
+    if stats is None:
+        raise SystemExit(f"{pre_in}: a shared stage-1 model is missing, or no sample lacks AU labels")
 
     # 4. fold models: plain check, mirrored outputs, decisions at the mirrored thresholds
     out_folds = []

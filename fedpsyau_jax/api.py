@@ -629,16 +629,15 @@ def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
     return model, v, meta
 
 
-def write_au_reference_stats(workdir, samples, flip_tta: bool = False) -> Path | None:
+def au_reference_stats(workdir, samples, flip_tta: bool = False) -> dict | None:
     """Reference statistics of every shared stage-1 model of a run
-    (``training.au_alignment``): per AU and head, the mean and standard deviation of the
-    model's logits over the samples without AU labels of subjects it does not hold out
-    (with ``flip_tta``, of its mirror-averaged logits, as the run evaluates).
-    Written to ``<workdir>/au_pretrain/reference_stats.json``; returns that path, or
-    None where the run has no shared stage-1 parts, a part's model is gone, or there is
-    no unlabelled sample."""
-    from fedpsyau_jax.atomic_files import write_json_atomic
-    from fedpsyau_jax.training.au_alignment import HEADS, STATS_FILE, reference_rows, reference_stats, stage1_parts
+    (``training.au_alignment``): {part directory: {head: (2, 12) as lists}}, per AU and
+    head the mean and standard deviation of the model's logits over the samples without
+    AU labels of subjects it does not hold out (with ``flip_tta``, of its
+    mirror-averaged logits, as a run with ``train.eval_flip`` evaluates). None where the
+    run has no shared stage-1 parts, a part's model is gone, or there is no unlabelled
+    sample."""
+    from fedpsyau_jax.training.au_alignment import HEADS, reference_rows, reference_stats, stage1_parts
     from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
 
     workdir = Path(workdir)
@@ -659,7 +658,19 @@ def write_au_reference_stats(workdir, samples, flip_tta: bool = False) -> Path |
         if au_gat is None:
             return None
         stats[name] = {h: reference_stats(np.asarray(z)).tolist() for h, z in zip(HEADS, (au_gat, au_afe))}
-    path = workdir / "au_pretrain" / STATS_FILE
+    return stats
+
+
+def write_au_reference_stats(workdir, samples, flip_tta: bool = False) -> Path | None:
+    """``au_reference_stats`` written to ``<workdir>/au_pretrain/reference_stats.json``;
+    returns that path, or None where there are none."""
+    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.training.au_alignment import STATS_FILE
+
+    stats = au_reference_stats(workdir, samples, flip_tta)
+    if stats is None:
+        return None
+    path = Path(workdir) / "au_pretrain" / STATS_FILE
     write_json_atomic(path, stats)
     return path
 
