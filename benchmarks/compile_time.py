@@ -22,19 +22,17 @@ from __future__ import annotations
 import argparse
 import collections
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ["FEDPSYAU_XLA_CACHE"] = "off"  # before fedpsyau_jax configures jax
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from jax._src import dispatch, monitoring  # noqa: E402
+from jax._src import dispatch, monitoring
 
-from fedpsyau_jax import api  # noqa: E402
-from fedpsyau_jax.config_loading import load_config  # noqa: E402
+from fedpsyau_jax import api
+from fedpsyau_jax.config_loading import load_config
 
 
 def main() -> None:

@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def main(argv=None) -> int:

@@ -16,25 +16,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from data_pipelines.synthetic import make_synthetic  # noqa: E402
-from fedpsyau_jax.training.batching import device_data  # noqa: E402
-from fedpsyau_jax.federated import make_algorithm  # noqa: E402
-from fedpsyau_jax.federated.client_stack import stack_states, unstack_states  # noqa: E402
-from fedpsyau_jax.federated.local_training import make_local_trainer  # noqa: E402
-from fedpsyau_jax.federated.partitions import partition_clients  # noqa: E402
-from fedpsyau_jax.federated.runner import TrainSettings, init_row_states, plan_rows, round_plans  # noqa: E402
-from fedpsyau_jax.federated.server_round import make_communicate  # noqa: E402
-from fedpsyau_jax.network.model import FedPsyAU  # noqa: E402
-from fedpsyau_jax.training.train_state import make_optimizer  # noqa: E402
+from data_pipelines.synthetic import make_synthetic
+from fedpsyau_jax.training.batching import device_data
+from fedpsyau_jax.federated import make_algorithm
+from fedpsyau_jax.federated.client_stack import stack_states, unstack_states
+from fedpsyau_jax.federated.local_training import make_local_trainer
+from fedpsyau_jax.federated.partitions import partition_clients
+from fedpsyau_jax.federated.runner import TrainSettings, init_row_states, plan_rows, round_plans
+from fedpsyau_jax.federated.server_round import make_communicate
+from fedpsyau_jax.network.model import FedPsyAU
+from fedpsyau_jax.training.train_state import make_optimizer
 
 
 def setup(k: int, per_client: int, batch: int, model, tx, trainer):

@@ -18,21 +18,18 @@ import argparse
 import os
 import platform
 import resource
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
 
-from data_pipelines.datasets import load_dataset  # noqa: E402
-from fedpsyau_jax.training import protocols  # noqa: E402
-from fedpsyau_jax.training.batching import device_data, stack_plans  # noqa: E402
-from fedpsyau_jax.training.fold_training import (FoldPrograms, TrainSettings, epoch_key, fold_epoch_plan,  # noqa: E402
-                                        fold_key, steps_per_epoch)
-from fedpsyau_jax.network.model import FedPsyAU  # noqa: E402
+from data_pipelines.datasets import load_dataset
+from fedpsyau_jax.training import protocols
+from fedpsyau_jax.training.batching import device_data, stack_plans
+from fedpsyau_jax.training.fold_training import FoldPrograms, epoch_key, fold_epoch_plan, fold_key, steps_per_epoch
+from fedpsyau_jax.training.settings import TrainSettings
+from fedpsyau_jax.network.model import FedPsyAU
 
 
 def peak_rss_mib() -> float:

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from data_pipelines import face_landmarks, optical_flow  # noqa: E402
-from data_pipelines.video_io import read_video_gray  # noqa: E402
-from data_pipelines.video_pipeline import clip_to_sample  # noqa: E402
+from data_pipelines import face_landmarks, optical_flow
+from data_pipelines.video_io import read_video_gray
+from data_pipelines.video_pipeline import clip_to_sample
 
 CLIP = ROOT / "tests" / "fixtures" / "faces" / "single_face.mp4"
 PATCH, HALF = 5, 2

@@ -96,7 +96,7 @@ def worker(args: argparse.Namespace) -> None:
     warnings.filterwarnings("ignore", message=".*enable_nested_tensor.*")
     torch.set_num_threads(args.threads)
     model_dir = reference_model_dir(args.reference_dir)
-    sys.path.insert(0, model_dir)
+    # the worker is started with the clone on PYTHONPATH (see ``main``)
     from model.model_ensamble import au_graph_mer  # the reference's own module, from the user's clone
 
     torch.manual_seed(0)
@@ -166,7 +166,8 @@ def driver(args: argparse.Namespace) -> int:
     cmd += ["--warmup", str(args.warmup)]
     load_before = os.getloadavg()
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (model_dir, os.environ.get("PYTHONPATH")) if p)}
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     except OSError as e:
         print(f"cannot start {torch_python}: {e}", file=sys.stderr)
         return 2
@@ -182,8 +183,6 @@ def driver(args: argparse.Namespace) -> int:
             print(INSTALL_HINT.format(python=torch_python))
             return 2
 
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import jax
         import jax.numpy as jnp
         import numpy as np

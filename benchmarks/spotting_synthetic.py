@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 BASELINE_GRID = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)
 GRID = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0)
@@ -33,7 +32,7 @@ def bench_set(folder: Path, seed: int, n_videos: int) -> dict:
     """The first ``n_videos`` videos of seed ``seed`` (video i has seed seed*1000+i;
     missing ones are rendered, existing ones reused) and their ground truth."""
     from data_pipelines.spotting_synthetic import make_spotting_video
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
     gt_path = folder / "ground_truth.json"
     gt = json.loads(gt_path.read_text()) if gt_path.is_file() else {}
     out = {}

@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS  # noqa: E402
-from fedpsyau_jax.network.gat import DPKGAT  # noqa: E402
-from fedpsyau_jax.network.model import (  # noqa: E402
+from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS
+from fedpsyau_jax.network.gat import DPKGAT
+from fedpsyau_jax.network.model import (
     GRAPH_GLOB,
     GRAPH_LOW,
     GRAPH_UP,
@@ -41,12 +39,11 @@ from fedpsyau_jax.network.model import (  # noqa: E402
     GroupAFE,
     split_blocks,
 )
-from fedpsyau_jax.network.priors import LOWER, UPPER, reference_prior  # noqa: E402
-from fedpsyau_jax.network.roi_patches import cut_patches_batch  # noqa: E402
-from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step  # noqa: E402
+from fedpsyau_jax.network.priors import LOWER, UPPER, reference_prior
+from fedpsyau_jax.network.roi_patches import cut_patches_batch
+from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
 
-sys.path.insert(0, os.path.dirname(__file__))
-from step_time import full_batch  # noqa: E402
+from step_time import full_batch
 
 
 class AUGraph(nn.Module):

@@ -10,17 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch  # noqa: E402
-from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step  # noqa: E402
+from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch
+from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
 
 REFERENCE_FWD_BWD_B32_S = 0.478
 

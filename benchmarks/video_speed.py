@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> int:
@@ -34,13 +32,13 @@ def main() -> int:
     a = ap.parse_args()
     from data_pipelines.spotting_synthetic import make_spotting_video
     from fedpsyau_jax.video.analyse import AnalyseParams, analyse_video
-    from test_video_recognition import random_exported_model
+    from fedpsyau_jax.training.exported_model import write_random_model
     tmp = Path(tempfile.mkdtemp(prefix="video_speed_"))
     try:
         n = int(round(a.seconds * 30))
         video = tmp / "clip.mp4"
         make_spotting_video(video, seed=3, n_frames=n)
-        model = random_exported_model(tmp / "model")
+        model = write_random_model(tmp / "model", ["negative", "positive", "surprise"], group_tokens="paper", roi_source="flow128")
         params = AnalyseParams(chunk_frames=a.chunk_frames)
         for run in ("cold (compile included)", "warm"):
             load = os.getloadavg()[0]

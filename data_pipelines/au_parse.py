@@ -26,8 +26,8 @@ import re
 
 import numpy as np
 
-from fedpsyau_jax.errors import InputDataError
-from fedpsyau_jax.network.au_groups import AU_ORDER, AU_TO_NODE
+from fedpsyau_jax.core.errors import InputDataError
+from fedpsyau_jax.core.au_groups import AU_ORDER, AU_TO_NODE
 
 # One AU token: optional side/asymmetry prefix letters, the number, optional
 # intensity letter. A float written as "12.0" is the same AU.

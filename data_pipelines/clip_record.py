@@ -45,7 +45,7 @@ class ClipRecord:
 
     def au_multi_hot(self, known: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(au, au_mask) over the 12 AUs of SPEC §3; mask all 0 when ``known`` is False."""
-        from fedpsyau_jax.network.au_groups import AU_ORDER
+        from fedpsyau_jax.core.au_groups import AU_ORDER
 
         au = np.array([1.0 if a in self.aus else 0.0 for a in AU_ORDER], np.float32)
         mask = np.full(len(AU_ORDER), 1.0 if known else 0.0, np.float32)

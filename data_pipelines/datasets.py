@@ -15,8 +15,8 @@ from pathlib import Path
 
 from data_pipelines.cache_dirs import CACHE_ENV_VAR, default_cache_dir  # noqa: F401 (re-export)
 from data_pipelines.clip_record import ClipRecord
-from fedpsyau_jax.errors import InputDataError, InputFileError, NameChoiceError, UserError, unknown_name
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.errors import InputDataError, InputFileError, NameChoiceError, UserError, unknown_name
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 # Datasets read from a release root through a reader and the video pipeline.
 VIDEO_DATASETS = ("casme2", "samm", "casme3", "dfme", "smic", "ckplus")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from data_pipelines.sample_errors import UnusableSampleError
-from fedpsyau_jax.network.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
+from fedpsyau_jax.core.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
 
 CROP_SIZE = 128
 # Box extent in units of g = half the inner-eye-corner distance (SPEC §1). 6.5g below

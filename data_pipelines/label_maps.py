@@ -14,7 +14,7 @@ class counts without anyone noticing.
 
 from __future__ import annotations
 
-from fedpsyau_jax.errors import InputDataError, NameChoiceError, unknown_name
+from fedpsyau_jax.core.errors import InputDataError, NameChoiceError, unknown_name
 
 MEGC3_CLASSES: tuple[str, ...] = ("negative", "positive", "surprise")
 EMOTION7_CLASSES: tuple[str, ...] = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")

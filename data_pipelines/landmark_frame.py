@@ -7,7 +7,7 @@ sit in the flow frame. ``frame_maps`` registers each dataset's motion image onto
 reference dataset's (per-axis scale and shift, coarse-to-fine grid search on
 normalised cross-correlation) and turns that into the per-axis map of its mean
 landmarks onto the reference's registered ones: the numbers
-``megc2019_composite.FLOW_FRAME`` holds (``benchmarks/landmark_flow_frame.py`` prints
+``megc2019_composite.FLOW_FRAME`` holds (``experiments/au_branch/landmark_flow_frame.py`` prints
 them and draws the AU check).
 """
 

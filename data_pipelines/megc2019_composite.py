@@ -26,7 +26,7 @@ What we compute:
   landmarks are therefore mapped per axis by ``FLOW_FRAME["samm"]``, measured without
   labels by ``landmark_frame.frame_maps`` (the SAMM mean motion image registered onto
   the CASME II one, whose landmarks sit on its motion; printed by
-  ``benchmarks/landmark_flow_frame.py``), then clamped again. CASME II and SMIC stay as
+  ``experiments/au_branch/landmark_flow_frame.py``), then clamped again. CASME II and SMIC stay as
   detected (the same registration moves SMIC by under one flow pixel). ``"apex"`` keeps
   the landmarks as detected on the apex crops (runs from before the fix, issue 26).
 - AU labels: CASME II and SAMM rows of the coding sheets joined on (subject,
@@ -61,10 +61,10 @@ import numpy as np
 
 from data_pipelines.au_parse import au_targets
 from data_pipelines.label_maps import MEGC3_CLASSES
-from fedpsyau_jax.atomic_files import save_npz_atomic
-from fedpsyau_jax.errors import InputDataError, InputFileError, unknown_name
-from fedpsyau_jax.network.keypoints import dlib68_to_65
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.atomic_files import save_npz_atomic
+from fedpsyau_jax.core.errors import InputDataError, InputFileError, unknown_name
+from fedpsyau_jax.core.keypoints import dlib68_to_65
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +393,7 @@ def _flag(what: str, v) -> bool:
         return True
     if s in ("false", "0", "no", "off", "", "none"):
         return False
-    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.core.errors import UserError
 
     raise UserError(f"{what} {v!r}: expected true or false")
 
@@ -415,7 +415,7 @@ def load_megc2019_composite(
     ``$FEDPSYAU_CACHE`` or ``~/.cache/fedpsyau``.
     """
     from data_pipelines.cache_dirs import default_cache_dir
-    from fedpsyau_jax.shared_data import shared_path
+    from fedpsyau_jax.core.shared_data import shared_path
 
     if landmark_frame not in LANDMARK_FRAMES:
         raise unknown_name("data.kwargs.landmark_frame", landmark_frame, LANDMARK_FRAMES)

@@ -8,7 +8,7 @@ therefore says which file/sample it is about and what exactly is wrong.
 
 from __future__ import annotations
 
-from fedpsyau_jax.errors import InputFileError, UserError
+from fedpsyau_jax.core.errors import InputFileError, UserError
 
 
 class SampleError(UserError):

@@ -300,7 +300,7 @@ def make_benchmark(
 ) -> dict[str, dict]:
     """``n_videos`` videos ``<folder>/synth_<seed>_<i>.mp4`` (seeds seed*1000+i) and
     ``<folder>/ground_truth.json`` {stem: ground truth}."""
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
 
     folder = Path(folder)
     out = {}
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m data_pipelines.spotting_synthetic OUT.mp4 [--seed N] [--seconds S]``:
     write one synthetic long video and OUT.json with its ground truth."""
     import argparse
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
 
     ap = argparse.ArgumentParser(
         prog="python -m data_pipelines.spotting_synthetic",

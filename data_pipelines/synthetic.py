@@ -37,9 +37,9 @@ import cv2
 import numpy as np
 
 from data_pipelines.optical_flow import flow_features
-from fedpsyau_jax.network.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
-from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
+from fedpsyau_jax.core.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 CROP = 128
 FLOW28 = 28

@@ -41,9 +41,9 @@ from data_pipelines.sample_errors import (
     UnusableSampleError,
 )
 from data_pipelines.video_io import FrameSource
-from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic  # noqa: F401 (re-exported)
-from fedpsyau_jax.network.keypoints import dlib68_to_65
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.atomic_files import save_npz_atomic, write_json_atomic
+from fedpsyau_jax.core.keypoints import dlib68_to_65
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +423,7 @@ def cached_video_sample(
     even when a cache entry exists; a ``cache_dir`` that is a file fails before any
     work.
     """
-    from fedpsyau_jax.errors import check_output_dir
+    from fedpsyau_jax.core.errors import check_output_dir
 
     p = params or PipelineParams()
     name = name or Path(path).stem

@@ -5,14 +5,9 @@ Pages are MyST Markdown; tutorials in ``tutorials/`` are MyST notebooks that MyS
 executes on every build (a cell error fails the build).
 """
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the checkout being documented, even if another copy is installed
-sys.path.insert(1, str(ROOT / "scripts"))  # scripts documented on the protocols page
-
-from fedpsyau_jax.version import package_version  # noqa: E402
+# The checkout is installed in editable mode (scripts/setup.sh), so the package
+# imported here is the one being documented.
+from fedpsyau_jax.version import package_version
 
 project = "fedpsyau-jax"
 author = "The fedpsyau-jax contributors"

@@ -1,42 +1,65 @@
 """fedpsyau-jax: FED-PsyAU micro-expression recognition in pure JAX/Flax.
 
-The folders follow the flow of the method:
+The package is layered; a layer imports only the layers before it (a test holds this):
 
-- ``network/``    the model of SPEC §4 and its ops (keypoints, AU groups, ROI patches,
-                  priors, DPK-GAT, dropout and max-pool kernels)
-- ``training/``   losses, metrics, train state and steps, batch plans, augmentation,
-                  protocols, fold-vmapped training, checkpoints, run logs, plots
-- ``federated/``  the algorithms' math (one implementation), the stacked simulator and
-                  the Flower deployment driver
+- ``core/``       errors, sample arrays, atomic files, the shared-data root, keypoints,
+                  AU groups — NumPy and the standard library only
+- ``data_pipelines`` (its own top-level package) readers, video → flow, synthetic
+                  data, TFDS builders; imports ``core`` only
+- ``network/``    the model and its ops (ROI patches, priors, DPK-GAT, dropout and
+                  max-pool kernels)
+- ``training/``   losses, metrics, train state and steps, batch plans, protocols,
+                  fold-vmapped training, checkpoints, run logs, reports
+- ``federated/``  the algorithms' math, the stacked simulator and the Flower deployment
+- ``inference``   load an exported model, apply it (jit-cached), ``predict`` a clip
+- ``video/``      long recordings: spotting, recognition of each interval, timelines
+- ``api``         the façade: train / evaluate / predict from Python
 - ``cli/``        the ``fedpsyau`` command, one module per verb
-- ``video/``       long recordings: face track, spotting signal, intervals,
-                  recognition of each interval, timeline outputs, MEGC spotting metric
-- ``api``         train / evaluate / predict from Python (what the CLI calls)
 
-Top-level names: the network (``FedPsyAU``, ``init_variables``, ``example_batch``),
-data (``MESamples``), training (``create_train_state``, ``make_train_step``,
-``make_optimizer``), configs (``load_config``), ``api``, ``analyse_video`` and the model card
-of an exported model (``model_card_summary``). Nothing imported here
-pulls in OpenCV or dlib (only the data pipeline and the predict/preprocess verbs do).
+Top-level names load on first use, so importing the package (or raising a reader's
+error) does not load JAX: the network (``FedPsyAU``, ``init_variables``,
+``example_batch``), data (``MESamples``), training (``create_train_state``,
+``make_train_step``, ``make_optimizer``), configs (``load_config``), ``api``,
+``analyse_video`` and the model card of an exported model (``model_card_summary``).
 """
 
-from fedpsyau_jax import api
-from fedpsyau_jax.config_loading import load_config
-from fedpsyau_jax.network.model import FedPsyAU, count_params, example_batch, init_variables
-from fedpsyau_jax.sample_arrays import MESamples
-from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
+from __future__ import annotations
 
-from fedpsyau_jax.model_card import model_card_summary
+import importlib
+
 from fedpsyau_jax.version import package_version
 
+# name -> (module, attribute); attribute None means the module itself
+_LAZY = {
+    "api": ("fedpsyau_jax.api", None),
+    "inference": ("fedpsyau_jax.inference", None),
+    "load_config": ("fedpsyau_jax.config_loading", "load_config"),
+    "FedPsyAU": ("fedpsyau_jax.network.model", "FedPsyAU"),
+    "count_params": ("fedpsyau_jax.network.model", "count_params"),
+    "example_batch": ("fedpsyau_jax.network.model", "example_batch"),
+    "init_variables": ("fedpsyau_jax.network.model", "init_variables"),
+    "MESamples": ("fedpsyau_jax.core.sample_arrays", "MESamples"),
+    "create_train_state": ("fedpsyau_jax.training.train_state", "create_train_state"),
+    "make_optimizer": ("fedpsyau_jax.training.train_state", "make_optimizer"),
+    "make_train_step": ("fedpsyau_jax.training.train_state", "make_train_step"),
+    "model_card_summary": ("fedpsyau_jax.model_card", "model_card_summary"),
+    "analyse_video": ("fedpsyau_jax.video.analyse", "analyse_video"),
+}
 
-def analyse_video(*args, **kwargs):
-    """A long video → timeline of spotted, recognised expressions (see
-    ``fedpsyau_jax.video.analyse.analyse_video``; imported on call, since it needs
-    OpenCV and dlib)."""
-    from fedpsyau_jax.video.analyse import analyse_video as _analyse
 
-    return _analyse(*args, **kwargs)
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'fedpsyau_jax' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

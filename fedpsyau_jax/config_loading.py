@@ -22,7 +22,7 @@ from typing import Iterable
 
 import ml_collections
 
-from fedpsyau_jax.errors import UserError
+from fedpsyau_jax.core.errors import UserError
 
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
@@ -240,7 +240,7 @@ def base_config() -> ml_collections.ConfigDict:
                               shared: every fold draws init, dropout and batch order
                               from the same streams), eval_flip (test outputs = mean
                               logits over the sample and its mirror,
-                              ``training.test_time_flip``) — see TrainSettings
+                              ``training.flip_averaging``) — see TrainSettings
     pretrain.*                AU pre-training inside every fold (``training.au_pretraining``):
                               epochs (0 = none), learning_rate, au_pos_weight, val_fraction
                               (inner-validation subjects for the per-AU thresholds),

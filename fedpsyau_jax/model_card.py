@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fedpsyau_jax.atomic_files import write_json_atomic, write_text_atomic
+from fedpsyau_jax.core.atomic_files import write_json_atomic, write_text_atomic
 from fedpsyau_jax.version import package_version
 
 CARD_FILE = "MODEL_CARD.md"

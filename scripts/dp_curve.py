@@ -21,9 +21,6 @@ import math
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 #: the clip bound of a "sampled" baseline: no update of this model comes near it
@@ -122,7 +119,7 @@ def write_outputs(points: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
     write_json_atomic(out / "dp_curve.json", points)
     lines = ["| partition | setting | ε | algorithm | deployed UF1 | deployed UAR | personal UF1 | clip fraction |",
              "|---|---|---|---|---|---|---|---|"]
@@ -148,7 +145,7 @@ def main(argv=None) -> int:
     from fedpsyau_jax.compile_cache import enable_compilation_cache
     from fedpsyau_jax.config_loading import load_config, split_config_flags
     enable_compilation_cache()
-    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.core.errors import UserError
     from fedpsyau_jax.federated.experiment import federate
     import gc
     import jax

@@ -42,7 +42,7 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from fedpsyau_jax.shared_data import shared_data_root  # noqa: E402
+from fedpsyau_jax.core.shared_data import shared_data_root  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -161,7 +161,7 @@ def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path)
     np.testing.assert_allclose(p["au_prob_gat"], au, atol=1e-4)
     # and the plain model differs from what was stored (else the check above proves nothing)
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
-    _, plain_gat, _ = api._apply_fn(model, api.final_beta(meta))(variables, batch)
+    _, plain_gat, _ = api.apply_fn(model, api.final_beta(meta))(variables, batch)
     assert np.max(np.abs(np.asarray(jax.nn.sigmoid(plain_gat)) - p["au_prob_gat"])) > 1e-3
     out = aligned_detectors(wd, samples.subject, preds)
     assert set(out) == {"head B (GAT), reference-aligned", "head A (AFE), reference-aligned",

@@ -436,8 +436,9 @@ def test_dataset_balanced_parts_spread_every_dataset_evenly_where_random_parts_d
 
 
 def test_part_balance_is_a_checked_name_and_old_runs_keep_their_fingerprint():
-    from fedpsyau_jax.errors import UserError
-    from fedpsyau_jax.training.fold_training import TrainSettings, settings_fingerprint
+    from fedpsyau_jax.core.errors import UserError
+    from fedpsyau_jax.training.fold_training import settings_fingerprint
+    from fedpsyau_jax.training.settings import TrainSettings
     from fedpsyau_jax.training.preflight import check_names
 
     cfg = _shared_stage1_config("pretrain.part_balance=by_dataset")
@@ -471,7 +472,7 @@ def test_config_part_balance_reaches_stage_1(tmp_path, monkeypatch):
 
 
 def test_shared_pretraining_needs_more_subjects_than_parts_and_thresholds_take_any_grid():
-    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.core.errors import UserError
 
     subjects = np.repeat(np.array(["a", "b", "c"]), 2)
     with pytest.raises(UserError, match="pretrain.subject_folds 4: only 3 subjects carry AU labels"):
@@ -529,7 +530,7 @@ def test_held_out_rows_au_labels_do_not_reach_the_fold_they_are_held_out_of():
          "model.gat_dropout=0.0", "model.au_head_dropout=0.0", "train.au_pos_weight=balanced"],
     )
     samples = api.load_samples(cfg)
-    model = api._model(cfg, samples)
+    model = api.build_model(cfg, samples)
     programs = get_programs(model, api.settings_from_config(cfg))
     n = len(samples)
     held = np.arange(0, n, 3)

@@ -20,15 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from data_pipelines.synthetic import make_synthetic  # noqa: E402
-from fedpsyau_jax.config_loading import load_config  # noqa: E402
-from fedpsyau_jax.network.model import FedPsyAU, model_options  # noqa: E402
-from fedpsyau_jax.training.losses import au_pos_weights  # noqa: E402
-from fedpsyau_jax.training.metrics import au_detection_scores  # noqa: E402
-from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step  # noqa: E402
+from data_pipelines.synthetic import make_synthetic
+from fedpsyau_jax.config_loading import load_config
+from fedpsyau_jax.network.model import FedPsyAU, model_options
+from fedpsyau_jax.training.losses import au_pos_weights
+from fedpsyau_jax.training.metrics import au_detection_scores
+from fedpsyau_jax.training.train_state import create_train_state, make_optimizer, make_train_step
 
 STEPS = 120
 BATCH = 16

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data_pipelines.au_parse import AUParseError, au_targets, parse_au_string
-from fedpsyau_jax.network.au_groups import AU_ORDER
+from fedpsyau_jax.core.au_groups import AU_ORDER
 
 README_QUIRKS = {
     "R12": {12}, "L2+L1": {1, 2}, "T28+14": {14, 28}, "15A+17": {15, 17},

@@ -85,7 +85,7 @@ def composite_copy(tmp: Path, annotations: bool = True, edit=None) -> Path:
     """``tmp/megc2019_htnet`` with 3 rows of the real composite (their flow and face
     files copied) and, if ``annotations``, ``tmp/annotations`` linking the real sheets.
     ``edit(rows)`` may change the CSV rows before they are written."""
-    from fedpsyau_jax.shared_data import shared_data_root
+    from fedpsyau_jax.core.shared_data import shared_data_root
     shared = shared_data_root(required=False)
     if shared is None:
         pytest.skip("shared data folder not found (set FEDPSYAU_SHARED_DATA)")
@@ -652,7 +652,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_same_errors_from_the_python_api(tmp_path):
     from fedpsyau_jax import api
     from fedpsyau_jax.config_loading import load_config
-    from fedpsyau_jax.errors import InputFileError, NameChoiceError, UserError
+    from fedpsyau_jax.core.errors import InputFileError, NameChoiceError, UserError
     from fedpsyau_jax.training.checkpoints import CheckpointError
     cfg = load_config(DEMO, ["protocol.kind=lsoo"])
     with pytest.raises(NameChoiceError, match="protocol.kind 'lsoo'"):
@@ -671,7 +671,7 @@ def test_same_errors_from_the_python_api(tmp_path):
 def test_composite_au_labels_option_from_a_config_override(tmp_path, flag):
     from fedpsyau_jax import api
     from fedpsyau_jax.config_loading import load_config
-    from fedpsyau_jax.errors import InputFileError
+    from fedpsyau_jax.core.errors import InputFileError
     root = composite_copy(tmp_path, annotations=False)
     cfg = load_config(ROOT / "configs" / "megc2019_composite_loso.py",
                       [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",

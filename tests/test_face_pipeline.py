@@ -11,7 +11,7 @@ from data_pipelines import face_crop, face_landmarks
 from data_pipelines.sample_errors import MultipleFacesError, NoFaceError
 from data_pipelines.video_io import read_video_gray
 from data_pipelines.video_pipeline import clip_to_sample
-from fedpsyau_jax.network.keypoints import REGION_SLICES
+from fedpsyau_jax.core.keypoints import REGION_SLICES
 
 FACES = Path(__file__).resolve().parent / "fixtures" / "faces"
 

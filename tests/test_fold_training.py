@@ -190,7 +190,8 @@ def test_fingerprint_ignores_how_often_a_run_saves():
     import hashlib
     import json
 
-    from fedpsyau_jax.training.fold_training import TrainSettings, settings_fingerprint
+    from fedpsyau_jax.training.fold_training import settings_fingerprint
+    from fedpsyau_jax.training.settings import TrainSettings
 
     s = TrainSettings(epochs=20, checkpoint_every=1)
     extra = {"n": 442}
@@ -222,8 +223,9 @@ def test_shared_fold_rng_gives_every_fold_the_same_random_streams():
     their own."""
     import dataclasses
 
-    from fedpsyau_jax.errors import UserError
-    from fedpsyau_jax.training.fold_training import TrainSettings, fold_epoch_plan
+    from fedpsyau_jax.core.errors import UserError
+    from fedpsyau_jax.training.fold_training import fold_epoch_plan
+    from fedpsyau_jax.training.settings import TrainSettings
     from fedpsyau_jax.training.protocols import Fold
 
     labels = np.arange(40) % 3

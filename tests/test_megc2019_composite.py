@@ -85,7 +85,7 @@ def test_samm_landmarks_moved_into_the_flow_frame(composite, cache_dir):
     assert _au_motion_at(composite, rows, 2, slice(0, 10)) > 0.5
 
 
-def test_flow_frame_constant_is_what_the_label_free_measurement_gives(cache_dir):
+def test_flow_frame_constant_is_what_the_label_free_measurement_gives(shared_root, cache_dir):
     """``FLOW_FRAME["samm"]`` is the registration's result, not a hand-tuned number; SMIC's
     map moves no point by a flow pixel (so it is left as detected)."""
     from data_pipelines.landmark_frame import frame_maps
@@ -97,7 +97,7 @@ def test_flow_frame_constant_is_what_the_label_free_measurement_gives(cache_dir)
 
 
 def test_unknown_landmark_frame_is_an_error(shared_root, cache_dir):
-    from fedpsyau_jax.errors import NameChoiceError
+    from fedpsyau_jax.core.errors import NameChoiceError
 
     with pytest.raises(NameChoiceError, match="landmark_frame 'flows': unknown name; choose from flow, apex"):
         load_megc2019_composite(cache_dir=cache_dir, landmark_frame="flows")

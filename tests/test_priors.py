@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fedpsyau_jax.network.au_groups import AU_TO_NODE
+from fedpsyau_jax.core.au_groups import AU_TO_NODE
 from fedpsyau_jax.network.priors import (A_GLOB, A_LOW, A_UP, beta_schedule, cooccurrence_prior,
                                  reference_prior, split_prior)
 

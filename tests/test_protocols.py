@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from fedpsyau_jax.training import protocols
-from fedpsyau_jax.training.fold_training import TrainSettings, chunk_folds, fold_epoch_plan, steps_per_epoch
+from fedpsyau_jax.training.fold_training import chunk_folds, fold_epoch_plan, steps_per_epoch
+from fedpsyau_jax.training.settings import TrainSettings
 from fedpsyau_jax.network.priors import cooccurrence_prior, reference_prior
 
 

@@ -5,9 +5,9 @@ import pytest
 
 from data_pipelines.optical_flow import optical_strain
 from data_pipelines.synthetic import AU_BASIS, CLASS_NAMES_3, CLASS_NAMES_7, TEMPLATE_65, make_synthetic
-from fedpsyau_jax.network.au_groups import AU_TO_NODE
-from fedpsyau_jax.network.keypoints import REGION_SLICES
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.au_groups import AU_TO_NODE
+from fedpsyau_jax.core.keypoints import REGION_SLICES
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds  # a pinned dependency: missing must fail, no
 
 from data_pipelines.synthetic import make_synthetic  # noqa: E402
 from data_pipelines.tfds_builders import BUILDERS, MEBuilderConfig, tfds_builder, tfds_to_samples  # noqa: E402
-from fedpsyau_jax.sample_arrays import ARRAY_FIELDS, STR_FIELDS  # noqa: E402
+from fedpsyau_jax.core.sample_arrays import ARRAY_FIELDS, STR_FIELDS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 
 from fedpsyau_jax import api
 from fedpsyau_jax.config_loading import load_config
+from fedpsyau_jax.training.exported_model import pretrained_variables
 from fedpsyau_jax.training.fold_training import load_pretrained
 from fedpsyau_jax.training.run_logging import read_jsonl
 from fedpsyau_jax.training.train_state import TrainState
@@ -98,7 +99,7 @@ def test_predict_cli_on_real_clip(pretrain_run, capsys):
 
 def test_pretrained_au_branch_loads_into_fold_states(pretrain_run):
     wd, _ = pretrain_run
-    params, stats = api._load_pretrained(wd / "final_model")
+    params, stats = pretrained_variables(wd / "final_model")
     k = 2
     fake = lambda tree: {n: {"w": jnp.zeros((k, 3))} for n in tree}
     states = TrainState(params={"lfe": {"w": jnp.zeros((k, 2))}, "dsi": {"w": jnp.zeros((k, 2))}},

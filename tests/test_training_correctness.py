@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 from fedpsyau_jax import FedPsyAU, example_batch
-from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS, PAPER_GROUPS, REFERENCE_GROUPS
+from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS, PAPER_GROUPS, REFERENCE_GROUPS
 from fedpsyau_jax.network.gat import DPKGATLayer, PriorGraph
 from fedpsyau_jax.network.hash_dropout import HashDropout
-from fedpsyau_jax.network.keypoints import MIRROR_65
+from fedpsyau_jax.core.keypoints import MIRROR_65
 from fedpsyau_jax.network.max_pool import max_pool_3x3_same, max_pool_non_overlapping
 from fedpsyau_jax.network.priors import A_GLOB, A_LOW, A_UP, cooccurrence_prior, reference_prior
 from fedpsyau_jax.network.roi_patches import cut_patches_batch
 from fedpsyau_jax.training.augmentation import flip_batch
-from fedpsyau_jax.training.fold_training import TrainSettings, class_weights, lr_factor
+from fedpsyau_jax.training.fold_training import class_weights
+from fedpsyau_jax.training.settings import TrainSettings, lr_factor
 from fedpsyau_jax.training.losses import fedpsyau_loss
 from fedpsyau_jax.training.train_state import (create_train_state, make_eval_step, make_optimizer,
                                                make_train_step, weight_decay_mask)

@@ -18,25 +18,9 @@ CLASSES = ["negative", "positive", "surprise"]
 
 def random_exported_model(dest: Path) -> Path:
     """<dest>/final_model: FedPsyAU(3 classes, paper groups) with random weights."""
-    from fedpsyau_jax import api
-    from fedpsyau_jax.network.model import FedPsyAU
-    from fedpsyau_jax.training.checkpoints import save_checkpoint
-    abstract = api._abstract_variables(FedPsyAU(num_classes=3, group_tokens="paper", roi_source="flow128"))
-    rng = np.random.default_rng(0)
+    from fedpsyau_jax.training.exported_model import write_random_model
 
-    def fill(path, leaf):
-        name = str(path[-1])
-        if "var" in name:
-            return np.ones(leaf.shape, leaf.dtype)
-        if "mean" in name:
-            return np.zeros(leaf.shape, leaf.dtype)
-        return (0.05 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
-
-    v = jax.tree_util.tree_map_with_path(fill, abstract)
-    save_checkpoint(dest, "final_model", v, {"num_classes": 3, "class_names": CLASSES, "use_au_branch": True,
-                                            "group_tokens": "paper", "roi_source": "flow128",
-                                            "config": {"train": {"epochs": 1}}})
-    return dest / "final_model"
+    return write_random_model(dest, CLASSES, group_tokens="paper", roi_source="flow128")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +52,7 @@ def test_each_interval_is_recognised_from_its_spec1_sample(setup, tmp_path):
         s = clip_to_sample(frames[iv["onset"]], frames[iv["apex"]])
         p, au = rec.probabilities([s])
         np.testing.assert_allclose([probs[c] for c in CLASSES], p[0], atol=1e-5)
-        from fedpsyau_jax.network.au_groups import AU_ORDER
+        from fedpsyau_jax.core.au_groups import AU_ORDER
         np.testing.assert_allclose([iv["au_prob"][f"AU{a}"] for a in AU_ORDER], au[0], atol=1e-5)
     html = (tmp_path / "report.html").read_text()
     assert html.count("<img src=\"data:image/png;base64,") == 1 + len(t["intervals"])   # plot + one apex each

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from data_pipelines.clip_record import ClipRecord
-from fedpsyau_jax.errors import InputDataError, unknown_name
+from fedpsyau_jax.core.errors import InputDataError, unknown_name
 
 log = logging.getLogger(__name__)
 

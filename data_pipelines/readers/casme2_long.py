@@ -19,7 +19,7 @@ from pathlib import Path
 from data_pipelines.readers import layout
 from data_pipelines.readers.long_video_annotation import LongVideoAnnotation
 from data_pipelines.readers.sheet_table import SheetError, load_raw_rows
-from fedpsyau_jax.errors import InputDataError
+from fedpsyau_jax.core.errors import InputDataError
 
 FPS = 30.0
 SHEET_PATTERNS = ("CAS(ME)^2code_final*.xlsx", "CAS(ME)*code*.xlsx")

@@ -15,7 +15,7 @@ from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
 from data_pipelines.readers.annotation_row import read_annotation_row
 from data_pipelines.readers.sheet_table import SheetError, row_error, cell_int, cell_str, read_table
-from fedpsyau_jax.errors import InputDataError
+from fedpsyau_jax.core.errors import InputDataError
 
 SHEET_PATTERNS = ("DFME_data_coding*.xlsx", "DFME*.xlsx", "DFME*.csv")
 FRAMES_SUBDIR = "micro_static_aligned_croped"  # sic: the release spells it so

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.readers import layout
-from fedpsyau_jax.errors import InputDataError, InputFileError
+from fedpsyau_jax.core.errors import InputDataError, InputFileError
 
 AUS = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 SUBJECTS = tuple(f"SN{n:03d}" for n in [*range(1, 14), 16, 17, 18, 21, *range(23, 33)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fedpsyau_jax.errors import InputDataError, InputFileError
+from fedpsyau_jax.core.errors import InputDataError, InputFileError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _MAX_DEPTH = 3

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedpsyau_jax.errors import InputDataError, InputFileError
+from fedpsyau_jax.core.errors import InputDataError, InputFileError
 
 
 class SheetError(InputDataError):

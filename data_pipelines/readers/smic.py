@@ -11,7 +11,7 @@ from pathlib import Path
 from data_pipelines.clip_record import ClipRecord
 from data_pipelines.label_maps import map_emotion
 from data_pipelines.readers import layout
-from fedpsyau_jax.errors import InputDataError, InputFileError
+from fedpsyau_jax.core.errors import InputDataError, InputFileError
 
 FPS = 100.0  # SMIC-HS high-speed camera
 CLASS_DIRS = ("negative", "positive", "surprise")

@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fedpsyau_jax.network.au_groups import NUM_AUS
-from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.au_groups import NUM_AUS
+from fedpsyau_jax.core.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 SPLIT = "train"  # one split: protocols (LOSO, federated clients) split by subject later
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from data_pipelines.tfds_builders.builders import BUILDERS
 from data_pipelines.tfds_builders.me_builder import MEBuilder, MEBuilderConfig
-from fedpsyau_jax.sample_arrays import MESamples
+from fedpsyau_jax.core.sample_arrays import MESamples
 
 _BATCH = 256  # records fetched per __getitems__ call: bounds the peak of undecoded bytes
 

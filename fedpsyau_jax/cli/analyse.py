@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from fedpsyau_jax.errors import InputDataError
+    from fedpsyau_jax.core.errors import InputDataError
 
     if not Path(args.video).exists():  # before any work
         from data_pipelines.sample_errors import MissingMediaError

@@ -7,7 +7,7 @@ import collections
 from pathlib import Path
 
 from data_pipelines.datasets import DATASET_NAMES, VIDEO_DATASETS, check_dataset_name, load_dataset, read_records
-from fedpsyau_jax.errors import UserError
+from fedpsyau_jax.core.errors import UserError
 
 _EPILOG = """\
 Reader-backed datasets (casme2, samm, casme3, dfme, smic, ckplus) are summarised

@@ -17,9 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
     from fedpsyau_jax import api
-    from fedpsyau_jax.errors import InputFileError
+    from fedpsyau_jax.core.errors import InputFileError
 
     wd = Path(args.workdir)
     if not wd.is_dir():

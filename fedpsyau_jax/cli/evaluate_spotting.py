@@ -35,11 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
     from fedpsyau_jax.video.spotting_eval import evaluate_spotting, format_scores
 
     if args.videos is None and not Path(args.predictions).is_dir():
-        from fedpsyau_jax.errors import InputFileError
+        from fedpsyau_jax.core.errors import InputFileError
 
         raise InputFileError(
             f"--predictions {args.predictions}: not a folder (give the folder of "

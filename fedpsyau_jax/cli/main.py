@@ -1,13 +1,13 @@
 """``fedpsyau`` command line: one verb per module, imported only when used.
 
-Verbs: train, evaluate, predict, federate, data (summary), preprocess, analyse,
+Verbs: train, evaluate, report, predict, federate, data (summary), preprocess, analyse,
 evaluate-spotting.
 Each verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``; a verb
 that reads an experiment config sets ``USES_CONFIG = True`` and then accepts the
 ml_collections spelling ``--config=configs/x.py --config.train.epochs=30`` (and the
 alias ``--set train.epochs=30``), checked strictly before anything runs.
 
-Anticipated errors (``fedpsyau_jax.errors.UserError``: bad path, file, config,
+Anticipated errors (``fedpsyau_jax.core.errors.UserError``: bad path, file, config,
 override, name, checkpoint) print one line ``fedpsyau <verb>: error: <message>`` and
 exit with code 2; ``--debug`` shows the traceback instead. Other exceptions are bugs
 and keep their traceback.
@@ -27,6 +27,7 @@ from fedpsyau_jax.version import package_version
 VERBS: dict[str, tuple[str, str]] = {
     "train": ("fedpsyau_jax.cli.train", "train with a config (LOSO / k-fold protocols)"),
     "evaluate": ("fedpsyau_jax.cli.evaluate", "evaluate saved checkpoints of a run"),
+    "report": ("fedpsyau_jax.cli.report", "Markdown report of finished runs (intervals, AU heads vs probe)"),
     "predict": ("fedpsyau_jax.cli.predict", "predict emotion and AUs of a video clip"),
     "federate": ("fedpsyau_jax.cli.federate", "federated training with a config"),
     "data": ("fedpsyau_jax.cli.data", "dataset tools (summary)"),
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if uses_config:
         _add_config_arguments(vp)
     module.add_arguments(vp)
-    from fedpsyau_jax.errors import UserError
+    from fedpsyau_jax.core.errors import UserError
     from fedpsyau_jax.compile_cache import enable_compilation_cache
 
     enable_compilation_cache()

@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedpsyau_jax.errors import UserError, check_output_dir
+    from fedpsyau_jax.core.errors import UserError, check_output_dir
 
     if args.video is not None:
         if args.root is not None or args.scheme is not None:
@@ -97,8 +97,9 @@ def _run_video(args, params) -> int:
 def _run_dataset(args, params) -> int:
     from data_pipelines.datasets import check_dataset_name, read_records
     from data_pipelines.label_maps import DEFAULT_SCHEME, class_names
-    from data_pipelines.video_pipeline import MANIFEST_NAME, records_to_samples, save_npz_atomic
-    from fedpsyau_jax.errors import UserError
+    from data_pipelines.video_pipeline import MANIFEST_NAME, records_to_samples
+    from fedpsyau_jax.core.atomic_files import save_npz_atomic
+    from fedpsyau_jax.core.errors import UserError
 
     check_dataset_name(args.dataset)
     scheme = args.scheme or DEFAULT_SCHEME.get(args.dataset, "megc3")

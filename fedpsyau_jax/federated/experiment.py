@@ -134,7 +134,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     """
     import jax
 
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
     from fedpsyau_jax.training.batching import device_data
     from fedpsyau_jax.federated.algorithms import make_algorithm
     from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch, frozen_optimizer

@@ -28,7 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fedpsyau_jax.errors import UserError
+from fedpsyau_jax.core.errors import UserError
 
 SAMPLINGS = ("all", "poisson", "fixed")
 

@@ -41,7 +41,8 @@ from fedpsyau_jax.federated.client_stack import group_ids, stack_states
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.server_round import make_communicate, make_init
 from fedpsyau_jax.federated.splits import client_split
-from fedpsyau_jax.training.fold_training import class_weights, lr_factor
+from fedpsyau_jax.training.fold_training import class_weights
+from fedpsyau_jax.training.settings import lr_factor
 from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior

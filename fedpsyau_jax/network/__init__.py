@@ -1,6 +1,7 @@
-"""The network of SPEC §2–§5 and its ops: keypoints, AU groups, ROI cutting, priors,
-DPK-GAT, dropout and max-pool kernels, and the FED-PsyAU model that composes them.
+"""The network and its ops: ROI cutting, priors, DPK-GAT, dropout and max-pool kernels,
+and the FED-PsyAU model that composes them (the keypoint and AU-group tables it uses are
+plain data in ``fedpsyau_jax.core``).
 
-Data flows one way: ``keypoints``/``au_groups``/``roi_patches``/``priors`` → ``gat`` →
-``model``. Nothing here knows about training, federated learning or files.
+Data flows one way: ``roi_patches``/``priors`` → ``gat`` → ``model``. Nothing here knows
+about training, federated learning or files.
 """

@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS, NUM_AUS
+from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS, NUM_AUS
 from fedpsyau_jax.network.gat import DPKGAT, PriorGraph
 from fedpsyau_jax.network.hash_dropout import HashDropout
-from fedpsyau_jax.network.keypoints import NUM_KEYPOINTS
+from fedpsyau_jax.core.keypoints import NUM_KEYPOINTS
 from fedpsyau_jax.network.max_pool import max_pool_3x3_same, max_pool_non_overlapping
 from fedpsyau_jax.network.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, reference_prior
 from fedpsyau_jax.network.roi_patches import PATCH, cut_patches_batch

@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from fedpsyau_jax.network.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
+from fedpsyau_jax.core.au_groups import AU_ORDER, AU_TO_NODE, NUM_AUS
 
 UPPER_AUS = AU_ORDER[:6]
 LOWER_AUS = AU_ORDER[6:]

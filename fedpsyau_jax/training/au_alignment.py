@@ -95,7 +95,7 @@ def aligned_detectors(workdir: Path, subject: np.ndarray, preds: list[dict]) -> 
         stats = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:  # a truncated or hand-edited file: name it, recompute with --workdir
         raise ValueError(
-            f"{path}: not valid JSON ({e}); rewrite it with benchmarks/au_combined_score.py --workdir"
+            f"{path}: not valid JSON ({e}); rewrite it with experiments/au_branch/au_combined_score.py --workdir"
         ) from e
     subject = np.asarray(subject).astype(str)
     part_of = stage1_parts(workdir, subject)
@@ -127,3 +127,47 @@ def aligned_detectors(workdir: Path, subject: np.ndarray, preds: list[dict]) -> 
         combined_decisions(prob["gat"], prob["afe"], thr["gat"], thr["afe"]),
     )
     return out
+
+
+def au_reference_stats(workdir, samples, flip_tta: bool = False) -> dict | None:
+    """Reference statistics of every shared stage-1 model of a run: {part directory:
+    {head: (2, 12) as lists}}, per AU and head the mean and standard deviation of the
+    model's logits over the samples without AU labels of subjects it does not hold out
+    (with ``flip_tta``, of its mirror-averaged logits, as a run with ``train.eval_flip``
+    evaluates). None where the run has no shared stage-1 parts, a part's model is gone,
+    or there is no unlabelled sample."""
+    from fedpsyau_jax.training.exported_model import apply_fn, final_beta, read_model
+    from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
+
+    workdir = Path(workdir)
+    part_of = stage1_parts(workdir, samples.subject)
+    parts = sorted(set(part_of.values()))
+    pre = workdir / "au_pretrain" / "folds"
+    if not parts or not all((pre / n / MODEL_CHECKPOINT).is_dir() for n in parts):
+        return None
+    stats = {}
+    for name in parts:
+        rows = reference_rows(samples.au_mask, samples.subject, [s for s, n in part_of.items() if n == name])
+        if len(rows) < 2:
+            return None
+        model, v, meta = read_model(pre / name / MODEL_CHECKPOINT)
+        variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
+        batch = {k: np.asarray(getattr(samples, k))[rows] for k in ("flow128", "flow28", "landmarks")}
+        _, au_gat, au_afe = apply_fn(model, final_beta(meta), flip_tta)(variables, batch)
+        if au_gat is None:
+            return None
+        stats[name] = {h: reference_stats(np.asarray(z)).tolist() for h, z in zip(HEADS, (au_gat, au_afe))}
+    return stats
+
+
+def write_au_reference_stats(workdir, samples, flip_tta: bool = False) -> Path | None:
+    """``au_reference_stats`` written to ``<workdir>/au_pretrain/reference_stats.json``;
+    returns that path, or None where there are none."""
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
+
+    stats = au_reference_stats(workdir, samples, flip_tta)
+    if stats is None:
+        return None
+    path = Path(workdir) / "au_pretrain" / STATS_FILE
+    write_json_atomic(path, stats)
+    return path

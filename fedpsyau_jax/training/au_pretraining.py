@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedpsyau_jax.errors import UserError
+from fedpsyau_jax.core.errors import UserError
 from fedpsyau_jax.training.protocols import Fold
 
 PART_BALANCES = ("none", "dataset")  # pretrain.part_balance

@@ -14,7 +14,7 @@ the Gram matrix K = XXᵀ — exact, a few milliseconds per fold, jitted and vma
 the 12 AUs. Each Newton step tries four step lengths and keeps the best (damped Newton
 always decreases J; the objective is strictly convex in w).
 
-``fit_predict_probe`` is what ``scripts/loso_report.py`` runs on the training samples
+``fit_predict_probe`` is what ``fedpsyau report`` runs on the training samples
 of every fold of a run, so the probe and the heads are scored on the same held-out
 samples.
 """
@@ -142,7 +142,7 @@ def probe_predictions(flow28, au, au_mask, folds, idx, cache_dir=None, c: float 
     same folds does not fit the probes again, and changed inputs never reuse it."""
     from pathlib import Path
 
-    from fedpsyau_jax.atomic_files import save_npz_atomic
+    from fedpsyau_jax.core.atomic_files import save_npz_atomic
 
     path = None
     if cache_dir is not None:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from fedpsyau_jax.network.hash_dropout import keep_mask
-from fedpsyau_jax.network.keypoints import MIRROR_65
+from fedpsyau_jax.core.keypoints import MIRROR_65
 
 FLOW128_WIDTH = 128
 

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from fedpsyau_jax.errors import UserError
+from fedpsyau_jax.core.errors import UserError
 
 METADATA_FILE = "metadata.json"
 STATE_DIR = "state"
@@ -44,7 +44,7 @@ class CheckpointError(UserError, RuntimeError):
 
 def _write_json_atomic(path: Path, obj) -> None:
     # Local import: the video pipeline pulls in OpenCV/dlib, which checkpointing needs not.
-    from fedpsyau_jax.atomic_files import write_json_atomic
+    from fedpsyau_jax.core.atomic_files import write_json_atomic
 
     write_json_atomic(path, obj)
 

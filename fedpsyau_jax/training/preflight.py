@@ -22,7 +22,7 @@ import json
 import logging
 from pathlib import Path
 
-from fedpsyau_jax.errors import InputFileError, UserError, check_output_dir, unknown_name
+from fedpsyau_jax.core.errors import InputFileError, UserError, check_output_dir, unknown_name
 from fedpsyau_jax.training.checkpoints import CheckpointError
 from fedpsyau_jax.training.au_pretraining import PART_BALANCES
 
@@ -58,9 +58,9 @@ def check_names(cfg) -> None:
         k = cfg.protocol.get("k", 10)
         if int(k) < 2:
             raise UserError(f"protocol.k {k}: k-fold needs k >= 2")
-    from fedpsyau_jax.network.au_groups import GROUP_TOKEN_SETS
+    from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS
     from fedpsyau_jax.network.model import AU_NODE_NORMS, ROI_SOURCES
-    from fedpsyau_jax.training.fold_training import CLASS_BALANCE, LR_SCHEDULES
+    from fedpsyau_jax.training.settings import CLASS_BALANCE, LR_SCHEDULES
     from fedpsyau_jax.training.losses import AU_NORMS, AU_POS_WEIGHTS
 
     for key, choices in (

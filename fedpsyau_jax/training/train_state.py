@@ -162,7 +162,7 @@ def make_eval_step(model: FedPsyAU, flip_tta: bool = False):
 
     flip_tta: every output from the mean of the logits on the batch and on its mirror
     image (``test_time_flip``)."""
-    from fedpsyau_jax.training.test_time_flip import flip_averaged
+    from fedpsyau_jax.training.flip_averaging import flip_averaged
 
     def logits(variables, batch, beta):
         plain = lambda v, b: model.apply(v, b, beta, train=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedpsyau_jax.errors import InputDataError, check_output_dir
+from fedpsyau_jax.core.errors import InputDataError, check_output_dir
 from fedpsyau_jax.video import chunk_analysis, frame_stream, intervals as iv_mod, timeline_outputs
 from fedpsyau_jax.video.face_track import TrackParams
 from fedpsyau_jax.video.spotting_signal import SignalParams

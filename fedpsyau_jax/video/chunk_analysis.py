@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedpsyau_jax.atomic_files import save_npz_atomic
+from fedpsyau_jax.core.atomic_files import save_npz_atomic
 from fedpsyau_jax.video.face_track import FaceTracker, TrackParams
 from fedpsyau_jax.video.frame_stream import Chunk
 from fedpsyau_jax.video.spotting_signal import REGIONS, RegionFlow, SignalParams

@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 
 from data_pipelines import face_landmarks
-from fedpsyau_jax.network.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
+from fedpsyau_jax.core.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
 
 
 @dataclasses.dataclass(frozen=True)

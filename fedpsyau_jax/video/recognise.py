@@ -31,23 +31,23 @@ class Recogniser:
     """An exported model (``fedpsyau train`` → final_model) ready to classify inputs."""
 
     def __init__(self, checkpoint):
-        from fedpsyau_jax import api
+        from fedpsyau_jax import inference
 
         self.checkpoint = str(checkpoint)
-        self.model, self.variables, self.meta = api.load_model(checkpoint)
+        self.model, self.variables, self.meta = inference.load_model(checkpoint)
         self.class_names = list(self.meta["class_names"])
 
     def probabilities(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
         """One model call per sample (a batch of one, exactly as ``predict``; the jitted
         apply is compiled once and a handful of intervals per minute need no batching)."""
-        from fedpsyau_jax import api
+        from fedpsyau_jax import inference
 
         keys = ("flow128", "flow28", "landmarks")
         probs: list[np.ndarray] = []
         aus: list[np.ndarray | None] = []
         for s in samples:
             batch = {k: np.asarray(s[k], np.float32)[None] for k in keys}
-            p, au = api.model_probabilities(self.model, self.variables, self.meta, batch)
+            p, au = inference.model_probabilities(self.model, self.variables, self.meta, batch)
             probs.append(p[0])
             aus.append(None if au is None else au[0])
         # one model: it gives AU probabilities for every sample or for none
@@ -88,7 +88,7 @@ def recognise(
     {AUn: p} (when the model has an AU branch), ``apex_crop`` (128x128 uint8, the
     aligned face for the report), or ``recognition_error`` (one line) when SPEC §1
     cannot build the input (no face in the onset frame, no motion)."""
-    from fedpsyau_jax.network.au_groups import AU_ORDER
+    from fedpsyau_jax.core.au_groups import AU_ORDER
 
     p = params or PipelineParams()
     frames = collect_frames(info, needed_positions(intervals, p))

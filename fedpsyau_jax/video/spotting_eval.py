@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from fedpsyau_jax.errors import InputDataError, InputFileError, unknown_name
+from fedpsyau_jax.core.errors import InputDataError, InputFileError, unknown_name
 from fedpsyau_jax.video.spotting_metric import Span, spotting_scores
 
 FORMATS = ("casme2", "samm", "casme3", "synthetic")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedpsyau_jax.atomic_files import _atomic, write_json_atomic
+from fedpsyau_jax.core.atomic_files import _atomic, write_json_atomic
 
 MEGC_TYPE = {"micro": "me", "macro": "mae"}
 EMOTION_COLOURS = [

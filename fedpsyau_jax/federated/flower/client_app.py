@@ -81,7 +81,7 @@ def _save_state(context: Context, raw_state) -> None:
     context.state[STATE_KEY] = wire.to_array_record(raw_state)
     f = state_file(context)
     if f is not None:
-        from fedpsyau_jax.atomic_files import save_npz_atomic
+        from fedpsyau_jax.core.atomic_files import save_npz_atomic
 
         save_npz_atomic(f, wire.flatten(raw_state))
 
@@ -142,7 +142,7 @@ def _save_contribution(context: Context, tree) -> None:
     context.state[DP_KEY] = wire.to_array_record(tree)
     f = _dp_file(context)
     if f is not None:
-        from fedpsyau_jax.atomic_files import save_npz_atomic
+        from fedpsyau_jax.core.atomic_files import save_npz_atomic
 
         save_npz_atomic(f, wire.flatten(tree))
 

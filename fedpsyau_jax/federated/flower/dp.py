@@ -176,19 +176,3 @@ def _jitted_contribution():
         return jax.tree.map(lambda r, d: r + d, release, clipped)
 
     return jax.jit(fn)
-
-
-def friendly(e: Exception) -> str:
-    """A ``PrivacyError`` message with the run-config key names (dp-clip-norm, …)."""
-    msg = str(e)
-    for a, b in (
-        ("dp.clip_norm", "dp-clip-norm"),
-        ("dp.noise_multiplier", "dp-noise-multiplier"),
-        ("dp.delta", "dp-delta"),
-        ("dp.sampling", "dp-sampling"),
-        ("dp.per_round", "dp-per-round"),
-        ("dp.allow_no_noise", "dp-allow-no-noise"),
-        ("dp.rate", "dp-rate"),
-    ):
-        msg = msg.replace(a, "run-config " + b)
-    return msg

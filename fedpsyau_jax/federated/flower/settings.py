@@ -179,8 +179,6 @@ def _dp_settings(cfg: Mapping[str, Any]):
     try:
         s.check()
     except PrivacyError as e:
-        from fedpsyau_jax.federated.flower.dp import friendly
-
         raise PrivacyError(friendly(e)) from None
     return s
 
@@ -199,6 +197,22 @@ def _secagg_settings(cfg: Mapping[str, Any]) -> dict | None:
         if not out[k] > 0:
             raise ValueError(f"run-config secagg-{k.replace('_', '-')} {out[k]}: must be > 0")
     return out
+
+
+def friendly(e: Exception) -> str:
+    """A ``PrivacyError`` message with the run-config key names (dp-clip-norm, …)."""
+    msg = str(e)
+    for a, b in (
+        ("dp.clip_norm", "dp-clip-norm"),
+        ("dp.noise_multiplier", "dp-noise-multiplier"),
+        ("dp.delta", "dp-delta"),
+        ("dp.sampling", "dp-sampling"),
+        ("dp.per_round", "dp-per-round"),
+        ("dp.allow_no_noise", "dp-allow-no-noise"),
+        ("dp.rate", "dp-rate"),
+    ):
+        msg = msg.replace(a, "run-config " + b)
+    return msg
 
 
 def _bool(v) -> bool:

@@ -1,6 +1,6 @@
 """Do the composite's landmarks sit on the faces of the flows they index? (issue 26)
 
-    python benchmarks/landmark_flow_frame.py [--png benchmarks/landmark_flow_frame.png] [--roi-probe]
+    python experiments/au_branch/landmark_flow_frame.py [--png experiments/au_branch/landmark_flow_frame.png] [--roi-probe]
 
 The MEGC2019 composite's landmarks are detected on the apex face crops and the ROI
 windows are cut from the released 28-px flows at those points. That is only right if
@@ -23,7 +23,7 @@ detected (black) and as mapped (green). Brow AUs should light up at the brow poi
 AU7 at the eyes, AU12/AU14 beside the mouth corners.
 
 ``--roi-probe``: what the branch's input carries, with either set of landmarks. The
-linear AU probe of ``scripts/loso_report.py`` (``training.au_probe``) is fitted on the
+linear AU probe of ``fedpsyau report`` (``training.au_probe``) is fitted on the
 65 ROI windows the branch reads (5×5×3 pixels of the 28-px flow, cut as
 ``network.roi_patches`` cuts them) instead of on the whole flow, leave one subject out
 over the AU-labelled subjects; pooled and within-subject AUC and F1 at 0.5 per dataset
@@ -126,7 +126,7 @@ def window_coverage(samples) -> float:
 def per_au_probes(samples) -> dict[str, dict[str, float]]:
     """{"windows" | "whole flow": {AU name: pooled ROC AUC}} of the linear probe, leave one
     AU-labelled subject out."""
-    from fedpsyau_jax.network.au_groups import AU_ORDER
+    from fedpsyau_jax.core.au_groups import AU_ORDER
     from fedpsyau_jax.training.au_probe import fit_predict_probe
     from fedpsyau_jax.training.metrics import au_detection_scores
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fedpsyau_jax.errors import InputFileError
+from fedpsyau_jax.core.errors import InputFileError
 
 ENV_VAR = "FEDPSYAU_SHARED_DATA"
 _REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,13 +1,13 @@
-"""Mirror averaging at test time (``training.test_time_flip``, ``api._apply_fn``)."""
+"""Mirror averaging at test time (``training.flip_averaging``, ``inference.apply_fn``)."""
 
 import jax
 import numpy as np
 import pytest
 
 from fedpsyau_jax import FedPsyAU, example_batch
-from fedpsyau_jax.api import _apply_fn
+from fedpsyau_jax.inference import apply_fn as _apply_fn
 from fedpsyau_jax.network.model import init_variables
-from fedpsyau_jax.training.test_time_flip import mirror
+from fedpsyau_jax.training.flip_averaging import mirror
 
 
 @pytest.fixture(scope="module")

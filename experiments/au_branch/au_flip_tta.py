@@ -1,22 +1,22 @@
 """A finished LOSO run re-scored with mirror averaging at test time (flip TTA, issue 26).
 
-    python benchmarks/au_flip_tta.py benchmarks/loso_runs/megc2019_loso_au_balanced \\
+    python experiments/au_branch/au_flip_tta.py experiments/loso_runs/megc2019_loso_au_balanced \\
         --workdir runs/megc2019_loso_au_balanced \\
-        --out benchmarks/loso_runs/megc2019_loso_au_balanced_fliptta
-    python scripts/loso_report.py benchmarks/loso_runs/megc2019_loso_au_balanced_fliptta
+        --out experiments/loso_runs/megc2019_loso_au_balanced_fliptta
+    fedpsyau report experiments/loso_runs/megc2019_loso_au_balanced_fliptta
 
 RUN is a run directory with every fold's ``predictions.npz`` (a committed copy will do);
 WORKDIR is the directory the run trained in, which still holds the models (stage-1 parts
 under ``au_pretrain/folds/*/model``, fold models under ``folds/*/model``). Every model
 scores its held-out samples again, each output being the mean of its logits on the
-sample and its mirror (``training.test_time_flip``); everything downstream is recomputed
+sample and its mirror (``training.flip_averaging``); everything downstream is recomputed
 from those scores with the run's own rules:
 
 - each fold's per-AU thresholds from its stage-1 model's mirrored scores on the same
   inner-validation rows (``au_pretraining.plan_pretraining`` rebuilt from the run's
   config, ``thresholds_from_predictions``);
 - each stage-1 model's reference statistics over the same unlabelled reference
-  (``au_alignment``), so ``scripts/loso_report.py`` prints aligned heads and the
+  (``au_alignment``), so ``fedpsyau report`` prints aligned heads and the
   combined score for OUT as for any run.
 
 OUT gets ``config.json``, ``folds/*/predictions.npz`` (emotion and AU outputs with TTA),
@@ -26,7 +26,7 @@ and thresholds, so a model, β or plan that differs from the run's stops it with
 fold's name.
 
 Printed (also with ``--report-only`` on an existing OUT): the AU table of
-``scripts/loso_report.py`` for the probe, the probe's mirror counterpart (trained on both
+``fedpsyau report`` for the probe, the probe's mirror counterpart (trained on both
 orientations of every training sample, scored as the mean of its logits over both
 orientations of a test sample: tells a gain of symmetry alone from one of the network)
 and the combined score without and with mirror averaging, then the paired subject
@@ -50,7 +50,7 @@ def _outputs(model_dir: Path, samples, rows: np.ndarray, flip_tta: bool, chunk: 
 
     model, v, meta = api.load_model(model_dir)
     variables = {"params": v["params"], "batch_stats": v["batch_stats"], "priors": v["priors"]}
-    fn = api._apply_fn(model, api.final_beta(meta), flip_tta=flip_tta)
+    fn = api.apply_fn(model, api.final_beta(meta), flip_tta=flip_tta)
     emo, gat, afe = [], [], []
     for s in range(0, len(rows), chunk):
         r = rows[s : s + chunk]
@@ -80,7 +80,7 @@ def mirrored_probe(samples, folds, idx: np.ndarray) -> np.ndarray:
 
     from fedpsyau_jax.training.au_calibration import logit
     from fedpsyau_jax.training.au_probe import fit_predict_probe
-    from fedpsyau_jax.training.test_time_flip import mirror
+    from fedpsyau_jax.training.flip_averaging import mirror
 
     batch = {k: np.asarray(getattr(samples, k)) for k in ("flow128", "flow28", "landmarks")}
     flow = np.asarray(batch["flow28"])
@@ -103,7 +103,7 @@ def mirrored_probe(samples, folds, idx: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
     from fedpsyau_jax import api
-    from fedpsyau_jax.atomic_files import save_npz_atomic, write_json_atomic
+    from fedpsyau_jax.core.atomic_files import save_npz_atomic, write_json_atomic
     from fedpsyau_jax.training import protocols
     from fedpsyau_jax.training.au_alignment import HEADS, STATS_FILE
     from fedpsyau_jax.training.au_pretraining import part_strata, plan_pretraining, thresholds_from_predictions
@@ -216,12 +216,11 @@ def main(argv=None) -> int:
 
 def report(run: Path, out: Path, replicates: int = 1000) -> str:
     """The probe, its mirror counterpart and the combined score with and without mirror
-    averaging (AU table of ``scripts/loso_report.py``), then paired differences: combined
+    averaging (AU table of ``fedpsyau report``), then paired differences: combined
     with − without, and combined (with) − each probe."""
     from fedpsyau_jax.training.metrics import au_subject_bootstrap
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    import loso_report
+    from fedpsyau_jax.training import report as loso_report
 
     _, samples, idx, _, plain, folds = loso_report.pooled(run)
     _, _, idx_t, _, tta, _ = loso_report.pooled(out)

@@ -1,13 +1,13 @@
 """AU detection of a seed ensemble of finished runs of one recipe (issue 26).
 
-    python benchmarks/au_seed_ensemble.py benchmarks/loso_runs/megc2019_loso_au_flowframe \
-        benchmarks/loso_runs/megc2019_loso_au_flowframe_seed1
+    python experiments/au_branch/au_seed_ensemble.py experiments/loso_runs/megc2019_loso_au_flowframe \
+        experiments/loso_runs/megc2019_loso_au_flowframe_seed1
 
 The runs must share their folds (same protocol and data; only ``seed`` differs). Per
 head and test sample the ensemble's AU probability is the mean of the runs'
 probabilities; its decisions compare that mean with the mean of the runs'
 inner-validation thresholds of the sample's fold (``au_threshold_*``; 0.5 where a run
-stored none). Printed: the table of ``scripts/loso_report.py`` (pooled and
+stored none). Printed: the table of ``fedpsyau report`` (pooled and
 within-subject AUC, F1, per dataset, paired intervals against the linear probe) for
 each run alone and for the ensemble. The rule was fixed before the second run of the
 issue-26 pair produced any output.
@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from fedpsyau_jax.training import report as loso_report
 
-import loso_report  # noqa: E402
-
-from fedpsyau_jax import api  # noqa: E402
+from fedpsyau_jax import api
 
 
 def head_outputs(run: Path) -> tuple[object, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], list]:

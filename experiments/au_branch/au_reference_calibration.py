@@ -1,6 +1,6 @@
 """AU heads' scores standardised per fold model against a fixed unlabelled reference set.
 
-    python benchmarks/au_reference_calibration.py runs/megc2019_loso_au_shared
+    python experiments/au_branch/au_reference_calibration.py runs/megc2019_loso_au_shared
 
 A post-hoc check, specified before it was run (issue 26). Each fold model's AU logits
 are standardised against a fixed unlabelled reference set: all SMIC samples, which are
@@ -13,17 +13,15 @@ checkpoints (the workdir, not the committed predictions).
 import sys, numpy as np
 from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts")); sys.path.insert(0, str(ROOT))
 import jax, jax.numpy as jnp
-import loso_report as lr
-from fedpsyau_jax.training.fold_training import get_programs, fold_dir, MODEL_CHECKPOINT, model_variables
+from fedpsyau_jax.training import report as lr
+from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
 from fedpsyau_jax.training.checkpoints import restore_checkpoint
-from fedpsyau_jax.training.train_state import make_eval_step, TrainState
 from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.training.au_pretraining import plan_pretraining, choose_thresholds, part_strata
 if len(sys.argv) != 2:
-    sys.exit("usage: python benchmarks/au_reference_calibration.py RUN_WORKDIR  (a finished run with its fold checkpoints)")
+    sys.exit("usage: python experiments/au_branch/au_reference_calibration.py RUN_WORKDIR  (a finished run with its fold checkpoints)")
 run = Path(sys.argv[1])
 cfg, samples, idx, preds, au, folds = lr.pooled(run)
 from fedpsyau_jax.network.model import model_options

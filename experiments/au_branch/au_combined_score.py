@@ -1,7 +1,7 @@
 """AU detection of the two heads aligned by a label-free reference, and of their
 combined score, for runs that predate ``au_pretrain/reference_stats.json`` (issue 26).
 
-    python benchmarks/au_combined_score.py benchmarks/loso_runs/megc2019_loso_au_balanced \
+    python experiments/au_branch/au_combined_score.py experiments/loso_runs/megc2019_loso_au_balanced \
         --workdir runs/megc2019_loso_au_balanced
 
 For a finished run with shared stage-1 models (``pretrain.subject_folds`` ≥ 2):
@@ -10,7 +10,7 @@ reference statistics as ``fedpsyau train`` now does at the end of stage 1
 (``api.write_au_reference_stats``: each stage-1 model's logits of both heads over the
 samples without AU labels, SMIC in the composite, which no stage-1 model sees) and
 copies them beside the run's stored predictions (``au_pretrain/reference_stats.json``,
-derived numbers only). Then it prints the AU table of ``scripts/loso_report.py``, which
+derived numbers only). Then it prints the AU table of ``fedpsyau report``, which
 adds each head standardised by the statistics of the stage-1 model its fold started
 from, and the combined score (mean of the two heads' standardised logits; decisions:
 mean of the heads' probabilities against the mean of their inner-validation
@@ -26,12 +26,10 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from fedpsyau_jax.training import report as loso_report
 
-import loso_report  # noqa: E402
-
-from fedpsyau_jax import api  # noqa: E402
-from fedpsyau_jax.training.au_alignment import STATS_FILE  # noqa: E402
+from fedpsyau_jax import api
+from fedpsyau_jax.training.au_alignment import STATS_FILE
 
 
 def main(argv=None) -> int:
@@ -52,7 +50,8 @@ def main(argv=None) -> int:
             tmp.replace(stats)
     elif not stats.is_file():
         sys.exit(f"{stats}: not there; give --workdir (the run's directory with its stage-1 checkpoints)")
-    return loso_report.main([str(args.run), "--au-replicates", str(args.au_replicates)])
+    print(loso_report.runs_markdown([args.run], au_replicates=args.au_replicates))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Where the heads' pooled-vs-within-subject AUC gap sits, and how noisy a per-model
 calibration on about ten held-out subjects is (issue 26).
 
-    python benchmarks/au_scale_by_part.py benchmarks/loso_runs/megc2019_loso_au_shared
+    python experiments/au_branch/au_scale_by_part.py experiments/loso_runs/megc2019_loso_au_shared
 
 Reads only stored predictions (a run with ``pretrain.subject_folds`` ≥ 2). Prints:
 
@@ -30,7 +30,7 @@ Reads only stored predictions (a run with ``pretrain.subject_folds`` ≥ 2). Pri
    with calibrated heads the uncalibrated probabilities (``au_prob_uncal_gat``) are used.
    (Rule written down before it was first computed, issue 26.)
 
-    python benchmarks/au_scale_by_part.py benchmarks/loso_runs/megc2019_loso_au_shared \
+    python experiments/au_branch/au_scale_by_part.py experiments/loso_runs/megc2019_loso_au_shared \
         --workdir runs/megc2019_loso_au_shared
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Why the AU branch learns AUs slowly: measured, on the real AU-labelled composite.
 
-    python benchmarks/au_branch_diagnosis.py --variant paper --out runs/au_diag
-    python benchmarks/au_branch_diagnosis.py --variant paper --model.au_node_norm=none --out runs/au_diag
+    python experiments/au_branch/au_branch_diagnosis.py --variant paper --out runs/au_diag
+    python experiments/au_branch/au_branch_diagnosis.py --variant paper --model.au_node_norm=none --out runs/au_diag
 
 Trains the full network on AU labels alone (α = (0, 1, 1)) on the 278 CASME II + SAMM
 samples of the MEGC2019 composite that carry AU labels, subject 5-fold (the folds of
@@ -37,13 +37,13 @@ import numpy as np
 
 from fedpsyau_jax.config_loading import load_config
 from fedpsyau_jax import api
-from fedpsyau_jax.network.model import FedPsyAU, ConvBNReLU, init_variables
+from fedpsyau_jax.network.model import FedPsyAU, ConvBNReLU
 from fedpsyau_jax.training.batching import epoch_plan, eval_plan
 from fedpsyau_jax.training.losses import au_pos_weights, fedpsyau_loss
 from fedpsyau_jax.training.metrics import au_detection_scores
 from fedpsyau_jax.training.protocols import fold_prior, kfold_subject_folds
-from fedpsyau_jax.training.train_state import make_optimizer, make_train_step, create_train_state, TrainState
-from fedpsyau_jax.training.fold_training import TrainSettings, lr_factor
+from fedpsyau_jax.training.train_state import make_optimizer, make_train_step, create_train_state
+from fedpsyau_jax.training.settings import TrainSettings, lr_factor
 
 MODULES = ("lfe", "sse", "afe_", "gat_", "au_head_afe", "au_head_gat", "dsi")
 

@@ -1,7 +1,7 @@
 """Stage 1 (AU pre-training) of a config's protocol alone, and how its shared models'
 scales line up (issue 26): a few minutes instead of a full LOSO.
 
-    python benchmarks/au_stage1_only.py --config=configs/megc2019_composite_loso.py \\
+    python experiments/au_branch/au_stage1_only.py --config=configs/megc2019_composite_loso.py \\
         --workdir=runs/stage1_shared_rng --config.train.fold_rng=shared
 
 Runs exactly the stage 1 that ``fedpsyau train`` would run with the same config (same
