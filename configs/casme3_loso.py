@@ -9,7 +9,7 @@ the video pipeline turns every clip into flows once and caches them
 (``data.cache_dir`` or ``$FEDPSYAU_CACHE``). D from each fold's training subjects.
 Recipe: the ``base_config`` defaults (warm-up + cosine schedule, kernel-only weight
 decay, horizontal flip, per-example AU loss; see ``config_loading.base_config``).
-Peak lr 5e-5 and 30 epochs are the reference defaults (SPEC §7), fixed a priori: the
+Peak lr 5e-5 and 30 epochs are the reference code's training defaults, fixed a priori: the
 release is licence-gated and not here to validate on (with it: scripts/select_settings.py).
 Class balance: oversampling (reference practice; CAS(ME)³ is strongly unbalanced).
 """

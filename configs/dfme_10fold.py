@@ -9,7 +9,7 @@ DFME has no AU labels, so D is the published reference preset ``reference_dfme``
 (co-occurrence from training folds would be the identity).
 Recipe: the ``base_config`` defaults (warm-up + cosine schedule, kernel-only weight
 decay, horizontal flip, per-example AU loss; see ``config_loading.base_config``).
-Peak lr 5e-5 and 30 epochs are the reference defaults (SPEC §7), fixed a priori: the
+Peak lr 5e-5 and 30 epochs are the reference code's training defaults, fixed a priori: the
 release is licence-gated and not here to validate on (with it: scripts/select_settings.py).
 Class balance: oversampling (reference practice).
 """

@@ -1,6 +1,6 @@
 """Federated FED-PsyAU on CAS(ME)³ Part A: 2 clients with equal numbers of subjects.
 
-Paper setting (SPEC §8): 3 classes (negative / positive / surprise), clients built by
+The paper's setting: 3 classes (negative / positive / surprise), clients built by
 dealing subjects at random into 2 equal groups, random 70/30 sample split per client,
 10 repeat seeds, mean ± std of per-client UF1/UAR. Needs the licence-gated release:
 

@@ -1,6 +1,6 @@
 """Federated FED-PsyAU on DFME: 5 clients with equal numbers of subjects, 7 classes.
 
-Paper setting (SPEC §8): 7 classes (anger, contempt, disgust, fear, happiness,
+The paper's setting: 7 classes (anger, contempt, disgust, fear, happiness,
 sadness, surprise), subjects dealt at random into 5 equal clients, random 70/30
 sample split per client, 10 repeat seeds. DFME has no AU labels: each client's data
 prior D falls back to the reference preset (``train.fallback_prior``). Needs the

@@ -1,16 +1,18 @@
 """Federated FED-PsyAU on the released MEGC2019 composite: one client per source dataset.
 
-Clients (reference-code partition, SPEC §8): CASME II (145 samples, 24 subjects),
-SAMM (133, 28), SMIC (164, 16; no AU labels → the reference prior D). 3 classes.
-Protocols: the paper's random 70/30 sample split per client and the stricter
-subject-level 70/30 split; repeat seeds as listed; mean ± std of per-client UF1/UAR.
-All five algorithms share one initialisation per seed and identical step plans.
+Clients (the reference code's partition): CASME II (145 samples, 24 subjects), SAMM (133,
+28), SMIC (164, 16; no AU labels → the reference prior D). 3 classes. Protocols: the
+paper's random 70/30 sample split per client and the stricter subject-level 70/30 split;
+repeat seeds as listed; mean ± std of per-client UF1/UAR. All five algorithms share one
+initialisation per seed and identical step plans.
 
     fedpsyau federate --config=configs/fl_megc2019_by_dataset.py --workdir=runs/fl_megc2019
 
-Budget (fixed BEFORE running, no test-set selection): the whole experiment had to fit
-in ~40 min of wall time on 2 shared CPU cores, hence few rounds; the evaluated model is
-the one after the last round (``deployed``; see fedpsyau_jax/federated/runner.py).
+A short schedule (3 rounds × 1 local epoch), fixed before running from the time budget:
+about 40 min of wall time on 2 CPU cores for the whole experiment. The evaluated model is
+the one after the last round (``deployed``; see fedpsyau_jax/federated/runner.py). The
+federated result at the centralised recipe's schedule: configs/fl_megc2019_recipe.py.
+How the seeds were fixed: docs/notes/federated.md.
 """
 import ml_collections
 
@@ -21,22 +23,18 @@ def get_config() -> ml_collections.ConfigDict:
     c = base_config()
     c.name = "fl_megc2019_by_dataset"
     c.data.name = "megc2019_composite"
-    # landmarks in the flows' frame (SAMM's flows and apex crops differ; issue 26)
+    # landmarks in the flows' frame (SAMM's flows and apex crops differ)
     c.data.kw.landmark_frame = "flow"
     c.partition.scheme = "by_dataset"
     c.partition.num_clients = 3
     c.protocol.splits = ("random", "subject")
-    # 10 repeat seeds for the paper's random 70/30 split and 3 rounds × 1 local epoch.
-    # Seeds 0-4 were what fitted the first ~40 min budget under the shared load; seeds
-    # 5-9 were added by a second call once the machine was free (finished seeds are
-    # reused, every setting unchanged, nothing looked at in between but timing).
+    # 10 repeat seeds for the paper's random 70/30 split (3 rounds × 1 local epoch).
     c.protocol.seeds = tuple(range(10))
-    # The subject-level split gets 3 of these seeds: with the machine under a load of
-    # 5-7 (other jobs), a chunk took ~70 s instead of the ~45 s planned, so 5 + 5 seeds
-    # would not fit the budget. Decided from timing only, before any subject-split result.
+    # The subject-level split gets 3 of these seeds: more did not fit the time budget
+    # (decided from timing only, before any subject-split result).
     c.protocol.seeds_by_split = ml_collections.ConfigDict({"subject": (0, 1, 2)})
     # One seed (3 clients) per compiled chunk: on this CPU a vmapped step costs
-    # 36 ms/sample at C=3 but 74 ms/sample at C=30 (benchmarks/RESULTS.md, Federated).
+    # 36 ms/sample at C=3 but 74 ms/sample at C=30 (docs/notes/federated.md, "Speed").
     c.protocol.seeds_per_chunk = 1
     c.fl.rounds = 3
     c.fl.local_epochs = 1

@@ -1,38 +1,33 @@
-"""Utility–privacy curve of client-level DP on the MEGC2019 composite (privacy issue).
+"""Utility–privacy curve of client-level DP on the MEGC2019 composite.
 
     python scripts/dp_curve.py --config=configs/fl_megc2019_dp_curve.py --out=runs/dp_curve
 
 For each partition in ``curve.partitions`` and each noise multiplier z in
 ``curve.noise_multipliers`` (plus one run without DP), ``scripts/dp_curve.py`` runs
 ``fedpsyau federate`` in ``<out>/<partition>/z_<z>`` (resumable: finished chunks are
-kept) and plots mean per-client UF1 of the deployed model against ε.
+kept) and plots mean per-client UF1 of the deployed model against ε. Figures:
+benchmarks/RESULTS.md, "Client-level DP: utility against privacy".
 
-Fixed before any run (nothing chosen on a test split):
+Every setting was fixed before any run, nothing chosen on a test split (how:
+docs/notes/privacy.md):
 - the local recipe of configs/fl_megc2019_recipe.py (lr 3e-4 warm-up + cosine, class-
-  weighted CE, flip 0.5, paper groups, flow28 ROIs);
-- C = 1.0 — A PRIORI (updates of this 3.8M-parameter model after a local epoch are
-  larger, so C mostly rescales them: the clip fraction is stored per round);
-- δ = 1e-5 — A PRIORI, below 1/(number of people) = 1/68;
-- z ∈ {0 (clipping only, ε = ∞), 0.1, 0.3, 1, 2, 4} and no DP — A PRIORI from the
-  accountant alone (no training): z = 0.1 and 0.3 give ε in the hundreds (no meaningful
-  privacy, for the shape of the curve), z = 1–4 give ε from ~20 down to ~1–4;
-- by_dataset: 3 sites, every site every round ("all"), 10 rounds × 2 local epochs;
+  weighted CE, flip 0.5, paper groups, flow28 ROIs); FedAvg and P-FedProx; random 70/30
+  split; seeds 0 and 1 (the compute budget).
+- C = 1.0 — the clip norm; updates of this 3.8M-parameter model after a local epoch are
+  larger, so C mostly rescales them (the clip fraction is stored per round).
+- δ = 1e-5 — below 1/(number of people) = 1/68.
+- z ∈ {0 (clipping only, ε = ∞), 0.1, 0.3, 1, 2, 4} and no DP — from the accountant
+  alone: z = 0.1 and 0.3 give ε in the hundreds (no meaningful privacy; the shape of the
+  curve), z = 1–4 give ε from ~20 down to ~1–4.
+- by_dataset: 3 sites, every site every round ("all"), 10 rounds × 2 local epochs.
 - per_subject: 68 people, Poisson sampling with rate 0.1 per round (≈ 7 people; the
   add/remove accounting is tighter than fixed-size replace-one: z = 1, 30 rounds gives
   ε ≈ 5.0 against 33 for 7-of-68 fixed-size), divisor q·K = 6.8, 30 rounds × 1 local
-  epoch, batch 8; a person with one clip only trains (no test split);
-- algorithms FedAvg and P-FedProx; random 70/30 split; seeds 0 and 1 — A PRIORI from
-  the compute budget (2 CPU cores).
-- per_subject only: seed 0 and z ∈ {0, 1, 2, 4} plus no DP — A PRIORI from the compute
-  budget, set before any per_subject run: a round at 68 clients / 7 sampled takes a
-  median 13.7 s (benchmarks/dp_round_time.py), so one 30-round run is ≈ 7 min and the
-  full grid (7 points × 2 algorithms × 2 seeds) would be ≈ 3.3 h. z = 0.1 and 0.3 are
-  dropped there: at q = 0.1 they give ε in the hundreds or more, which says nothing a
-  user can rely on; z = 1–4 span ε ≈ 5 down to ≈ 0.6, and z = 0 / no DP give the ε = ∞
-  end (the cost of clipping alone and of nothing). Its "no DP" point keeps the
-  Poisson sampling and fixed divisor of the DP points, without clipping or noise
-  (``baseline = "sampled"``): plain federation would train all 68 people every round,
-  another protocol, and measured 60 s per round (30 min per run) against ≈ 15 s.
+  epoch, batch 8; a person with one clip only trains (no test split). Seed 0 and
+  z ∈ {0, 1, 2, 4} plus no DP only (the compute budget: the full grid would take about
+  3.3 h). Its "no DP" point keeps the Poisson sampling and fixed divisor of the DP points,
+  without clipping or noise (``baseline = "sampled"``): plain federation would train all
+  68 people every round, another protocol.
 """
 from pathlib import Path
 

@@ -1,5 +1,6 @@
-"""Federated FED-PsyAU on the MEGC2019 composite with the centralised recipe (issue: the
-federated result at a real schedule). Five algorithms, two splits, 6 seeds.
+"""Federated FED-PsyAU on the MEGC2019 composite with the centralised recipe: five
+algorithms, two splits, 6 seeds. Figures: benchmarks/RESULTS.md, "Federated algorithms at
+the recipe's schedule".
 
     # composite split by source dataset (3 clients: CASME II, SAMM, SMIC)
     fedpsyau federate --config=configs/fl_megc2019_recipe.py --workdir=runs/fl_recipe_by_dataset
@@ -7,37 +8,28 @@ federated result at a real schedule). Five algorithms, two splits, 6 seeds.
     fedpsyau federate --config=configs/fl_megc2019_recipe.py --workdir=runs/fl_recipe_5clients \
         --config.partition.scheme=equal_subjects --config.partition.num_clients=5 \
         --config.protocol.splits="('random',)"
-    # the paper's variant with the AU branch frozen
+    # the paper's variant with the AU branch frozen (not among the measured results)
     fedpsyau federate --config=configs/fl_megc2019_recipe.py --workdir=runs/fl_recipe_frozen \
         --config.fl.freeze_au_branch=true
 
-Every setting fixed BEFORE any federated run (nothing chosen on a client's test split):
-- local recipe = the centralised LOSO recipe (configs/megc2019_composite_loso.py, whose
+Every setting was fixed before any federated run, nothing chosen on a client's test split
+(how: docs/notes/federated.md):
+- local training = the centralised LOSO recipe (configs/megc2019_composite_loso.py, whose
   lr 3e-4 and roi_source flow28 were chosen on inner validation subjects): AdamW, weight
-  decay 0.01 on kernels only, class-weighted CE with each client's own training
-  labels, linear warm-up (1 epoch) + cosine decay to 0 over the whole run, flow-
-  respecting flip 0.5, per-sample AU-loss normalisation, paper AU groups.
-- 10 rounds × 2 local epochs = 20 epochs, the centralised budget per model — A PRIORI
-  from the 4-hour budget for the whole experiment (2 partitions × 2 splits × 5
-  algorithms × seeds on 2 CPU cores).
-- seeds 0–5 — A PRIORI, before any run of this config: one (split, algorithm, seed) of
-  10 rounds × 2 epochs at 3 sites takes 105–120 s here (measured on the DP curve's
-  by_dataset runs of the same recipe, 2026-12-02), i.e. 20 of them per seed over both
-  partitions ≈ 37 min per seed; 6 seeds ≈ 3.7 h fits the 4 hours, 10 (≈ 6.1 h) does not.
-  6 is also the fewest seeds whose exact two-sided Wilcoxon p can fall below 0.05
-  (2 / 2**6 = 0.031). The frozen-AU-branch variant is not in the budget.
-- 5 clients: random 70/30 split only (the paper's protocol) — decided 2026-12-02 after
-  its first 5 runs (Local, seeds 0–4, before any federated algorithm had run on this
-  partition): at 5 sites a run takes 4.5–5 min here, not the 2 min the estimate
-  above assumed, so both splits (≈ 4.5 h) do not fit what was left of the 4 hours
-  (2.3 h) and the random split alone (≈ 2 h) does. Run it as
-  `... --config.partition.num_clients=5 --config.protocol.splits="('random',)"`.
-- batch 16 — A PRIORI: a client holds 100–115 training samples (70 %), 7 steps per epoch.
-- μ = 0.01 (FedProx, P-FedProx) and θ = 0.9 — paper.
-- optimiser state kept across rounds (fl.reset_optimizer=false) — A PRIORI: sites are
-  persistent; the reference's fresh AdamW every round re-runs bias correction.
-- evaluation: the deployed and the personal model after the last round (fixed); the
-  per-round test UF1 is recorded for the convergence figure only.
+  decay 0.01 on kernels only, class-weighted CE with each client's own training labels,
+  linear warm-up (1 epoch) + cosine decay to 0 over the whole run, flow-respecting flip
+  0.5, per-sample AU-loss normalisation, paper AU groups.
+- 10 rounds × 2 local epochs = 20 epochs, the centralised budget per model.
+- seeds 0–5 — what the time budget allowed; 6 is also the fewest seeds whose exact
+  two-sided Wilcoxon p can fall below 0.05 (2 / 2**6 = 0.031).
+- 5 clients: the random 70/30 split only (the paper's protocol; both splits did not fit
+  the time budget).
+- batch 16: a client holds 100–115 training samples (70 %), 7 steps per epoch.
+- μ = 0.01 (FedProx, P-FedProx) and θ = 0.9 — the paper's.
+- optimiser state kept across rounds (fl.reset_optimizer=false): sites are persistent;
+  the reference's fresh AdamW every round re-runs bias correction.
+- evaluation: the deployed and the personal model after the last round; the per-round
+  test UF1 is recorded for the convergence figure only.
 """
 from pathlib import Path
 
@@ -59,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = base_config()
     c.name = "fl_megc2019_recipe"
     c.data.name = "megc2019_composite"
-    # landmarks in the flows' frame (SAMM's flows and apex crops differ; issue 26)
+    # landmarks in the flows' frame (SAMM's flows and apex crops differ)
     c.data.kw.landmark_frame = "flow"
     central = central_config()
     c.model.roi_source = central.model.roi_source

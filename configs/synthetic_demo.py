@@ -4,7 +4,7 @@
 
 6 synthetic subjects × 8 samples (3 classes, AU labels on), leave-one-subject-out
 (6 folds, one at a time: on CPU a vmapped chunk of folds is slower per fold-step, see
-benchmarks/RESULTS.md) plus one model on all data exported as runs/demo/final_model
+benchmarks/RESULTS.md, "Speed") plus one model on all data exported as runs/demo/final_model
 (use it with `fedpsyau predict`). The data are synthetic: the numbers show that the
 pipeline learns, not how well it recognises real faces. Hyper-parameters (lr 1e-3,
 12 epochs, batch 16) were chosen a priori for the run time, not tuned.
