@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     from fedpsyau_jax.federated.local_training import make_local_trainer
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.privacy import DPSettings
-    from fedpsyau_jax.federated.runner import TrainSettings, plan_rows
+    from fedpsyau_jax.federated.runner import plan_rows
+    from fedpsyau_jax.federated.settings import fl_settings
     from fedpsyau_jax.network.model import FedPsyAU
     from fedpsyau_jax.training.batching import device_data
     from fedpsyau_jax.training.train_state import make_optimizer
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     clients = partition_clients(samples, "per_subject")
     k = len(clients)
     per_round = max(1, int(round(a.rate * k)))
-    settings = TrainSettings(rounds=a.rounds, local_epochs=a.local_epochs, batch_size=a.batch,
+    settings = fl_settings(rounds=a.rounds, local_epochs=a.local_epochs, batch_size=a.batch,
                              eval_batch_size=32, oversample=False, weighted_ce=True, learning_rate=3e-4,
                              lr_schedule="warmup_cosine", warmup_epochs=1.0, hflip=0.5,
                              au_norm="examples", checkpoint_every=0)

@@ -29,7 +29,8 @@ from fedpsyau_jax.federated import make_algorithm
 from fedpsyau_jax.federated.client_stack import stack_states, unstack_states
 from fedpsyau_jax.federated.local_training import make_local_trainer
 from fedpsyau_jax.federated.partitions import partition_clients
-from fedpsyau_jax.federated.runner import TrainSettings, init_row_states, plan_rows, round_plans
+from fedpsyau_jax.federated.runner import init_row_states, plan_rows, round_plans
+from fedpsyau_jax.federated.settings import fl_settings
 from fedpsyau_jax.federated.server_round import make_communicate
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.training.train_state import make_optimizer
@@ -38,7 +39,7 @@ from fedpsyau_jax.training.train_state import make_optimizer
 def setup(k: int, per_client: int, batch: int, model, tx, trainer):
     s = make_synthetic(num_subjects=k, samples_per_subject=per_client, seed=0)
     clients = partition_clients(s, "equal_subjects", k, seed=0)
-    st = TrainSettings(batch_size=batch, oversample=False, train_fraction=0.75)
+    st = fl_settings(batch_size=batch, oversample=False, train_fraction=0.75)
     rows = plan_rows(s, clients, [0], "random", st)
     states = init_row_states(model, tx, rows, trainer)
     idx, mask, _ = round_plans(rows, s.label, 0, st)

@@ -26,6 +26,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.protocol.seeds = tuple(range(10))
     c.fl.rounds = 10
     c.fl.local_epochs = 1
-    c.train.lr = 5e-4
+    c.train.learning_rate = 5e-4
     c.train.batch_size = 16
     return c

@@ -3,7 +3,7 @@
 The paper's setting: 7 classes (anger, contempt, disgust, fear, happiness,
 sadness, surprise), subjects dealt at random into 5 equal clients, random 70/30
 sample split per client, 10 repeat seeds. DFME has no AU labels: each client's data
-prior D falls back to the reference preset (``train.fallback_prior``). Needs the
+prior D falls back to the reference preset (``fl.fallback_prior``). Needs the
 (non-public) DFME release:
 
     fedpsyau federate --config=configs/fl_dfme_5clients.py --workdir=runs/fl_dfme \
@@ -26,6 +26,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.protocol.seeds = tuple(range(10))
     c.fl.rounds = 10
     c.fl.local_epochs = 1
-    c.train.lr = 5e-4
+    c.train.learning_rate = 5e-4
     c.train.batch_size = 32
     return c

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.name = "fl_megc2019_by_dataset"
     c.data.name = "megc2019_composite"
     # landmarks in the flows' frame (SAMM's flows and apex crops differ)
-    c.data.kw.landmark_frame = "flow"
+    c.data.kwargs.landmark_frame = "flow"
     c.partition.scheme = "by_dataset"
     c.partition.num_clients = 3
     c.protocol.splits = ("random", "subject")
@@ -40,11 +40,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.fl.local_epochs = 1
     c.fl.mu = 0.01
     c.fl.theta = 0.9
-    c.train.lr = 5e-4
+    c.train.learning_rate = 5e-4
     c.train.batch_size = 16
     c.train.eval_batch_size = 32
     c.train.class_balance = "none"
     # A chunk (one seed) is ~1 min of training: resume at chunk granularity (finished
     # chunks are skipped); per-round checkpoints would cost more than they save here.
-    c.train.checkpoint_every = 0
+    c.runtime.checkpoint_every = 0
     return c

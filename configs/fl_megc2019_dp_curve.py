@@ -51,7 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.fl.dp.enabled = True
     c.fl.dp.clip_norm = 1.0
     c.fl.dp.delta = 1e-5
-    c.train.checkpoint_every = 5
+    c.runtime.checkpoint_every = 5
     c.curve = ml_collections.ConfigDict({
         "noise_multipliers": (0.0, 0.1, 0.3, 1.0, 2.0, 4.0),
         "partitions": ml_collections.ConfigDict({

@@ -52,11 +52,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.name = "fl_megc2019_recipe"
     c.data.name = "megc2019_composite"
     # landmarks in the flows' frame (SAMM's flows and apex crops differ)
-    c.data.kw.landmark_frame = "flow"
+    c.data.kwargs.landmark_frame = "flow"
     central = central_config()
     c.model.roi_source = central.model.roi_source
     c.model.group_tokens = central.model.group_tokens
-    c.train.lr = central.train.learning_rate
+    c.train.learning_rate = central.train.learning_rate
     for key in RECIPE_KEYS:
         c.train[key] = central.train[key]
     c.partition.scheme = "by_dataset"
@@ -72,5 +72,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.fl.eval_every_round = True     # Fig. 5-style curves; the result is still the last round
     c.train.batch_size = 16
     c.train.eval_batch_size = 32
-    c.train.checkpoint_every = 2
+    c.runtime.checkpoint_every = 2
     return c

@@ -16,6 +16,6 @@ from fedpsyau_jax.federated.config_defaults import base_config
 
 def get_config() -> ml_collections.ConfigDict:
     c = base_config()
-    c.data.kw = ml_collections.ConfigDict({"num_subjects": 6, "samples_per_subject": 6,
+    c.data.kwargs = ml_collections.ConfigDict({"num_subjects": 6, "samples_per_subject": 6,
                                            "num_classes": 3, "seed": 0})
     return c

@@ -89,6 +89,33 @@ def _all_keys(node: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
     return out
 
 
+#: keys of the old federated config spelling -> their key in the one schema
+RENAMED_KEYS = {
+    "data.kw": "data.kwargs",
+    "train.lr": "train.learning_rate",
+    "train.prior": "fl.prior",
+    "train.fallback_prior": "fl.fallback_prior",
+    "train.mode": "fl.mode",
+    "train.checkpoint_every": "runtime.checkpoint_every",
+}
+
+
+def _renamed(key: str) -> str | None:
+    """The new spelling of ``key`` (or of the section it is in), if it was renamed."""
+    for old, new in RENAMED_KEYS.items():
+        if key == old or key.startswith(old + "."):
+            return new + key[len(old) :]
+    return None
+
+
+def check_renamed_keys(cfg: ml_collections.ConfigDict, where: str) -> None:
+    """A ``ConfigError`` naming the new key for the first old-spelling key in ``cfg``."""
+    for old, new in RENAMED_KEYS.items():
+        section, leaf = old.split(".")
+        if section in cfg and isinstance(cfg[section], ml_collections.ConfigDict) and leaf in cfg[section]:
+            raise ConfigError(f"{where}: {old} is now {new} (one spelling for every verb); rename it")
+
+
 def apply_override(cfg: ml_collections.ConfigDict, override: str) -> None:
     """Apply one ``a.b.c=value`` override to ``cfg`` in place.
 
@@ -100,6 +127,8 @@ def apply_override(cfg: ml_collections.ConfigDict, override: str) -> None:
         raise ConfigError(f"override {override!r}: must look like key.sub=value")
     key, text = override.split("=", 1)
     key = key.strip()
+    if (new := _renamed(key)) is not None:
+        raise ConfigError(f"override {key}: now {new} (one spelling for every verb)")
     parts = key.split(".")
     node = cfg
     for i, p in enumerate(parts[:-1]):
@@ -192,6 +221,7 @@ def load_config(path, overrides: Iterable[str] = ()) -> ml_collections.ConfigDic
         raise ConfigError(
             f"config file {path}: get_config() returned {type(cfg).__name__}, expected ml_collections.ConfigDict"
         )
+    check_renamed_keys(cfg, f"config file {path}")
     for o in overrides or ():
         apply_override(cfg, o)
     if "config_file" not in cfg:

@@ -12,7 +12,8 @@
 # --port P: the SuperLink's HTTP API (Fleet, Control and Runtime APIs) on 127.0.0.1:P;
 #   SuperNode k serves its ClientApp API on 127.0.0.1:P+1+k.
 # --run-config: extra Flower run-config overrides (keys: fedpsyau_jax/federated/flower/
-#   settings.py), e.g. "use-au-branch=false batch-size=4".
+#   settings.py), e.g. "use-au-branch=false batch-size=4", or the training config
+#   "config='/abs/configs/fl_megc2019_recipe.py' config-overrides='fl.local_epochs=2'".
 # --min-nodes: fewest valid replies a round may aggregate (default: all sites).
 # --secagg: secure aggregation (Flower SecAgg+, run config secagg=true; needs >= 3 sites);
 #   DP instead: --run-config "dp=true dp-clip-norm=1.0 dp-noise-multiplier=1.0".

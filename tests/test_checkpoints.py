@@ -92,13 +92,13 @@ def test_load_config_overrides(tmp_path):
         "import ml_collections\n"
         "def get_config():\n"
         "    c = ml_collections.ConfigDict()\n"
-        "    c.train = ml_collections.ConfigDict(dict(epochs=3, lr=1e-3, oversample=True, name='x', alpha=(0.2, 0.8)))\n"
+        "    c.train = ml_collections.ConfigDict(dict(epochs=3, learning_rate=1e-3, oversample=True, name='x', alpha=(0.2, 0.8)))\n"
         "    c.maybe = None\n"
         "    return c\n")
-    cfg = load_config(p, ["train.epochs=5", "train.lr=2e-4", "train.oversample=false",
+    cfg = load_config(p, ["train.epochs=5", "train.learning_rate=2e-4", "train.oversample=false",
                           "train.name=y", "train.alpha=(1.0,2.0)", "maybe=7"])
     assert cfg.train.epochs == 5 and isinstance(cfg.train.epochs, int)
-    assert cfg.train.lr == 2e-4 and cfg.train.oversample is False and cfg.train.name == "y"
+    assert cfg.train.learning_rate == 2e-4 and cfg.train.oversample is False and cfg.train.name == "y"
     assert tuple(cfg.train.alpha) == (1.0, 2.0) and cfg.maybe == 7
     assert isinstance(cfg, ml_collections.ConfigDict)
     with pytest.raises(ConfigError, match="integer"):
@@ -108,6 +108,21 @@ def test_load_config_overrides(tmp_path):
     # Strict keys (config_flags semantics): a typo names the key and the nearest one.
     with pytest.raises(ConfigError, match=r"train\.epoch\b.*did you mean 'train\.epochs'"):
         load_config(p, ["train.epoch=1"])
+    # The old federated spelling is one line naming the new key, on the command line
+    # and in a config file.
+    with pytest.raises(ConfigError, match=r"override train\.lr: now train\.learning_rate"):
+        load_config(p, ["train.lr=1e-3"])
+    with pytest.raises(ConfigError, match=r"override data\.kw\.seed: now data\.kwargs\.seed"):
+        load_config(p, ["data.kw.seed=1"])
+    old = tmp_path / "old.py"
+    old.write_text(
+        "import ml_collections\n"
+        "def get_config():\n"
+        "    c = ml_collections.ConfigDict()\n"
+        "    c.data = ml_collections.ConfigDict(dict(name='synthetic', kw=ml_collections.ConfigDict()))\n"
+        "    return c\n")
+    with pytest.raises(ConfigError, match=r"old\.py: data\.kw is now data\.kwargs"):
+        load_config(old)
     with pytest.raises(ConfigError, match="is a section"):
         load_config(p, ["train=1"])
     with pytest.raises(ConfigError, match="does not exist"):

@@ -10,7 +10,8 @@ from fedpsyau_jax.federated import make_algorithm, make_upload  # noqa: E402
 from fedpsyau_jax.federated.dp_aggregation import upload_tree  # noqa: E402
 from fedpsyau_jax.federated.dp_runner import _release, _start_points, run_dp_federation  # noqa: E402
 from fedpsyau_jax.federated.privacy import DPSettings, epsilon_after_rounds, global_norm  # noqa: E402
-from fedpsyau_jax.federated.runner import TrainSettings, plan_rows  # noqa: E402
+from fedpsyau_jax.federated.runner import plan_rows  # noqa: E402
+from fedpsyau_jax.federated.settings import fl_settings
 from test_federated_aggregation import _state, _tree  # noqa: E402
 from test_federated_training import env  # noqa: E402,F401  (the small flow-only federation)
 
@@ -130,7 +131,7 @@ def test_fixed_size_accounting_counts_the_replace_one_sensitivity_2c():
 
 
 def _run(env, tmp_path, trainer=None, algo="pfedprox"):
-    s = TrainSettings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8, oversample=False,
+    s = fl_settings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8, oversample=False,
                       checkpoint_every=1)
     rows = plan_rows(env["samples"], env["clients"], (0,), "random", s)
     dp = DPSettings(clip_norm=1.0, noise_multiplier=0.8, sampling="fixed", per_round=2)

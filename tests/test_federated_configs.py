@@ -102,15 +102,16 @@ def test_real_config_loads_and_is_fixed():
     assert cfg.data.name == "megc2019_composite" and cfg.partition.scheme == "by_dataset"
     assert set(cfg.fl.algorithms) == {"local", "fedavg", "fedprox", "pfedprox", "fedrep"}
     assert tuple(cfg.protocol.splits) == ("random", "subject") and len(cfg.protocol.seeds) >= 5
-    assert cfg.fl.rounds >= 2 and cfg.train.lr > 0
+    assert cfg.fl.rounds >= 2 and cfg.train.learning_rate > 0
 
 
 def test_recipe_config_carries_the_centralised_recipe_into_local_training():
-    from fedpsyau_jax.federated.experiment import settings_from_config
+    from fedpsyau_jax.federated.settings import fl_settings_from_config as settings_from_config
     cfg = load_config(ROOT / "configs/fl_megc2019_recipe.py")
     central = load_config(ROOT / "configs/megc2019_composite_loso.py")
-    s = settings_from_config(cfg)
-    assert s.rounds * s.local_epochs == central.train.epochs            # same epochs per model
+    fl = settings_from_config(cfg)
+    s = fl.train
+    assert fl.rounds * fl.local_epochs == central.train.epochs == s.epochs      # same epochs per model
     assert s.learning_rate == central.train.learning_rate and s.lr_schedule == central.train.lr_schedule
     assert s.weighted_ce and not s.oversample and s.hflip == central.train.hflip
     assert s.au_norm == central.train.au_norm and cfg.model.roi_source == central.model.roi_source

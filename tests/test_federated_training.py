@@ -22,13 +22,13 @@ from fedpsyau_jax.federated import make_algorithm
 from fedpsyau_jax.federated.client_stack import take_clients
 from fedpsyau_jax.federated.local_training import make_local_trainer
 from fedpsyau_jax.federated.partitions import partition_clients
-from fedpsyau_jax.federated.runner import (TrainSettings, init_row_states, plan_rows, round_plans,
-                                           run_federation)
+from fedpsyau_jax.federated.runner import init_row_states, plan_rows, round_plans, run_federation
+from fedpsyau_jax.federated.settings import fl_settings
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.training.train_state import make_train_step
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = TrainSettings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8,
+SETTINGS = fl_settings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8,
                          oversample=False, checkpoint_every=1)
 
 
@@ -80,7 +80,7 @@ def test_vmapped_clients_equal_separate_runs(env):
 
 def test_fedavg_with_one_client_equals_local_training(env):
     one_client = [env["clients"][1]]
-    settings = TrainSettings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
+    settings = fl_settings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
                              oversample=False, checkpoint_every=0)
     rows = plan_rows(env["samples"], one_client, [3], "random", settings)
     res = run_federation(trainer=env["trainer"], algorithm=make_algorithm("fedavg"),
@@ -90,7 +90,7 @@ def test_fedavg_with_one_client_equals_local_training(env):
     state = jax.tree.map(lambda x: x[0], init_row_states(env["model"], env["tx"], rows, env["trainer"]))
     step = jax.jit(make_train_step(env["model"], env["tx"]))
     from fedpsyau_jax.network.priors import beta_schedule
-    betas = beta_schedule(settings.beta_schedule, 2, settings.beta0)
+    betas = beta_schedule(settings.train.beta_schedule, 2, settings.train.beta0)
     losses = []
     for rnd in range(2):
         idx, mask, _ = round_plans(rows, env["samples"].label, rnd, settings)
@@ -167,12 +167,13 @@ def test_sharded_clients_equal_unsharded():
         from fedpsyau_jax.training.batching import device_data
         from fedpsyau_jax.federated.local_training import make_local_trainer, client_mesh, shard_clients, replicate
         from fedpsyau_jax.federated.partitions import partition_clients
-        from fedpsyau_jax.federated.runner import TrainSettings, init_row_states, plan_rows, round_plans
+        from fedpsyau_jax.federated.runner import init_row_states, plan_rows, round_plans
+        from fedpsyau_jax.federated.settings import fl_settings
         from fedpsyau_jax.network.model import FedPsyAU
         s = make_synthetic(num_subjects=4, samples_per_subject=4, seed=2)
         import optax
         model, tx = FedPsyAU(3, use_au_branch=False), optax.sgd(0.05, momentum=0.9)
-        st = TrainSettings(batch_size=4, oversample=False)
+        st = fl_settings(batch_size=4, oversample=False)
         rows = plan_rows(s, partition_clients(s, "equal_subjects", 2), [0, 1], "random", st)
         tr = make_local_trainer(model, tx, mode="step")
         states0 = init_row_states(model, tx, rows, tr)
@@ -246,7 +247,7 @@ def test_fedavg_and_pfedprox_after_real_local_training_of_unequal_clients(env):
 
 def test_round_lrs_follow_one_schedule_over_the_whole_run():
     from fedpsyau_jax.federated.runner import round_lrs
-    s = TrainSettings(rounds=4, local_epochs=2, learning_rate=1e-3, lr_schedule="warmup_cosine",
+    s = fl_settings(rounds=4, local_epochs=2, learning_rate=1e-3, lr_schedule="warmup_cosine",
                       warmup_epochs=1.0, min_lr_ratio=0.1)
     mask = np.zeros((2, 2 * 3, 4), np.float32)
     mask[0, :, :] = 1.0                        # row 0: 3 live steps per local epoch
@@ -257,13 +258,13 @@ def test_round_lrs_follow_one_schedule_over_the_whole_run():
     assert first[1, 1] == 0.0 and first[1, 3] == pytest.approx(1e-3, rel=1e-6)  # padding: 0
     last = round_lrs(s, 3, mask, 3)
     assert last[0, 5] < last[0, 3] < 2e-4 and last[0, 5] >= 1e-4      # decays towards 0.1·lr
-    assert round_lrs(TrainSettings(), 0, mask, 3) is None             # no schedule: rate in tx
+    assert round_lrs(fl_settings(), 0, mask, 3) is None             # no schedule: rate in tx
 
 
 def test_rate_as_a_step_argument_equals_the_rate_in_the_optimiser(env):
     """The recipe path (tx with lr 1, each step's rate passed in) trains exactly like
     the optimiser that carries the rate, and class weights of one row enter its loss."""
-    settings = TrainSettings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
+    settings = fl_settings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
                              oversample=False, checkpoint_every=0)
     rows = plan_rows(env["samples"], env["clients"], [0], "random", settings)
     kw = dict(algorithm=make_algorithm("fedavg"), model=env["model"], samples=env["samples"],
@@ -272,11 +273,12 @@ def test_rate_as_a_step_argument_equals_the_rate_in_the_optimiser(env):
     tx1 = optax.sgd(1.0, momentum=0.9)
     trainer1 = make_local_trainer(env["model"], tx1, mode="step")
     import dataclasses
-    stepped = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(settings, learning_rate=0.05),
+    stepped = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(
+        settings, train=dataclasses.replace(settings.train, learning_rate=0.05)),
                              **kw)
     np.testing.assert_allclose(stepped["loss_per_round"], plain["loss_per_round"], rtol=1e-4)
     weighted = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(
-        settings, learning_rate=0.05, weighted_ce=True), **kw)
+        settings, train=dataclasses.replace(settings.train, learning_rate=0.05, class_balance="weighted_ce")), **kw)
     assert not np.allclose(weighted["loss_per_round"], plain["loss_per_round"], rtol=1e-4)
 
 
@@ -291,11 +293,12 @@ def test_real_runs_shard_any_number_of_rows_over_the_devices():
         from fedpsyau_jax.federated import make_algorithm
         from fedpsyau_jax.federated.local_training import make_local_trainer, client_mesh
         from fedpsyau_jax.federated.partitions import partition_clients
-        from fedpsyau_jax.federated.runner import TrainSettings, plan_rows, run_federation
+        from fedpsyau_jax.federated.runner import plan_rows, run_federation
+        from fedpsyau_jax.federated.settings import fl_settings
         from fedpsyau_jax.network.model import FedPsyAU
         s = make_synthetic(num_subjects=6, samples_per_subject=4, seed=2)
         model, tx = FedPsyAU(3, use_au_branch=False), optax.sgd(0.05, momentum=0.9)
-        st = TrainSettings(rounds=2, batch_size=4, oversample=False, checkpoint_every=0)
+        st = fl_settings(rounds=2, batch_size=4, oversample=False, checkpoint_every=0)
         rows = plan_rows(s, partition_clients(s, "equal_subjects", 3), [0], "random", st)
         out = {}
         # one trainer per device count for both runs below: the DP run's sub-stacks (2

@@ -27,9 +27,13 @@ SCRIPT = ROOT / "scripts" / "flower_local_deployment.sh"
 BIN = Path(sys.executable).parent
 SITES = 3
 # the settings of test_flower_equivalence.RUN, as Flower run-config overrides
+# (the centralised recipe's schedule, flip, class weights and ROI source included)
 RUN_CONFIG = ("use-au-branch=false batch-size=4 eval-batch-size=8 oversample=false lr=0.001 "
               "mu=0.05 theta=0.9 seed=0 dataset-kw='{\"num_subjects\": 6, \"samples_per_subject\": 4, "
-              "\"num_classes\": 3, \"seed\": 1}'")
+              "\"num_classes\": 3, \"seed\": 1}' "
+              "config-overrides='train.lr_schedule=warmup_cosine train.warmup_epochs=1.0 train.hflip=0.5 "
+              "train.class_balance=weighted_ce train.au_norm=examples train.decay_kernels_only=true "
+              "model.roi_source=flow28'")
 LIMIT = 540          # s for the whole script (start-up, 2 rounds, evaluation, shutdown)
 # Every real loopback deployment of the suite (this file, the SecAgg+ one, the fault
 # drills) runs on ONE xdist worker, one after the other: each starts 4–5 processes
@@ -123,8 +127,10 @@ def test_local_deployment_three_supernodes_two_rounds(tmp_path):
         assert r["accepted"] == sorted(res["sites"]) and not r["rejected"] and not r["missing"]
     assert "site client0: personal UF1" in out
 
-    # through the real transport, the same numbers as the stacked simulator
-    from test_flower_equivalence import RUN, run_simulator
+    # through the real transport, the same numbers as the stacked simulator with the
+    # same recipe (RECIPE: schedule, flip, class weights, ROI source)
+    from test_flower_equivalence import RECIPE, RUN, run_simulator
+    assert RUN["config-overrides"] == RECIPE and RECIPE.replace("'", "") in RUN_CONFIG.replace("'", "")
     sim = run_simulator(dict(RUN, algorithm="fedavg"))
     for k, name in enumerate(sim["clients"]):
         site = res["sites"][name]

@@ -14,6 +14,7 @@ longest one and a padded step still advances the client's dropout key, so with
 unequal step counts the dropout streams (and numbers) legitimately differ.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,18 +25,24 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, Metadata, Reco
 
 from data_pipelines.synthetic import make_synthetic  # noqa: E402
 from fedpsyau_jax.federated.flower import client_app  # noqa: E402
-from fedpsyau_jax.federated.flower.settings import build, run_spec, upload_template  # noqa: E402
+from fedpsyau_jax.federated.flower.settings import build, build_local_trainer, run_spec, upload_template  # noqa: E402
 from fedpsyau_jax.federated.flower.strategies import FedPsyAUStrategy, parse_train_reply  # noqa: E402
-from fedpsyau_jax.federated.local_training import make_local_trainer  # noqa: E402
 from fedpsyau_jax.federated.partitions import partition_clients  # noqa: E402
 from fedpsyau_jax.federated.runner import plan_rows, run_federation  # noqa: E402
 from fedpsyau_jax.training.batching import device_data  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 K = 3
 KW = {"num_subjects": 6, "samples_per_subject": 4, "num_classes": 3, "seed": 1}
+# The centralised recipe's local training, in the config schema both drivers read:
+# warm-up + cosine schedule, flow-respecting flip, class-weighted CE, per-example AU
+# loss, weight decay on kernels only, ROI patches from the 28-px flow.
+RECIPE = ("train.lr_schedule=warmup_cosine train.warmup_epochs=1.0 train.hflip=0.5 "
+          "train.class_balance=weighted_ce train.au_norm=examples train.decay_kernels_only=true "
+          "model.roi_source=flow28")
 RUN = {"num-server-rounds": 2, "batch-size": 4, "eval-batch-size": 8, "oversample": False,
        "use-au-branch": False, "dataset-kw": json.dumps(KW), "seed": 0, "lr": 1e-3,
-       "mu": 0.05, "theta": 0.9}
+       "mu": 0.05, "theta": 0.9, "config-overrides": RECIPE}
 
 
 def _message(node: int, kind: str, content: RecordDict) -> Message:
@@ -90,13 +97,36 @@ def run_simulator(run_config: dict, dp=None) -> dict:
     model, tx, algo = build(spec)
     clients = partition_clients(samples, spec.partition_scheme, K, spec.partition_seed)
     rows = plan_rows(samples, clients, [spec.seed], spec.split, spec.settings)
-    trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
+    trainer = build_local_trainer(spec, model, tx)
     kw = dict(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples,
               data=device_data(samples), rows=rows, settings=spec.settings, progress=False)
     if dp is not None:
         from fedpsyau_jax.federated.dp_runner import run_dp_federation
         return run_dp_federation(dp=dp, **kw)
     return run_federation(**kw)
+
+
+def test_a_flower_run_reads_the_recipe_from_the_config_schema():
+    """The run config's training is the schema's: the recipe keys reach the settings,
+    the optimiser and the model that both drivers build (and the flat keys still
+    apply), and they change what is trained (the equivalence below is not vacuous)."""
+    from fedpsyau_jax.config_loading import ConfigError
+
+    spec = run_spec(dict(RUN, algorithm="fedavg"))
+    t = spec.settings.train
+    assert (t.lr_schedule, t.hflip, t.class_balance, t.au_norm) == ("warmup_cosine", 0.5, "weighted_ce", "examples")
+    assert t.learning_rate == 1e-3 and t.batch_size == 4 and spec.settings.rounds == 2
+    model, _, _ = build(spec)
+    assert model.roi_source == "flow28"
+    plain = run_simulator(dict(RUN, algorithm="fedavg", **{"config-overrides": ""}))
+    recipe = run_simulator(dict(RUN, algorithm="fedavg"))
+    assert plain["loss_per_round"][0][0] != pytest.approx(recipe["loss_per_round"][0][0], abs=1e-6)
+    # a config file of the schema: its settings, and the flat keys at their defaults do not override it
+    cfg_file = str(ROOT / "configs" / "fl_synthetic.py")
+    from_file = run_spec({"config": cfg_file, "config-overrides": "fl.local_epochs=3"})
+    assert from_file.settings.local_epochs == 3 and from_file.settings.train.batch_size == 8
+    with pytest.raises(ConfigError, match="train.lr: now train.learning_rate"):
+        run_spec({"config-overrides": "train.lr=0.1"})
 
 
 @pytest.mark.parametrize("algorithm", ["fedavg", "pfedprox", "fedrep", "local"])

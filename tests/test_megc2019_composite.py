@@ -122,7 +122,7 @@ def test_run_configs_from_before_the_landmark_fix_load_apex_landmarks(monkeypatc
         cfg = ml_collections.ConfigDict({"data": {"name": "megc2019_composite", "root": None, "kwargs": kwargs}})
         with pytest.raises(Loaded, match=frame):
             api.load_samples(cfg)
-        fl_cfg = ml_collections.ConfigDict({"data": {"name": "megc2019_composite", "root": "", "cache_dir": "", "kw": kwargs}})
+        fl_cfg = ml_collections.ConfigDict({"data": {"name": "megc2019_composite", "root": "", "cache_dir": "", "kwargs": kwargs}})
         with pytest.raises(Loaded, match=frame):
             experiment.load_samples(fl_cfg)
 

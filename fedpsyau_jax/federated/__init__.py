@@ -15,7 +15,7 @@ Modules, one concern each:
 - ``report``           mean ± std tables, JSON summary, Fig. 5-style PNG
 """
 
-from fedpsyau_jax.federated.algorithms import ALGORITHMS, Algorithm, ServerMessage, make_algorithm
+from fedpsyau_jax.federated.algorithms import ALGORITHMS, Algorithm, ServerMessage, make_algorithm, register_algorithm
 from fedpsyau_jax.federated.client_stack import broadcast_state, stack_states, unstack_states
 from fedpsyau_jax.federated.upload import ClientUpload, make_upload
 
@@ -36,6 +36,7 @@ __all__ = [
     "federate",
     "make_algorithm",
     "make_upload",
+    "register_algorithm",
     "stack_states",
     "unstack_states",
 ]

@@ -1,27 +1,39 @@
-"""Defaults shared by every ``configs/fl_*.py`` config (each overrides what differs).
+"""Defaults of every ``configs/fl_*.py`` config: the one config schema of
+``config_loading.base_config`` (data, model, train, runtime — the sections centralised
+training reads) plus the federation's own sections. Each config overrides what differs.
 
-Sections: data (dataset name, root, cache_dir, kw for the loader), model, partition
-(scheme, num_clients, seed, mapping), protocol (splits, repeat seeds, seeds per
-compiled chunk, train fraction), fl (algorithms, rounds, local epochs, μ, θ), train
-(optimiser, batches, oversampling, β schedule, prior, loss weights, checkpoints).
+Added sections and keys:
+- ``partition``  scheme, num_clients, seed, mapping (clients from subjects or datasets)
+- ``protocol``   splits, seeds (repeat seeds), seeds_by_split, seeds_per_chunk (seeds
+                 compiled together), train_fraction (a client's training share)
+- ``fl``         algorithms, rounds, local_epochs, mu, theta, reset_optimizer,
+                 eval_every_round, freeze_au_branch, prior, fallback_prior, mode, dp
+- ``runtime.shard_clients``  auto | off; ``runtime.checkpoint_every`` counts rounds here
+
+The ``train`` values below are the federated defaults (a constant rate of 5e-4, no
+flip, class-balanced oversampling, batch 8): configs that train with the centralised
+recipe set its keys (``configs/fl_megc2019_recipe.py``).
 """
 
 import ml_collections
 
+from fedpsyau_jax.config_loading import base_config as schema
+
 
 def base_config() -> ml_collections.ConfigDict:
     """Defaults shared by every ``fl_*`` config (each config overrides what differs)."""
-    c = ml_collections.ConfigDict()
+    c = schema()
     c.name = "fl_synthetic"
-    c.data = ml_collections.ConfigDict(
-        {"name": "synthetic", "root": "", "cache_dir": "", "kw": ml_collections.ConfigDict()}
-    )
-    c.model = ml_collections.ConfigDict({"use_au_branch": True, "group_tokens": "paper", "roi_source": "flow128"})
+    c.data.kwargs = ml_collections.ConfigDict()
+    c.model.group_tokens = "paper"
+    c.model.roi_source = "flow128"
+    with c.protocol.unlocked():
+        c.protocol.splits = ("random",)
+        c.protocol.seeds = (0, 1)
+        c.protocol.seeds_per_chunk = 10
+        c.protocol.train_fraction = 0.7
     c.partition = ml_collections.ConfigDict(
         {"scheme": "equal_subjects", "num_clients": 2, "seed": 0, "mapping": ml_collections.ConfigDict()}
-    )
-    c.protocol = ml_collections.ConfigDict(
-        {"splits": ("random",), "seeds": (0, 1), "seeds_per_chunk": 10, "train_fraction": 0.7}
     )
     c.fl = ml_collections.ConfigDict(
         {
@@ -33,6 +45,10 @@ def base_config() -> ml_collections.ConfigDict:
             "reset_optimizer": False,  # True: fresh AdamW every round (reference); False: kept (a priori)
             "eval_every_round": False,  # True: deployed test UF1 per round, for convergence plots only
             "freeze_au_branch": False,  # True: the paper's variant, AU branch neither trained nor sent
+            # D of a client: from its own training AU labels, or this preset without any
+            "prior": "client_train",
+            "fallback_prior": "reference_dfme",
+            "mode": "step",  # "step": jitted vmapped step per batch; "scan": one program per round (slow on CPU)
             # Client-level DP (federated/dp_aggregation.py): clip each update to C, Gaussian
             # noise z·C on the sum, equal client weights; clients sampled per round.
             "dp": ml_collections.ConfigDict(
@@ -49,31 +65,20 @@ def base_config() -> ml_collections.ConfigDict:
             ),
         }
     )
-    c.train = ml_collections.ConfigDict(
-        {
-            "lr": 5e-4,
-            "weight_decay": 0.01,
-            "batch_size": 8,
-            "eval_batch_size": 32,
-            # The centralised recipe's knobs (training/fold_training.py TrainSettings); these
-            # defaults keep the old federated behaviour, configs/fl_megc2019_recipe.py sets the recipe.
-            "class_balance": "oversample",  # oversample | weighted_ce | none
-            "lr_schedule": "constant",  # constant | warmup_cosine (over rounds·local_epochs)
-            "warmup_epochs": 0.0,
-            "min_lr_ratio": 0.0,
-            "decay_kernels_only": False,
-            "hflip": 0.0,
-            "au_norm": "known_entries",
-            "beta_schedule": "reference",
-            "beta0": 0.3,
-            "prior": "client_train",
-            "fallback_prior": "reference_dfme",
-            "alpha": (0.2, 0.8, 0.8),
-            "checkpoint_every": 1,
-            "mode": "step",  # "step": jitted vmapped step per batch; "scan": one program per round (slow on CPU)
-        }
-    )
+    t = c.train
+    t.learning_rate = 5e-4
+    t.batch_size = 8
+    t.eval_batch_size = 32
+    t.class_balance = "oversample"  # oversample | weighted_ce | none
+    t.lr_schedule = "constant"  # constant | warmup_cosine (over rounds·local_epochs)
+    t.warmup_epochs = 0.0
+    t.min_lr_ratio = 0.0
+    t.decay_kernels_only = False
+    t.hflip = 0.0
+    t.au_norm = "known_entries"
     # "auto": with more than one device, the (seed × client) rows of every chunk are
     # split over all devices (padded to a multiple of the device count); "off": one device.
-    c.runtime = ml_collections.ConfigDict({"shard_clients": "auto"})
+    with c.runtime.unlocked():
+        c.runtime.shard_clients = "auto"
+    c.runtime.checkpoint_every = 1
     return c

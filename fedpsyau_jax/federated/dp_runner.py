@@ -50,7 +50,6 @@ from fedpsyau_jax.federated.privacy import (
 )
 from fedpsyau_jax.federated.runner import (
     RowPlan,
-    TrainSettings,
     _evaluate,
     _pad_rows,
     _raw_keys,
@@ -62,6 +61,7 @@ from fedpsyau_jax.federated.runner import (
     row_class_weights,
 )
 from fedpsyau_jax.federated.server_round import make_init
+from fedpsyau_jax.federated.settings import FLSettings
 from fedpsyau_jax.federated.upload import make_upload
 from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
@@ -178,7 +178,7 @@ def run_dp_federation(
     samples,
     data,
     rows: RowPlan,
-    settings: TrainSettings,
+    settings: FLSettings,
     dp: DPSettings,
     workdir: Path | None = None,
     progress: bool = True,
@@ -208,7 +208,7 @@ def run_dp_federation(
     if mesh is not None:
         data = replicate(data, mesh)
     total_epochs = settings.rounds * settings.local_epochs
-    betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
+    betas_all = beta_schedule(settings.train.beta_schedule, total_epochs, settings.train.beta0)
     n_rows = rows.num_rows
 
     states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), groups)

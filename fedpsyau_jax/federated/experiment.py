@@ -23,44 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from fedpsyau_jax.config_loading import ConfigError
-from fedpsyau_jax.federated.runner import TrainSettings
+from fedpsyau_jax.federated.settings import build_model, build_optimizer, build_trainer, fl_settings_from_config
 
 RESULT_FILE = "result.json"
-
-
-CLASS_BALANCE = ("oversample", "weighted_ce", "none")
-
-
-def settings_from_config(cfg) -> TrainSettings:
-    t, fl = cfg.train, cfg.fl
-    balance = str(t.get("class_balance", "oversample"))
-    if balance not in CLASS_BALANCE:
-        raise ConfigError(f"train.class_balance {balance!r}: choose from {', '.join(CLASS_BALANCE)}")
-    schedule = str(t.get("lr_schedule", "constant"))
-    if schedule not in ("constant", "warmup_cosine"):
-        raise ConfigError(f"train.lr_schedule {schedule!r}: choose from constant, warmup_cosine")
-    return TrainSettings(
-        rounds=int(fl.rounds),
-        local_epochs=int(fl.local_epochs),
-        batch_size=int(t.batch_size),
-        eval_batch_size=int(t.eval_batch_size),
-        oversample=balance == "oversample",
-        weighted_ce=balance == "weighted_ce",
-        learning_rate=float(t.lr),
-        lr_schedule=schedule,
-        warmup_epochs=float(t.get("warmup_epochs", 0.0)),
-        min_lr_ratio=float(t.get("min_lr_ratio", 0.0)),
-        hflip=float(t.get("hflip", 0.0)),
-        au_norm=str(t.get("au_norm", "known_entries")),
-        beta_schedule=str(t.beta_schedule),
-        beta0=float(t.beta0),
-        prior=str(t.prior),
-        fallback_prior=str(t.get("fallback_prior", "reference_dfme")),
-        train_fraction=float(cfg.protocol.train_fraction),
-        checkpoint_every=int(t.checkpoint_every),
-        eval_every_round=bool(fl.get("eval_every_round", False)),
-        reset_optimizer=bool(cfg.fl.get("reset_optimizer", False)),
-    )
 
 
 def dp_from_config(cfg):
@@ -97,18 +62,17 @@ def client_mesh_of(cfg):
 
 
 def load_samples(cfg):
-    from data_pipelines.datasets import config_loader_kwargs, load_dataset
+    """The dataset of ``cfg.data`` (as centralised training loads it); a release
+    dataset without ``data.root`` is a ``ConfigError``."""
+    from fedpsyau_jax.training.run_inputs import load_samples as load
 
     d = cfg.data
-    kw = dict(d.kw) if d.get("kw") is not None else {}
-    root = Path(d.root).expanduser() if d.get("root") else None
-    cache = Path(d.cache_dir).expanduser() if d.get("cache_dir") else None
-    if d.name not in ("synthetic", "megc2019_composite") and root is None:
+    if d.name not in ("synthetic", "megc2019_composite") and not d.get("root"):
         raise ConfigError(
             f"config {cfg.get('config_file', '?')}: dataset {d.name!r} needs "
             "data.root (e.g. --set data.root=/path/to/release)"
         )
-    return load_dataset(d.name, root=root, cache_dir=cache, **config_loader_kwargs(d.name, kw))
+    return load(cfg)
 
 
 def split_seeds(cfg, split: str) -> tuple[int, ...]:
@@ -137,17 +101,14 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     from fedpsyau_jax.core.atomic_files import write_json_atomic
     from fedpsyau_jax.training.batching import device_data
     from fedpsyau_jax.federated.algorithms import make_algorithm
-    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch, frozen_optimizer
-    from fedpsyau_jax.federated.local_training import make_local_trainer
+    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
     from fedpsyau_jax.federated.dp_runner import run_dp_federation
     from fedpsyau_jax.federated.runner import plan_rows, run_federation
-    from fedpsyau_jax.network.model import FedPsyAU, model_options
-    from fedpsyau_jax.training.train_state import make_optimizer
 
     workdir = Path(workdir)
-    settings = settings_from_config(cfg)
+    settings = fl_settings_from_config(cfg)
     dp = dp_from_config(cfg)
     samples = load_samples(cfg)
     p = cfg.partition
@@ -165,25 +126,12 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     workdir.mkdir(parents=True, exist_ok=True)  # only once the settings are known good
     write_json_atomic(workdir / "config.json", json.loads(cfg.to_json_best_effort()))
     log(f"data {cfg.data.name}: {len(samples)} samples; clients: " + ", ".join(f"{n}={len(i)}" for n, i in clients))
-    m = cfg.model
-    model = FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
+    model = build_model(cfg, samples.num_classes)
     # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
     # compiled step (runner.round_lrs), as in centralised training.
-    tx = make_optimizer(1.0, float(cfg.train.weight_decay), bool(cfg.train.get("decay_kernels_only", False)))
+    tx = build_optimizer(cfg, settings)
     freeze = bool(cfg.fl.get("freeze_au_branch", False))
-    if freeze:
-        if not bool(cfg.model.use_au_branch):
-            raise ConfigError("fl.freeze_au_branch=true needs model.use_au_branch=true")
-        tx = frozen_optimizer(tx)
-    trainer = make_local_trainer(
-        model,
-        tx,
-        tuple(cfg.train.alpha),
-        mode=str(cfg.train.get("mode", "scan")),
-        hflip=settings.hflip,
-        au_norm=settings.au_norm,
-        mesh=client_mesh_of(cfg),
-    )
+    trainer = build_trainer(cfg, model, tx, settings, mesh=client_mesh_of(cfg))
     data = device_data(samples)
     hp = {"mu": float(cfg.fl.mu), "theta": float(cfg.fl.theta)}
 

@@ -32,7 +32,7 @@ def summarise(results: dict, cfg=None) -> dict:
             "local_epochs": int(cfg.fl.local_epochs),
             "mu": float(cfg.fl.mu),
             "theta": float(cfg.fl.theta),
-            "lr": float(cfg.train.lr),
+            "lr": float(cfg.train.learning_rate),
             "batch_size": int(cfg.train.batch_size),
             "seeds": [int(s) for s in cfg.protocol.seeds],
             "seeds_by_split": {k: [int(x) for x in v] for k, v in (cfg.protocol.get("seeds_by_split") or {}).items()},

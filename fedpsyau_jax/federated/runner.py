@@ -40,6 +40,7 @@ from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.client_stack import group_ids, stack_states
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.server_round import make_communicate, make_init
+from fedpsyau_jax.federated.settings import FLSettings
 from fedpsyau_jax.federated.splits import client_split
 from fedpsyau_jax.training.fold_training import class_weights
 from fedpsyau_jax.training.settings import lr_factor
@@ -47,53 +48,6 @@ from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
 from fedpsyau_jax.training.train_state import create_train_state
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    """Local-training and schedule hyper-parameters shared by all algorithms.
-
-    rounds, local_epochs: communication rounds and local epochs per round
-    batch_size, eval_batch_size: per-client batch sizes
-    oversample: class-balanced oversampling of each client's training split
-    beta_schedule, beta0: β over the rounds·local_epochs global epochs (SPEC §5)
-    prior: "client_train" (D from the client's own training AU labels; a client
-      without AU labels falls back to the ``fallback_prior`` preset) or a preset name
-    checkpoint_every: rounds between checkpoints (0: never)
-    reset_optimizer: False (default, chosen a priori): each client keeps its AdamW
-      moments and step count across rounds — sites are persistent silos and a fresh
-      optimiser would re-run its bias-corrected first steps every round; True: a fresh
-      optimiser state every round, as the reference code builds a new AdamW per round
-    The centralised recipe (``training.fold_training.TrainSettings``, same meanings):
-    learning_rate: 0 = the rate is inside ``tx`` (no schedule); > 0 = ``tx`` is built
-      with lr 1 and every local step gets learning_rate × the schedule factor of its
-      place in the whole run (rounds·local_epochs epochs; ``fold_training.lr_factor``)
-    lr_schedule, warmup_epochs, min_lr_ratio: the schedule ("constant"/"warmup_cosine")
-    weighted_ce: class-weighted CE with each client's own training-label weights
-      (``fold_training.class_weights``; use with oversample=False)
-    hflip, au_norm: flow-respecting flip probability and AU-loss normalisation
-    """
-
-    rounds: int = 2
-    local_epochs: int = 1
-    batch_size: int = 8
-    eval_batch_size: int = 32
-    oversample: bool = True
-    beta_schedule: str = "reference"
-    beta0: float = 0.3
-    prior: str = "client_train"
-    fallback_prior: str = "reference_dfme"
-    train_fraction: float = 0.7
-    checkpoint_every: int = 1
-    reset_optimizer: bool = False
-    learning_rate: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
-    weighted_ce: bool = False
-    hflip: float = 0.0
-    au_norm: str = "known_entries"
-    eval_every_round: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +75,7 @@ class RowPlan:
 
 
 def plan_rows(
-    samples, clients: list[tuple[str, np.ndarray]], seeds, split: str, settings: TrainSettings, client_ids=None
+    samples, clients: list[tuple[str, np.ndarray]], seeds, split: str, settings: FLSettings, client_ids=None
 ) -> RowPlan:
     """Rows of ``clients`` × ``seeds``. ``client_ids``: each client's index in the seed
     derivations (default its position): a Flower site that holds only its own data
@@ -148,7 +102,7 @@ def plan_rows(
     )
 
 
-def _client_prior(samples, train_idx, settings: TrainSettings) -> np.ndarray:
+def _client_prior(samples, train_idx, settings: FLSettings) -> np.ndarray:
     if settings.prior == "client_train":
         known = samples.au_mask[train_idx].sum(axis=1) > 0
         if known.any():
@@ -159,18 +113,18 @@ def _client_prior(samples, train_idx, settings: TrainSettings) -> np.ndarray:
     return PRIOR_PRESETS[settings.prior]()
 
 
-def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSettings):
+def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: FLSettings):
     """(idx, mask) (C, L·S, B) for round ``rnd``: each local epoch padded to the common S.
 
     Padding every epoch to the same length keeps step t in local epoch t // S for all
     rows, so one β per step serves every client.
     """
-    b, le = settings.batch_size, settings.local_epochs
+    b, le = settings.train.batch_size, settings.local_epochs
     per_row = []
     for r, tr in enumerate(rows.train_idx):
         seed, client = rows.seeds[rows.groups[r]], rows.client_id(r)
         rng = np.random.default_rng([seed, client, rnd, 7])
-        per_row.append([epoch_plan(rng, tr, b, labels, settings.oversample) for _ in range(le)])
+        per_row.append([epoch_plan(rng, tr, b, labels, settings.train.oversample) for _ in range(le)])
     s_max = max(p[0].shape[0] for plans in per_row for p in plans)
     idx = np.zeros((rows.num_rows, le * s_max, b), np.int32)
     mask = np.zeros((rows.num_rows, le * s_max, b), np.float32)
@@ -181,7 +135,7 @@ def round_plans(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSett
     return idx, mask, s_max
 
 
-def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSettings, betas_all):
+def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: FLSettings, betas_all):
     """(idx, mask, betas) of round ``rnd``: ``round_plans`` and the β of every step
     (β of global epoch rnd·L + e for the steps of local epoch e)."""
     idx, mask, s_epoch = round_plans(rows, labels, rnd, settings)
@@ -189,16 +143,16 @@ def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: TrainSet
     return idx, mask, np.repeat(np.asarray(betas_all)[rnd * le : (rnd + 1) * le], s_epoch)
 
 
-def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int):
+def round_lrs(settings: FLSettings, rnd: int, mask: np.ndarray, s_epoch: int):
     """(C, L·S) learning rate of every step of round ``rnd`` (None without a schedule):
     row r's j-th live step of local epoch e is at progress (rnd·L + e + j/n_re)/(R·L)."""
-    if settings.learning_rate <= 0:
+    if settings.train.learning_rate <= 0:
         return None
     le = settings.local_epochs
     sched: Any = SimpleNamespace(  # the schedule fields of TrainSettings that lr_factor reads
-        lr_schedule=settings.lr_schedule,
-        warmup_epochs=settings.warmup_epochs,
-        min_lr_ratio=settings.min_lr_ratio,
+        lr_schedule=settings.train.lr_schedule,
+        warmup_epochs=settings.train.warmup_epochs,
+        min_lr_ratio=settings.train.min_lr_ratio,
         epochs=settings.rounds * le,
     )
     live = np.asarray(mask).sum(axis=2) > 0  # (C, L·S)
@@ -209,14 +163,14 @@ def round_lrs(settings: TrainSettings, rnd: int, mask: np.ndarray, s_epoch: int)
         j = np.clip(np.cumsum(blk, axis=1) - 1, 0, None)
         progress = (rnd * le + e + j / n) / sched.epochs
         out[:, e * s_epoch : (e + 1) * s_epoch] = np.where(
-            blk, settings.learning_rate * lr_factor(sched, progress), 0.0
+            blk, settings.train.learning_rate * lr_factor(sched, progress), 0.0
         )  # padded steps: 0
     return out
 
 
-def row_class_weights(rows: RowPlan, labels: np.ndarray, num_classes: int, settings: TrainSettings):
+def row_class_weights(rows: RowPlan, labels: np.ndarray, num_classes: int, settings: FLSettings):
     """(C, K) CE class weights of each row's own training labels (None when off)."""
-    if not settings.weighted_ce:
+    if not settings.train.weighted_ce:
         return None
     return np.stack([class_weights(labels, tr, num_classes) for tr in rows.train_idx])
 
@@ -277,7 +231,7 @@ def run_federation(
     samples,
     data,
     rows: RowPlan,
-    settings: TrainSettings,
+    settings: FLSettings,
     workdir: Path | None = None,
     progress: bool = True,
     desc: str = "",
@@ -301,7 +255,7 @@ def run_federation(
     if mesh is not None:
         data = replicate(data, mesh)
     total_epochs = settings.rounds * settings.local_epochs
-    betas_all = beta_schedule(settings.beta_schedule, total_epochs, settings.beta0)
+    betas_all = beta_schedule(settings.train.beta_schedule, total_epochs, settings.train.beta0)
 
     states = make_init(algorithm, num_groups)(place(_pad_rows(init_row_states(model, tx, rows, trainer), pad)), groups)
     anchors = jax.tree.map(jnp.copy, states.params)
@@ -404,7 +358,7 @@ def _unpad(tree, n_rows: int):
 
 
 def _evaluate(trainer, states, data, rows: RowPlan, settings, beta, pad: int, place):
-    ei, em = eval_plans(rows, settings.eval_batch_size)
+    ei, em = eval_plans(rows, settings.train.eval_batch_size)
     pred, _ = trainer.evaluate(states, data, place(_pad_host(ei, pad)), place(_pad_host(em, pad)), beta)
     return np.asarray(pred)[: rows.num_rows]
 

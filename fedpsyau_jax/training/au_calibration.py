@@ -90,3 +90,49 @@ def apply_platt(prob: np.ndarray, params: np.ndarray) -> np.ndarray:
     params = np.asarray(params, np.float64)
     s = logit(prob) * params[:, 0] + params[:, 1]
     return (1 / (1 + np.exp(-s))).astype(np.float32)
+
+
+def fit_heads_on_holdout(
+    evaluate, states, data: dict, held: list[np.ndarray], real: int, eval_batch_size: int, beta
+) -> tuple[dict[int, dict[str, np.ndarray]], dict[int, dict[str, np.ndarray]]]:
+    """Per-AU Platt maps of every fold's final heads, fitted on its held-out rows.
+
+    ``evaluate`` is the chunk's compiled eval program (same batch shape as the test
+    pass, so nothing recompiles); ``held`` gives each chunk member's held-out rows (the
+    first ``real`` members are real folds). Returns ({member: {head: (12, 2) map}},
+    {member: {head: (m, 12) raw head probabilities on its held-out rows}}) for the
+    members that have held-out rows."""
+    from fedpsyau_jax.training.batching import eval_plan, stack_plans
+
+    platt: dict[int, dict[str, np.ndarray]] = {}
+    held_prob: dict[int, dict[str, np.ndarray]] = {}
+    n_cal = max(max(1, -(-len(h) // eval_batch_size)) for h in held)
+    cidx, cmask = stack_plans([eval_plan(h, eval_batch_size, n_cal) for h in held])
+    cout = evaluate(states, data, cidx, cmask, beta)
+    au_host, mask_host = np.asarray(data["au"]), np.asarray(data["au_mask"])
+    for k in range(real):
+        if len(held[k]):
+            platt[k], held_prob[k] = {}, {}
+            for head in ("gat", "afe"):
+                p = np.asarray(cout[f"au_prob_{head}"][k]).reshape(-1, 12)[: len(held[k])]
+                held_prob[k][head] = p
+                platt[k][head] = fit_platt(logit(p), au_host[held[k]], mask_host[held[k]])
+    return platt, held_prob
+
+
+def calibrate_predictions(
+    pred: dict[str, np.ndarray], maps: dict[str, np.ndarray], held: np.ndarray, held_prob: dict[str, np.ndarray]
+) -> None:
+    """A fold's stored predictions with its heads calibrated, in place: the maps, the
+    held-out rows and their raw probabilities are kept; ``au_prob_*`` become the
+    calibrated probabilities (the uncalibrated ones stay as ``au_prob_uncal_*``) and
+    ``au_pred_*`` decide them at 0.5."""
+    pred["au_holdout_idx"] = held
+    for head, ab in maps.items():
+        pred[f"au_platt_{head}"] = ab
+        pred[f"au_holdout_prob_{head}"] = held_prob[head]
+        if f"au_prob_{head}" in pred:
+            pred[f"au_prob_uncal_{head}"] = pred[f"au_prob_{head}"]
+            pred[f"au_prob_{head}"] = apply_platt(pred[f"au_prob_{head}"], ab)
+            pred[f"au_threshold_{head}"] = np.full(12, 0.5, np.float32)
+            pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= 0.5).astype(np.int8)

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from fedpsyau_jax.core.atomic_files import save_npz_atomic
 from fedpsyau_jax.training.batching import epoch_plan, eval_plan, gather_batch, stack_plans
 from fedpsyau_jax.training.checkpoints import (
     CheckpointError,
@@ -56,6 +57,7 @@ from fedpsyau_jax.training.checkpoints import (
 from fedpsyau_jax.network.model import FedPsyAU, init_program
 from fedpsyau_jax.training.losses import au_pos_weights
 from fedpsyau_jax.training.protocols import Fold
+from fedpsyau_jax.training.run_logging import progress
 from fedpsyau_jax.training.settings import TrainSettings
 from fedpsyau_jax.training.sharding import over_rows, padded_width
 from fedpsyau_jax.training.train_state import (
@@ -409,190 +411,45 @@ def run_folds(
       au_holdout_prob_* (m, 12); the maps are also stored in the model's metadata.
       Replaces ``au_thresholds`` for those folds.
     """
-    from fedpsyau_jax.training.au_calibration import apply_platt, fit_platt, logit
-    from fedpsyau_jax.training.run_logging import progress
-    from fedpsyau_jax.core.atomic_files import save_npz_atomic
-
     s = programs.settings
     hooks = hooks or RunHooks()
     workdir = Path(workdir)
-    betas = s.betas()
     num_steps = steps_per_epoch(s, folds, labels)
-    num_eval = eval_steps(s, folds)
-    results: dict[int, dict[str, np.ndarray]] = {}
-    todo = []
-    for f in folds:
-        pred = load_fold_predictions(fold_dir(workdir, f) / PREDICTIONS_FILE)
-        if pred is not None:
-            results[f.index] = pred
-        else:
-            todo.append(f)
+    results, todo = _finished_folds(workdir, folds)
     chunks = chunk_folds(todo, s.fold_chunk)
     # Sharded over devices: every device gets the same number of rows (padding rows
     # are no-op copies, see below), so one program serves every chunk.
     width = padded_width(max((len(c) for c in chunks), default=1), programs.mesh)
     bar = progress(len(todo) * s.epochs, "fold-epochs", show_progress)
     for ci, chunk in enumerate(chunks):
-        real = len(chunk)
         # Pad to the common width with copies of the last fold whose masks are all
         # zero: their steps are no-ops and their outputs are dropped; one program
         # serves every chunk (no recompilation for a smaller last chunk).
-        members = chunk + [chunk[-1]] * (width - real)
-        live = np.array([1.0] * real + [0.0] * (width - real), np.float32)
+        members = chunk + [chunk[-1]] * (width - len(chunk))
         ckdir = workdir / "checkpoints" / f"chunk_{chunk[0].index:03d}-{chunk[-1].index:03d}_w{width}"
-        fold_ids = [f.index for f in members]
-        start_epoch, states = 0, None
-        name = latest_checkpoint(ckdir)
-        if name is not None:
-            meta = read_metadata(ckdir, name)
-            if meta.get("folds") != fold_ids or meta.get("fingerprint") != fingerprint:
-                raise CheckpointError(
-                    f"checkpoint {ckdir / name} was written by a different run (folds "
-                    f"{meta.get('folds')} / settings {meta.get('fingerprint')} vs {fold_ids} / "
-                    f"{fingerprint}); use a fresh --workdir or delete {ckdir}"
-                )
-            states, meta = restore_checkpoint(ckdir, name, programs.abstract_states(width))
-            states = jax.tree.map(jnp.asarray, states)
-            start_epoch = int(meta["epoch"]) + 1
-            bar.update(real * start_epoch)
-        num_classes = programs.model.num_classes
-        cweights = np.stack(
-            [
-                class_weights(labels, f.train_idx, num_classes)
-                if s.class_balance == "weighted_ce"
-                else np.ones(num_classes, np.float32)
-                for f in members
-            ]
-        )
-        n_rows = int(data["au_mask"].shape[0])
-        au_rows = np.ones((width, n_rows), np.float32)
-        for k, f in enumerate(members):
-            if au_holdout is not None and f.index in au_holdout:
-                au_rows[k, np.asarray(au_holdout[f.index], np.int64)] = 0.0
-        au_weights = np.stack(
-            [
-                np.asarray(
-                    au_pos_weights(
-                        data["au"][f.train_idx], data["au_mask"][f.train_idx] * au_rows[k, f.train_idx][:, None]
-                    )
-                )
-                if s.au_pos_weight == "balanced"
-                else np.ones(12, np.float32)
-                for k, f in enumerate(members)
-            ]
-        )
+        start_epoch, states = _resume_chunk(programs, ckdir, [f.index for f in members], fingerprint, width)
+        bar.update(len(chunk) * start_epoch)
+        au_rows = _au_rows(data, members, au_holdout)
         if states is None:
-            keys = jnp.stack([fold_key(s.seed, s.rng_index(f)) for f in members])
-            ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
-            states = programs.init(keys, ds)
-            if callable(pretrained):
-                per = [pretrained(f) for f in members]
-                stack = lambda trees: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
-                states = load_pretrained(states, stack([p for p, _ in per]), stack([b for _, b in per]), stacked=True)
-            elif pretrained is not None:
-                states = load_pretrained(states, *pretrained)
-        for epoch in range(start_epoch, s.epochs):
-            t0 = time.perf_counter()
-            plans = [fold_epoch_plan(s, f, labels, epoch, num_steps) for f in members]
-            idx, mask = stack_plans(plans)
-            mask = mask * live[:, None, None]
-            beta = np.full((width,), betas[epoch], np.float32)  # restarted for every fold
-            ekeys = jnp.stack([epoch_key(s.seed, s.rng_index(f), epoch) for f in members])
-            lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
-            states, metrics, counts = programs.train_epoch(
-                states, data, idx, mask, beta, ekeys, lrs, cweights, au_weights, au_rows
-            )
-            n = np.maximum(counts.sum(axis=1), 1.0)
-            means = {
-                k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
-                for k, v in metrics.items()
-            }
-            dt = time.perf_counter() - t0
-            if hooks.on_epoch:
-                hooks.on_epoch(
-                    folds=chunk,
-                    epoch=epoch,
-                    beta=float(betas[epoch]),
-                    metrics={k: v[:real] for k, v in means.items()},
-                    examples=n[:real],
-                    seconds=dt,
-                )
-            if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < s.epochs:
-                save_checkpoint(
-                    ckdir, f"epoch_{epoch:03d}", states, {"folds": fold_ids, "epoch": epoch, "fingerprint": fingerprint}
-                )
-                for old in list_checkpoints(ckdir)[:-1]:
-                    shutil.rmtree(ckdir / old, ignore_errors=True)
-            bar.update(real)
-        # Fixed final epoch: evaluate each fold's test subjects now (never earlier).
-        eplans = [eval_plan(f.test_idx, s.eval_batch_size, num_eval) for f in members]
-        eidx, emask = stack_plans(eplans)
-        last_beta = np.full((width,), betas[-1], np.float32)
-        if any(len(f.test_idx) for f in chunk):
-            out = programs.evaluate(states, data, eidx, emask, last_beta)
-        else:  # nothing to test (e.g. the all-data model): skip (and never compile) evaluation
-            out = {
-                "emotion_prob": np.zeros((width, 0, 1, model_meta["num_classes"]), np.float32),
-                "pred": np.zeros((width, 0, 1), np.int32),
-            }
-        platt: dict[int, dict[str, np.ndarray]] = {}
-        held_prob: dict[int, dict[str, np.ndarray]] = {}
-        held = [
-            np.asarray(au_holdout.get(f.index, []), np.int64) if au_holdout else np.zeros(0, np.int64) for f in members
-        ]
-        if programs.model.use_au_branch and any(len(h) for h in held):
-            # the final heads on the held-out rows (same eval program: batch shape unchanged)
-            n_cal = max(max(1, -(-len(h) // s.eval_batch_size)) for h in held)
-            cidx, cmask = stack_plans([eval_plan(h, s.eval_batch_size, n_cal) for h in held])
-            cout = programs.evaluate(states, data, cidx, cmask, last_beta)
-            au_host, mask_host = np.asarray(data["au"]), np.asarray(data["au_mask"])
-            for k in range(len(chunk)):
-                if len(held[k]):
-                    platt[k], held_prob[k] = {}, {}
-                    for head in ("gat", "afe"):
-                        p = np.asarray(cout[f"au_prob_{head}"][k]).reshape(-1, 12)[: len(held[k])]
-                        held_prob[k][head] = p
-                        platt[k][head] = fit_platt(logit(p), au_host[held[k]], mask_host[held[k]])
-        for k, f in enumerate(chunk):
-            n_test = len(f.test_idx)
-            pred = {"test_idx": np.asarray(f.test_idx, np.int64)}
-            for key, arr in out.items():
-                flat = np.asarray(arr[k]).reshape(-1, *np.shape(arr[k])[2:])
-                pred[{"emotion_prob": "prob"}.get(key, key)] = flat[:n_test]
-            if au_thresholds is not None and "au_prob_gat" in pred and f.index in au_thresholds:
-                for head, thr in au_thresholds[f.index].items():
-                    pred[f"au_threshold_{head}"] = np.asarray(thr, np.float32)
-                    pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= thr).astype(np.int8)
-            if k in platt:
-                pred["au_holdout_idx"] = held[k]
-                for head, ab in platt[k].items():
-                    pred[f"au_platt_{head}"] = ab
-                    pred[f"au_holdout_prob_{head}"] = held_prob[k][head]
-                    if f"au_prob_{head}" in pred:
-                        pred[f"au_prob_uncal_{head}"] = pred[f"au_prob_{head}"]
-                        pred[f"au_prob_{head}"] = apply_platt(pred[f"au_prob_{head}"], ab)
-                        pred[f"au_threshold_{head}"] = np.full(12, 0.5, np.float32)
-                        pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= 0.5).astype(np.int8)
-            fd = fold_dir(workdir, f)
-            save_checkpoint(
-                fd,
-                MODEL_CHECKPOINT,
-                model_variables(states, k),
-                {
-                    **model_meta,
-                    "fold": f.name,
-                    "fold_index": f.index,
-                    "test_subjects": list(f.test_subjects),
-                    "epochs": s.epochs,
-                    **(
-                        {"au_calibration": {h: np.asarray(ab).tolist() for h, ab in platt[k].items()}}
-                        if k in platt
-                        else {}
-                    ),
-                },
-            )
-            # predictions last: their presence marks the fold as finished
-            save_npz_atomic(fd / PREDICTIONS_FILE, pred)
+            states = _init_chunk(programs, members, priors, pretrained)
+        states = _train_chunk(
+            programs,
+            states,
+            data,
+            labels,
+            chunk,
+            members,
+            au_rows,
+            start_epoch,
+            num_steps,
+            ckdir,
+            fingerprint,
+            hooks,
+            bar,
+        )
+        for f, pred in _finish_chunk(
+            programs, states, data, folds, chunk, members, workdir, model_meta, au_thresholds, au_holdout
+        ):
             results[f.index] = pred
             if hooks.on_fold_done:
                 hooks.on_fold_done(fold=f, predictions=pred)
@@ -601,3 +458,195 @@ def run_folds(
             hooks.after_chunk(ci)
     bar.close()
     return results
+
+
+def _finished_folds(workdir: Path, folds: list[Fold]) -> tuple[dict[int, dict[str, np.ndarray]], list[Fold]]:
+    """({fold index: stored predictions} of the finished folds, the folds still to train)."""
+    results: dict[int, dict[str, np.ndarray]] = {}
+    todo = []
+    for f in folds:
+        pred = load_fold_predictions(fold_dir(workdir, f) / PREDICTIONS_FILE)
+        if pred is not None:
+            results[f.index] = pred
+        else:
+            todo.append(f)
+    return results, todo
+
+
+def _resume_chunk(programs: FoldPrograms, ckdir: Path, fold_ids: list[int], fingerprint: str, width: int):
+    """(first epoch to train, stacked states or None) of a chunk: from its latest
+    checkpoint when one exists, which must have been written by the same run."""
+    name = latest_checkpoint(ckdir)
+    if name is None:
+        return 0, None
+    meta = read_metadata(ckdir, name)
+    if meta.get("folds") != fold_ids or meta.get("fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"checkpoint {ckdir / name} was written by a different run (folds "
+            f"{meta.get('folds')} / settings {meta.get('fingerprint')} vs {fold_ids} / "
+            f"{fingerprint}); use a fresh --workdir or delete {ckdir}"
+        )
+    states, meta = restore_checkpoint(ckdir, name, programs.abstract_states(width))
+    return int(meta["epoch"]) + 1, jax.tree.map(jnp.asarray, states)
+
+
+def _au_rows(data: dict, members: list[Fold], au_holdout: dict[int, np.ndarray] | None) -> np.ndarray:
+    """(K, N) 1 where a chunk member may learn from a row's AU labels, 0 on its
+    held-out rows (``au_holdout``)."""
+    au_rows = np.ones((len(members), int(data["au_mask"].shape[0])), np.float32)
+    for k, f in enumerate(members):
+        if au_holdout is not None and f.index in au_holdout:
+            au_rows[k, np.asarray(au_holdout[f.index], np.int64)] = 0.0
+    return au_rows
+
+
+def _loss_weights(s: TrainSettings, data: dict, labels: np.ndarray, members: list[Fold], au_rows, num_classes: int):
+    """(class weights (K, C), AU positive weights (K, 12)) of every chunk member, from
+    its own training rows (ones where the settings ask for no weighting)."""
+    cweights = np.stack(
+        [
+            class_weights(labels, f.train_idx, num_classes)
+            if s.class_balance == "weighted_ce"
+            else np.ones(num_classes, np.float32)
+            for f in members
+        ]
+    )
+    au_weights = np.stack(
+        [
+            np.asarray(
+                au_pos_weights(data["au"][f.train_idx], data["au_mask"][f.train_idx] * au_rows[k, f.train_idx][:, None])
+            )
+            if s.au_pos_weight == "balanced"
+            else np.ones(12, np.float32)
+            for k, f in enumerate(members)
+        ]
+    )
+    return cweights, au_weights
+
+
+def _init_chunk(programs: FoldPrograms, members: list[Fold], priors: dict[int, np.ndarray], pretrained):
+    """Fresh stacked states of a chunk: each fold's own initialisation and prior D, the
+    AU branch then taken from ``pretrained`` where given (one model, or one per fold)."""
+    s = programs.settings
+    keys = jnp.stack([fold_key(s.seed, s.rng_index(f)) for f in members])
+    ds = jnp.asarray(np.stack([priors[f.index] for f in members]), jnp.float32)
+    states = programs.init(keys, ds)
+    if callable(pretrained):
+        per = [pretrained(f) for f in members]
+        stack = lambda trees: jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
+        states = load_pretrained(states, stack([p for p, _ in per]), stack([b for _, b in per]), stacked=True)
+    elif pretrained is not None:
+        states = load_pretrained(states, *pretrained)
+    return states
+
+
+def _train_chunk(
+    programs, states, data, labels, chunk, members, au_rows, start_epoch, num_steps, ckdir, fingerprint, hooks, bar
+):
+    """The chunk's epochs from ``start_epoch`` to the fixed last one: each epoch's plan,
+    one compiled pass, the user's hook, and a rotating checkpoint."""
+    s = programs.settings
+    real, width = len(chunk), len(members)
+    live = np.array([1.0] * real + [0.0] * (width - real), np.float32)
+    betas = s.betas()
+    fold_ids = [f.index for f in members]
+    cweights, au_weights = _loss_weights(s, data, labels, members, au_rows, programs.model.num_classes)
+    for epoch in range(start_epoch, s.epochs):
+        t0 = time.perf_counter()
+        plans = [fold_epoch_plan(s, f, labels, epoch, num_steps) for f in members]
+        idx, mask = stack_plans(plans)
+        mask = mask * live[:, None, None]
+        beta = np.full((width,), betas[epoch], np.float32)  # restarted for every fold
+        ekeys = jnp.stack([epoch_key(s.seed, s.rng_index(f), epoch) for f in members])
+        lrs = s.learning_rates(epoch, mask.sum(axis=2) > 0)
+        states, metrics, counts = programs.train_epoch(
+            states, data, idx, mask, beta, ekeys, lrs, cweights, au_weights, au_rows
+        )
+        n = np.maximum(counts.sum(axis=1), 1.0)
+        means = {
+            k: (np.asarray(v) * (counts > 0)).sum(axis=1) / np.maximum((counts > 0).sum(axis=1), 1)
+            for k, v in metrics.items()
+        }
+        dt = time.perf_counter() - t0
+        if hooks.on_epoch:
+            hooks.on_epoch(
+                folds=chunk,
+                epoch=epoch,
+                beta=float(betas[epoch]),
+                metrics={k: v[:real] for k, v in means.items()},
+                examples=n[:real],
+                seconds=dt,
+            )
+        if s.checkpoint_every and (epoch + 1) % s.checkpoint_every == 0 and epoch + 1 < s.epochs:
+            save_checkpoint(
+                ckdir, f"epoch_{epoch:03d}", states, {"folds": fold_ids, "epoch": epoch, "fingerprint": fingerprint}
+            )
+            for old in list_checkpoints(ckdir)[:-1]:
+                shutil.rmtree(ckdir / old, ignore_errors=True)
+        bar.update(real)
+    return states
+
+
+def _finish_chunk(programs, states, data, folds, chunk, members, workdir, model_meta, au_thresholds, au_holdout):
+    """After the fixed final epoch: evaluate each fold's test subjects (never earlier),
+    calibrate or threshold its AU heads, and save its model, then its predictions
+    (their presence marks the fold finished). Yields (fold, predictions)."""
+    from fedpsyau_jax.training.au_calibration import calibrate_predictions, fit_heads_on_holdout
+
+    s = programs.settings
+    width = len(members)
+    eplans = [eval_plan(f.test_idx, s.eval_batch_size, eval_steps(s, folds)) for f in members]
+    eidx, emask = stack_plans(eplans)
+    last_beta = np.full((width,), s.betas()[-1], np.float32)
+    if any(len(f.test_idx) for f in chunk):
+        out = programs.evaluate(states, data, eidx, emask, last_beta)
+    else:  # nothing to test (e.g. the all-data model): skip (and never compile) evaluation
+        out = {
+            "emotion_prob": np.zeros((width, 0, 1, model_meta["num_classes"]), np.float32),
+            "pred": np.zeros((width, 0, 1), np.int32),
+        }
+    held = [np.asarray(au_holdout.get(f.index, []), np.int64) if au_holdout else np.zeros(0, np.int64) for f in members]
+    platt: dict[int, dict[str, np.ndarray]] = {}
+    held_prob: dict[int, dict[str, np.ndarray]] = {}
+    if programs.model.use_au_branch and any(len(h) for h in held):
+        platt, held_prob = fit_heads_on_holdout(
+            programs.evaluate, states, data, held, len(chunk), s.eval_batch_size, last_beta
+        )
+    for k, f in enumerate(chunk):
+        pred = _fold_predictions(out, k, f, au_thresholds)
+        if k in platt:
+            calibrate_predictions(pred, platt[k], held[k], held_prob[k])
+        fd = fold_dir(workdir, f)
+        save_checkpoint(
+            fd,
+            MODEL_CHECKPOINT,
+            model_variables(states, k),
+            {
+                **model_meta,
+                "fold": f.name,
+                "fold_index": f.index,
+                "test_subjects": list(f.test_subjects),
+                "epochs": s.epochs,
+                **(
+                    {"au_calibration": {h: np.asarray(ab).tolist() for h, ab in platt[k].items()}} if k in platt else {}
+                ),
+            },
+        )
+        # predictions last: their presence marks the fold as finished
+        save_npz_atomic(fd / PREDICTIONS_FILE, pred)
+        yield f, pred
+
+
+def _fold_predictions(out: dict, k: int, f: Fold, au_thresholds: dict | None) -> dict[str, np.ndarray]:
+    """Chunk member ``k``'s test outputs (padding dropped), with its AU decisions at
+    its inner-validation thresholds where the run has them."""
+    n_test = len(f.test_idx)
+    pred = {"test_idx": np.asarray(f.test_idx, np.int64)}
+    for key, arr in out.items():
+        flat = np.asarray(arr[k]).reshape(-1, *np.shape(arr[k])[2:])
+        pred[{"emotion_prob": "prob"}.get(key, key)] = flat[:n_test]
+    if au_thresholds is not None and "au_prob_gat" in pred and f.index in au_thresholds:
+        for head, thr in au_thresholds[f.index].items():
+            pred[f"au_threshold_{head}"] = np.asarray(thr, np.float32)
+            pred[f"au_pred_{head}"] = (pred[f"au_prob_{head}"] >= thr).astype(np.int8)
+    return pred

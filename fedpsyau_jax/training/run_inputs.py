@@ -36,8 +36,8 @@ def load_samples(cfg) -> MESamples:
     from data_pipelines.datasets import config_loader_kwargs, load_dataset
 
     d = cfg.data
-    root = Path(d.root) if d.get("root") else None
-    cache = Path(d.cache_dir) if d.get("cache_dir") else None
+    root = Path(d.root).expanduser() if d.get("root") else None
+    cache = Path(d.cache_dir).expanduser() if d.get("cache_dir") else None
     kw = d.get("kwargs") or {}
     kw = kw.to_dict() if hasattr(kw, "to_dict") else dict(kw)
     samples = load_dataset(d.name, root=root, cache_dir=cache, **config_loader_kwargs(d.name, kw))

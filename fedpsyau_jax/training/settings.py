@@ -86,6 +86,10 @@ class TrainSettings:
     def oversample(self) -> bool:
         return self.class_balance == "oversample"
 
+    @property
+    def weighted_ce(self) -> bool:
+        return self.class_balance == "weighted_ce"
+
     def betas(self) -> np.ndarray:
         return beta_schedule(self.beta_schedule, self.epochs, self.beta0)
 
@@ -118,12 +122,13 @@ def lr_factor(s: "TrainSettings", progress: np.ndarray) -> np.ndarray:
     return np.where(p < warm, up, cos)
 
 
-def settings_from_config(cfg) -> TrainSettings:
-    """The ``TrainSettings`` of a config's ``train`` section (plus ``seed`` and
-    ``runtime``); keys added after a run was saved take the value it was trained with."""
-    t = cfg.train
+def train_settings(t, epochs: int, seed: int = 0, fold_chunk: int = 1, checkpoint_every: int = 1) -> TrainSettings:
+    """The ``TrainSettings`` of a config's ``train`` section ``t`` — the one reading of
+    it, for centralised and federated training alike. ``epochs``, ``seed`` and the
+    runtime fields come from where each verb keeps them; keys added after a run was
+    saved take the value it was trained with."""
     return TrainSettings(
-        epochs=int(t.epochs),
+        epochs=int(epochs),
         batch_size=int(t.batch_size),
         eval_batch_size=int(t.eval_batch_size),
         learning_rate=float(t.learning_rate),
@@ -139,9 +144,21 @@ def settings_from_config(cfg) -> TrainSettings:
         alpha=cast(tuple[float, float, float], tuple(float(a) for a in t.alpha)),
         beta_schedule=str(t.beta_schedule),
         beta0=float(t.beta0),
-        seed=int(cfg.seed),
+        seed=int(seed),
         fold_rng=str(t.get("fold_rng", "per_fold")),
         eval_flip=bool(t.get("eval_flip", False)),
+        fold_chunk=int(fold_chunk),
+        checkpoint_every=int(checkpoint_every),
+    )
+
+
+def settings_from_config(cfg) -> TrainSettings:
+    """The ``TrainSettings`` of a centralised config (``train`` section, ``seed`` and
+    ``runtime``)."""
+    return train_settings(
+        cfg.train,
+        epochs=int(cfg.train.epochs),
+        seed=int(cfg.seed),
         fold_chunk=int(cfg.runtime.fold_chunk),
         checkpoint_every=int(cfg.runtime.checkpoint_every),
     )

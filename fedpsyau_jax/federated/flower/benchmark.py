@@ -42,8 +42,7 @@ def bytes_table() -> list[dict]:
 
 
 def simulator_round_seconds(run_config: dict, sites: int = 3) -> dict:
-    from fedpsyau_jax.federated.flower.settings import build, run_spec
-    from fedpsyau_jax.federated.local_training import make_local_trainer
+    from fedpsyau_jax.federated.flower.settings import build, build_local_trainer, run_spec
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.runner import plan_rows, run_federation
     from data_pipelines.datasets import load_dataset
@@ -54,7 +53,7 @@ def simulator_round_seconds(run_config: dict, sites: int = 3) -> dict:
     model, tx, algo = build(spec)
     clients = partition_clients(samples, spec.partition_scheme, sites, spec.partition_seed)
     rows = plan_rows(samples, clients, [spec.seed], spec.split, spec.settings)
-    trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
+    trainer = build_local_trainer(spec, model, tx)
     data = device_data(samples)
     kw = dict(
         trainer=trainer,

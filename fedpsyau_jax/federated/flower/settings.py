@@ -1,9 +1,24 @@
-"""The Flower run's settings: flat ``run_config`` keys -> the simulator's settings.
+"""The Flower run's settings: the run config -> the simulator's settings.
 
 Flower passes the app's ``[tool.flwr.app.config]`` (overridable with ``flwr run . --run-config
-"key=value ..."``) to the ServerApp and every ClientApp as a flat mapping of scalars. This
-module turns it into the simulator's objects (``TrainSettings``, the algorithm and its
-hyper-parameters, the model), so both drivers read one set of numbers.
+"key=value ..."``) to the ServerApp and every ClientApp as a flat mapping of scalars.
+Training is described by the same config schema as ``fedpsyau federate``:
+
+- ``config``: a config file (e.g. ``configs/fl_megc2019_recipe.py``) whose ``train``,
+  ``model`` and ``fl`` sections the run trains with — the learning-rate schedule, flip,
+  class balance, ROI source, AU-branch options, exactly as the simulator reads them;
+  empty: the federated defaults (``federated.config_defaults``);
+- ``config-overrides``: space-separated ``key=value`` overrides of that config
+  (``train.hflip=0.5 fl.local_epochs=2``), checked strictly;
+- the flat training keys (``lr``, ``batch-size``, ``local-epochs`` ...) are shorthands
+  for schema keys (``FLAT_KEYS``). Without ``config`` they all apply; with a ``config``
+  only those given a value other than their default do (set the rest in
+  ``config-overrides``).
+
+The other keys describe the deployment: the algorithm, the repeat seed and split, a
+site's data when it has no ``data-root``, the server's waits, DP and SecAgg+. From
+these, ``run_spec`` builds the simulator's objects (``FLSettings``, the model, the
+optimiser, the local trainer, the algorithm), so both drivers train the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +27,12 @@ import dataclasses
 import json
 from typing import Any, Mapping
 
-from fedpsyau_jax.federated.runner import TrainSettings
+from fedpsyau_jax.federated.settings import FLSettings
 
 #: Defaults of every run-config key (the pyproject's [tool.flwr.app.config] repeats them).
 DEFAULTS: dict[str, Any] = {
+    "config": "",  # a config file of the schema (train / model / fl sections); "" = defaults
+    "config-overrides": "",  # "key=value key=value" on that config
     "algorithm": "fedavg",  # local | fedavg | fedprox | pfedprox | fedrep
     "num-server-rounds": 2,
     "local-epochs": 1,
@@ -68,16 +85,45 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: flat run-config key -> the schema key it sets (values converted as on the command line)
+FLAT_KEYS = {
+    "num-server-rounds": "fl.rounds",
+    "local-epochs": "fl.local_epochs",
+    "mu": "fl.mu",
+    "theta": "fl.theta",
+    "train-fraction": "protocol.train_fraction",
+    "batch-size": "train.batch_size",
+    "eval-batch-size": "train.eval_batch_size",
+    "oversample": "train.class_balance",  # true: oversample, false: none
+    "beta-schedule": "train.beta_schedule",
+    "beta0": "train.beta0",
+    "prior": "fl.prior",
+    "fallback-prior": "fl.fallback_prior",
+    "lr": "train.learning_rate",
+    "weight-decay": "train.weight_decay",
+    "alpha": "train.alpha",  # "0.2,0.8,0.8"
+    "mode": "fl.mode",
+    "reset-optimizer": "fl.reset_optimizer",
+    "use-au-branch": "model.use_au_branch",
+    "dataset": "data.name",
+    "dataset-kw": "data.kwargs",  # JSON object
+    "partition-scheme": "partition.scheme",
+    "partition-seed": "partition.seed",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
+    """One Flower run: the schema config it trains with (``config``), its
+    ``FLSettings`` and the deployment's own keys."""
+
     algorithm: str
     rounds: int
     seed: int
     split: str
     hparams: dict
-    settings: TrainSettings
-    lr: float
-    weight_decay: float
+    settings: FLSettings
+    config: Any  # the resolved ml_collections config (train / model / fl / data sections)
     alpha: tuple[float, float, float]
     mode: str
     use_au_branch: bool
@@ -94,50 +140,77 @@ class RunSpec:
     secagg: dict | None = None  # SecAgg+ settings, or None (off)
 
 
+def _flat_override(key: str, value) -> str:
+    """The ``schema.key=value`` override of one flat run-config key."""
+    target = FLAT_KEYS[key]
+    if key == "oversample":
+        value = "oversample" if _bool(value) else "none"
+    elif key == "alpha":
+        parts = [float(a) for a in str(value).split(",")]
+        if len(parts) != 3:
+            raise ValueError(f"run-config alpha must be three comma-separated numbers, got {value!r}")
+        value = "(" + ", ".join(repr(a) for a in parts) + ")"
+    elif key == "dataset-kw":
+        kw = json.loads(value) if isinstance(value, str) and value.strip() else dict(value or {})
+        value = repr(kw)
+    elif isinstance(value, bool):
+        value = "true" if value else "false"
+    return f"{target}={value}"
+
+
+def schema_config(cfg: Mapping[str, Any]):
+    """The schema config of a run config: ``config`` (or the federated defaults), the
+    flat training keys (all without ``config``; with it, those not at their default),
+    then ``config-overrides``."""
+    import shlex
+
+    from fedpsyau_jax.config_loading import apply_override, load_config
+    from fedpsyau_jax.federated.config_defaults import base_config
+
+    path = str(cfg["config"]).strip()
+    conf = load_config(path) if path else base_config()
+    for key in FLAT_KEYS:
+        if not path or cfg[key] != DEFAULTS[key]:
+            if key == "dataset-kw":  # a whole section: replaced, not merged
+                with conf.data.unlocked():
+                    kw = cfg[key]
+                    conf.data.kwargs = json.loads(kw) if isinstance(kw, str) and kw.strip() else dict(kw or {})
+                continue
+            apply_override(conf, _flat_override(key, cfg[key]))
+    for o in shlex.split(str(cfg["config-overrides"])):
+        apply_override(conf, o)
+    return conf
+
+
 def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
     """``RunSpec`` of a Flower run config (missing keys take ``DEFAULTS``; unknown
     keys are an error, so a typo does not silently run the default)."""
+    from fedpsyau_jax.federated.settings import fl_settings_from_config
+
     cfg = dict(DEFAULTS)
     unknown = sorted(set(run_config or {}) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown run-config key(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
     cfg.update(run_config or {})
-    rounds = int(cfg["num-server-rounds"])
-    settings = TrainSettings(
-        rounds=rounds,
-        local_epochs=int(cfg["local-epochs"]),
-        batch_size=int(cfg["batch-size"]),
-        eval_batch_size=int(cfg["eval-batch-size"]),
-        oversample=_bool(cfg["oversample"]),
-        beta_schedule=str(cfg["beta-schedule"]),
-        beta0=float(cfg["beta0"]),
-        prior=str(cfg["prior"]),
-        fallback_prior=str(cfg["fallback-prior"]),
-        train_fraction=float(cfg["train-fraction"]),
-        checkpoint_every=0,
-        reset_optimizer=_bool(cfg["reset-optimizer"]),
-    )
-    kw = cfg["dataset-kw"]
-    alpha = tuple(float(a) for a in str(cfg["alpha"]).split(","))
-    if len(alpha) != 3:
-        raise ValueError(f"run-config alpha must be three comma-separated numbers, got {cfg['alpha']!r}")
+    conf = schema_config(cfg)
+    settings = dataclasses.replace(fl_settings_from_config(conf), checkpoint_every=0)
+    kw = conf.data.kwargs
     return RunSpec(
         algorithm=str(cfg["algorithm"]),
-        rounds=rounds,
+        rounds=settings.rounds,
         seed=int(cfg["seed"]),
         split=str(cfg["split"]),
-        hparams={"mu": float(cfg["mu"]), "theta": float(cfg["theta"])},
+        hparams={"mu": float(conf.fl.mu), "theta": float(conf.fl.theta)},
         settings=settings,
-        lr=float(cfg["lr"]),
-        weight_decay=float(cfg["weight-decay"]),
-        alpha=alpha,
-        mode=str(cfg["mode"]),
-        use_au_branch=_bool(cfg["use-au-branch"]),
+        config=conf,
+        alpha=settings.train.alpha,
+        mode=str(conf.fl.mode),
+        use_au_branch=bool(conf.model.use_au_branch),
         num_classes=int(cfg["num-classes"]),
-        dataset=str(cfg["dataset"]),
-        dataset_kw=json.loads(kw) if isinstance(kw, str) and kw.strip() else dict(kw or {}),
-        partition_scheme=str(cfg["partition-scheme"]),
-        partition_seed=int(cfg["partition-seed"]),
+        dataset=str(conf.data.name),
+        dataset_kw=kw.to_dict() if hasattr(kw, "to_dict") else dict(kw),
+        partition_scheme=str(conf.partition.scheme),
+        partition_seed=int(conf.partition.seed),
         min_nodes=int(cfg["min-nodes"]),
         node_wait_timeout=float(cfg["node-wait-timeout"]),
         round_timeout=float(cfg["round-timeout"]),
@@ -226,14 +299,25 @@ def _bool(v) -> bool:
 
 
 def build(spec: RunSpec):
-    """(model, tx, algorithm) of a run: the simulator's constructors."""
+    """(model, tx, algorithm) of a run: the simulator's constructors, from the run's
+    schema config."""
     from fedpsyau_jax.federated.algorithms import make_algorithm
-    from fedpsyau_jax.network.model import FedPsyAU
-    from fedpsyau_jax.training.train_state import make_optimizer
+    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch
+    from fedpsyau_jax.federated.settings import build_model, build_optimizer
 
-    model = FedPsyAU(num_classes=spec.num_classes, use_au_branch=spec.use_au_branch)
-    tx = make_optimizer(spec.lr, spec.weight_decay)
-    return model, tx, make_algorithm(spec.algorithm, **spec.hparams)
+    model = build_model(spec.config, spec.num_classes)
+    tx = build_optimizer(spec.config, spec.settings)
+    algorithm = make_algorithm(spec.algorithm, **spec.hparams)
+    if bool(spec.config.fl.get("freeze_au_branch", False)):
+        algorithm = freeze_au_branch(algorithm)
+    return model, tx, algorithm
+
+
+def build_local_trainer(spec: RunSpec, model, tx, mesh=None):
+    """The run's local trainer (loss weights, flip, AU-loss normalisation, mode)."""
+    from fedpsyau_jax.federated.settings import build_trainer
+
+    return build_trainer(spec.config, model, tx, spec.settings, mesh=mesh)
 
 
 def upload_template(model, tx, algorithm) -> dict:

@@ -207,7 +207,7 @@ class Site:
         """UF1 / UAR / accuracy on the site's own test split (the simulator's scores)."""
         from fedpsyau_jax.federated.runner import _scores, eval_plans
 
-        ei, em = eval_plans(self.rows, self.spec.settings.eval_batch_size)
+        ei, em = eval_plans(self.rows, self.spec.settings.train.eval_batch_size)
         pred = np.asarray(self.trainer.evaluate(state, self.data, ei, em, self.betas_all[-1])[0])
         sc = _scores(self.rows, np.asarray(self.samples.label), pred, self.samples.num_classes)[0]
         return {k: float(sc[k]) for k in ("uf1", "uar", "accuracy")}
@@ -240,7 +240,7 @@ def from_raw(raw):
 
 def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=None, partition_id=None) -> Site:
     """The site of ``node_config`` (or of explicitly given own ``samples``)."""
-    from fedpsyau_jax.federated.local_training import make_local_trainer
+    from fedpsyau_jax.federated.flower.settings import build_local_trainer
     from fedpsyau_jax.federated.runner import plan_rows
     from fedpsyau_jax.network.priors import beta_schedule
     from fedpsyau_jax.training.batching import device_data
@@ -252,12 +252,12 @@ def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=
             f"site {name}: its data has {samples.num_classes} classes, the run expects num-classes={spec.num_classes}"
         )
     model, tx, algorithm = build(spec)
-    trainer = make_local_trainer(model, tx, spec.alpha, mode=spec.mode)
+    trainer = build_local_trainer(spec, model, tx)
     rows = plan_rows(
         samples, [(name, np.arange(len(samples)))], [spec.seed], spec.split, spec.settings, client_ids=[partition_id]
     )
     betas_all = beta_schedule(
-        spec.settings.beta_schedule, spec.settings.rounds * spec.settings.local_epochs, spec.settings.beta0
+        spec.settings.train.beta_schedule, spec.settings.rounds * spec.settings.local_epochs, spec.settings.train.beta0
     )
     return Site(
         name=name,

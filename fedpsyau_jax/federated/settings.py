@@ -1,0 +1,160 @@
+"""The settings of a federated run, read from the same config schema as centralised
+training: the ``train`` section gives every client's local training (one
+``TrainSettings``), the ``fl`` section the federation (rounds, local epochs, prior,
+algorithms, DP), and ``model`` the network.
+
+    FLSettings(rounds, local_epochs, train: TrainSettings, prior, fallback_prior,
+               train_fraction, checkpoint_every, reset_optimizer, eval_every_round)
+
+``train.learning_rate`` > 0: every local step gets the rate × the schedule factor of
+its place in the whole run (rounds·local_epochs epochs; the optimiser is built with
+lr 1, as in centralised training); 0: the rate is inside the optimiser (no schedule).
+The simulator (``experiment.federate``) and the Flower app (``flower.settings``) build
+the model, the optimiser and the local trainer with the functions here, so both train
+the same way from the same config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fedpsyau_jax.config_loading import ConfigError
+from fedpsyau_jax.training.settings import TrainSettings, train_settings
+
+#: settings the federated trainer does not implement yet: a config that changes them
+#: from these values is refused rather than silently trained without them
+NOT_FEDERATED = {"au_pos_weight": "none", "eval_flip": False, "fold_rng": "per_fold"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FLSettings:
+    """One federated run's settings (all fixed before training; none chosen on a
+    client's test split).
+
+    rounds, local_epochs: communication rounds and local epochs per round.
+    train: each client's local training (the centralised ``TrainSettings``; its
+      ``epochs`` is rounds·local_epochs, the length of the learning-rate schedule).
+    prior: "client_train" (D from the client's own training AU labels; a client
+      without AU labels falls back to the ``fallback_prior`` preset) or a preset name.
+    train_fraction: a client's share of training samples (random 70/30 split, paper).
+    checkpoint_every: rounds between resume checkpoints (0: never).
+    reset_optimizer: False (default, chosen a priori): each client keeps its AdamW
+      moments and step count across rounds — sites are persistent silos and a fresh
+      optimiser would re-run its bias-corrected first steps every round; True: a fresh
+      optimiser state every round, as the reference code builds a new AdamW per round.
+    eval_every_round: the deployed model's test UF1 after every round, for
+      convergence plots only.
+    """
+
+    rounds: int = 2
+    local_epochs: int = 1
+    train: TrainSettings = dataclasses.field(
+        default_factory=lambda: TrainSettings(epochs=2, learning_rate=0.0, batch_size=8, eval_batch_size=32)
+    )
+    prior: str = "client_train"
+    fallback_prior: str = "reference_dfme"
+    train_fraction: float = 0.7
+    checkpoint_every: int = 1
+    reset_optimizer: bool = False
+    eval_every_round: bool = False
+
+
+def fl_settings(
+    *,
+    rounds: int = 2,
+    local_epochs: int = 1,
+    prior: str = "client_train",
+    fallback_prior: str = "reference_dfme",
+    train_fraction: float = 0.7,
+    checkpoint_every: int = 1,
+    reset_optimizer: bool = False,
+    eval_every_round: bool = False,
+    oversample: bool = True,
+    weighted_ce: bool = False,
+    **train,
+) -> FLSettings:
+    """``FLSettings`` from flat keyword arguments: the federation's own, and any
+    ``TrainSettings`` field for the local training (``learning_rate`` defaults to 0:
+    the rate is inside the optimiser; ``oversample`` / ``weighted_ce`` set
+    ``class_balance``). For scripts and tests."""
+    train.setdefault("learning_rate", 0.0)
+    train.setdefault("batch_size", 8)
+    train.setdefault("eval_batch_size", 32)
+    train.setdefault("class_balance", "weighted_ce" if weighted_ce else ("oversample" if oversample else "none"))
+    return FLSettings(
+        rounds=rounds,
+        local_epochs=local_epochs,
+        train=TrainSettings(epochs=rounds * local_epochs, **train),
+        prior=prior,
+        fallback_prior=fallback_prior,
+        train_fraction=train_fraction,
+        checkpoint_every=checkpoint_every,
+        reset_optimizer=reset_optimizer,
+        eval_every_round=eval_every_round,
+    )
+
+
+def fl_settings_from_config(cfg) -> FLSettings:
+    """``FLSettings`` of a federated config (``train``, ``fl``, ``protocol`` and
+    ``runtime`` sections)."""
+    fl, t = cfg.fl, cfg.train
+    for key, default in NOT_FEDERATED.items():
+        if t.get(key, default) != default:
+            raise ConfigError(
+                f"train.{key}={t.get(key)!r}: not implemented in federated training; leave it at {default!r}"
+            )
+    rounds, local_epochs = int(fl.rounds), int(fl.local_epochs)
+    return FLSettings(
+        rounds=rounds,
+        local_epochs=local_epochs,
+        train=train_settings(t, epochs=rounds * local_epochs, seed=int(cfg.get("seed", 0))),
+        prior=str(fl.prior),
+        fallback_prior=str(fl.get("fallback_prior", "reference_dfme")),
+        train_fraction=float(cfg.protocol.train_fraction),
+        checkpoint_every=int(cfg.runtime.checkpoint_every),
+        reset_optimizer=bool(fl.get("reset_optimizer", False)),
+        eval_every_round=bool(fl.get("eval_every_round", False)),
+    )
+
+
+def build_model(cfg, num_classes: int):
+    """The network of ``cfg.model`` for ``num_classes`` classes."""
+    from fedpsyau_jax.network.model import FedPsyAU, model_options
+
+    m = cfg.model
+    return FedPsyAU(num_classes=num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
+
+
+def build_optimizer(cfg, settings: FLSettings):
+    """Every client's AdamW: with a learning rate in ``train``, lr 1 here and each
+    step's rate (lr × schedule) an argument of the compiled step (``runner.round_lrs``);
+    with ``fl.freeze_au_branch``, the AU branch neither trained nor sent."""
+    from fedpsyau_jax.training.train_state import make_optimizer
+
+    s = settings.train
+    if s.learning_rate <= 0:
+        raise ConfigError(f"train.learning_rate={s.learning_rate}: must be > 0")
+    tx = make_optimizer(1.0, s.weight_decay, s.decay_kernels_only)
+    if bool(cfg.fl.get("freeze_au_branch", False)):
+        from fedpsyau_jax.federated.algorithms.frozen import frozen_optimizer
+
+        if not bool(cfg.model.use_au_branch):
+            raise ConfigError("fl.freeze_au_branch=true needs model.use_au_branch=true")
+        tx = frozen_optimizer(tx)
+    return tx
+
+
+def build_trainer(cfg, model, tx, settings: FLSettings, mesh=None):
+    """The vmapped local trainer of every client (loss weights ``train.alpha``, flip,
+    AU-loss normalisation, ``fl.mode``)."""
+    from fedpsyau_jax.federated.local_training import make_local_trainer
+
+    return make_local_trainer(
+        model,
+        tx,
+        settings.train.alpha,
+        mode=str(cfg.fl.get("mode", "scan")),
+        hflip=settings.train.hflip,
+        au_norm=settings.train.au_norm,
+        mesh=mesh,
+    )
