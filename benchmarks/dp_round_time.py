@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     enable_compilation_cache()
     from data_pipelines.datasets import load_dataset
     from fedpsyau_jax.federated import make_algorithm
-    from fedpsyau_jax.federated.dp_runner import run_dp_federation
+    from fedpsyau_jax.federated.rounds import run_dp_federation
     from fedpsyau_jax.federated.local_training import make_local_trainer
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.privacy import DPSettings

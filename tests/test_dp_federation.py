@@ -8,7 +8,8 @@ pytest.importorskip("dp_accounting")
 
 from fedpsyau_jax.federated import make_algorithm, make_upload  # noqa: E402
 from fedpsyau_jax.federated.dp_aggregation import upload_tree  # noqa: E402
-from fedpsyau_jax.federated.dp_runner import _release, _start_points, run_dp_federation  # noqa: E402
+from fedpsyau_jax.federated.dp_runner import _release, _start_points
+from fedpsyau_jax.federated.rounds import run_dp_federation  # noqa: E402
 from fedpsyau_jax.federated.privacy import DPSettings, epsilon_after_rounds, global_norm  # noqa: E402
 from fedpsyau_jax.federated.runner import plan_rows  # noqa: E402
 from fedpsyau_jax.federated.settings import fl_settings

@@ -22,7 +22,8 @@ from fedpsyau_jax.federated import make_algorithm
 from fedpsyau_jax.federated.client_stack import take_clients
 from fedpsyau_jax.federated.local_training import make_local_trainer
 from fedpsyau_jax.federated.partitions import partition_clients
-from fedpsyau_jax.federated.runner import init_row_states, plan_rows, round_plans, run_federation
+from fedpsyau_jax.federated.rounds import run_federation
+from fedpsyau_jax.federated.runner import init_row_states, plan_rows, round_plans
 from fedpsyau_jax.federated.settings import fl_settings
 from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.training.train_state import make_train_step
@@ -293,7 +294,8 @@ def test_real_runs_shard_any_number_of_rows_over_the_devices():
         from fedpsyau_jax.federated import make_algorithm
         from fedpsyau_jax.federated.local_training import make_local_trainer, client_mesh
         from fedpsyau_jax.federated.partitions import partition_clients
-        from fedpsyau_jax.federated.runner import plan_rows, run_federation
+        from fedpsyau_jax.federated.rounds import run_federation
+        from fedpsyau_jax.federated.runner import plan_rows
         from fedpsyau_jax.federated.settings import fl_settings
         from fedpsyau_jax.network.model import FedPsyAU
         s = make_synthetic(num_subjects=6, samples_per_subject=4, seed=2)
@@ -315,7 +317,7 @@ def test_real_runs_shard_any_number_of_rows_over_the_devices():
         assert len(out["four"]["deployed"]) == 3
         # the DP simulator too: its trained sub-stacks and evaluations are padded to the
         # device count (2 of 3 clients a round -> 4 rows on 4 devices)
-        from fedpsyau_jax.federated.dp_runner import run_dp_federation
+        from fedpsyau_jax.federated.rounds import run_dp_federation
         from fedpsyau_jax.federated.privacy import DPSettings
         dp = DPSettings(clip_norm=1e6, noise_multiplier=0.0, allow_no_noise=True, sampling="fixed",
                         per_round=2)

@@ -28,7 +28,8 @@ from fedpsyau_jax.federated.flower import client_app  # noqa: E402
 from fedpsyau_jax.federated.flower.settings import build, build_local_trainer, run_spec, upload_template  # noqa: E402
 from fedpsyau_jax.federated.flower.strategies import FedPsyAUStrategy, parse_train_reply  # noqa: E402
 from fedpsyau_jax.federated.partitions import partition_clients  # noqa: E402
-from fedpsyau_jax.federated.runner import plan_rows, run_federation  # noqa: E402
+from fedpsyau_jax.federated.rounds import run_federation
+from fedpsyau_jax.federated.runner import plan_rows  # noqa: E402
 from fedpsyau_jax.training.batching import device_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +102,7 @@ def run_simulator(run_config: dict, dp=None) -> dict:
     kw = dict(trainer=trainer, algorithm=algo, model=model, tx=tx, samples=samples,
               data=device_data(samples), rows=rows, settings=spec.settings, progress=False)
     if dp is not None:
-        from fedpsyau_jax.federated.dp_runner import run_dp_federation
+        from fedpsyau_jax.federated.rounds import run_dp_federation
         return run_dp_federation(dp=dp, **kw)
     return run_federation(**kw)
 

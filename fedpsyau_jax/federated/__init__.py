@@ -10,7 +10,10 @@ Modules, one concern each:
                        client-axis sharding
 - ``partitions``       clients from subjects / source datasets / a user mapping
 - ``splits``           per-client 70/30 sample split (paper) or subject-level split
-- ``runner``           one chunk of (seed × client) rows over all rounds, resumable
+- ``runner``           the (seed × client) rows of a chunk, their plans, plain rounds
+- ``dp_runner``        the rounds under client-level DP (sampling, clipping, noisy release)
+- ``rounds``           the one round loop over a chunk, plain or DP; resumable
+- ``settings``         ``FLSettings`` and the model / optimiser / trainer of a config
 - ``experiment``       ``federate(cfg, workdir)``: all splits × algorithms × seed chunks
 - ``report``           mean ± std tables, JSON summary, Fig. 5-style PNG
 """

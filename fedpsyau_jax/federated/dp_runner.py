@@ -1,8 +1,9 @@
 """The stacked simulator under client-level DP and client sampling (``dp_aggregation``).
 
-``run_dp_federation(..., dp=DPSettings)`` runs one chunk like ``runner.run_federation``
-and returns the same result dict plus ``epsilon_per_round``, ``clip_fraction_per_round``
-and ``participants_per_round``. A round, as a Flower deployment runs it:
+``DPRounds`` is what ``rounds.run_federation(..., dp=DPSettings)`` runs: the same
+round loop and result dict as a plain run, plus ``epsilon_per_round``,
+``clip_fraction_per_round`` and ``participants_per_round``. A round, as a Flower
+deployment runs it:
 
 1. sample this round's clients (``privacy.sample_participants``; seeded by the run's
    first seed and the round, so a resumed run draws the same clients);
@@ -21,26 +22,21 @@ At the end every client takes the last release as in step 2 (``deployed``);
 ``personal`` is each client's model after its own last local training.
 
 With ``sampling="all"``, z → 0 and C large this is FedAvg/FedProx/FedRep/P-FedProx with
-equal client weights (tested). Resumable per round like ``run_federation``.
+equal client weights (tested). Resumable per round like a plain run.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import shutil
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.dp_aggregation import apply_step, dp_reduce, dp_step, upload_tree
-from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.privacy import (
     DPSettings,
     PrivacyError,
@@ -50,10 +46,10 @@ from fedpsyau_jax.federated.privacy import (
 )
 from fedpsyau_jax.federated.runner import (
     RowPlan,
+    Trained,
     _evaluate,
     _pad_rows,
     _raw_keys,
-    _scores,
     init_row_states,
     reset_optimizer_states,
     round_inputs,
@@ -63,8 +59,6 @@ from fedpsyau_jax.federated.runner import (
 from fedpsyau_jax.federated.server_round import make_init
 from fedpsyau_jax.federated.settings import FLSettings
 from fedpsyau_jax.federated.upload import make_upload
-from fedpsyau_jax.network.priors import beta_schedule
-from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
 from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 
 #: Poisson sampling draws a different number of clients each round; the trained stack
@@ -169,220 +163,194 @@ def _evaluate_all(trainer, states, data, rows: RowPlan, settings, beta, place) -
     return _evaluate(trainer, place(_pad_rows(states, pad)), data, rows, settings, beta, pad, place)
 
 
-def run_dp_federation(
-    *,
-    trainer: LocalTrainer,
-    algorithm: Algorithm,
-    model,
-    tx,
-    samples,
-    data,
-    rows: RowPlan,
-    settings: FLSettings,
-    dp: DPSettings,
-    workdir: Path | None = None,
-    progress: bool = True,
-    desc: str = "",
-) -> dict:
-    """One chunk under client-level DP; returns ``run_federation``'s dict plus the
-    privacy record (ε per round, fraction of clipped updates, participants)."""
-    if algorithm.reduce is None:
-        raise PrivacyError(
-            f"dp: algorithm {algorithm.name!r} does not communicate; there is "
-            "nothing to make private (run it without fl.dp)"
-        )
-    k = len(rows.client_names)
-    num_groups = len(rows.seeds)
-    dp = DPSettings(**{**dp.__dict__, "num_clients": k})
-    dp.check()
-    denom = denominator(dp, k)
-    if denom <= 0:
-        raise PrivacyError(f"dp: divisor {denom} (sampling {dp.sampling}) must be > 0")
-    labels = np.asarray(samples.label)
-    groups = jnp.asarray(rows.groups)
-    mesh = trainer.mesh
-    n_dev = 1 if mesh is None else int(mesh.devices.size)
-    # The server-side state (reference, contributions, every row's model) stays on one
-    # device; only what a trainer call gets is padded and split over the devices.
-    place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
-    if mesh is not None:
-        data = replicate(data, mesh)
-    total_epochs = settings.rounds * settings.local_epochs
-    betas_all = beta_schedule(settings.train.beta_schedule, total_epochs, settings.train.beta0)
-    n_rows = rows.num_rows
+class DPRounds:
+    """The rounds of ``rounds.run_federation`` under client-level DP (module docstring):
+    only this round's sampled clients move to their start point, train and upload;
+    the server keeps the release R once per group and each client's last contribution.
+    The server-side state (reference, contributions, every row's model) stays on one
+    device; only what a trainer call gets is padded and split over the devices."""
 
-    states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), groups)
-    anchors = jax.tree.map(jnp.copy, states.params)
-    # R_0: the common init of each group. R is kept once per group (G, …), not per row
-    # (at 68 people a per-row copy is ≈ 1 GB); a row reads its group's. Copied: R is
-    # updated in place, and the upload's leaves are the params' own buffers.
-    group_of = np.asarray(rows.groups)
-    first_rows = np.array([np.flatnonzero(group_of == g)[0] for g in range(num_groups)])
-    uploads = upload_tree(make_upload(states, jnp.ones(n_rows), algorithm))
-    contribution = jax.tree.map(jnp.copy, uploads)
-    reference = jax.tree.map(jnp.copy, _take(uploads, first_rows))
-    del uploads
-    every_group = jnp.arange(num_groups)
-    p_prev = np.zeros(n_rows, np.float32)
-    losses = np.full((settings.rounds, n_rows), np.nan, np.float32)
-    record: dict[str, list] = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
-    start = 0
-    ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
-    if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
-        name = latest_checkpoint(ckpt_dir)
-        assert name is not None  # checked just above
-        target = {
-            "states": _raw_keys(states),
-            "anchors": anchors,
-            "reference": reference,
-            "contribution": contribution,
-            "p_prev": p_prev,
-            "losses": losses,
+    keeps_curve = False  # the deployed models exist only at the end (start points of all rows)
+
+    def __init__(
+        self, trainer, algorithm, model, tx, rows: RowPlan, settings: FLSettings, data, labels, num_classes, dp
+    ):
+        if algorithm.reduce is None:
+            raise PrivacyError(
+                f"dp: algorithm {algorithm.name!r} does not communicate; there is "
+                "nothing to make private (run it without fl.dp)"
+            )
+        k = len(rows.client_names)
+        self.num_groups = num_groups = len(rows.seeds)
+        dp = DPSettings(**{**dp.__dict__, "num_clients": k})
+        dp.check()
+        self.denom = denom = denominator(dp, k)
+        if denom <= 0:
+            raise PrivacyError(f"dp: divisor {denom} (sampling {dp.sampling}) must be > 0")
+        self.dp, self.k = dp, k
+        self.trainer, self.algorithm, self.tx, self.rows, self.settings = trainer, algorithm, tx, rows, settings
+        self.labels = labels
+        self.default_desc = f"{algorithm.name} (DP)"
+        self.groups = jnp.asarray(rows.groups)
+        mesh = trainer.mesh
+        self.mesh = mesh
+        self.n_dev = 1 if mesh is None else int(mesh.devices.size)
+        self.place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
+        self.data = data if mesh is None else replicate(data, mesh)
+        n_rows = rows.num_rows
+        self.states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), self.groups)
+        self.anchors = jax.tree.map(jnp.copy, self.states.params)
+        # R_0: the common init of each group. R is kept once per group (G, …), not per row
+        # (at 68 people a per-row copy is ≈ 1 GB); a row reads its group's. Copied: R is
+        # updated in place, and the upload's leaves are the params' own buffers.
+        self.group_of = group_of = np.asarray(rows.groups)
+        first_rows = np.array([np.flatnonzero(group_of == g)[0] for g in range(num_groups)])
+        uploads = upload_tree(make_upload(self.states, jnp.ones(n_rows), algorithm))
+        self.contribution = jax.tree.map(jnp.copy, uploads)
+        self.reference = jax.tree.map(jnp.copy, _take(uploads, first_rows))
+        del uploads
+        self.every_group = jnp.arange(num_groups)
+        self.p_prev = np.zeros(n_rows, np.float32)
+        self._record: dict[str, list] = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
+        self.class_w = row_class_weights(rows, labels, num_classes, settings)
+        self.start_points = _start_points(algorithm)
+        self.step_of_rows = _step_of_rows(algorithm, num_groups)
+        self.noise_key = jax.random.key(20_000 + rows.seeds[0])
+        self.st_sub = self.an_sub = None
+
+    def checkpoint_tree(self) -> dict:
+        return {
+            "states": _raw_keys(self.states),
+            "anchors": self.anchors,
+            "reference": self.reference,
+            "contribution": self.contribution,
+            "p_prev": self.p_prev,
         }
-        restored, meta = restore_checkpoint(ckpt_dir, name, target)
+
+    def checkpoint(self) -> tuple[dict, dict, bool]:
+        return self.checkpoint_tree(), {"record": self._record}, True  # by part: one piece would need it all again
+
+    def restore(self, restored: dict, meta: dict) -> None:
         st = jax.tree.map(jnp.asarray, restored["states"])
-        states = st.replace(key=jax.random.wrap_key_data(st.key))
-        anchors, reference, contribution = (
+        self.states = st.replace(key=jax.random.wrap_key_data(st.key))
+        self.anchors, self.reference, self.contribution = (
             jax.tree.map(jnp.asarray, restored[n]) for n in ("anchors", "reference", "contribution")
         )
-        p_prev, losses = np.asarray(restored["p_prev"]), np.asarray(restored["losses"])
-        record = meta["record"]
-        start = int(meta["next_round"])
+        self.p_prev = np.asarray(restored["p_prev"])
+        self._record = meta["record"]
 
-    class_w = row_class_weights(rows, labels, samples.num_classes, settings)
-    start_points = _start_points(algorithm)
-    step_of_rows = _step_of_rows(algorithm, num_groups)
-    noise_key = jax.random.key(20_000 + rows.seeds[0])
-    personal = None
-    st_sub = an_sub = None
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=settings.rounds,
-        initial=start,
-        desc=desc or f"{algorithm.name} (DP)",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    for rnd in range(start, settings.rounds):
-        t_round = time.perf_counter()
-        p = sample_participants(np.random.default_rng([rows.seeds[0], rnd, 11]), dp, k, num_groups)
-        sel = np.flatnonzero(p)
-        # Only the sampled rows move, train and upload: they are gathered into a small
-        # stack (padded to a bucket; with nobody sampled a dummy row that uploads
-        # nothing, so the release still gets its noise).
-        sub = _bucketed(sel, n_rows, n_dev) if len(sel) else np.zeros(1, np.int64)
+    def begin_round(self, rnd: int) -> None:
+        """Sample this round's clients; move them (gathered into a small stack, padded to
+        a bucket; with nobody sampled a dummy row that uploads nothing, so the release
+        still gets its noise) to their start point from the last release."""
+        self.t_round = time.perf_counter()
+        rows, n_rows = self.rows, self.rows.num_rows
+        self.p = sample_participants(np.random.default_rng([rows.seeds[0], rnd, 11]), self.dp, self.k, self.num_groups)
+        self.sel = sel = np.flatnonzero(self.p)
+        self.sub = sub = _bucketed(sel, n_rows, self.n_dev) if len(sel) else np.zeros(1, np.int64)
         live = np.zeros(len(sub), np.float32)
         live[: len(sel)] = 1.0
-        live_j = jnp.asarray(live)
-        st_sub, an_sub = _take(states, sub), _take(anchors, sub)
+        self.live_j = jnp.asarray(live)
+        self.st_sub, self.an_sub = _take(self.states, sub), _take(self.anchors, sub)
         if rnd > 0:
-            st_sub, an_sub = start_points(
-                st_sub,
-                an_sub,
-                live_j,
-                jnp.asarray(p_prev[sub]),
-                _take(reference, group_of[sub]),
-                _take(contribution, sub),
-                denom,
+            self.st_sub, self.an_sub = self.start_points(
+                self.st_sub,
+                self.an_sub,
+                self.live_j,
+                jnp.asarray(self.p_prev[sub]),
+                _take(self.reference, self.group_of[sub]),
+                _take(self.contribution, sub),
+                self.denom,
             )
-        if len(sel):
-            idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
-            lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
-            sub_mask = mask[sub].copy()
-            sub_mask[len(sel) :] = 0.0  # padding rows train on nothing
-            trained, mean_loss, _ = trainer.train(
-                place(st_sub),
-                place(an_sub),
-                algorithm.mu,
-                data,
-                place(idx[sub]),
-                place(sub_mask),
-                betas,
-                None if lrs is None else place(lrs[sub]),
-                None if class_w is None else place(class_w[sub]),
-            )
-            st_sub = trained if mesh is None else jax.device_put(trained, jax.devices()[0])
-            losses[rnd, sel] = np.asarray(mean_loss)[: len(sel)]
-            states = _put(states, sel, st_sub)
-            anchors = _put(anchors, sel, an_sub)
-        if rnd == settings.rounds - 1:
-            personal = _evaluate_all(trainer, states, data, rows, settings, betas_all[-1], place)
-        step, contrib_sub, norms = step_of_rows(
-            st_sub,
-            _take(reference, group_of[sub]),
-            live_j,
-            jax.random.fold_in(noise_key, rnd),
-            groups[jnp.asarray(sub)],
-            dp.clip_norm,
-            dp.noise_multiplier,
-            denom,
-        )
-        reference = _apply_step(reference, step, every_group)
-        contribution = _put(contribution, sel, contrib_sub)
-        p_prev = p
-        if settings.reset_optimizer:
-            states = reset_optimizer_states(tx, states)
-        norms = np.asarray(norms)[: len(sel)]
-        record["epsilon"].append(epsilon_after_rounds(dp, rnd + 1))
-        record["clip_fraction"].append(float(np.mean(norms > dp.clip_norm)) if len(sel) else 0.0)
-        record["participants"].append(int(len(sel)))
-        record["seconds"].append(time.perf_counter() - t_round)
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{np.nanmean(losses[rnd]) if len(sel) else float('nan'):.3f}", eps=f"{record['epsilon'][-1]:.2f}"
-        )
-        if (
-            ckpt_dir is not None
-            and settings.checkpoint_every
-            and ((rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds)
-        ):
-            _save_round(ckpt_dir, rnd, states, anchors, reference, contribution, p_prev, losses, record)
-    bar.close()
-    ones = jnp.ones(n_rows, jnp.float32)
-    deployed_states, _ = start_points(
-        states, anchors, ones, jnp.asarray(p_prev), _take(reference, group_of), contribution, denom
-    )
-    # the server's and the clients' stacks are done with: let them go before the
-    # evaluation of all rows (at 68 people the end of a run was its memory peak)
-    del states, anchors, reference, contribution, st_sub, an_sub
-    deployed = _evaluate_all(trainer, deployed_states, data, rows, settings, betas_all[-1], place)
-    if personal is None:
-        personal = deployed
-    return {
-        "algorithm": algorithm.name,
-        "seeds": list(rows.seeds),
-        "clients": list(rows.client_names),
-        "num_train": rows.num_samples.astype(int).tolist(),
-        "num_test": [int(len(t)) for t in rows.test_idx],
-        "loss_per_round": losses.tolist(),  # NaN: not sampled that round
-        "deployed": _scores(rows, labels, deployed, samples.num_classes),
-        "personal": _scores(rows, labels, personal, samples.num_classes),
-        "train_seconds": time.perf_counter() - t0,
-        "dp": {**dp.__dict__, "divisor": denom},
-        "epsilon_per_round": record["epsilon"],
-        "clip_fraction_per_round": record["clip_fraction"],
-        "participants_per_round": record["participants"],
-        "seconds_per_round": record["seconds"],
-    }
 
+    def train(self, rnd: int, betas_all) -> Trained:
+        """Only the sampled rows train; the full stacks are updated in place."""
+        s, sel, sub, place = self.settings, self.sel, self.sub, self.place
+        if not len(sel):
+            return Trained(sel, np.zeros(0, np.float32))
+        idx, mask, betas = round_inputs(self.rows, self.labels, rnd, s, betas_all)
+        lrs = round_lrs(s, rnd, mask, idx.shape[1] // s.local_epochs)
+        sub_mask = mask[sub].copy()
+        sub_mask[len(sel) :] = 0.0  # padding rows train on nothing
+        trained, mean_loss, _ = self.trainer.train(
+            place(self.st_sub),
+            place(self.an_sub),
+            self.algorithm.mu,
+            self.data,
+            place(idx[sub]),
+            place(sub_mask),
+            betas,
+            None if lrs is None else place(lrs[sub]),
+            None if self.class_w is None else place(self.class_w[sub]),
+        )
+        self.st_sub = trained if self.mesh is None else jax.device_put(trained, jax.devices()[0])
+        self.states = _put(self.states, sel, self.st_sub)
+        self.anchors = _put(self.anchors, sel, self.an_sub)
+        return Trained(sel, np.asarray(mean_loss)[: len(sel)])
 
-def _save_round(ckpt_dir: Path, rnd: int, states, anchors, reference, contribution, p_prev, losses, record) -> None:
-    name = f"round_{rnd + 1:04d}"
-    save_checkpoint(
-        ckpt_dir,
-        name,
-        {
-            "states": _raw_keys(states),
-            "anchors": anchors,
-            "reference": reference,
-            "contribution": contribution,
-            "p_prev": p_prev,
-            "losses": losses,
-        },
-        {"next_round": rnd + 1, "record": record},
-        by_part=True,
-    )  # one piece would need the whole state again
-    for old in Path(ckpt_dir).glob("round_*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    def evaluate_trained(self, beta) -> np.ndarray:
+        return _evaluate_all(self.trainer, self.states, self.data, self.rows, self.settings, beta, self.place)
+
+    def communicate(self, rnd: int) -> None:
+        """The release R' = R + (Σ clip(U_i − R) + noise) / m from the sampled rows."""
+        sub = self.sub
+        step, contrib_sub, norms = self.step_of_rows(
+            self.st_sub,
+            _take(self.reference, self.group_of[sub]),
+            self.live_j,
+            jax.random.fold_in(self.noise_key, rnd),
+            self.groups[jnp.asarray(sub)],
+            self.dp.clip_norm,
+            self.dp.noise_multiplier,
+            self.denom,
+        )
+        self.reference = _apply_step(self.reference, step, self.every_group)
+        self.contribution = _put(self.contribution, self.sel, contrib_sub)
+        self.p_prev = self.p
+        self.norms = norms
+
+    def reset_optimizer(self) -> None:
+        self.states = reset_optimizer_states(self.tx, self.states)
+
+    def end_round(self, rnd: int) -> None:
+        """ε after this round, the fraction of clipped updates, the participants."""
+        sel = self.sel
+        norms = np.asarray(self.norms)[: len(sel)]
+        self._record["epsilon"].append(epsilon_after_rounds(self.dp, rnd + 1))
+        self._record["clip_fraction"].append(float(np.mean(norms > self.dp.clip_norm)) if len(sel) else 0.0)
+        self._record["participants"].append(int(len(sel)))
+        self._record["seconds"].append(time.perf_counter() - self.t_round)
+
+    def evaluate_deployed_now(self, beta) -> np.ndarray:
+        raise NotImplementedError("under DP the deployed models are formed only at the end of the run")
+
+    def evaluate_deployed_final(self, beta) -> np.ndarray:
+        """Every client takes the last release as in a round's start; the server's and
+        the clients' stacks are let go before the evaluation of all rows (at 68 people
+        the end of a run was its memory peak)."""
+        ones = jnp.ones(self.rows.num_rows, jnp.float32)
+        deployed_states, _ = self.start_points(
+            self.states,
+            self.anchors,
+            ones,
+            jnp.asarray(self.p_prev),
+            _take(self.reference, self.group_of),
+            self.contribution,
+            self.denom,
+        )
+        self.states = self.anchors = self.reference = self.contribution = self.st_sub = self.an_sub = None
+        return _evaluate_all(self.trainer, deployed_states, self.data, self.rows, self.settings, beta, self.place)
+
+    def postfix(self, losses: np.ndarray, trained: Trained) -> dict:
+        loss = np.nanmean(losses) if len(trained.rows) else float("nan")
+        return {"loss": f"{loss:.3f}", "eps": f"{self._record['epsilon'][-1]:.2f}"}
+
+    def record(self) -> dict:
+        r = self._record
+        return {
+            "dp": {**self.dp.__dict__, "divisor": self.denom},
+            "epsilon_per_round": r["epsilon"],
+            "clip_fraction_per_round": r["clip_fraction"],
+            "participants_per_round": r["participants"],
+            "seconds_per_round": r["seconds"],
+        }

@@ -104,8 +104,9 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
-    from fedpsyau_jax.federated.dp_runner import run_dp_federation
-    from fedpsyau_jax.federated.runner import plan_rows, run_federation
+    from fedpsyau_jax.federated.rounds import run_dp_federation
+    from fedpsyau_jax.federated.rounds import run_federation
+    from fedpsyau_jax.federated.runner import plan_rows
 
     workdir = Path(workdir)
     settings = fl_settings_from_config(cfg)

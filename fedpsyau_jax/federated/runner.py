@@ -1,6 +1,7 @@
-"""Run federated algorithms under a protocol: all (seed × client) rows in one program.
+"""The rows of a federated run and their plain rounds: all (seed × client) rows in one program.
 
-``run_federation(...)`` trains one chunk of repeat seeds for one algorithm and split:
+``rounds.run_federation(...)`` trains one chunk of repeat seeds for one algorithm and split
+(``PlainRounds`` here; ``dp_runner.DPRounds`` under DP):
 rows r = (seed, client) seed-major, ``groups`` = seed index, so aggregation mixes
 clients of the same seed only. Per round: local training of every row (one compiled
 vmap/scan), then one jitted communication step. After the last round each client is
@@ -22,21 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import shutil
-import sys
-import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from fedpsyau_jax.training.batching import epoch_plan, eval_plan
-from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
-from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.client_stack import group_ids, stack_states
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.server_round import make_communicate, make_init
@@ -46,7 +40,7 @@ from fedpsyau_jax.training.fold_training import class_weights
 from fedpsyau_jax.training.settings import lr_factor
 from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
-from fedpsyau_jax.network.priors import PRIOR_PRESETS, beta_schedule, cooccurrence_prior
+from fedpsyau_jax.network.priors import PRIOR_PRESETS, cooccurrence_prior
 from fedpsyau_jax.training.train_state import create_train_state
 
 
@@ -222,119 +216,98 @@ def _scores(rows: RowPlan, labels, pred, num_classes: int) -> list[dict]:
     return out
 
 
-def run_federation(
-    *,
-    trainer: LocalTrainer,
-    algorithm: Algorithm,
-    model,
-    tx,
-    samples,
-    data,
-    rows: RowPlan,
-    settings: FLSettings,
-    workdir: Path | None = None,
-    progress: bool = True,
-    desc: str = "",
-) -> dict:
-    """Train and evaluate one chunk; returns per-row scores and per-round losses.
+@dataclasses.dataclass
+class Trained:
+    """What one round's local training gave: the rows that trained and their mean
+    training loss, (m,) each."""
 
-    ``data`` is ``batching.device_data(samples)`` (on device once, shared by all rows).
+    rows: np.ndarray
+    losses: np.ndarray
+
+
+class PlainRounds:
+    """The plain rounds of ``rounds.run_federation``: every row trains every round and
+    one jitted step communicates (upload → aggregate → client update).
+
+    Rows are padded to a multiple of the device count: the padding rows are copies of
+    row 0 in a federation group of their own (so they never mix with a real one), with
+    weight 1 and empty plans (mask 0: every step a no-op); scores ignore them.
     """
-    labels = np.asarray(samples.label)
-    mesh = trainer.mesh
-    n_rows = rows.num_rows
-    pad = padded_width(n_rows, mesh) - n_rows
-    # Rows padded to a multiple of the device count: the padding rows are copies of row
-    # 0 in a federation group of their own (so they never mix with a real one), with
-    # weight 1 and empty plans (mask 0: every step a no-op); scores ignore them.
-    groups = jnp.asarray(np.concatenate([rows.groups, np.full(pad, len(rows.seeds), np.int32)]))
-    num_groups = len(rows.seeds) + (1 if pad else 0)
-    communicate = make_communicate(algorithm, num_groups)
-    n = jnp.asarray(np.concatenate([rows.num_samples, np.ones(pad, np.float32)]))
-    place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
-    if mesh is not None:
-        data = replicate(data, mesh)
-    total_epochs = settings.rounds * settings.local_epochs
-    betas_all = beta_schedule(settings.train.beta_schedule, total_epochs, settings.train.beta0)
 
-    states = make_init(algorithm, num_groups)(place(_pad_rows(init_row_states(model, tx, rows, trainer), pad)), groups)
-    anchors = jax.tree.map(jnp.copy, states.params)
-    losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
-    curve = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)  # eval_every_round
-    start = 0
-    ckpt_dir = Path(workdir) / "checkpoints" if workdir is not None else None
-    if ckpt_dir is not None and latest_checkpoint(ckpt_dir):
-        name = latest_checkpoint(ckpt_dir)
-        assert name is not None  # checked just above
-        target = {
-            "states": _raw_keys(_unpad(states, n_rows)),
-            "anchors": _unpad(anchors, n_rows),
-            "losses": losses,
-            "curve": curve,
-        }
-        restored, meta = restore_checkpoint(ckpt_dir, name, target)
-        curve = np.asarray(restored["curve"])
+    keeps_curve = True  # eval_every_round: the deployed models' UF1 after every round
+
+    def __init__(
+        self, trainer, algorithm, model, tx, rows: RowPlan, settings: FLSettings, data, labels, num_classes, dp=None
+    ):
+        self.trainer, self.algorithm, self.tx, self.rows, self.settings = trainer, algorithm, tx, rows, settings
+        self.labels = labels
+        self.default_desc = algorithm.name
+        mesh = trainer.mesh
+        n_rows = rows.num_rows
+        self.pad = pad = padded_width(n_rows, mesh) - n_rows
+        self.groups = jnp.asarray(np.concatenate([rows.groups, np.full(pad, len(rows.seeds), np.int32)]))
+        num_groups = len(rows.seeds) + (1 if pad else 0)
+        self._communicate = make_communicate(algorithm, num_groups)
+        self.n = jnp.asarray(np.concatenate([rows.num_samples, np.ones(pad, np.float32)]))
+        self.place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
+        self.data = data if mesh is None else replicate(data, mesh)
+        states = init_row_states(model, tx, rows, trainer)
+        self.states = make_init(algorithm, num_groups)(self.place(_pad_rows(states, pad)), self.groups)
+        self.anchors = jax.tree.map(jnp.copy, self.states.params)
+        class_w = row_class_weights(rows, labels, num_classes, settings)
+        self.class_w = None if class_w is None else self.place(_pad_host(class_w, pad, 1.0))
+
+    def checkpoint_tree(self) -> dict:
+        """The states and anchors of the real rows (independent of the device count)."""
+        n_rows = self.rows.num_rows
+        return {"states": _raw_keys(_unpad(self.states, n_rows)), "anchors": _unpad(self.anchors, n_rows)}
+
+    def checkpoint(self) -> tuple[dict, dict, bool]:
+        return self.checkpoint_tree(), {}, False
+
+    def restore(self, restored: dict, meta: dict) -> None:
         st = jax.tree.map(jnp.asarray, restored["states"])
-        states = place(_pad_rows(st.replace(key=jax.random.wrap_key_data(st.key)), pad))
-        anchors = place(_pad_rows(jax.tree.map(jnp.asarray, restored["anchors"]), pad))
-        losses = np.asarray(restored["losses"])
-        start = int(meta["next_round"])
+        self.states = self.place(_pad_rows(st.replace(key=jax.random.wrap_key_data(st.key)), self.pad))
+        self.anchors = self.place(_pad_rows(jax.tree.map(jnp.asarray, restored["anchors"]), self.pad))
 
-    personal_pred = None
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=settings.rounds,
-        initial=start,
-        desc=desc or algorithm.name,
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    class_w = row_class_weights(rows, labels, samples.num_classes, settings)
-    if class_w is not None:
-        class_w = place(_pad_host(class_w, pad, 1.0))
-    for rnd in range(start, settings.rounds):
-        idx, mask, betas = round_inputs(rows, labels, rnd, settings, betas_all)
-        lrs = round_lrs(settings, rnd, mask, idx.shape[1] // settings.local_epochs)
-        idx, mask = place(_pad_host(idx, pad)), place(_pad_host(mask, pad))
-        lrs = None if lrs is None else place(_pad_host(lrs, pad))
-        states, mean_loss, _ = trainer.train(states, anchors, algorithm.mu, data, idx, mask, betas, lrs, class_w)
-        losses[rnd] = np.asarray(mean_loss)[:n_rows]
-        if rnd == settings.rounds - 1:
-            personal_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
-        states, anchors = communicate(states, n, groups)
-        if settings.reset_optimizer:
-            states = reset_optimizer_states(tx, states)
-        if settings.eval_every_round:
-            beta = betas_all[(rnd + 1) * settings.local_epochs - 1]
-            pred = _evaluate(trainer, states, data, rows, settings, beta, pad, place)
-            curve[rnd] = [sc["uf1"] for sc in _scores(rows, labels, pred, samples.num_classes)]
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.nanmean(losses[rnd]):.3f}")
-        if (
-            ckpt_dir is not None
-            and settings.checkpoint_every
-            and ((rnd + 1) % settings.checkpoint_every == 0 and rnd + 1 < settings.rounds)
-        ):
-            _save_round(ckpt_dir, rnd, _unpad(states, n_rows), _unpad(anchors, n_rows), losses, curve)
-    bar.close()
-    deployed_pred = _evaluate(trainer, states, data, rows, settings, betas_all[-1], pad, place)
-    if personal_pred is None:  # resumed after the last round's training (cannot happen
-        personal_pred = deployed_pred  # with the save rule above; kept for safety)
-    result = {
-        "algorithm": algorithm.name,
-        "seeds": list(rows.seeds),
-        "clients": list(rows.client_names),
-        "num_train": rows.num_samples.astype(int).tolist(),
-        "num_test": [int(len(t)) for t in rows.test_idx],
-        "loss_per_round": losses.tolist(),
-        "deployed": _scores(rows, labels, deployed_pred, samples.num_classes),
-        "personal": _scores(rows, labels, personal_pred, samples.num_classes),
-        "train_seconds": time.perf_counter() - t0,
-    }
-    if settings.eval_every_round:
-        result["deployed_uf1_per_round"] = curve.tolist()  # (rounds, rows); plots only
-    return result
+    def begin_round(self, rnd: int) -> None:
+        pass
+
+    def train(self, rnd: int, betas_all) -> Trained:
+        s, pad = self.settings, self.pad
+        idx, mask, betas = round_inputs(self.rows, self.labels, rnd, s, betas_all)
+        lrs = round_lrs(s, rnd, mask, idx.shape[1] // s.local_epochs)
+        idx, mask = self.place(_pad_host(idx, pad)), self.place(_pad_host(mask, pad))
+        lrs = None if lrs is None else self.place(_pad_host(lrs, pad))
+        self.states, mean_loss, _ = self.trainer.train(
+            self.states, self.anchors, self.algorithm.mu, self.data, idx, mask, betas, lrs, self.class_w
+        )
+        n_rows = self.rows.num_rows
+        return Trained(np.arange(n_rows), np.asarray(mean_loss)[:n_rows])
+
+    def evaluate_trained(self, beta) -> np.ndarray:
+        return _evaluate(self.trainer, self.states, self.data, self.rows, self.settings, beta, self.pad, self.place)
+
+    def communicate(self, rnd: int) -> None:
+        self.states, self.anchors = self._communicate(self.states, self.n, self.groups)
+
+    def reset_optimizer(self) -> None:
+        self.states = reset_optimizer_states(self.tx, self.states)
+
+    def end_round(self, rnd: int) -> None:
+        pass
+
+    def evaluate_deployed_now(self, beta) -> np.ndarray:
+        """After the communication step the states are the deployed models."""
+        return self.evaluate_trained(beta)
+
+    evaluate_deployed_final = evaluate_deployed_now
+
+    def postfix(self, losses: np.ndarray, trained: Trained) -> dict:
+        return {"loss": f"{np.nanmean(losses):.3f}"}
+
+    def record(self) -> dict:
+        return {}
 
 
 def _pad_rows(tree, pad: int):
@@ -376,16 +349,3 @@ def _vmapped_init(tx):
 def _raw_keys(states):
     """Typed PRNG keys cannot be written as arrays: store their uint32 key data."""
     return states.replace(key=jax.random.key_data(states.key))
-
-
-def _save_round(ckpt_dir: Path, rnd: int, states, anchors, losses, curve) -> None:
-    name = f"round_{rnd + 1:04d}"
-    save_checkpoint(
-        ckpt_dir,
-        name,
-        {"states": _raw_keys(states), "anchors": anchors, "losses": losses, "curve": curve},
-        {"next_round": rnd + 1},
-    )
-    for old in Path(ckpt_dir).glob("round_*"):  # keep the newest only (states are large)
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)

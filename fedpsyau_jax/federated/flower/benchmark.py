@@ -44,7 +44,8 @@ def bytes_table() -> list[dict]:
 def simulator_round_seconds(run_config: dict, sites: int = 3) -> dict:
     from fedpsyau_jax.federated.flower.settings import build, build_local_trainer, run_spec
     from fedpsyau_jax.federated.partitions import partition_clients
-    from fedpsyau_jax.federated.runner import plan_rows, run_federation
+    from fedpsyau_jax.federated.rounds import run_federation
+    from fedpsyau_jax.federated.runner import plan_rows
     from data_pipelines.datasets import load_dataset
     from fedpsyau_jax.training.batching import device_data
 
