@@ -250,7 +250,7 @@ def base_config() -> ml_collections.ConfigDict:
                               swapped G3/G4 token sets)
     model.roi_source          flow128 | flow28 (ROI patches of the 28-px flow, for data
                               whose 128-px flow is only an upsample)
-    model.au_node_norm        l2 (SPEC §4, the paper: every AU node L2-normalised) | none
+    model.au_node_norm        l2 (the paper: every AU node L2-normalised) | none
     model.gat_dropout         dropout inside each DPK-GAT module (paper 0.5)
     model.au_head_dropout     dropout of the two AU heads (paper 0.5)
     model.init_from           exported model whose AU-branch params initialise every

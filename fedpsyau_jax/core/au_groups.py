@@ -1,4 +1,4 @@
-"""AU node order and the four landmark/AU groups of SPEC §3."""
+"""AU node order and the four landmark/AU groups of the paper."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _r(a: int, b: int) -> list[int]:
     return list(range(a, b + 1))
 
 
-# Group name -> (AU node indices, token indices of SPEC §2), as the paper's Table 1
+# Group name -> (AU node indices, token indices of the 65 keypoints), as the paper's Table 1
 # assigns them: G3 (AU9, 10) reads the lower nose, mouth, chin and cheeks (27–64),
 # G4 (AU12–17) the brows, eyes, nose and mouth (0–51).
 PAPER_GROUPS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {

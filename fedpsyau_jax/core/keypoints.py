@@ -1,4 +1,4 @@
-"""The 65 facial keypoints of SPEC §2, derived from dlib's 68-point layout.
+"""The 65 facial keypoints, derived from dlib's 68-point layout.
 
 The paper drops ten outer jaw points and adds seven midpoints; the reference code
 never lists them, so this module is the project's explicit definition. Token index T
@@ -44,7 +44,7 @@ REGION_SLICES: dict[str, slice] = {
     "cheeks": slice(59, 65),
 }
 
-# dlib-68 indices of the inner eye corners, used by the crop rule (SPEC §1).
+# dlib-68 indices of the inner eye corners, used by the input crop rule.
 DLIB_INNER_EYE_LEFT = 39
 DLIB_INNER_EYE_RIGHT = 42
 

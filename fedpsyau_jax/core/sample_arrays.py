@@ -4,7 +4,7 @@ This is the hand-over format between ``data_pipelines`` (which builds it from re
 releases, videos or the synthetic generator) and training/federated code (which
 slices it into device batches). Every per-sample field has leading axis N.
 
-Fields and shapes (SPEC §1):
+Fields and shapes:
     flow128   (N, 128, 128, 3) float32  u, v, strain, each per-sample min-max in [0, 1]
     flow28    (N, 28, 28, 3)   float32  the same flow area-resized, in [0, 1]
     landmarks (N, 65, 2)       float32  (x, y) in the 128-px crop frame

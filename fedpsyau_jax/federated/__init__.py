@@ -1,4 +1,4 @@
-"""Federated FED-PsyAU (SPEC §8): clients as one stacked pytree, vmapped local training.
+"""Federated FED-PsyAU: clients as one stacked pytree, vmapped local training.
 
 Modules, one concern each:
 - ``client_stack``     stack/unstack client states (leading client axis C)

@@ -40,7 +40,7 @@ def weighted_mean(tree: Any, weights: jax.Array, groups: jax.Array, num_groups: 
 
 
 def fedavg_params(upload: ClientUpload, groups: jax.Array, num_groups: int) -> tuple[Any, Any]:
-    """FedAvg (SPEC §8): W = Σ n_i W_i / Σ n per group, for params and BN statistics
+    """FedAvg: W = Σ n_i W_i / Σ n per group, for params and BN statistics
     (whatever of them the upload carries; ``None`` parts stay ``None``)."""
     n = upload.num_samples
     return (
@@ -50,7 +50,7 @@ def fedavg_params(upload: ClientUpload, groups: jax.Array, num_groups: int) -> t
 
 
 def pfedprox_totals(params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int) -> dict:
-    """Server half of P-FedProx (SPEC §8, deployment form): per group only the weighted
+    """Server half of P-FedProx (deployment form): per group only the weighted
     sum S_g = Σ_{j in g} n_j Ŵ_j and N_g = Σ_{j in g} n_j, gathered back to rows —
     exactly what FedAvg computes (and all that secure aggregation reveals)."""
     n = num_samples.astype(jnp.float32)
@@ -85,7 +85,7 @@ def pfedprox_combine(
 def pfedprox_mix(
     params: Any, num_samples: jax.Array, groups: jax.Array, num_groups: int, theta: float | jax.Array
 ) -> Any:
-    """P-FedProx start points (SPEC §8 eq. 6), one per row:
+    """P-FedProx start points (paper eq. 6), one per row:
 
         W_i = θ·Ŵ_i + Σ_{j≠i, j in g(i)} ω_j Ŵ_j,   ω_j = (1−θ)·n_j / Σ_{k≠i, k in g(i)} n_k.
 

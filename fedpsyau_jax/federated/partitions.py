@@ -3,7 +3,7 @@
     partition_clients(samples, scheme, num_clients=None, seed=0, mapping=None)
         -> list of (name, sample indices) per client
 
-Schemes (SPEC §8):
+Schemes:
 - ``equal_subjects``: subjects shuffled with ``seed`` and dealt round-robin into
   ``num_clients`` clients — equal numbers of subjects (±1), as in the paper;
 - ``by_dataset``: one client per source dataset (``samples.dataset``), as in the

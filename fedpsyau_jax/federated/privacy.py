@@ -6,7 +6,7 @@ server adds N(0, (z·C)² I) to the SUM of the clipped updates. Adding or removi
 client changes that sum by at most C, so the noise gives (ε, δ)-DP at the level of a
 client — of a whole site, or of one person when every subject is its own client. The
 same functions serve the stacked simulator and the Flower deployment (one
-implementation of the math, SPEC §10).
+implementation of the math).
 
 ``epsilon_after_rounds`` turns (z, sampling, rounds, δ) into ε with the RDP accountant
 of ``dp-accounting``: Poisson sampling of clients with rate q (add/remove-one

@@ -1,4 +1,4 @@
-"""Per-client train/test splits of the federated protocols (SPEC §8).
+"""Per-client train/test splits of the federated protocols.
 
 - ``random``: the paper's protocol — a random ``train_fraction`` (70 %) / rest split of
   each client's samples, redrawn for every repeat seed;

@@ -1,4 +1,4 @@
-"""DPK-GAT (SPEC §4, paper eq. 3–5): graph attention mixed with a data prior D̃.
+"""DPK-GAT (paper eq. 3–5): graph attention mixed with a data prior D̃.
 
 The graph is a static jraph ``GraphsTuple`` whose edges are the nonzeros of a
 psychological adjacency A (self-loops included): sender j -> receiver i for A_ij > 0.

@@ -1,4 +1,4 @@
-"""The FED-PsyAU network of SPEC §4 as Flax Linen modules.
+"""The FED-PsyAU network of the paper as Flax Linen modules.
 
 ``FedPsyAU.apply(variables, batch, beta, train=...)`` returns
 ``(emotion_logits (B, C), au_logits_gat (B, 12), au_logits_afe (B, 12))``. β is
@@ -6,9 +6,9 @@ required: a forgotten β must not silently run the GAT without its prior.
 
 ``batch`` is a dict with ``flow128`` (B,128,128,3), ``flow28`` (B,28,28,3) and
 ``landmarks`` (B,65,2), optionally ``example_mask`` (B,) {0,1}; ROI patches are cut
-inside (SPEC §3). In train mode an example with mask 0 (padding of a vmapped fold or
-client) takes no part in BatchNorm's batch statistics nor its running averages
-(SPEC §6): every BN gets the mask, so a padded batch trains exactly like the
+inside the model. In train mode an example with mask 0 (padding of a vmapped fold or
+client) takes no part in BatchNorm's batch statistics nor its running averages:
+every BN gets the mask, so a padded batch trains exactly like the
 unpadded one. The data prior D lives
 in the non-trainable collection ``priors`` (``variables['priors']['D']``, (12, 12)),
 so a protocol can swap in each fold's D without recompiling and a vmapped set of
@@ -140,7 +140,7 @@ class GroupAFE(nn.Module):
 
     z_g (B, N_g, 75) -> AU nodes (B, n_aus, 25).
 
-    node_norm: "l2" (SPEC §4, the paper) divides each node by its L2 norm, which keeps
+    node_norm: "l2" (the paper) divides each node by its L2 norm, which keeps
       only the spatial pattern of the node and removes how strongly the region moved;
       "none" keeps the BN-ReLU output as it is (``FedPsyAU.au_node_norm``).
     """
@@ -249,15 +249,15 @@ class FedPsyAU(nn.Module):
       num_classes: emotion classes (3 for MEGC/CAS(ME)³, 7 for DFME).
       use_au_branch: False gives the flow-stream-only baseline (paper Table 3, I):
         the AU stream is dropped and the classifier reads the flow stream alone.
-      group_tokens: "paper" (SPEC §3 default, Table 1: G3 reads tokens 27–64, G4
+      group_tokens: "paper" (the default; the paper's Table 1: G3 reads tokens 27–64, G4
         tokens 0–51) or "reference" (the reference code's swapped assignment).
-      roi_source: "flow128" (patches of the 128-px flow, SPEC §3) or "flow28" (patches
+      roi_source: "flow128" (patches of the 128-px flow, the default) or "flow28" (patches
         of the 28-px flow at landmarks scaled by 28/128: on the released MEGC2019
         composite flow128 is only an upsample of the 28-px flow).
-      au_node_norm: "l2" (SPEC §4, the paper: every AU node L2-normalised) or "none"
+      au_node_norm: "l2" (the paper: every AU node L2-normalised) or "none"
         (see ``GroupAFE``).
       gat_dropout, au_head_dropout: dropout rates inside each DPK-GAT module (before
-        both of its layers) and in the two AU heads; 0.5 in the paper (SPEC §4).
+        both of its layers) and in the two AU heads; 0.5 in the paper.
     """
 
     num_classes: int = 3

@@ -1,4 +1,4 @@
-"""Prior knowledge of SPEC §5: psychological adjacency A, data co-occurrence D, β schedules.
+"""Prior knowledge: psychological adjacency A, data co-occurrence D, β schedules.
 
 Matrices are indexed in the AU node order of ``au_groups.AU_ORDER``; row = receiving
 node i, column = sending node j (A_ij = 1 means node i attends to node j).
@@ -58,7 +58,7 @@ LOWER = slice(6, 12)
 
 
 def cooccurrence_prior(au: np.ndarray, au_mask: np.ndarray | None = None) -> np.ndarray:
-    """D of SPEC §5 from multi-hot AU labels ``au`` (N, 12) -> (12, 12) float32.
+    """The data co-occurrence prior D from multi-hot AU labels ``au`` (N, 12) -> (12, 12) float32.
 
     D_ij = N(i∧j) / Σ_k N(i∧k), with N(i∧i) = N(i). With partial labels (``au_mask``
     (N, 12), 1 = known) each pair is counted on the samples where BOTH AUs are known:

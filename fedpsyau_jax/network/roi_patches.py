@@ -1,4 +1,4 @@
-"""ROI patch cutting (SPEC §3), written with jnp so it runs inside the jitted step.
+"""ROI patch cutting, written with jnp so it runs inside the jitted step.
 
 For each of the 65 keypoints a 5x5 window of ``flow128`` centred on (x, y), with
 row index = y and column index = x (the reference transposes this; we do not).

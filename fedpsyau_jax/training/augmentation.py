@@ -1,6 +1,6 @@
 """Flow-respecting augmentation inside the jitted train step (explicit key).
 
-Horizontal flip of one sample (SPEC §1 encoding: per-sample, per-channel min–max of
+Horizontal flip of one sample (input encoding: per-sample, per-channel min–max of
 u, v, strain to [0, 1]):
 - the flow images are mirrored left↔right; the horizontal flow component changes
   sign, which on the min–max encoding is exactly u ↦ 1 − u (min and max swap);

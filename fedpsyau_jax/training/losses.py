@@ -1,4 +1,4 @@
-"""Losses of SPEC §6: L = α1·CE(emotion) + α2·BCE(head A, AFE) + α3·BCE(head B, GAT).
+"""Losses: L = α1·CE(emotion) + α2·BCE(head A, AFE) + α3·BCE(head B, GAT).
 
 BCE is a mean over the known AU entries (``au_mask``) and exactly zero when none is
 known, so SMIC/DFME-style samples train the emotion head only. ``example_mask``
@@ -68,8 +68,8 @@ def masked_au_bce(
       sample carries the same weight whatever its batch-mates: in a batch of 31 SMIC
       samples (no AU labels) and one CASME II sample, that sample's AU loss counts
       1/32, as it would in the whole training set, not the full AU weight.
-    norm "known_entries": mean over the known entries of the batch (SPEC §6 as
-      first written): a batch with one AU-labelled sample gives it the whole weight.
+    norm "known_entries": mean over the known entries of the batch (the loss
+      as first defined): a batch with one AU-labelled sample gives it the whole weight.
     """
     bce = weighted_bce(logits, au, pos_weight)
     known = au_mask * example_mask[:, None]
@@ -87,7 +87,7 @@ def fedpsyau_loss(outputs, batch, example_mask=None, alpha=DEFAULT_ALPHA, au_nor
     entry ``ce_weight`` (B,) weights each example's CE (class balance); absent = 1.
     A batch entry ``au_pos_weight`` (12,) weights the positive term of both AU BCEs
     (``au_pos_weights``); absent = plain BCE.
-    α = (emotion CE, head A = AFE, head B = GAT), SPEC §6.
+    α = (emotion CE, head A = AFE, head B = GAT).
     """
     emotion, au_gat, au_afe = outputs
     labels = batch["label"]

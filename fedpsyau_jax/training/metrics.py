@@ -1,4 +1,4 @@
-"""Classification metrics of SPEC §6: confusion matrix, UF1, UAR (numpy, host side).
+"""Classification metrics: confusion matrix, UF1, UAR (numpy, host side).
 
 For LOSO the predictions of all folds are pooled first, then these are computed.
 A class with no ground-truth sample in the pool is excluded from UF1/UAR and

@@ -1,4 +1,4 @@
-"""Evaluation protocols of SPEC §7: fold definitions, per-fold priors, pooled scores.
+"""Evaluation protocols: fold definitions, per-fold priors, pooled scores.
 
 A protocol turns the subject ids of a dataset into a list of ``Fold``s (train and
 test sample indices, subject-disjoint). ``make_folds`` is the single entry point:
@@ -15,7 +15,7 @@ test sample indices, subject-disjoint). ``make_folds`` is the single entry point
               dataset's subjects). A config's settings are chosen on these, then the
               real protocol runs once.
 
-``fold_prior`` computes the data prior D of SPEC §5 from a fold's TRAINING samples
+``fold_prior`` computes the data prior D (AU co-occurrence) from a fold's TRAINING samples
 only (or returns a named preset). ``pooled_report`` pools the test predictions of
 all folds and computes UF1/UAR (MEGC practice), plus per-fold and per-dataset
 breakdowns and confusion matrices.

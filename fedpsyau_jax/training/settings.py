@@ -7,7 +7,6 @@ data); a config's ``train`` section names them one to one.
 from __future__ import annotations
 
 import dataclasses
-from typing import cast
 
 import numpy as np
 
@@ -33,7 +32,7 @@ class TrainSettings:
       labels; the epoch stays one pass over the data) or "none".
     hflip: probability of the flow-respecting horizontal flip per training sample.
     au_norm: AU BCE normalisation (``losses.masked_au_bce``).
-    au_pos_weight: "none" (plain BCE, SPEC §6) or "balanced" (each AU's positive term
+    au_pos_weight: "none" (plain BCE) or "balanced" (each AU's positive term
       weighted n⁻/n⁺ of the fold's training labels, ``losses.au_pos_weights``).
     alpha: loss weights (emotion CE, BCE head A, BCE head B).
     beta_schedule, beta0: β per epoch (``priors.beta_schedule``), restarted per fold.
@@ -71,12 +70,10 @@ class TrainSettings:
     checkpoint_every: int = 1
 
     def __post_init__(self):
-        if self.class_balance not in CLASS_BALANCE:
-            raise UserError(f"train.class_balance {self.class_balance!r}: choose from {', '.join(CLASS_BALANCE)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise UserError(f"train.lr_schedule {self.lr_schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
-        if self.fold_rng not in FOLD_RNG:
-            raise UserError(f"train.fold_rng {self.fold_rng!r}: choose from {', '.join(FOLD_RNG)}")
+        for name, choices in (("class_balance", CLASS_BALANCE), ("lr_schedule", LR_SCHEDULES), ("fold_rng", FOLD_RNG)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise UserError(f"train.{name} {value!r}: choose from {', '.join(choices)}")
 
     def rng_index(self, fold: Fold) -> int:
         """The fold index the fold's random streams are drawn with (``fold_rng``)."""
@@ -122,34 +119,26 @@ def lr_factor(s: "TrainSettings", progress: np.ndarray) -> np.ndarray:
     return np.where(p < warm, up, cos)
 
 
+#: how a config value becomes a ``TrainSettings`` field (by the field's annotation)
+_CONVERT = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def train_settings(t, epochs: int, seed: int = 0, fold_chunk: int = 1, checkpoint_every: int = 1) -> TrainSettings:
     """The ``TrainSettings`` of a config's ``train`` section ``t`` — the one reading of
-    it, for centralised and federated training alike. ``epochs``, ``seed`` and the
-    runtime fields come from where each verb keeps them; keys added after a run was
-    saved take the value it was trained with."""
-    return TrainSettings(
-        epochs=int(epochs),
-        batch_size=int(t.batch_size),
-        eval_batch_size=int(t.eval_batch_size),
-        learning_rate=float(t.learning_rate),
-        weight_decay=float(t.weight_decay),
-        lr_schedule=str(t.lr_schedule),
-        warmup_epochs=float(t.warmup_epochs),
-        min_lr_ratio=float(t.min_lr_ratio),
-        decay_kernels_only=bool(t.decay_kernels_only),
-        class_balance=str(t.class_balance),
-        hflip=float(t.hflip),
-        au_norm=str(t.au_norm),
-        au_pos_weight=str(t.get("au_pos_weight", "none")),
-        alpha=cast(tuple[float, float, float], tuple(float(a) for a in t.alpha)),
-        beta_schedule=str(t.beta_schedule),
-        beta0=float(t.beta0),
-        seed=int(seed),
-        fold_rng=str(t.get("fold_rng", "per_fold")),
-        eval_flip=bool(t.get("eval_flip", False)),
-        fold_chunk=int(fold_chunk),
-        checkpoint_every=int(checkpoint_every),
-    )
+    it, for centralised and federated training alike: every field from the key of its
+    name (a key added after a run was saved takes the field's default, the value that
+    run was trained with). ``epochs``, ``seed`` and the runtime fields come from where
+    each verb keeps them."""
+    fixed = {"epochs": int(epochs), "seed": int(seed), "fold_chunk": int(fold_chunk)}
+    fixed["checkpoint_every"] = int(checkpoint_every)
+    values: dict = {}
+    for f in dataclasses.fields(TrainSettings):
+        if f.name in fixed:
+            values[f.name] = fixed[f.name]
+        elif f.name in t:
+            v = t[f.name]
+            values[f.name] = tuple(float(a) for a in v) if f.name == "alpha" else _CONVERT[str(f.type)](v)
+    return TrainSettings(**values)
 
 
 def settings_from_config(cfg) -> TrainSettings:

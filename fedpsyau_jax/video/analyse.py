@@ -6,7 +6,7 @@
 Flow (one file per step): ``frame_stream`` (chunks of decoded frames, bounded memory)
 → ``chunk_analysis`` (face track + region flows per chunk, cached by frame content)
 → ``intervals`` (spotting signal → onset/apex/offset, micro/macro) → ``recognise``
-(SPEC §1 input of each interval → model) → ``timeline_outputs`` (json, csv, png,
+(model input of each interval, built as in training → model) → ``timeline_outputs`` (json, csv, png,
 html). Frames without a face become gaps; problems of the input (no face, lost face,
 variable frame rate, rotation metadata, truncation, very large frames) are listed in
 ``timeline["problems"]`` as one line each and logged as warnings, and every output is

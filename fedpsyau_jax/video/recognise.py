@@ -2,7 +2,7 @@
 
 Each interval's model input is built by ``data_pipelines.video_pipeline.clip_to_sample``
 on its onset and apex frames at full resolution — the function every training sample
-goes through (SPEC §1: dlib face and landmarks on the onset, the SPEC box, apex
+goes through (dlib face and landmarks on the onset, the crop box, apex
 aligned to the onset, TV-L1 on 128-px crops, strain, min-max encoding, 65 keypoints),
 with the default ``PipelineParams`` of dataset preprocessing. The cheap spotting flow
 is never fed to the model.
@@ -86,8 +86,8 @@ def recognise(
 ) -> list[dict]:
     """One dict per interval: ``emotion``, ``emotion_prob`` {class: p}, ``au_prob``
     {AUn: p} (when the model has an AU branch), ``apex_crop`` (128x128 uint8, the
-    aligned face for the report), or ``recognition_error`` (one line) when SPEC §1
-    cannot build the input (no face in the onset frame, no motion)."""
+    aligned face for the report), or ``recognition_error`` (one line) when the
+    model input cannot be built (no face in the onset frame, no motion)."""
     from fedpsyau_jax.core.au_groups import AU_ORDER
 
     p = params or PipelineParams()

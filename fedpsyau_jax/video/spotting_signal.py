@@ -1,6 +1,6 @@
 """The per-frame spotting signal: optical flow in landmark regions, head motion and
 blinks removed, turned into one motion score per frame. (Only spotting uses this
-cheap flow; the recognition input of an interval is computed as in training, SPEC §1,
+cheap flow; the recognition input of an interval is computed as in training,
 by ``recognise``.)
 
 Pipeline, per frame t of a face segment:
@@ -8,7 +8,7 @@ Pipeline, per frame t of a face segment:
 1. *Alignment.* The frame is warped onto a reference face (the first face of the
    chunk) with the similarity that maps its eye-corner and nose landmarks onto the
    reference's (``face_crop.alignment_transform``), and cropped with the reference's
-   SPEC §1 box at ``SPOT_SIZE`` px. This removes most head translation, rotation and
+   input crop box at ``SPOT_SIZE`` px. This removes most head translation, rotation and
    scale.
 2. *Flow.* Farneback flow between the aligned crops of t-1 and t (about 1 ms at
    96 px; TV-L1 is reserved for the recognition input).
@@ -67,7 +67,7 @@ BROW_CHEEK = tuple(i for i, n in enumerate(REGIONS) if n.startswith(("brow", "ch
 # pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags
 FARNEBACK = (0.5, 2, 9, 3, 5, 1.1, 0)
 # Alignment points of the spotting pass: nose and the upper face contour. Not the eye
-# corners of SPEC §1's alignment: dlib moves them when the lids close, and a blink
+# corners that align the model input: dlib moves them when the lids close, and a blink
 # would then tilt the whole aligned face (measured: mouth regions "moving" 1 px).
 ALIGN_POINTS = (0, 1, 2, 14, 15, 16, 27, 28, 29, 30, 31, 32, 33, 34, 35)
 

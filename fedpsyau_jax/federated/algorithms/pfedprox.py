@@ -1,4 +1,4 @@
-"""P-FedProx (SPEC §8 eq. 6): personalised mixing + a proximal term to the own start.
+"""P-FedProx (paper eq. 6): personalised mixing + a proximal term to the own start.
 
 W_i^t = θ·Ŵ_i^{t−1} + Σ_{j≠i} ω_j Ŵ_j^{t−1}, ω_j = (1−θ)·n_j / Σ_{k≠i} n_k. Only
 params are mixed and uploaded; BatchNorm statistics stay local (never sent).

@@ -1,4 +1,4 @@
-"""FED-PsyAU on Flower (SPEC §10): the simulator's algorithms, run by separate processes.
+"""FED-PsyAU on Flower: the simulator's algorithms, run by separate processes.
 
 - ``wire``         pytree <-> named arrays (``flwr.app.ArrayRecord``), checked restore
 - ``settings``     the run config (flat keys) -> the simulator's settings, model shapes

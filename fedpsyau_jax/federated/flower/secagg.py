@@ -16,7 +16,7 @@ the strategy's ``aggregate_fit`` the dq-weighted MEAN M = Σ dq_i w_i / Σ dq_i 
 same object in every site's FitRes (no individual update), with each site's plain
 ``num_examples`` n_i (public, as in the plain deployment).
 
-That is all the project's algorithms need from the server (SPEC §8, deployment form):
+That is all the project's algorithms need from the server (in their deployment form):
 FedAvg/FedProx's broadcast is the weighted mean, P-FedProx's is S = Σ n_j w_j and
 N = Σ n_j. So the broadcast is the algorithm's own ``reduce`` applied to ONE row
 holding M with count N = Σ n_i (``reduce_uploads``: FedAvg returns M; P-FedProx
