@@ -2,7 +2,7 @@
 
     python benchmarks/step_profile.py [--batch 32] [--rounds 7]
 
-Each part of the §4 network is jitted on its own with its real input shapes (train mode:
+Each part of the network is jitted on its own with its real input shapes (train mode:
 BatchNorm batch statistics, dropout on) and timed forward + backward (the gradient of the
 sum of its outputs w.r.t. its parameters and inputs); the full step with AdamW, the full
 forward + backward and the flow-only model are timed the same way. The parts run

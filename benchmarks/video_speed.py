@@ -9,7 +9,7 @@ a random-weight exported FedPsyAU (speed does not depend on the weights), then r
 and once more on a fresh cache folder with the model already compiled (the steady
 state). Prints frames per second of decoding, face tracking (dlib detection + 68
 landmarks), spotting flow (alignment, Farneback, region means), the whole spotting
-pass, and seconds per recognised interval (SPEC §1 input: dlib, TV-L1, model). Also
+pass, and seconds per recognised interval (model input via dlib and TV-L1, then the model). Also
 prints the 1-minute load average, because figures on a shared machine depend on it.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one AU-string parser for every dataset's annotation sheets (SPEC §3).
+"""The one AU-string parser for every dataset's annotation sheets.
 
 Coders write AU combinations in many styles; all of these occur in the real sheets:
 ``12``, ``"12.0"`` (a number stored as float or text), ``R12``, ``L2+L1``, ``T28+14``,

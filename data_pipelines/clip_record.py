@@ -21,7 +21,7 @@ class ClipRecord:
     clip:      clip/file name from the sheet (e.g. "EP02_01f", "006_1_2", "b")
     name:      unique sample id within the dataset (e.g. "sub01_EP02_01f"; CAS(ME)^3 adds onset)
     onset, apex, offset: frame numbers as in the sheet (apex may be None when not annotated)
-    aus:       bare AU numbers present (all of them, also outside the 12 of SPEC §3)
+    aus:       bare AU numbers present (all of them, also outside the 12 of ``AU_ORDER``)
     emotion:   raw emotion word/code from the sheet
     label:     class index under the chosen mapping, or None if the class is dropped
     frame_dir: folder holding the frames, when the layout is known (None otherwise)
@@ -44,7 +44,7 @@ class ClipRecord:
     fps: float | None = None
 
     def au_multi_hot(self, known: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(au, au_mask) over the 12 AUs of SPEC §3; mask all 0 when ``known`` is False."""
+        """(au, au_mask) over the 12 AUs of ``AU_ORDER``; mask all 0 when ``known`` is False."""
         from fedpsyau_jax.core.au_groups import AU_ORDER
 
         au = np.array([1.0 if a in self.aus else 0.0 for a in AU_ORDER], np.float32)

@@ -1,4 +1,4 @@
-"""The face crop of SPEC §1 step 2, landmark mapping into it, and apex→onset alignment.
+"""The model input's face crop, landmark mapping into it, and apex→onset alignment.
 
 Coordinates: landmarks are (x, y) with pixel centres at integers (dlib's convention).
 The crop box is a continuous square [left, left+side) x [top, top+side) in that frame;
@@ -25,7 +25,7 @@ from data_pipelines.sample_errors import UnusableSampleError
 from fedpsyau_jax.core.keypoints import DLIB_INNER_EYE_LEFT, DLIB_INNER_EYE_RIGHT
 
 CROP_SIZE = 128
-# Box extent in units of g = half the inner-eye-corner distance (SPEC §1). 6.5g below
+# Box extent in units of g = half the inner-eye-corner distance. 6.5g below
 # the eye line (not the reference's 5g) keeps dlib's chin, which AU17 needs.
 ROWS_ABOVE = 3.0
 ROWS_BELOW = 6.5
@@ -48,7 +48,7 @@ class CropBox:
 
 
 def crop_box(points68: np.ndarray, what: str = "face") -> CropBox:
-    """SPEC §1 box from dlib-68 landmarks: rows [cy-3g, cy+6.5g), cols [cx-4.75g, cx+4.75g)."""
+    """The crop box from dlib-68 landmarks: rows [cy-3g, cy+6.5g), cols [cx-4.75g, cx+4.75g)."""
     pts = _check_points(points68, 68, what)
     a, b = pts[DLIB_INNER_EYE_LEFT].astype(np.float64), pts[DLIB_INNER_EYE_RIGHT].astype(np.float64)
     g = 0.5 * float(np.hypot(*(b - a)))
@@ -60,7 +60,7 @@ def crop_box(points68: np.ndarray, what: str = "face") -> CropBox:
         )
     cx, cy = (a + b) / 2.0
     side_rows, side_cols = (ROWS_ABOVE + ROWS_BELOW) * g, 2 * COLS_HALF * g
-    assert math.isclose(side_rows, side_cols), "the SPEC box is square"
+    assert math.isclose(side_rows, side_cols), "the crop box is square"
     return CropBox(left=cx - COLS_HALF * g, top=cy - ROWS_ABOVE * g, side=side_rows)
 
 
@@ -98,7 +98,7 @@ def map_points(
     """Points (K, 2) in frame coordinates → crop coordinates clamped to [0, size-1].
 
     Returns (points, n_clamped) where n_clamped counts points that lay outside the
-    crop before clamping (SPEC §1: clamp and count).
+    crop before clamping.
     """
     pts = np.asarray(points, np.float64)
     if transform is not None:

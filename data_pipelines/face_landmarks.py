@@ -1,7 +1,7 @@
-"""Face detection and dlib 68-point landmarks on one grey frame (SPEC §1 step 1).
+"""Face detection and dlib 68-point landmarks on one grey frame.
 
-The detector is dlib's HOG frontal detector; when it returns several boxes SPEC §1
-takes the highest-scoring one. Detection is the slowest step of preprocessing, and
+The detector is dlib's HOG frontal detector; when it returns several boxes the
+highest-scoring one is used. Detection is the slowest step of preprocessing, and
 its cost grows with the pixel count, so it runs in stages and stops at the first that
 finds a face: (1) on a copy shrunk to a short side of ``DETECT_SHORT_SIDE`` px (the
 faces of the ME datasets fill most of the frame, so they stay well above the
@@ -92,7 +92,7 @@ def landmarks68(
 
     ``box=None`` detects the face first: no face raises ``NoFaceError``; several
     faces raise ``MultipleFacesError`` when ``exactly_one`` is set and otherwise the
-    highest-scoring box is used (SPEC §1). ``what`` names the image in errors.
+    highest-scoring box is used. ``what`` names the image in errors.
     """
     img = as_gray_uint8(gray, what)
     if box is None:

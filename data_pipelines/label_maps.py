@@ -1,4 +1,4 @@
-"""Emotion word/code -> class index, per dataset and class scheme (SPEC §7, §9).
+"""Emotion word/code -> class index, per dataset and class scheme.
 
 Schemes:
 - ``"megc3"``: negative=0, positive=1, surprise=2. The same order as the ``label``
@@ -28,7 +28,7 @@ _E7 = {name: i for i, name in enumerate(EMOTION7_CLASSES)}
 # dataset -> scheme -> {normalised word: class index or None (dropped)}.
 _MAPS: dict[str, dict[str, dict[str, int | None]]] = {
     "casme2": {
-        # §9: fear and sadness are dropped under MEGC 3-class (too few samples,
+        # Fear and sadness are dropped under MEGC 3-class (too few samples,
         # MEGC2019 practice), repression counts as negative.
         "megc3": {
             "happiness": _POS,

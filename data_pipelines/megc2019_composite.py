@@ -18,7 +18,7 @@ What we compute:
   highest score; the whole image as the face box when nothing is detected: these are
   tight crops, and the data README measured that fallback within 0.8 % of the
   inter-ocular distance), scaled by 128/224 into the 128 frame, reduced to the 65
-  keypoints, and clamped into [0, 127] (SPEC §1: clamp and count).
+  keypoints, and clamped into [0, 127].
 - ``landmark_frame="flow"`` (default): the landmarks moved into the frame of the flow
   they index. The released SAMM flows were cut from a different face box than the SAMM
   apex crops: their face sits about 3 px (of 28) higher and is about 18 % taller, so

@@ -1,5 +1,4 @@
-"""Onset→apex TV-L1 optical flow, optical strain and the network's flow encoding
-(SPEC §1 step 3 and the encoding paragraph).
+"""Onset→apex TV-L1 optical flow, optical strain and the network's flow encoding.
 
 Channels of the encoded flow are u, v, strain. Encoding is per sample and per channel
 min-max to [0, 1] — the STSTNet/HTNet convention of the published 28x28 flow images —

@@ -40,7 +40,7 @@ class MultipleFacesError(SampleError):
 
 class UnusableSampleError(SampleError):
     """The annotation cannot give a meaningful onset→apex flow (e.g. onset == apex
-    and no other first frame to fall back on, SPEC §1)."""
+    and no other first frame to fall back on)."""
 
 
 class UnknownLabelError(SampleError):

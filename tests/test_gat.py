@@ -1,4 +1,4 @@
-"""DPK-GAT layer (SPEC §4, eq. 3–5): masking, attention rows, β limits."""
+"""DPK-GAT layer (paper eq. 3–5): masking, attention rows, β limits."""
 import jax
 import jax.numpy as jnp
 import jraph

@@ -1,4 +1,4 @@
-"""Metrics (UF1/UAR/confusion) and masked losses of SPEC §6."""
+"""Metrics (UF1/UAR/confusion) and masked losses."""
 import jax
 import jax.numpy as jnp
 import numpy as np

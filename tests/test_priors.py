@@ -1,4 +1,4 @@
-"""Priors of SPEC §5: adjacency, co-occurrence D, reference preset, β schedules."""
+"""Priors: adjacency, co-occurrence D, reference preset, β schedules."""
 import numpy as np
 import pytest
 

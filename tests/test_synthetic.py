@@ -99,7 +99,7 @@ def test_template_is_a_plausible_face():
     assert t.min() > 0 and t.max() < 128
     ys = {k: t[s, 1].mean() for k, s in REGION_SLICES.items()}
     assert ys["eyebrows"] < ys["eyes"] < ys["lower_nose"] < ys["mouth"] < ys["chin"]
-    # the chin must be inside the SPEC §1 crop (that was the reason for the 6.5 g box)
+    # the chin must be inside the input crop (that was the reason for the 6.5 g box)
     assert t[REGION_SLICES["chin"], 1].max() < 127
 
 

@@ -171,19 +171,19 @@ def test_gat_layer_equals_a_dense_implementation(beta):
     np.testing.assert_allclose(np.asarray(out), want, atol=2e-5)
 
 
-# ----------------------------------------------------------------- priors vs SPEC §5
-def _spec_symmetric(aus, pairs):
+# ----------------------------------------------------------------- psychological adjacency A
+def _symmetric_adjacency(aus, pairs):
     m = np.eye(len(aus))
     for p, q in pairs:
         m[aus.index(p), aus.index(q)] = m[aus.index(q), aus.index(p)] = 1
     return m
 
 
-def test_adjacency_matrices_equal_spec_section_5():
+def test_adjacency_matrices_equal_the_listed_au_pairs():
     up = [1, 2, 4, 5, 6, 7]
     low = [9, 10, 12, 14, 15, 17]
-    np.testing.assert_array_equal(A_UP, _spec_symmetric(up, [(1, 2), (1, 4), (1, 5), (2, 4), (2, 5), (6, 7)]))
-    np.testing.assert_array_equal(A_LOW, _spec_symmetric(low, [(9, 10), (12, 14), (15, 17)]))
+    np.testing.assert_array_equal(A_UP, _symmetric_adjacency(up, [(1, 2), (1, 4), (1, 5), (2, 4), (2, 5), (6, 7)]))
+    np.testing.assert_array_equal(A_LOW, _symmetric_adjacency(low, [(9, 10), (12, 14), (15, 17)]))
     cross = {1: (12, 14, 15), 2: (12, 14, 15, 17), 4: (9, 10, 14, 15, 17), 5: (12,), 6: (9, 12, 14),
              7: (9, 10, 12, 14, 15, 17), 9: (2, 4, 6, 7), 10: (4, 7), 12: (1, 2, 5, 6, 7),
              14: (1, 2, 4, 6, 7), 15: (1, 2, 4, 7), 17: (2, 4, 7)}

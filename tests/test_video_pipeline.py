@@ -23,7 +23,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, frames):
-    """Frame folders in the naming styles of SPEC §9, plus the matching records."""
+    """Frame folders in the naming styles of the dataset releases, plus the matching records."""
     root = tmp_path_factory.mktemp("frames")
 
     def folder(rel, names):

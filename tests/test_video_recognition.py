@@ -1,5 +1,5 @@
-"""Recognition of spotted intervals: the model input of each interval is the SPEC §1
-sample of its onset and apex frames (``clip_to_sample``), nothing computed by the
+"""Recognition of spotted intervals: the model input of each interval is the
+training-style sample of its onset and apex frames (``clip_to_sample``), nothing computed by the
 spotter. The model is an exported checkpoint with random weights (built without
 compiling the initialiser): these tests check the path, not accuracy."""
 import json

@@ -5,9 +5,9 @@
 
 Every reader accepts either the label sheet itself (annotation-only use: frame_dir is
 None) or the dataset root (the sheet is searched below it and frame folders are
-resolved with the layout of SPEC §9). Records whose emotion the protocol drops keep
+resolved with each release's layout). Records whose emotion the protocol drops keep
 ``label=None``; filtering is the caller's choice. Rows with onset == apex are kept and
-reported (``onset_equals_apex``): the video pipeline handles them per SPEC §1.
+reported (``onset_equals_apex``): the video pipeline handles them with its onset == apex rule.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def check_records(records: list[ClipRecord], source: Path | str) -> list[ClipRec
     records = out
     same = onset_equals_apex(records)
     if same:
-        # SPEC §1 substitutes the clip's first frame as onset; an onset..offset frame
+        # The video pipeline substitutes the clip's first frame as onset; an onset..offset frame
         # list would hide it, so these records expose their whole frame_dir instead.
         ids = {id(r) for r in same}
         records = [dataclasses.replace(r, frame_paths=None) if id(r) in ids and r.frame_dir else r for r in records]

@@ -1,4 +1,4 @@
-"""CASME II reader (SPEC §9): ``CASME2-coding-*.xlsx`` Sheet1 + ``sub01/EP02_01f/img46.jpg``."""
+"""CASME II reader: ``CASME2-coding-*.xlsx`` Sheet1 + ``sub01/EP02_01f/img46.jpg``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""CAS(ME)^3 Part A reader (SPEC §9): ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx``
+"""CAS(ME)^3 Part A reader: ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx``
 sheet ``label`` (all cells text) + frames ``spNO.1/b/color/175.jpg``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CK+ reader (SPEC §9): ``cohn-kanade-images/S005/001/S005_001_00000001.png`` with
+"""CK+ reader: ``cohn-kanade-images/S005/001/S005_001_00000001.png`` with
 ``FACS/S005/001/*_facs.txt`` (peak-frame AUs) and ``Emotion/S005/001/*_emotion.txt``.
 
 CK+ sequences run from neutral (first frame) to the peak (last frame), so onset is

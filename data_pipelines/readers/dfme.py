@@ -1,4 +1,4 @@
-"""DFME reader (SPEC §9). The label sheet ``DFME_data_coding.xlsx`` is not public; its
+"""DFME reader. The label sheet ``DFME_data_coding.xlsx`` is not public; its
 layout as the reference code reads it: column 0 Subject (``sub0001``), column 1
 Filename, column 6 emotion, and a column named ``fps`` (200 or 500).
 
@@ -56,8 +56,8 @@ def read_dfme(
 ) -> list[ClipRecord]:
     """One record per sheet row; ``name`` is ``sub0001_<Filename>``.
 
-    Subject, Filename and emotion are positional (columns 0, 1, 6, as §9 fixes
-    them); ``fps`` is found by name because its position is not documented. Onset,
+    Subject, Filename and emotion are positional (columns 0, 1, 6, as the
+    reference code reads them); ``fps`` is found by name because its position is not documented. Onset,
     apex, offset and AU columns are read when present (by name), else None / empty.
     """
     p = Path(root_or_sheet_path)

@@ -1,4 +1,4 @@
-"""DISFA reader (SPEC §9): ``ActionUnit_Labels/SN001/SN001_au<k>.txt`` ("frame,intensity"
+"""DISFA reader: ``ActionUnit_Labels/SN001/SN001_au<k>.txt`` ("frame,intensity"
 lines, 0–5) and ``Videos_LeftCamera/LeftVideoSN001_comp.avi``.
 
 DISFA is AU-only (spontaneous, no emotion classes): one record per labelled frame,

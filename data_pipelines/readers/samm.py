@@ -1,4 +1,4 @@
-"""SAMM reader (SPEC §9): sheet MICRO_ONLY (13 preamble rows in the official file) +
+"""SAMM reader: sheet MICRO_ONLY (13 preamble rows in the official file) +
 frames ``006/006_1_2/006_05562.jpg``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SMIC-HS reader (SPEC §9): ``HS/<subject>/micro/<negative|positive|surprise>/<clip>/image<NNNNNN>.bmp``.
+"""SMIC-HS reader: ``HS/<subject>/micro/<negative|positive|surprise>/<clip>/image<NNNNNN>.bmp``.
 
 SMIC ships no label sheet: the class is the folder name, there is no apex
 annotation (apex = the middle frame, the MEGC convention) and no AU coding.

@@ -2,7 +2,7 @@
 
 Builder names (the TFDS registry names) equal the ``load_dataset`` names. The manual
 instructions say what to put in ``<manual_dir>`` (default ``<data_dir>/downloads/manual``,
-or ``tfds.download.DownloadConfig(manual_dir=...)``); the layouts are those of SPEC §9.
+or ``tfds.download.DownloadConfig(manual_dir=...)``); the layouts are those of the datasets' official releases.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class MEBuilderConfig(tfds.core.BuilderConfig):
 
 
 def me_features() -> tfds.features.FeaturesDict:
-    """Feature spec of one sample (SPEC §1 plus ids); ``index`` is the sample's
+    """Feature spec of one sample (the model inputs plus ids); ``index`` is the sample's
     position in the source ``MESamples``, kept because TFDS reorders examples."""
     return tfds.features.FeaturesDict(
         {
@@ -74,7 +74,7 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder):
     """
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: flows, landmarks, labels, AUs per SPEC §1."}
+    RELEASE_NOTES = {"1.0.0": "Initial release: flows, landmarks, labels and AUs of each sample."}
     BUILDER_CONFIGS = [MEBuilderConfig(name="default", description="loader defaults")]
     DEFAULT_BUILDER_CONFIG_NAME = "default"
     DESCRIPTION: ClassVar[str] = ""
@@ -106,7 +106,7 @@ class MEBuilder(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
-            description=self.DESCRIPTION or f"{self.SOURCE} micro-expression samples (SPEC §1).",
+            description=self.DESCRIPTION or f"{self.SOURCE} micro-expression samples: flows, landmarks, labels, AUs.",
             features=me_features(),
             metadata=tfds.core.MetadataDict(),
         )
