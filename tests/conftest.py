@@ -51,3 +51,50 @@ def shared_root() -> Path:
     if root is None:
         pytest.skip("shared data folder not found (set FEDPSYAU_SHARED_DATA)")
     return root
+
+
+# One small run with shared stage-1 models serves the end-to-end AU tests of
+# test_au_branch.py and test_au_alignment.py (each used to train its own, ~2-3 min of
+# compiling apiece): stage 1 alone first (``api.pretrain_au``), then ``api.train`` in
+# the same workdir, which must reuse it. The tests that read it share one xdist group,
+# so the run is made once, on one worker.
+SHARED_STAGE1 = pytest.mark.xdist_group("shared_stage1_run")
+
+
+def shared_stage1_config(*extra: str):
+    """The synthetic demo shrunk to 4 subjects, 1 epoch per stage, 2 shared stage-1
+    models and the recipe's AU branch (no dropout), plus ``extra`` overrides."""
+    from fedpsyau_jax.config_loading import load_config
+
+    overrides = [
+        "data.kwargs.num_subjects=4",
+        "data.kwargs.samples_per_subject=6",
+        "train.epochs=1",
+        "train.batch_size=8",
+        "train.eval_batch_size=8",
+        "pretrain.epochs=1",
+        "pretrain.subject_folds=2",
+        "model.gat_dropout=0.0",
+        "model.au_head_dropout=0.0",
+        *extra,
+    ]
+    return load_config(str(ROOT / "configs" / "synthetic_demo.py"), overrides)
+
+
+@pytest.fixture(scope="session")
+def shared_stage1_run(tmp_path_factory):
+    """(config, workdir, stage-1 plan, stage-1 epochs logged before ``train``) of a run
+    of 5 subjects (6 samples each, a fifth of them without AU labels: the reference set)
+    with ROIs from the 28-px flow (not the default) and mirror averaging at test time."""
+    from fedpsyau_jax import api
+    from fedpsyau_jax.training.run_logging import read_jsonl
+
+    cfg = shared_stage1_config(
+        "data.kwargs.num_subjects=5", "data.kwargs.au_label_fraction=0.8", "model.roi_source=flow28",
+        "train.eval_flip=true", "export.final_model=none",
+    )
+    wd = tmp_path_factory.mktemp("shared_stage1") / "run"
+    plan = api.pretrain_au(cfg, wd, show_progress=False)
+    before = sum(e["event"] == "pretrain_epoch" for e in read_jsonl(wd / "metrics.jsonl"))
+    api.train(cfg, wd, verbose=False, show_progress=False)
+    return cfg, wd, plan, before

@@ -21,6 +21,8 @@ from fedpsyau_jax.training.au_alignment import (
 )
 from fedpsyau_jax.training.metrics import au_detection_scores, au_within_subject_auc
 
+from conftest import SHARED_STAGE1  # noqa: E402
+
 
 def test_reference_units_have_zero_mean_and_unit_spread_and_a_constant_au_keeps_its_scale():
     rng = np.random.default_rng(0)
@@ -122,7 +124,8 @@ def test_aligned_detectors_of_a_stored_run(tmp_path):
         aligned_detectors(tmp_path, subject, preds)
 
 
-def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path):
+@SHARED_STAGE1
+def test_train_writes_reference_statistics_of_its_shared_stage1_models(shared_stage1_run):
     """``fedpsyau train`` with shared stage-1 parts and subjects without AU labels writes
     ``au_pretrain/reference_stats.json``: per part and head, the mean and spread of the
     stage-1 model's logits over the unlabelled samples (recomputed here from the saved
@@ -130,16 +133,10 @@ def test_train_writes_reference_statistics_of_its_shared_stage1_models(tmp_path)
     with mirror averaging (``train.eval_flip``, the composite recipe's setting): its
     stored test outputs and its statistics are those of the mirror-averaged models."""
     from fedpsyau_jax import api
-    from fedpsyau_jax.config_loading import load_config
     from fedpsyau_jax.training.au_calibration import logit
     from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
 
-    cfg = load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), [
-        "data.kwargs.num_subjects=5", "data.kwargs.samples_per_subject=6", "data.kwargs.au_label_fraction=0.8",
-        "train.epochs=1", "train.batch_size=8", "train.eval_batch_size=8", "pretrain.epochs=1",
-        "pretrain.subject_folds=2", "export.final_model=none", "train.eval_flip=true"])
-    wd = tmp_path / "run"
-    api.train(cfg, wd, verbose=False, show_progress=False)
+    cfg, wd, _, _ = shared_stage1_run  # 5 subjects, a fifth of the samples without AU labels
     stats = json.loads((wd / "au_pretrain" / STATS_FILE).read_text())
     samples = api.load_samples(cfg)
     ref = np.flatnonzero(samples.au_mask.sum(1) == 0)

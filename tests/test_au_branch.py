@@ -27,6 +27,8 @@ def _linear_task(n, d=60, seed=0):
     y = (logit + rng.logistic(size=logit.shape) * 0.5 > 0).astype(np.float32)
     return x.astype(np.float32), y
 
+from conftest import SHARED_STAGE1  # noqa: E402
+
 
 def test_probe_solves_the_balanced_logistic_regression_exactly():
     """KKT of ½‖w‖² + C Σ s_i ℓ_i at the returned (α, b): the gradient vanishes."""
@@ -330,50 +332,44 @@ def test_shared_pretraining_plan_k_models_never_see_the_fold_test_subject():
 
 
 def _shared_stage1_config(*extra: str):
-    """The synthetic demo shrunk to 4 subjects, 1 epoch per stage, 2 shared stage-1
-    models and the recipe's AU branch, plus ``extra`` overrides."""
-    from fedpsyau_jax.config_loading import load_config
+    from conftest import shared_stage1_config
 
-    overrides = [
-        "data.kwargs.num_subjects=4",
-        "data.kwargs.samples_per_subject=6",
-        "train.epochs=1",
-        "train.batch_size=8",
-        "train.eval_batch_size=8",
-        "pretrain.epochs=1",
-        "pretrain.subject_folds=2",
-        "model.gat_dropout=0.0",
-        "model.au_head_dropout=0.0",
-        *extra,
-    ]
-    return load_config(str(Path(__file__).resolve().parent.parent / "configs" / "synthetic_demo.py"), overrides)
+    return shared_stage1_config(*extra)
 
 
-def test_shared_pretraining_end_to_end_trains_k_stage1_models(tmp_path):
-    """``pretrain.subject_folds=2``: two stage-1 models serve all four LOSO folds, every
+@SHARED_STAGE1
+def test_shared_pretraining_end_to_end_trains_k_stage1_models(shared_stage1_run):
+    """``pretrain.subject_folds=2``: two stage-1 models serve all five LOSO folds, every
     fold gets thresholds in (0, 1) and decisions, and the fold's test subject is one of
     its stage-1 model's held-out subjects."""
-    from fedpsyau_jax import api
     from fedpsyau_jax.training.run_logging import read_jsonl
 
-    cfg = _shared_stage1_config("export.final_model=none")
-    wd = tmp_path / "run"
-    api.train(cfg, wd, verbose=False, show_progress=False)
+    _, wd, _, _ = shared_stage1_run
+    assert len(list((wd / "folds").glob("*/predictions.npz"))) == 5
     stage1 = sorted(p.parent.name for p in (wd / "au_pretrain" / "folds").glob("*/predictions.npz"))
-    assert stage1 == ["000_pre000_part0", "001_pre001_part1"]
+    # two shared parts, and one stage-1 model of its own for the fold whose test subject
+    # has no AU labels (it is in neither part's held-out subjects)
+    assert stage1 == ["000_pre000_part0", "001_pre001_part1", "002_pre002_syn_s02"]
+    cfg = shared_stage1_run[0]
+    from fedpsyau_jax import api
+
+    samples = api.load_samples(cfg)
+    assert samples.au_mask[np.asarray(samples.subject) == "syn_s02"].sum() == 0
     held_out = {n: set(np.load(wd / "au_pretrain" / "folds" / n / "predictions.npz")["test_idx"]) for n in stage1}
     for p in sorted((wd / "folds").glob("*/predictions.npz")):
         z = np.load(p)
-        assert any(set(z["test_idx"]) <= h for h in held_out.values())
+        if not p.parent.name.endswith("syn_s02"):  # served by a shared part that held its subject out
+            assert any(set(z["test_idx"]) <= h for n, h in held_out.items() if "_part" in n)
         for head in ("gat", "afe"):
             thr = z[f"au_threshold_{head}"]
             assert thr.shape == (12,) and np.all((thr > 0) & (thr < 1))
             np.testing.assert_array_equal(z[f"au_pred_{head}"], (z[f"au_prob_{head}"] >= thr).astype(np.int8))
     done = [e for e in read_jsonl(wd / "metrics.jsonl") if e["event"] == "pretrain_done"]
-    assert done[0]["stage1_folds"] == 2
+    assert done[0]["stage1_folds"] == 3
 
 
-def test_stage1_alone_saves_models_that_reload_as_trained_and_train_reuses_it(tmp_path):
+@SHARED_STAGE1
+def test_stage1_alone_saves_models_that_reload_as_trained_and_train_reuses_it(shared_stage1_run):
     """``api.pretrain_au``: the stage-1 models carry the config's network options (here
     ROIs from the 28-px flow, not the default), so ``load_model`` rebuilds the network
     that was trained and reproduces the stored held-out probabilities; a later ``train``
@@ -382,22 +378,18 @@ def test_stage1_alone_saves_models_that_reload_as_trained_and_train_reuses_it(tm
     from fedpsyau_jax.training.fold_training import MODEL_CHECKPOINT
     from fedpsyau_jax.training.run_logging import read_jsonl
 
-    cfg = _shared_stage1_config("model.roi_source=flow28", "export.final_model=none")
-    wd = tmp_path / "run"
-    plan = api.pretrain_au(cfg, wd, show_progress=False)
+    cfg, wd, plan, before = shared_stage1_run  # pretrain_au, then train in the same workdir
     samples = api.load_samples(cfg)
-    parts = sorted((wd / "au_pretrain" / "folds").glob("*_part*"))
-    assert len(parts) == len(plan.folds) == 2
-    for d in parts:
+    stage1 = sorted((wd / "au_pretrain" / "folds").glob("*_pre*"))
+    assert len(stage1) == len(plan.folds) == 3 and sum("_part" in d.name for d in stage1) == 2
+    for d in stage1:
         z = np.load(d / "predictions.npz")
         model, v, meta = api.load_model(d / MODEL_CHECKPOINT)
         assert model.roi_source == "flow28"
         batch = {k: getattr(samples, k)[z["test_idx"]] for k in ("flow128", "flow28", "landmarks")}
         np.testing.assert_allclose(api.model_probabilities(model, v, meta, batch)[1], z["au_prob_gat"], atol=1e-5)
-    epochs = lambda: sum(e["event"] == "pretrain_epoch" for e in read_jsonl(wd / "metrics.jsonl"))
-    before = epochs()
-    api.train(cfg, wd, verbose=False, show_progress=False)
-    assert before > 0 and epochs() == before
+    epochs = sum(e["event"] == "pretrain_epoch" for e in read_jsonl(wd / "metrics.jsonl"))
+    assert before > 0 and epochs == before
 
 
 def test_dataset_balanced_parts_spread_every_dataset_evenly_where_random_parts_do_not():
