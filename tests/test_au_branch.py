@@ -522,7 +522,7 @@ def test_held_out_rows_au_labels_do_not_reach_the_fold_they_are_held_out_of():
          "model.gat_dropout=0.0", "model.au_head_dropout=0.0", "train.au_pos_weight=balanced"],
     )
     samples = api.load_samples(cfg)
-    model = api.build_model(cfg, samples)
+    model = api.build_model(cfg, samples.num_classes)
     programs = get_programs(model, api.settings_from_config(cfg))
     n = len(samples)
     held = np.arange(0, n, 3)

@@ -50,6 +50,7 @@ from fedpsyau_jax.federated.runner import (
     _evaluate,
     _pad_rows,
     _raw_keys,
+    _typed_keys,
     init_row_states,
     reset_optimizer_states,
     round_inputs,
@@ -231,8 +232,7 @@ class DPRounds:
         return self.checkpoint_tree(), {"record": self._record}, True  # by part: one piece would need it all again
 
     def restore(self, restored: dict, meta: dict) -> None:
-        st = jax.tree.map(jnp.asarray, restored["states"])
-        self.states = st.replace(key=jax.random.wrap_key_data(st.key))
+        self.states = _typed_keys(restored["states"])
         self.anchors, self.reference, self.contribution = (
             jax.tree.map(jnp.asarray, restored[n]) for n in ("anchors", "reference", "contribution")
         )

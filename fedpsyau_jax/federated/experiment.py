@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from fedpsyau_jax.config_loading import ConfigError
-from fedpsyau_jax.federated.settings import build_model, build_optimizer, build_trainer, fl_settings_from_config
+from fedpsyau_jax.federated.settings import (
+    build_algorithm,
+    build_model,
+    build_optimizer,
+    build_trainer,
+    fl_settings_from_config,
+)
 
 RESULT_FILE = "result.json"
 
@@ -100,11 +106,8 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
 
     from fedpsyau_jax.core.atomic_files import write_json_atomic
     from fedpsyau_jax.training.batching import device_data
-    from fedpsyau_jax.federated.algorithms import make_algorithm
-    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch
     from fedpsyau_jax.federated.partitions import partition_clients
     from fedpsyau_jax.federated.report import summarise, write_figures, write_markdown
-    from fedpsyau_jax.federated.rounds import run_dp_federation
     from fedpsyau_jax.federated.rounds import run_federation
     from fedpsyau_jax.federated.runner import plan_rows
 
@@ -131,19 +134,15 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     # lr 1 in the optimiser: every step's rate (lr × schedule) is an argument of the
     # compiled step (runner.round_lrs), as in centralised training.
     tx = build_optimizer(cfg, settings)
-    freeze = bool(cfg.fl.get("freeze_au_branch", False))
     trainer = build_trainer(cfg, model, tx, settings, mesh=client_mesh_of(cfg))
     data = device_data(samples)
-    hp = {"mu": float(cfg.fl.mu), "theta": float(cfg.fl.theta)}
 
     results: dict[str, dict[str, list[dict]]] = {}
     missing: list[str] = []
     t0 = time.perf_counter()
     for split in cfg.protocol.splits:
         for algo_name in cfg.fl.algorithms:
-            algorithm = make_algorithm(algo_name, **hp)
-            if freeze:
-                algorithm = freeze_au_branch(algorithm)
+            algorithm = build_algorithm(cfg, algo_name)
             parts = []
             for chunk in _chunks(split_seeds(cfg, split), cfg.protocol.seeds_per_chunk):
                 cdir = workdir / split / algo_name / f"seeds_{chunk[0]}-{chunk[-1]}"
@@ -156,35 +155,21 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                     continue
                 rows = plan_rows(samples, clients, chunk, split, settings)
                 desc = f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}"
-                if dp is not None and algorithm.reduce is not None:
-                    res = run_dp_federation(
-                        trainer=trainer,
-                        algorithm=algorithm,
-                        model=model,
-                        tx=tx,
-                        samples=samples,
-                        data=data,
-                        rows=rows,
-                        settings=settings,
-                        dp=dp,
-                        workdir=cdir,
-                        progress=progress,
-                        desc=desc + " (DP)",
-                    )
-                else:  # Local releases nothing: DP leaves it as it is (ε = 0)
-                    res = run_federation(
-                        trainer=trainer,
-                        algorithm=algorithm,
-                        model=model,
-                        tx=tx,
-                        samples=samples,
-                        data=data,
-                        rows=rows,
-                        settings=settings,
-                        workdir=cdir,
-                        progress=progress,
-                        desc=desc,
-                    )
+                res = run_federation(
+                    trainer=trainer,
+                    algorithm=algorithm,
+                    model=model,
+                    tx=tx,
+                    samples=samples,
+                    data=data,
+                    rows=rows,
+                    settings=settings,
+                    # Local releases nothing: DP leaves it as it is (ε = 0)
+                    dp=dp if algorithm.reduce is not None else None,
+                    workdir=cdir,
+                    progress=progress,
+                    desc=desc + (" (DP)" if dp is not None and algorithm.reduce is not None else ""),
+                )
                 res["split"] = split
                 write_json_atomic(done, res)
                 shutil.rmtree(cdir / "checkpoints", ignore_errors=True)

@@ -35,7 +35,6 @@ from fedpsyau_jax.federated.dp_runner import DPRounds
 from fedpsyau_jax.federated.local_training import LocalTrainer
 from fedpsyau_jax.federated.runner import PlainRounds, RowPlan, _scores
 from fedpsyau_jax.federated.settings import FLSettings
-from fedpsyau_jax.network.priors import beta_schedule
 from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
 
 
@@ -62,8 +61,7 @@ def run_federation(
     labels = np.asarray(samples.label)
     cls = PlainRounds if dp is None else DPRounds
     server = cls(trainer, algorithm, model, tx, rows, settings, data, labels, samples.num_classes, dp=dp)
-    total_epochs = settings.rounds * settings.local_epochs
-    betas_all = beta_schedule(settings.train.beta_schedule, total_epochs, settings.train.beta0)
+    betas_all = settings.train.betas()  # β of every global epoch (rounds·local_epochs)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
     curve = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)  # eval_every_round
     start = 0

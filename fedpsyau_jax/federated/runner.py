@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from types import SimpleNamespace
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +35,6 @@ from fedpsyau_jax.federated.server_round import make_communicate, make_init
 from fedpsyau_jax.federated.settings import FLSettings
 from fedpsyau_jax.federated.splits import client_split
 from fedpsyau_jax.training.fold_training import class_weights
-from fedpsyau_jax.training.settings import lr_factor
 from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, cooccurrence_prior
@@ -139,26 +136,16 @@ def round_inputs(rows: RowPlan, labels: np.ndarray, rnd: int, settings: FLSettin
 
 def round_lrs(settings: FLSettings, rnd: int, mask: np.ndarray, s_epoch: int):
     """(C, L·S) learning rate of every step of round ``rnd`` (None without a schedule):
-    row r's j-th live step of local epoch e is at progress (rnd·L + e + j/n_re)/(R·L)."""
+    local epoch e of round rnd is epoch rnd·L + e of the one schedule over the run
+    (``TrainSettings.learning_rates``, as in centralised training); padded steps get 0."""
     if settings.train.learning_rate <= 0:
         return None
     le = settings.local_epochs
-    sched: Any = SimpleNamespace(  # the schedule fields of TrainSettings that lr_factor reads
-        lr_schedule=settings.train.lr_schedule,
-        warmup_epochs=settings.train.warmup_epochs,
-        min_lr_ratio=settings.train.min_lr_ratio,
-        epochs=settings.rounds * le,
-    )
     live = np.asarray(mask).sum(axis=2) > 0  # (C, L·S)
     out = np.zeros(live.shape, np.float32)
     for e in range(le):
         blk = live[:, e * s_epoch : (e + 1) * s_epoch]
-        n = np.maximum(blk.sum(axis=1, keepdims=True), 1)
-        j = np.clip(np.cumsum(blk, axis=1) - 1, 0, None)
-        progress = (rnd * le + e + j / n) / sched.epochs
-        out[:, e * s_epoch : (e + 1) * s_epoch] = np.where(
-            blk, settings.train.learning_rate * lr_factor(sched, progress), 0.0
-        )  # padded steps: 0
+        out[:, e * s_epoch : (e + 1) * s_epoch] = np.where(blk, settings.train.learning_rates(rnd * le + e, blk), 0.0)
     return out
 
 
@@ -266,8 +253,7 @@ class PlainRounds:
         return self.checkpoint_tree(), {}, False
 
     def restore(self, restored: dict, meta: dict) -> None:
-        st = jax.tree.map(jnp.asarray, restored["states"])
-        self.states = self.place(_pad_rows(st.replace(key=jax.random.wrap_key_data(st.key)), self.pad))
+        self.states = self.place(_pad_rows(_typed_keys(restored["states"]), self.pad))
         self.anchors = self.place(_pad_rows(jax.tree.map(jnp.asarray, restored["anchors"]), self.pad))
 
     def begin_round(self, rnd: int) -> None:
@@ -344,6 +330,12 @@ def reset_optimizer_states(tx, states):
 @functools.lru_cache(maxsize=16)
 def _vmapped_init(tx):
     return jax.jit(jax.vmap(tx.init))
+
+
+def _typed_keys(states):
+    """Stored states with their uint32 key data wrapped as typed PRNG keys again."""
+    st = jax.tree.map(jnp.asarray, states)
+    return st.replace(key=jax.random.wrap_key_data(st.key))
 
 
 def _raw_keys(states):

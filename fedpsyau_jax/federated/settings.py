@@ -19,7 +19,18 @@ from __future__ import annotations
 import dataclasses
 
 from fedpsyau_jax.config_loading import ConfigError
+from fedpsyau_jax.training.run_inputs import build_model
 from fedpsyau_jax.training.settings import TrainSettings, train_settings
+
+__all__ = [
+    "FLSettings",
+    "build_algorithm",
+    "build_model",
+    "build_optimizer",
+    "build_trainer",
+    "fl_settings",
+    "fl_settings_from_config",
+]
 
 #: settings the federated trainer does not implement yet: a config that changes them
 #: from these values is refused rather than silently trained without them
@@ -57,6 +68,13 @@ class FLSettings:
     checkpoint_every: int = 1
     reset_optimizer: bool = False
     eval_every_round: bool = False
+
+    def __post_init__(self):
+        if self.train.epochs != self.rounds * self.local_epochs:
+            raise ValueError(
+                f"FLSettings: train.epochs {self.train.epochs} must be rounds·local_epochs "
+                f"= {self.rounds * self.local_epochs} (the schedules' length)"
+            )
 
 
 def fl_settings(
@@ -117,14 +135,6 @@ def fl_settings_from_config(cfg) -> FLSettings:
     )
 
 
-def build_model(cfg, num_classes: int):
-    """The network of ``cfg.model`` for ``num_classes`` classes."""
-    from fedpsyau_jax.network.model import FedPsyAU, model_options
-
-    m = cfg.model
-    return FedPsyAU(num_classes=num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
-
-
 def build_optimizer(cfg, settings: FLSettings):
     """Every client's AdamW: with a learning rate in ``train``, lr 1 here and each
     step's rate (lr × schedule) an argument of the compiled step (``runner.round_lrs``);
@@ -142,6 +152,16 @@ def build_optimizer(cfg, settings: FLSettings):
             raise ConfigError("fl.freeze_au_branch=true needs model.use_au_branch=true")
         tx = frozen_optimizer(tx)
     return tx
+
+
+def build_algorithm(cfg, name: str):
+    """The algorithm ``name`` with the config's μ and θ (``fl.mu``, ``fl.theta``); with
+    ``fl.freeze_au_branch`` its AU branch is neither trained nor sent."""
+    from fedpsyau_jax.federated.algorithms import make_algorithm
+    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch
+
+    algorithm = make_algorithm(name, mu=float(cfg.fl.mu), theta=float(cfg.fl.theta))
+    return freeze_au_branch(algorithm) if bool(cfg.fl.get("freeze_au_branch", False)) else algorithm
 
 
 def build_trainer(cfg, model, tx, settings: FLSettings, mesh=None):

@@ -45,7 +45,7 @@ def evaluate(workdir, verbose: bool = True) -> dict:
     cfg = ml_collections.ConfigDict(json.loads(cfg_path.read_text(encoding="utf-8")))
     s = settings_from_config(cfg)
     samples = load_samples(cfg)
-    model = build_model(cfg, samples)
+    model = build_model(cfg, samples.num_classes)
     folds = [f for f in protocols.folds_from_config(cfg, samples) if len(f.test_idx)]
     target = abstract_variables(model)
     programs = get_programs(model, s)

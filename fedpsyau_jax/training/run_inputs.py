@@ -50,10 +50,11 @@ def load_samples(cfg) -> MESamples:
     return samples
 
 
-def build_model(cfg, samples: MESamples) -> FedPsyAU:
-    """The network of ``cfg.model`` for the classes of ``samples``."""
+def build_model(cfg, num_classes: int) -> FedPsyAU:
+    """The network of ``cfg.model`` for ``num_classes`` classes (centralised and
+    federated training alike)."""
     m = cfg.model
-    return FedPsyAU(num_classes=samples.num_classes, use_au_branch=bool(m.use_au_branch), **model_options(m))
+    return FedPsyAU(num_classes=int(num_classes), use_au_branch=bool(m.use_au_branch), **model_options(m))
 
 
 def pretrain_epochs(cfg) -> int:
@@ -67,7 +68,7 @@ def run_setup(cfg, cfg_dict: dict) -> tuple[TrainSettings, MESamples, FedPsyAU, 
     a config: what training and stage 1 alone share."""
     s = settings_from_config(cfg)
     samples = load_samples(cfg)
-    model = build_model(cfg, samples)
+    model = build_model(cfg, samples.num_classes)
     folds = protocols.folds_from_config(cfg, samples)
     if cfg.export.final_model == "all_data" and cfg.protocol.kind != "all":
         folds = folds + [protocols.all_data_fold(len(samples), len(folds))]

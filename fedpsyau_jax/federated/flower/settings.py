@@ -121,12 +121,8 @@ class RunSpec:
     rounds: int
     seed: int
     split: str
-    hparams: dict
     settings: FLSettings
     config: Any  # the resolved ml_collections config (train / model / fl / data sections)
-    alpha: tuple[float, float, float]
-    mode: str
-    use_au_branch: bool
     num_classes: int
     dataset: str
     dataset_kw: dict
@@ -150,9 +146,6 @@ def _flat_override(key: str, value) -> str:
         if len(parts) != 3:
             raise ValueError(f"run-config alpha must be three comma-separated numbers, got {value!r}")
         value = "(" + ", ".join(repr(a) for a in parts) + ")"
-    elif key == "dataset-kw":
-        kw = json.loads(value) if isinstance(value, str) and value.strip() else dict(value or {})
-        value = repr(kw)
     elif isinstance(value, bool):
         value = "true" if value else "false"
     return f"{target}={value}"
@@ -200,12 +193,8 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
         rounds=settings.rounds,
         seed=int(cfg["seed"]),
         split=str(cfg["split"]),
-        hparams={"mu": float(conf.fl.mu), "theta": float(conf.fl.theta)},
         settings=settings,
         config=conf,
-        alpha=settings.train.alpha,
-        mode=str(conf.fl.mode),
-        use_au_branch=bool(conf.model.use_au_branch),
         num_classes=int(cfg["num-classes"]),
         dataset=str(conf.data.name),
         dataset_kw=kw.to_dict() if hasattr(kw, "to_dict") else dict(kw),
@@ -301,16 +290,10 @@ def _bool(v) -> bool:
 def build(spec: RunSpec):
     """(model, tx, algorithm) of a run: the simulator's constructors, from the run's
     schema config."""
-    from fedpsyau_jax.federated.algorithms import make_algorithm
-    from fedpsyau_jax.federated.algorithms.frozen import freeze_au_branch
-    from fedpsyau_jax.federated.settings import build_model, build_optimizer
+    from fedpsyau_jax.federated.settings import build_algorithm, build_model, build_optimizer
 
     model = build_model(spec.config, spec.num_classes)
-    tx = build_optimizer(spec.config, spec.settings)
-    algorithm = make_algorithm(spec.algorithm, **spec.hparams)
-    if bool(spec.config.fl.get("freeze_au_branch", False)):
-        algorithm = freeze_au_branch(algorithm)
-    return model, tx, algorithm
+    return model, build_optimizer(spec.config, spec.settings), build_algorithm(spec.config, spec.algorithm)
 
 
 def build_local_trainer(spec: RunSpec, model, tx, mesh=None):

@@ -242,7 +242,6 @@ def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=
     """The site of ``node_config`` (or of explicitly given own ``samples``)."""
     from fedpsyau_jax.federated.flower.settings import build_local_trainer
     from fedpsyau_jax.federated.runner import plan_rows
-    from fedpsyau_jax.network.priors import beta_schedule
     from fedpsyau_jax.training.batching import device_data
 
     if samples is None:
@@ -256,9 +255,7 @@ def make_site(node_config: Mapping[str, Any], spec: RunSpec, samples=None, name=
     rows = plan_rows(
         samples, [(name, np.arange(len(samples)))], [spec.seed], spec.split, spec.settings, client_ids=[partition_id]
     )
-    betas_all = beta_schedule(
-        spec.settings.train.beta_schedule, spec.settings.rounds * spec.settings.local_epochs, spec.settings.train.beta0
-    )
+    betas_all = spec.settings.train.betas()  # β of every global epoch (rounds·local_epochs)
     return Site(
         name=name,
         partition_id=int(partition_id),
