@@ -15,6 +15,7 @@ With ``fl.dp.enabled`` every communicating algorithm runs under client-level DP
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import time
@@ -135,7 +136,17 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     # compiled step (runner.round_lrs), as in centralised training.
     tx = build_optimizer(cfg, settings)
     trainer = build_trainer(cfg, model, tx, settings, mesh=client_mesh_of(cfg))
-    data = device_data(samples)
+    # what every chunk's run shares
+    run = functools.partial(
+        run_federation,
+        trainer=trainer,
+        model=model,
+        tx=tx,
+        samples=samples,
+        data=device_data(samples),
+        settings=settings,
+        progress=progress,
+    )
 
     results: dict[str, dict[str, list[dict]]] = {}
     missing: list[str] = []
@@ -153,22 +164,13 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                 if summarise_only:
                     missing.append(f"{split}/{algo_name}/seeds_{chunk[0]}-{chunk[-1]}")
                     continue
-                rows = plan_rows(samples, clients, chunk, split, settings)
-                desc = f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}"
-                res = run_federation(
-                    trainer=trainer,
+                communicates = algorithm.reduce is not None  # Local releases nothing: no DP (ε = 0)
+                res = run(
                     algorithm=algorithm,
-                    model=model,
-                    tx=tx,
-                    samples=samples,
-                    data=data,
-                    rows=rows,
-                    settings=settings,
-                    # Local releases nothing: DP leaves it as it is (ε = 0)
-                    dp=dp if algorithm.reduce is not None else None,
+                    rows=plan_rows(samples, clients, chunk, split, settings),
+                    dp=dp if communicates else None,
                     workdir=cdir,
-                    progress=progress,
-                    desc=desc + (" (DP)" if dp is not None and algorithm.reduce is not None else ""),
+                    desc=f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}" + (" (DP)" if dp and communicates else ""),
                 )
                 res["split"] = split
                 write_json_atomic(done, res)

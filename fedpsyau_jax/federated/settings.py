@@ -17,6 +17,7 @@ the same way from the same config.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from fedpsyau_jax.config_loading import ConfigError
 from fedpsyau_jax.training.run_inputs import build_model
@@ -77,39 +78,18 @@ class FLSettings:
             )
 
 
-def fl_settings(
-    *,
-    rounds: int = 2,
-    local_epochs: int = 1,
-    prior: str = "client_train",
-    fallback_prior: str = "reference_dfme",
-    train_fraction: float = 0.7,
-    checkpoint_every: int = 1,
-    reset_optimizer: bool = False,
-    eval_every_round: bool = False,
-    oversample: bool = True,
-    weighted_ce: bool = False,
-    **train,
-) -> FLSettings:
-    """``FLSettings`` from flat keyword arguments: the federation's own, and any
-    ``TrainSettings`` field for the local training (``learning_rate`` defaults to 0:
-    the rate is inside the optimiser; ``oversample`` / ``weighted_ce`` set
-    ``class_balance``). For scripts and tests."""
-    train.setdefault("learning_rate", 0.0)
-    train.setdefault("batch_size", 8)
-    train.setdefault("eval_batch_size", 32)
-    train.setdefault("class_balance", "weighted_ce" if weighted_ce else ("oversample" if oversample else "none"))
-    return FLSettings(
-        rounds=rounds,
-        local_epochs=local_epochs,
-        train=TrainSettings(epochs=rounds * local_epochs, **train),
-        prior=prior,
-        fallback_prior=fallback_prior,
-        train_fraction=train_fraction,
-        checkpoint_every=checkpoint_every,
-        reset_optimizer=reset_optimizer,
-        eval_every_round=eval_every_round,
-    )
+def fl_settings(*, oversample: bool = True, weighted_ce: bool = False, **kw) -> FLSettings:
+    """``FLSettings`` from flat keyword arguments: its own fields (defaults as there) and
+    any ``TrainSettings`` field for the local training (``learning_rate`` defaults to 0:
+    the rate is inside the optimiser; batches of 8, evaluation batches of 32;
+    ``oversample`` / ``weighted_ce`` set ``class_balance``). For scripts and tests."""
+    own: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(FLSettings) if f.name != "train"}
+    own.update({k: kw.pop(k) for k in list(kw) if k in own})
+    kw.setdefault("learning_rate", 0.0)
+    kw.setdefault("batch_size", 8)
+    kw.setdefault("eval_batch_size", 32)
+    kw.setdefault("class_balance", "weighted_ce" if weighted_ce else ("oversample" if oversample else "none"))
+    return FLSettings(train=TrainSettings(epochs=own["rounds"] * own["local_epochs"], **kw), **own)
 
 
 def fl_settings_from_config(cfg) -> FLSettings:
