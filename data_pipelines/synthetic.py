@@ -269,6 +269,7 @@ def make_synthetic(
     seed: int = 0,
     noise: float = 0.3,
     au_label_fraction: float = 1.0,
+    num_sources: int = 1,
 ) -> MESamples:
     """A synthetic (not real) micro-expression dataset as ``MESamples``.
 
@@ -281,6 +282,9 @@ def make_synthetic(
         about 2 px. Also scales landmark detection jitter.
     au_label_fraction: share of subjects whose AU labels are kept; the others get
         ``au`` and ``au_mask`` all zero (like SMIC/DFME, which have no AU coding).
+    num_sources: subjects are dealt in turn to this many source datasets, named
+        synthetic_a, synthetic_b, ... (1: every sample's dataset is "synthetic"). Only
+        the ``dataset`` field depends on it (for cross-database protocols).
     """
     if num_subjects < 1 or samples_per_subject < 1:
         raise ValueError(
@@ -293,6 +297,8 @@ def make_synthetic(
         raise ValueError(f"noise must be a finite value >= 0, got {noise}")
     if not 0.0 <= au_label_fraction <= 1.0:
         raise ValueError(f"au_label_fraction must lie in [0, 1], got {au_label_fraction}")
+    if not 1 <= num_sources <= min(num_subjects, 26):
+        raise ValueError(f"num_sources must lie in 1..min(num_subjects, 26), got {num_sources}")
 
     rng = np.random.default_rng(seed)
     S, M = num_subjects, samples_per_subject
@@ -389,10 +395,17 @@ def make_synthetic(
         au_mask=au_mask,
         subject=subject,
         name=name,
-        dataset=np.array(["synthetic"] * n),
+        dataset=_source_names(sub_of, num_sources),
         class_names=class_names,
         meta=meta,
     )
+
+
+def _source_names(sub_of: np.ndarray, num_sources: int) -> np.ndarray:
+    """(n,) source dataset of every sample: subject s belongs to source s mod k."""
+    if num_sources == 1:
+        return np.array(["synthetic"] * len(sub_of))
+    return np.array([f"synthetic_{chr(ord('a') + int(s) % num_sources)}" for s in sub_of])
 
 
 def _subject_geometry(rng: np.random.Generator, S: int) -> np.ndarray:

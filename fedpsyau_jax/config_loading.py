@@ -245,6 +245,9 @@ def base_config() -> ml_collections.ConfigDict:
     data.root / cache_dir     release folder / sample cache (None = defaults)
     data.kwargs               extra ``load_dataset`` arguments
     data.only_au_labelled     keep only samples with AU labels (AU pre-training)
+    model.name                fedpsyau | ststnet | offapexnet | sssnet (the shallow
+                              flow networks the literature compares with, on the
+                              same 28×28 flow; no AU branch, no pre-training)
     model.use_au_branch       False = flow-stream-only baseline (paper Table 3, I)
     model.group_tokens        paper (Table 1, default) | reference (the reference code's
                               swapped G3/G4 token sets)
@@ -255,7 +258,9 @@ def base_config() -> ml_collections.ConfigDict:
     model.au_head_dropout     dropout of the two AU heads (paper 0.5)
     model.init_from           exported model whose AU-branch params initialise every
                               fold (AU pre-training, paper §5.1); None = random init
-    protocol.kind             loso | kfold | all | inner_val;  k, shuffle, split_seed for
+    protocol.kind             loso | kfold | all | inner_val | leave_dataset_out (one
+                              fold per source dataset, tested on it, trained on the
+                              others);  k, shuffle, split_seed for
                               kfold; inner_outer, val_fraction (and split_seed) for
                               inner_val (settings chosen on training subjects only)
     prior.source              fold_train (D from the fold's training AU labels) or a
@@ -300,6 +305,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.cache_dir = ml_collections.FieldReference(None, field_type=str)
     c.model = ml_collections.ConfigDict(
         dict(
+            name="fedpsyau",
             use_au_branch=True,
             group_tokens="paper",
             roi_source="flow128",

@@ -58,6 +58,7 @@ PROTOCOL_WORDS = {
     "loso": "leave-one-subject-out (each subject tested by a model that never saw them)",
     "kfold": "subject-independent k-fold (no subject in both training and test of a fold)",
     "all": "trained on all samples, no held-out test subjects",
+    "leave_dataset_out": "leave one source dataset out (each dataset tested by a model trained on the others only)",
 }
 
 
@@ -139,7 +140,7 @@ def _one_line(card: dict) -> str:
         else "accuracy not measured (no held-out subjects)"
     )
     return (
-        f"FED-PsyAU, {len(d['class_names'])} classes ({'/'.join(d['class_names'])}), trained on "
+        f"{card['model'].split(' (')[0]}, {len(d['class_names'])} classes ({'/'.join(d['class_names'])}), trained on "
         f"{names}: {d['samples']} samples of {d['subjects']} subjects, {card['fixed_epochs']} epochs; "
         f"{score}; fedpsyau-jax {card['software']['fedpsyau_jax']}, config {card['software']['config_hash']}. "
         f"Research use; not lie detection."
@@ -155,9 +156,11 @@ def build_model_card(summary: dict, cfg_dict: dict, samples) -> dict:
     """
     import jax
 
+    from fedpsyau_jax.network.baselines import display_name
+
     kind = str(cfg_dict.get("protocol", {}).get("kind", summary.get("protocol", "")))
     card: dict[str, Any] = {
-        "model": "FED-PsyAU (Li, Qian, Zhao, Wang, ICCV 2025), fedpsyau-jax implementation",
+        "model": f"{display_name(cfg_dict.get('model', {}))}, fedpsyau-jax implementation",
         "training_data": {"config_dataset": str(cfg_dict.get("data", {}).get("name", "")), **_training_data(samples)},
         "protocol": {
             "kind": kind,
@@ -177,7 +180,8 @@ def build_model_card(summary: dict, cfg_dict: dict, samples) -> dict:
         "au_detection": _au_detection(summary),
         "software": {"fedpsyau_jax": package_version(), "jax": jax.__version__, "config_hash": config_hash(cfg_dict)},
         "intended_use": INTENDED_USE,
-        "limits": list(LIMITS) + ([SYNTHETIC_LIMIT] if "synthetic" in map(str, samples.dataset) else []),
+        "limits": list(LIMITS)
+        + ([SYNTHETIC_LIMIT] if any(str(d).startswith("synthetic") for d in np.unique(samples.dataset)) else []),
     }
     card["summary"] = _one_line(card)
     return card

@@ -194,3 +194,19 @@ def test_reset_optimizer_in_the_deployment_equals_the_simulator(tmp_path):
             np.testing.assert_allclose(res["sites"][name]["train"][rnd + 1]["train-loss"],
                                        sim["loss_per_round"][rnd][k], rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(res["sites"][name]["deployed"]["uf1"], sim["deployed"][k]["uf1"], atol=1e-4)
+
+
+def test_a_baseline_network_federates_in_flower_as_in_the_simulator():
+    """A baseline (model.name) goes through the same Flower handlers and matches the
+    simulator; FedRep keeps its last Dense layer (``<name>/classifier``) at home."""
+    run_config = dict(RUN, algorithm="fedrep", **{"config-overrides": "model.name=ststnet"})
+    sim = run_simulator(run_config)
+    strat, replies, _ = run_flower_in_process(run_config)
+    res = strat.results()
+    for k, name in enumerate(sim["clients"]):
+        np.testing.assert_allclose(res["sites"][name]["train"][2]["train-loss"], sim["loss_per_round"][1][k],
+                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(res["sites"][name]["personal"]["uf1"], sim["personal"][k]["uf1"], atol=1e-4)
+    names = list(replies[0][0].content["arrays"].keys())
+    assert any(n.startswith("params/ststnet/conv1") for n in names)
+    assert not any("classifier" in n for n in names)

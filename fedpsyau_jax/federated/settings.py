@@ -128,8 +128,13 @@ def build_optimizer(cfg, settings: FLSettings):
     if bool(cfg.fl.get("freeze_au_branch", False)):
         from fedpsyau_jax.federated.algorithms.frozen import frozen_optimizer
 
-        if not bool(cfg.model.use_au_branch):
-            raise ConfigError("fl.freeze_au_branch=true needs model.use_au_branch=true")
+        from fedpsyau_jax.network.model import has_au_branch
+
+        if not has_au_branch(cfg.model):
+            raise ConfigError(
+                "fl.freeze_au_branch=true needs FED-PsyAU with its AU branch "
+                "(model.name=fedpsyau, model.use_au_branch=true)"
+            )
         tx = frozen_optimizer(tx)
     return tx
 

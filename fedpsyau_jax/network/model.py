@@ -23,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS, NUM_AUS
+from fedpsyau_jax.network.baselines import ARCHITECTURES, BASELINES
 from fedpsyau_jax.network.gat import DPKGAT, PriorGraph
 from fedpsyau_jax.network.hash_dropout import HashDropout
+from fedpsyau_jax.network.masked_batch_norm import masked_batch_norm
 from fedpsyau_jax.core.keypoints import NUM_KEYPOINTS
 from fedpsyau_jax.network.max_pool import max_pool_3x3_same, max_pool_non_overlapping
 from fedpsyau_jax.network.priors import A_GLOB, A_LOW, A_UP, LOWER, UPPER, reference_prior
@@ -33,27 +35,6 @@ from fedpsyau_jax.network.roi_patches import PATCH, cut_patches_batch
 TOKEN_DIM = PATCH * PATCH * 3  # 75
 ROI_SOURCES = ("flow128", "flow28")
 AU_NODE_NORMS = ("l2", "none")
-
-# PyTorch's BatchNorm momentum 0.1 is Flax's 0.9 (weight of the running average).
-_BN = dict(momentum=0.9, epsilon=1e-5)
-
-
-def _bn(train: bool, name: str | None = None) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, name=name, **_BN)
-
-
-def _bn_mask(mask, x):
-    """Example mask (B,) -> broadcastable to x (B, ...) for BatchNorm, or None.
-
-    A batch with no real example (the padding steps of a shorter fold or client) would
-    give BatchNorm an empty mean, NaN; such a step is a no-op anyway (the train step
-    keeps the old state), so it takes statistics over the whole (padding) batch and
-    stays finite instead."""
-    if mask is None:
-        return None
-    m = mask > 0
-    m = m | ~jnp.any(m)
-    return m.reshape(mask.shape[:1] + (1,) * (x.ndim - 1))
 
 
 class ConvBNReLU(nn.Module):
@@ -66,7 +47,7 @@ class ConvBNReLU(nn.Module):
         # there has an identically zero gradient (Adam would random-walk it on
         # rounding noise) and no effect on the output.
         x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME", use_bias=False)(x)
-        return nn.relu(_bn(train)(x, mask=_bn_mask(mask, x) if train else None))
+        return nn.relu(masked_batch_norm(x, train, mask))
 
 
 class LFE(nn.Module):
@@ -258,6 +239,9 @@ class FedPsyAU(nn.Module):
         (see ``GroupAFE``).
       gat_dropout, au_head_dropout: dropout rates inside each DPK-GAT module (before
         both of its layers) and in the two AU heads; 0.5 in the paper.
+      architecture: "fedpsyau" (this network) or a baseline of ``baselines.BASELINES``
+        (config ``model.name``): the baseline then reads ``flow28`` alone, has no AU
+        branch (``use_au_branch`` is ignored) and returns (logits, None, None).
     """
 
     num_classes: int = 3
@@ -267,9 +251,12 @@ class FedPsyAU(nn.Module):
     au_node_norm: str = "l2"
     gat_dropout: float = 0.5
     au_head_dropout: float = 0.5
+    architecture: str = "fedpsyau"
 
     @nn.compact
     def __call__(self, batch, beta, train: bool = False):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"model name {self.architecture!r}: choose from {', '.join(ARCHITECTURES)}")
         if self.group_tokens not in GROUP_TOKEN_SETS:
             raise ValueError(f"group_tokens {self.group_tokens!r}: choose from {', '.join(GROUP_TOKEN_SETS)}")
         if self.roi_source not in ROI_SOURCES:
@@ -284,6 +271,9 @@ class FedPsyAU(nn.Module):
         d = self.variable("priors", "D", lambda: jnp.asarray(reference_prior())).value
         beta = jnp.asarray(beta, jnp.float32)
 
+        if self.architecture in BASELINES:
+            net = BASELINES[self.architecture](self.num_classes, name=self.architecture)
+            return net(flow28, train, mask), None, None
         if not self.use_au_branch:
             return FlowOnlyHead(self.num_classes, name="flow_only")(flow28, train, mask), None, None
 
@@ -340,6 +330,7 @@ MODEL_OPTIONS = {
     "au_node_norm": "l2",
     "gat_dropout": 0.5,
     "au_head_dropout": 0.5,
+    "architecture": "fedpsyau",  # config key model.name
 }
 
 
@@ -352,9 +343,19 @@ def model_options(section, defaults: dict | None = None) -> dict:
     out = {}
     for key, default in fallback.items():
         value = get(key, None)
+        if key == "architecture" and value is None:
+            value = get("name", None)  # a config section spells it model.name
         cast = float if isinstance(MODEL_OPTIONS[key], float) else str
         out[key] = cast(default if value is None else value)
     return out
+
+
+def has_au_branch(section) -> bool:
+    """True when a config's ``model`` section (or a model's metadata) describes FED-PsyAU
+    with its AU branch: ``use_au_branch`` on and no baseline named."""
+    get = section.get if hasattr(section, "get") else (lambda k, d=None: getattr(section, k, d))
+    name = get("architecture", None) or get("name", None) or "fedpsyau"
+    return bool(get("use_au_branch", True)) and str(name) == "fedpsyau"
 
 
 def example_batch(batch_size: int = 2, seed: int = 0) -> dict[str, np.ndarray]:

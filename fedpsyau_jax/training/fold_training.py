@@ -330,6 +330,8 @@ OPTIONS_ADDED_LATER = {
     "au_calibration": "thresholds",
     "landmark_frame": "apex",  # data.kwargs of the MEGC2019 composite
     "eval_flip": False,
+    "name": "fedpsyau",  # model.name (the baselines came later); no other "name" takes this value
+    "architecture": "fedpsyau",
 }
 
 

@@ -218,3 +218,56 @@ def subject_bootstrap(y_true, y_pred, subjects, num_classes: int, n: int = 2000,
         "subjects": n_subjects,
         "paired": y_pred_b is not None,
     }
+
+
+# ------------------------------------------------------------------ several draws per arm
+def _uf1_uar_rows(y, preds, c) -> np.ndarray:
+    """(D, 2) UF1 and UAR of each row of ``preds`` (D, n) against ``y`` (n,)."""
+    return np.array([_uf1_uar(y, p, c) for p in preds])
+
+
+def draws_bootstrap(y_true, preds_a, subjects, num_classes: int, n: int = 2000, seed: int = 0, preds_b=None) -> dict:
+    """Mean pooled UF1/UAR over draws (seeds) of one arm, or the paired difference of
+    two arms' means, with a 95 % interval that accounts for both sources of variation:
+    each replicate resamples the SUBJECTS with replacement and, independently, the
+    DRAWS with replacement, then averages the scores of the resampled draws on the
+    resampled subjects (two-stage bootstrap).
+
+    preds_a, preds_b: (D, n) predictions of D draws on the same n samples. With
+      ``preds_b`` the two arms' draws are paired by row (the same seed: same inner
+      splits) and must have the same D; each replicate draws the same rows of both.
+    Returns uf1 / uar (point: mean over draws, or its difference), *_ci95, and
+    per_draw (D, 2) (each draw's own UF1, UAR, or difference), the spread of single
+    draws (sd, min, max of UF1) and, for a difference, the share of draws above 0.
+    """
+    y = np.asarray(y_true)
+    a = np.atleast_2d(np.asarray(preds_a))
+    b = None if preds_b is None else np.atleast_2d(np.asarray(preds_b))
+    if b is not None and b.shape != a.shape:
+        raise ValueError(f"paired draws need equal shapes, got {a.shape} and {b.shape}")
+
+    def per_draw(idx):
+        s = _uf1_uar_rows(y[idx], a[:, idx], num_classes)
+        return s if b is None else s - _uf1_uar_rows(y[idx], b[:, idx], num_classes)
+
+    full = per_draw(np.arange(len(y)))
+    n_subjects, resamples = subject_resamples(subjects, n, seed)
+    rng = np.random.default_rng([seed, 1])
+    reps = np.array([per_draw(idx)[rng.integers(0, len(a), len(a))].mean(0) for idx in resamples])
+    out = {
+        "uf1": float(full[:, 0].mean()),
+        "uf1_ci95": _ci95(reps[:, 0]),
+        "uar": float(full[:, 1].mean()),
+        "uar_ci95": _ci95(reps[:, 1]),
+        "draws": int(len(a)),
+        "per_draw": full.tolist(),
+        "uf1_sd": float(full[:, 0].std(ddof=1)) if len(a) > 1 else 0.0,
+        "uf1_min": float(full[:, 0].min()),
+        "uf1_max": float(full[:, 0].max()),
+        "replicates": n,
+        "subjects": n_subjects,
+        "paired": b is not None,
+    }
+    if b is not None:
+        out["share_above_zero"] = float((full[:, 0] > 0).mean())
+    return out

@@ -59,11 +59,13 @@ def check_names(cfg) -> None:
         if int(k) < 2:
             raise UserError(f"protocol.k {k}: k-fold needs k >= 2")
     from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS
+    from fedpsyau_jax.network.baselines import ARCHITECTURES
     from fedpsyau_jax.network.model import AU_NODE_NORMS, ROI_SOURCES
     from fedpsyau_jax.training.settings import CLASS_BALANCE, LR_SCHEDULES
     from fedpsyau_jax.training.losses import AU_NORMS, AU_POS_WEIGHTS
 
     for key, choices in (
+        ("model.name", ARCHITECTURES),
         ("model.group_tokens", tuple(GROUP_TOKEN_SETS)),
         ("model.roi_source", ROI_SOURCES),
         ("model.au_node_norm", AU_NODE_NORMS),
@@ -101,8 +103,10 @@ def check_names(cfg) -> None:
     calibration = str(pretrain.get("au_calibration", "thresholds")) if pretrain is not None else "thresholds"
     if calibration not in AU_CALIBRATIONS:
         raise unknown_name("pretrain.au_calibration", calibration, AU_CALIBRATIONS)
+    from fedpsyau_jax.network.model import has_au_branch
+
     # (without the AU branch there is nothing to calibrate and the option does nothing)
-    if calibration == "platt" and bool(cfg.model.use_au_branch) and not int(pretrain.get("epochs", 0) or 0) > 0:
+    if calibration == "platt" and has_au_branch(cfg.model) and not int(pretrain.get("epochs", 0) or 0) > 0:
         raise UserError(
             "pretrain.au_calibration platt calibrates the AU heads on stage 1's held-out subjects: "
             "it needs AU pre-training (pretrain.epochs > 0)"

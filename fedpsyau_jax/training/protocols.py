@@ -8,6 +8,10 @@ test sample indices, subject-disjoint). ``make_folds`` is the single entry point
               dealt into k groups (DFME: k=10, shuffle, seed 1)
     all       one "fold" that trains on every sample and tests on none (used for the
               exported ``final_model`` and for AU pre-training)
+    leave_dataset_out
+              one fold per source dataset (sorted by name): train on every other
+              source dataset, test on all of this one's subjects — a new database,
+              camera and population, never seen in training (composite data only)
     inner_val validation folds for choosing settings WITHOUT touching test subjects:
               ``inner_outer`` outer LOSO folds (drawn with ``split_seed``) each drop
               their test subject entirely and split the remaining (training) subjects
@@ -30,7 +34,7 @@ import numpy as np
 from fedpsyau_jax.training.metrics import classification_scores
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, cooccurrence_prior
 
-PROTOCOLS = ("loso", "kfold", "all", "inner_val")
+PROTOCOLS = ("loso", "kfold", "all", "inner_val", "leave_dataset_out")
 PRIOR_SOURCES = ("fold_train", *PRIOR_PRESETS)
 
 
@@ -78,6 +82,29 @@ def kfold_subject_folds(subjects, k: int, shuffle: bool = True, seed: int = 1) -
     for i, group in enumerate(np.array_split(uniq, k)):
         in_test = np.isin(subjects, group)
         folds.append(Fold(i, f"fold{i:02d}", all_idx[~in_test], all_idx[in_test], tuple(str(g) for g in sorted(group))))
+    return folds
+
+
+def leave_dataset_out_folds(subjects, datasets) -> list[Fold]:
+    """One fold per source dataset (sorted): test on all of its samples, train on every
+    other dataset's. Subjects are matched by id, so a subject id found in two datasets
+    is refused rather than silently split between train and test."""
+    subjects = np.asarray(subjects).astype(str)
+    if datasets is None:
+        raise ValueError("leave_dataset_out needs each sample's source dataset")
+    datasets = np.asarray(datasets).astype(str)
+    names = sorted(np.unique(datasets))
+    if len(names) < 2:
+        raise ValueError(f"leave_dataset_out needs at least 2 source datasets, found {', '.join(map(str, names))}")
+    for s in np.unique(subjects):
+        ds = np.unique(datasets[subjects == s])
+        if len(ds) > 1:
+            raise ValueError(f"leave_dataset_out: subject {str(s)!r} occurs in several datasets ({', '.join(ds)})")
+    all_idx = np.arange(len(subjects))
+    folds = []
+    for i, d in enumerate(names):
+        test = all_idx[datasets == d]
+        folds.append(Fold(i, str(d), all_idx[datasets != d], test, tuple(sorted(np.unique(subjects[test])))))
     return folds
 
 
@@ -129,6 +156,8 @@ def make_folds(
 ) -> list[Fold]:
     if protocol == "loso":
         return loso_folds(subjects)
+    if protocol == "leave_dataset_out":
+        return leave_dataset_out_folds(subjects, datasets)
     if protocol == "inner_val":
         return inner_validation_folds(subjects, datasets, inner_outer, val_fraction, split_seed)
     if protocol == "kfold":

@@ -43,6 +43,7 @@ from fedpsyau_jax.core.atomic_files import write_json_atomic
 from fedpsyau_jax.core.errors import InputFileError
 from fedpsyau_jax.core.au_groups import AU_ORDER
 from fedpsyau_jax.core.sample_arrays import MESamples
+from fedpsyau_jax.network.baselines import display_name
 from fedpsyau_jax.training import protocols
 from fedpsyau_jax.training.au_alignment import aligned_detectors
 from fedpsyau_jax.training.exported_model import FINAL_MODEL
@@ -326,6 +327,10 @@ def runs_markdown(
         summ = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
         b = subject_bootstrap(samples.label[idx], preds, samples.subject[idx], samples.num_classes, n=replicates)
         out.append(f"### {run.name}\n")
+        out.append(
+            f"- {display_name(cfg.model)}; protocol {cfg.protocol.kind} ({len(folds)} tested folds); "
+            f"{int(cfg.train.epochs)} epochs; seed {int(cfg.seed)}"
+        )
         out.append(
             f"- pooled UF1 {fmt_ci(b, 'uf1')}, UAR {fmt_ci(b, 'uar')} "
             f"(95 % intervals: {b['replicates']} bootstrap resamples of the {b['subjects']} subjects)"

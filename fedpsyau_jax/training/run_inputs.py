@@ -10,7 +10,7 @@ import numpy as np
 
 from fedpsyau_jax.config_loading import ConfigError
 from fedpsyau_jax.core.sample_arrays import MESamples
-from fedpsyau_jax.network.model import FedPsyAU, model_options
+from fedpsyau_jax.network.model import FedPsyAU, has_au_branch, model_options
 from fedpsyau_jax.training import protocols
 from fedpsyau_jax.training.settings import TrainSettings, settings_from_config
 
@@ -52,15 +52,16 @@ def load_samples(cfg) -> MESamples:
 
 def build_model(cfg, num_classes: int) -> FedPsyAU:
     """The network of ``cfg.model`` for ``num_classes`` classes (centralised and
-    federated training alike)."""
+    federated training alike): FED-PsyAU, its flow-only twin, or a baseline
+    (``model.name``)."""
     m = cfg.model
-    return FedPsyAU(num_classes=int(num_classes), use_au_branch=bool(m.use_au_branch), **model_options(m))
+    return FedPsyAU(num_classes=int(num_classes), use_au_branch=has_au_branch(m), **model_options(m))
 
 
 def pretrain_epochs(cfg) -> int:
     """Epochs of stage 1 (AU pre-training); 0 where the config has none or no AU branch."""
     p = cfg.get("pretrain")
-    return int(p.get("epochs", 0)) if p is not None and bool(cfg.model.use_au_branch) else 0
+    return int(p.get("epochs", 0)) if p is not None and has_au_branch(cfg.model) else 0
 
 
 def run_setup(cfg, cfg_dict: dict) -> tuple[TrainSettings, MESamples, FedPsyAU, list, dict]:
@@ -75,7 +76,7 @@ def run_setup(cfg, cfg_dict: dict) -> tuple[TrainSettings, MESamples, FedPsyAU, 
     model_meta = {
         "num_classes": samples.num_classes,
         "class_names": list(samples.class_names),
-        "use_au_branch": bool(cfg.model.use_au_branch),
+        "use_au_branch": has_au_branch(cfg.model),
         **model_options(cfg.model),
         "config": cfg_dict,
     }

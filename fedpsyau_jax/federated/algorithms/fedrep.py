@@ -1,8 +1,9 @@
 """FedRep-style: shared body averaged (FedAvg), personal heads kept local.
 
 "Head" = the parameters that map features to outputs: the emotion classifier
-(``dsi/classifier``, or ``flow_only/classifier`` for the flow-only model) and both AU
-heads (``au_head_afe``, ``au_head_gat``). Everything else — LFE, SSE, GSE/AFE, the
+(``dsi/classifier``, ``flow_only/classifier`` for the flow-only model, or
+``<baseline>/classifier`` for a baseline's last Dense layer) and both AU heads
+(``au_head_afe``, ``au_head_gat``). Everything else — LFE, SSE, GSE/AFE, the
 GATs, the Inception streams and ``flow_dense`` — is the shared representation. BN
 statistics all belong to the body (the heads have none) and are averaged with it.
 Body and head are trained jointly in each local epoch (FedPer-like), not in
@@ -15,12 +16,14 @@ import jax
 
 from fedpsyau_jax.federated.aggregation import fedavg_params
 from fedpsyau_jax.federated.algorithms.base import Algorithm, ServerMessage
+from fedpsyau_jax.network.baselines import BASELINES
 
 HEAD_PATHS: tuple[tuple[str, ...], ...] = (
     ("au_head_afe",),
     ("au_head_gat",),
     ("dsi", "classifier"),
     ("flow_only", "classifier"),
+    *((name, "classifier") for name in BASELINES),
 )
 
 

@@ -1,0 +1,87 @@
+"""Train every arm of the cross-database study for a range of seeds (draws), resumably.
+
+    python experiments/cross_database/run_draws.py --draws 10
+    python experiments/cross_database/run_draws.py --draws 10 --arms full,flow
+
+Each (arm, seed) trains in ``runs/cross_database/<arm>_s<seed>`` with
+``fedpsyau train`` and, once finished, its config, log, summary and every fold's test
+predictions are copied to ``experiments/cross_database/runs/<arm>_s<seed>`` (models are
+not copied: they are trained on the licensed composite). A draw already copied is
+skipped, a draw interrupted resumes from its checkpoints. Draws are interleaved over the
+arms (seed 0 of every arm, then seed 1, ...) so an interrupted study stays balanced.
+
+The arms (all on ``protocol.kind=leave_dataset_out``, settings fixed before any run):
+    full        configs/megc2019_cross_database.py (FED-PsyAU, stage 1 in every fold)
+    flow        the same with model.use_au_branch=false (flow-stream-only twin)
+    ststnet, offapexnet, sssnet
+                configs/megc2019_baseline_loso.py (each network's published recipe)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent / "runs"
+XDB = "configs/megc2019_cross_database.py"
+BASE = "configs/megc2019_baseline_loso.py"
+LDO = "--config.protocol.kind=leave_dataset_out"
+ARMS = {
+    "full": [f"--config={XDB}"],
+    "flow": [f"--config={XDB}", "--config.model.use_au_branch=false"],
+    "ststnet": [f"--config={BASE}", LDO, "--config.model.name=ststnet"],
+    "offapexnet": [f"--config={BASE}", LDO, "--config.model.name=offapexnet"],
+    "sssnet": [f"--config={BASE}", LDO, "--config.model.name=sssnet"],
+}
+KEEP = ("config.json", "summary.json", "metrics.jsonl")
+
+
+def copy_results(src: Path, dst: Path) -> None:
+    """The committable part of a finished run, written to a temporary folder first and
+    renamed, so ``dst`` exists only when complete."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in KEEP:
+        shutil.copy2(src / name, tmp / name)
+    for pred in sorted(src.glob("folds/*/predictions.npz")):
+        (tmp / pred.parent.relative_to(src)).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(pred, tmp / pred.relative_to(src))
+    tmp.rename(dst)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--draws", type=int, default=10, help="seeds 0 .. draws-1")
+    p.add_argument("--first", type=int, default=0, help="first seed")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
+    p.add_argument("--workroot", type=Path, default=ROOT / "runs" / "cross_database")
+    args = p.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        p.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+    fedpsyau = [sys.executable, "-m", "fedpsyau_jax.cli"]
+    for seed in range(args.first, args.first + args.draws):
+        for arm in arms:
+            name = f"{arm}_s{seed}"
+            dst = OUT / name
+            if (dst / "summary.json").is_file():
+                continue
+            work = args.workroot / name
+            t0 = time.time()
+            cmd = fedpsyau + ["train", *ARMS[arm], f"--config.seed={seed}", f"--workdir={work}", "--no-progress"]
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[3:])}", flush=True)
+            subprocess.run(cmd, cwd=ROOT, check=True)
+            copy_results(work, dst)
+            print(f"[{time.strftime('%H:%M:%S')}] {name} done in {time.time() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
