@@ -30,6 +30,13 @@ Every setting was fixed before any federated run, nothing chosen on a client's t
   the reference's fresh AdamW every round re-runs bias correction.
 - evaluation: the deployed and the personal model after the last round; the per-round
   test UF1 is recorded for the convergence figure only.
+- the AU branch that learns, as in the centralised recipe: no dropout in the GATs and AU
+  heads, the AU BCE's positive term weighted n⁻/n⁺ by each client's own AU labels, and
+  test outputs averaged over the sample and its mirror image. The deployed models' AU
+  heads are scored on each client's test split (``deployed_au`` in result.json).
+  Stage 1 (AU pre-training) does not run in federation yet. The committed results
+  before this fix: --config.model.gat_dropout=0.5 --config.model.au_head_dropout=0.5
+  --config.train.au_pos_weight=none --config.train.eval_flip=false
 """
 from pathlib import Path
 
@@ -40,7 +47,9 @@ from fedpsyau_jax.federated.config_defaults import base_config
 
 #: The centralised recipe's keys carried over to every client's local training.
 RECIPE_KEYS = ("lr_schedule", "warmup_epochs", "min_lr_ratio", "weight_decay", "decay_kernels_only",
-               "class_balance", "hflip", "au_norm")
+               "class_balance", "hflip", "au_norm", "au_pos_weight", "eval_flip")
+#: The centralised recipe's network options (the AU branch that learns: no dropout on its path).
+MODEL_KEYS = ("roi_source", "group_tokens", "gat_dropout", "au_head_dropout")
 
 
 def central_config() -> ml_collections.ConfigDict:
@@ -54,8 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
     # landmarks in the flows' frame (SAMM's flows and apex crops differ)
     c.data.kwargs.landmark_frame = "flow"
     central = central_config()
-    c.model.roi_source = central.model.roi_source
-    c.model.group_tokens = central.model.group_tokens
+    for key in MODEL_KEYS:
+        c.model[key] = central.model[key]
     c.train.learning_rate = central.train.learning_rate
     for key in RECIPE_KEYS:
         c.train[key] = central.train[key]

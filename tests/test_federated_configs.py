@@ -115,6 +115,9 @@ def test_recipe_config_carries_the_centralised_recipe_into_local_training():
     assert s.learning_rate == central.train.learning_rate and s.lr_schedule == central.train.lr_schedule
     assert s.weighted_ce and not s.oversample and s.hflip == central.train.hflip
     assert s.au_norm == central.train.au_norm and cfg.model.roi_source == central.model.roi_source
+    # the AU branch that learns: no dropout on its path, balanced AU BCE, mirror averaging
+    assert (cfg.model.gat_dropout, cfg.model.au_head_dropout) == (0.0, 0.0)
+    assert s.au_pos_weight == central.train.au_pos_weight == "balanced" and s.eval_flip is True
     # (6 seeds: the fewest at which the exact two-sided Wilcoxon p can fall below 0.05)
     assert len(cfg.protocol.seeds) >= 6 and tuple(cfg.protocol.splits) == ("random", "subject")
     bad = load_config(ROOT / "configs/fl_megc2019_recipe.py", ["train.class_balance=both"])

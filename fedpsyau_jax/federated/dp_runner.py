@@ -55,6 +55,7 @@ from fedpsyau_jax.federated.runner import (
     reset_optimizer_states,
     round_inputs,
     round_lrs,
+    row_au_weights,
     row_class_weights,
 )
 from fedpsyau_jax.federated.server_round import make_init
@@ -174,7 +175,18 @@ class DPRounds:
     keeps_curve = False  # the deployed models exist only at the end (start points of all rows)
 
     def __init__(
-        self, trainer, algorithm, model, tx, rows: RowPlan, settings: FLSettings, data, labels, num_classes, dp
+        self,
+        trainer,
+        algorithm,
+        model,
+        tx,
+        rows: RowPlan,
+        settings: FLSettings,
+        data,
+        labels,
+        num_classes,
+        dp,
+        samples=None,
     ):
         if algorithm.reduce is None:
             raise PrivacyError(
@@ -214,6 +226,7 @@ class DPRounds:
         self.p_prev = np.zeros(n_rows, np.float32)
         self._record: dict[str, list] = {"epsilon": [], "clip_fraction": [], "participants": [], "seconds": []}
         self.class_w = row_class_weights(rows, labels, num_classes, settings)
+        self.au_w = row_au_weights(rows, samples, settings) if samples is not None else None
         self.start_points = _start_points(algorithm)
         self.step_of_rows = _step_of_rows(algorithm, num_groups)
         self.noise_key = jax.random.key(20_000 + rows.seeds[0])
@@ -282,6 +295,7 @@ class DPRounds:
             betas,
             None if lrs is None else place(lrs[sub]),
             None if self.class_w is None else place(self.class_w[sub]),
+            None if self.au_w is None else place(self.au_w[sub]),
         )
         self.st_sub = trained if self.mesh is None else jax.device_put(trained, jax.devices()[0])
         self.states = _put(self.states, sel, self.st_sub)

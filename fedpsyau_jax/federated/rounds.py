@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from fedpsyau_jax.federated.algorithms.base import Algorithm
 from fedpsyau_jax.federated.dp_runner import DPRounds
 from fedpsyau_jax.federated.local_training import LocalTrainer
-from fedpsyau_jax.federated.runner import PlainRounds, RowPlan, _scores
+from fedpsyau_jax.federated.runner import PlainRounds, RowPlan, _scores, au_scores
 from fedpsyau_jax.federated.settings import FLSettings
 from fedpsyau_jax.training.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
 
@@ -60,7 +60,9 @@ def run_federation(
     """
     labels = np.asarray(samples.label)
     cls = PlainRounds if dp is None else DPRounds
-    server = cls(trainer, algorithm, model, tx, rows, settings, data, labels, samples.num_classes, dp=dp)
+    server = cls(
+        trainer, algorithm, model, tx, rows, settings, data, labels, samples.num_classes, dp=dp, samples=samples
+    )
     betas_all = settings.train.betas()  # β of every global epoch (rounds·local_epochs)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)
     curve = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)  # eval_every_round
@@ -115,6 +117,7 @@ def run_federation(
                 tree["curve"] = curve
             save_round(ckpt_dir, rnd, tree, meta, by_part)
     bar.close()
+    au_deployed = server.evaluate_au_deployed(betas_all[-1]) if hasattr(server, "evaluate_au_deployed") else None
     deployed = server.evaluate_deployed_final(betas_all[-1])
     if personal is None:  # resumed after the last round's training (cannot happen
         personal = deployed  # with the save rule above; kept for safety)
@@ -129,6 +132,8 @@ def run_federation(
         "personal": _scores(rows, labels, personal, samples.num_classes),
         "train_seconds": time.perf_counter() - t0,
     }
+    if au_deployed is not None:  # AU heads of the deployed models on each client's test split
+        result["deployed_au"] = {h: au_scores(rows, samples, p) for h, p in zip(("gat", "afe"), au_deployed)}
     if settings.eval_every_round and server.keeps_curve:
         result["deployed_uf1_per_round"] = curve.tolist()  # (rounds, rows); plots only
     result.update(server.record())

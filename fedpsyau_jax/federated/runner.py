@@ -35,7 +35,8 @@ from fedpsyau_jax.federated.server_round import make_communicate, make_init
 from fedpsyau_jax.federated.settings import FLSettings
 from fedpsyau_jax.federated.splits import client_split
 from fedpsyau_jax.training.fold_training import class_weights
-from fedpsyau_jax.training.metrics import classification_scores
+from fedpsyau_jax.training.losses import au_pos_weights
+from fedpsyau_jax.training.metrics import au_detection_scores, classification_scores
 from fedpsyau_jax.training.sharding import padded_width, replicate, shard_rows
 from fedpsyau_jax.network.priors import PRIOR_PRESETS, cooccurrence_prior
 from fedpsyau_jax.training.train_state import create_train_state
@@ -156,6 +157,29 @@ def row_class_weights(rows: RowPlan, labels: np.ndarray, num_classes: int, setti
     return np.stack([class_weights(labels, tr, num_classes) for tr in rows.train_idx])
 
 
+def row_au_weights(rows: RowPlan, samples, settings: FLSettings):
+    """(C, 12) AU positive weights n⁻/n⁺ of each row's own training AU labels
+    (``train.au_pos_weight=balanced``), None when off."""
+    if settings.train.au_pos_weight != "balanced":
+        return None
+    au, au_mask = np.asarray(samples.au), np.asarray(samples.au_mask)
+    return np.stack([np.asarray(au_pos_weights(au[tr], au_mask[tr])) for tr in rows.train_idx]).astype(np.float32)
+
+
+def au_scores(rows: RowPlan, samples, au_prob: np.ndarray) -> list[dict]:
+    """Per row: AU detection of one head on the row's own test split (``au_prob``
+    (C, S, B, 12), padded like the eval plans): mean ROC AUC over the AUs with known
+    positives and negatives among the test samples, and how many AUs that is."""
+    au, au_mask = np.asarray(samples.au), np.asarray(samples.au_mask)
+    prob = np.asarray(au_prob).reshape(rows.num_rows, -1, 12)
+    out = []
+    for r, te in enumerate(rows.test_idx):
+        sc = au_detection_scores(au[te], au_mask[te], prob[r, : len(te)]) if len(te) else {}
+        aucs = [v for v in sc.get("auc_per_au", {}).values() if v == v]
+        out.append({"mean_auc": float(np.mean(aucs)) if aucs else float("nan"), "aus_scored": len(aucs)})
+    return out
+
+
 def eval_plans(rows: RowPlan, batch_size: int):
     steps = max(-(-len(t) // batch_size) for t in rows.test_idx)
     plans = [eval_plan(t, batch_size, num_steps=steps) for t in rows.test_idx]
@@ -224,7 +248,18 @@ class PlainRounds:
     keeps_curve = True  # eval_every_round: the deployed models' UF1 after every round
 
     def __init__(
-        self, trainer, algorithm, model, tx, rows: RowPlan, settings: FLSettings, data, labels, num_classes, dp=None
+        self,
+        trainer,
+        algorithm,
+        model,
+        tx,
+        rows: RowPlan,
+        settings: FLSettings,
+        data,
+        labels,
+        num_classes,
+        dp=None,
+        samples=None,
     ):
         self.trainer, self.algorithm, self.tx, self.rows, self.settings = trainer, algorithm, tx, rows, settings
         self.labels = labels
@@ -243,6 +278,8 @@ class PlainRounds:
         self.anchors = jax.tree.map(jnp.copy, self.states.params)
         class_w = row_class_weights(rows, labels, num_classes, settings)
         self.class_w = None if class_w is None else self.place(_pad_host(class_w, pad, 1.0))
+        au_w = row_au_weights(rows, samples, settings) if samples is not None else None
+        self.au_w = None if au_w is None else self.place(_pad_host(au_w, pad, 1.0))
 
     def checkpoint_tree(self) -> dict:
         """The states and anchors of the real rows (independent of the device count)."""
@@ -266,7 +303,7 @@ class PlainRounds:
         idx, mask = self.place(_pad_host(idx, pad)), self.place(_pad_host(mask, pad))
         lrs = None if lrs is None else self.place(_pad_host(lrs, pad))
         self.states, mean_loss, _ = self.trainer.train(
-            self.states, self.anchors, self.algorithm.mu, self.data, idx, mask, betas, lrs, self.class_w
+            self.states, self.anchors, self.algorithm.mu, self.data, idx, mask, betas, lrs, self.class_w, self.au_w
         )
         n_rows = self.rows.num_rows
         return Trained(np.arange(n_rows), np.asarray(mean_loss)[:n_rows])
@@ -288,6 +325,19 @@ class PlainRounds:
         return self.evaluate_trained(beta)
 
     evaluate_deployed_final = evaluate_deployed_now
+
+    def evaluate_au_deployed(self, beta):
+        """(gat, afe) AU probabilities (C, S, B, 12) of the deployed models on each
+        row's test split; None without an AU branch."""
+        if self.trainer.evaluate_au is None:
+            return None
+        ei, em = eval_plans(self.rows, self.settings.train.eval_batch_size)
+        pad = self.pad
+        gat, afe = self.trainer.evaluate_au(
+            self.states, self.data, self.place(_pad_host(ei, pad)), self.place(_pad_host(em, pad)), beta
+        )
+        n = self.rows.num_rows
+        return np.asarray(gat)[:n], np.asarray(afe)[:n]
 
     def postfix(self, losses: np.ndarray, trained: Trained) -> dict:
         return {"loss": f"{np.nanmean(losses):.3f}"}

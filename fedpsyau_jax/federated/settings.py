@@ -35,7 +35,7 @@ __all__ = [
 
 #: settings the federated trainer does not implement yet: a config that changes them
 #: from these values is refused rather than silently trained without them
-NOT_FEDERATED = {"au_pos_weight": "none", "eval_flip": False, "fold_rng": "per_fold"}
+NOT_FEDERATED = {"fold_rng": "per_fold"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +151,7 @@ def build_algorithm(cfg, name: str):
 
 def build_trainer(cfg, model, tx, settings: FLSettings, mesh=None):
     """The vmapped local trainer of every client (loss weights ``train.alpha``, flip,
-    AU-loss normalisation, ``fl.mode``)."""
+    AU-loss normalisation and positive weights, mirror averaging, ``fl.mode``)."""
     from fedpsyau_jax.federated.local_training import make_local_trainer
 
     return make_local_trainer(
@@ -161,5 +161,7 @@ def build_trainer(cfg, model, tx, settings: FLSettings, mesh=None):
         mode=str(cfg.fl.get("mode", "scan")),
         hflip=settings.train.hflip,
         au_norm=settings.train.au_norm,
+        au_pos_weight=settings.train.au_pos_weight == "balanced",
+        eval_flip=settings.train.eval_flip,
         mesh=mesh,
     )

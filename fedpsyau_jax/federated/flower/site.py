@@ -191,26 +191,36 @@ class Site:
 
     def train(self, state, anchors, rnd: int):
         """Local training of round ``rnd`` (0-based): (state, mean loss)."""
-        from fedpsyau_jax.federated.runner import round_inputs, round_lrs, row_class_weights
+        from fedpsyau_jax.federated.runner import round_inputs, round_lrs, row_au_weights, row_class_weights
 
         labels = np.asarray(self.samples.label)
         s = self.spec.settings
         idx, mask, betas = round_inputs(self.rows, labels, rnd, s, self.betas_all)
         lrs = round_lrs(s, rnd, mask, idx.shape[1] // s.local_epochs)  # None: rate in tx
         class_w = row_class_weights(self.rows, labels, self.samples.num_classes, s)
+        au_w = row_au_weights(self.rows, self.samples, s)
         state, mean_loss, _ = self.trainer.train(
-            state, anchors, self.algorithm.mu, self.data, idx, mask, betas, lrs, class_w
+            state, anchors, self.algorithm.mu, self.data, idx, mask, betas, lrs, class_w, au_w
         )
         return state, float(np.asarray(mean_loss)[0])
 
     def evaluate(self, state) -> dict:
-        """UF1 / UAR / accuracy on the site's own test split (the simulator's scores)."""
+        """UF1 / UAR / accuracy on the site's own test split (the simulator's scores);
+        with an AU branch also each AU head's mean ROC AUC there (``au-auc-gat``,
+        ``au-auc-afe``)."""
         from fedpsyau_jax.federated.runner import _scores, eval_plans
 
         ei, em = eval_plans(self.rows, self.spec.settings.train.eval_batch_size)
         pred = np.asarray(self.trainer.evaluate(state, self.data, ei, em, self.betas_all[-1])[0])
         sc = _scores(self.rows, np.asarray(self.samples.label), pred, self.samples.num_classes)[0]
-        return {k: float(sc[k]) for k in ("uf1", "uar", "accuracy")}
+        out = {k: float(sc[k]) for k in ("uf1", "uar", "accuracy")}
+        if self.trainer.evaluate_au is not None:  # the AU heads on the same test split
+            from fedpsyau_jax.federated.runner import au_scores
+
+            heads = self.trainer.evaluate_au(state, self.data, ei, em, self.betas_all[-1])
+            for h, p in zip(("gat", "afe"), heads):
+                out[f"au-auc-{h}"] = au_scores(self.rows, self.samples, np.asarray(p))[0]["mean_auc"]
+        return out
 
     def upload(self, state) -> dict:
         """What leaves the site: {"params", "batch_stats"} of the algorithm's upload
