@@ -4,7 +4,6 @@ The flow-stream-only FedPsyAU (``use_au_branch=False``) keeps compiles short; th
 machinery under test (stacked states, padded plans, masks, aggregation, checkpoints)
 is the same for the full network, which tests/test_federated_configs.py runs.
 """
-
 import os
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from fedpsyau_jax.network.model import FedPsyAU
 from fedpsyau_jax.training.train_state import make_train_step
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = fl_settings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8, oversample=False, checkpoint_every=1)
+SETTINGS = fl_settings(rounds=3, local_epochs=1, batch_size=4, eval_batch_size=8,
+                         oversample=False, checkpoint_every=1)
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +45,8 @@ def env():
     clients = partition_clients(samples, "equal_subjects", 3, seed=0)
     # unequal client sizes: drop samples from client 0 so its plan has padded steps
     clients[0] = (clients[0][0], clients[0][1][:5])
-    return {
-        "samples": samples,
-        "model": model,
-        "tx": tx,
-        "data": device_data(samples),
-        "clients": clients,
-        "trainer": make_local_trainer(model, tx, mode="step"),
-    }
+    return {"samples": samples, "model": model, "tx": tx, "data": device_data(samples),
+            "clients": clients, "trainer": make_local_trainer(model, tx, mode="step")}
 
 
 def _copy(tree):
@@ -68,92 +62,67 @@ def test_vmapped_clients_equal_separate_runs(env):
     rows = plan_rows(env["samples"], env["clients"], [0], "random", SETTINGS)
     states0 = init_row_states(env["model"], env["tx"], rows, env["trainer"])
     idx, mask, _ = round_plans(rows, env["samples"].label, 0, SETTINGS)
-    assert mask[0].sum() < mask[1].sum()  # client 0 is padded
+    assert mask[0].sum() < mask[1].sum()                      # client 0 is padded
     betas = np.full(idx.shape[1], 0.1, np.float32)
     tr = env["trainer"]
-    together, mean_loss, _ = tr.train(_copy(states0), _copy(states0.params), 0.05, env["data"], idx, mask, betas)
+    together, mean_loss, _ = tr.train(_copy(states0), _copy(states0.params), 0.05, env["data"],
+                                      idx, mask, betas)
     for c in range(3):
         one = take_clients(states0, [c])
-        alone, ml, _ = tr.train(
-            _copy(one), _copy(one.params), 0.05, env["data"], idx[c : c + 1], mask[c : c + 1], betas
-        )
+        alone, ml, _ = tr.train(_copy(one), _copy(one.params), 0.05, env["data"],
+                                idx[c:c + 1], mask[c:c + 1], betas)
         _close(take_clients(together, [c]).params, alone.params)
         _close(take_clients(together, [c]).batch_stats, alone.batch_stats)
         np.testing.assert_allclose(mean_loss[c], ml[0], rtol=1e-5)
     # clients really trained (and differently)
-    assert not np.allclose(
-        together.params["flow_only"]["classifier"]["kernel"][0], states0.params["flow_only"]["classifier"]["kernel"][0]
-    )
+    assert not np.allclose(together.params["flow_only"]["classifier"]["kernel"][0],
+                           states0.params["flow_only"]["classifier"]["kernel"][0])
 
 
 def test_fedavg_with_one_client_equals_local_training(env):
     one_client = [env["clients"][1]]
-    settings = fl_settings(
-        rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8, oversample=False, checkpoint_every=0
-    )
+    settings = fl_settings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
+                             oversample=False, checkpoint_every=0)
     rows = plan_rows(env["samples"], one_client, [3], "random", settings)
-    res = run_federation(
-        trainer=env["trainer"],
-        algorithm=make_algorithm("fedavg"),
-        model=env["model"],
-        tx=env["tx"],
-        samples=env["samples"],
-        data=env["data"],
-        rows=rows,
-        settings=settings,
-        progress=False,
-    )
+    res = run_federation(trainer=env["trainer"], algorithm=make_algorithm("fedavg"),
+                         model=env["model"], tx=env["tx"], samples=env["samples"], data=env["data"],
+                         rows=rows, settings=settings, progress=False)
     # the same plans run through a plain jitted train step, no federation machinery
     state = jax.tree.map(lambda x: x[0], init_row_states(env["model"], env["tx"], rows, env["trainer"]))
     step = jax.jit(make_train_step(env["model"], env["tx"]))
     from fedpsyau_jax.network.priors import beta_schedule
-
     betas = beta_schedule(settings.train.beta_schedule, 2, settings.train.beta0)
     losses = []
     for rnd in range(2):
         idx, mask, _ = round_plans(rows, env["samples"].label, rnd, settings)
         ls = []
         for t in range(idx.shape[1]):
-            state, m = step(
-                state, gather_batch(env["data"], jnp.asarray(idx[0, t]), jnp.asarray(mask[0, t])), betas[rnd]
-            )
+            state, m = step(state, gather_batch(env["data"], jnp.asarray(idx[0, t]), jnp.asarray(mask[0, t])),
+                            betas[rnd])
             if mask[0, t].sum():
                 ls.append(float(m["loss"]))
         losses.append(np.mean(ls))
     np.testing.assert_allclose(np.asarray(res["loss_per_round"])[:, 0], losses, rtol=1e-5)
-    ev = env["trainer"].evaluate(
-        jax.tree.map(lambda x: x[None], state),
-        env["data"],
-        *[np.asarray(a)[None] for a in _eval_plan(rows.test_idx[0])],
-        betas[-1],
-    )[0]
+    ev = env["trainer"].evaluate(jax.tree.map(lambda x: x[None], state), env["data"],
+                                 *[np.asarray(a)[None] for a in _eval_plan(rows.test_idx[0])],
+                                 betas[-1])[0]
     n = len(rows.test_idx[0])
     pred = np.asarray(ev).reshape(-1)[:n]
     from fedpsyau_jax.training.metrics import classification_scores
-
     assert res["deployed"][0]["uf1"] == pytest.approx(
-        classification_scores(env["samples"].label[rows.test_idx[0]], pred, 3)["uf1"]
-    )
+        classification_scores(env["samples"].label[rows.test_idx[0]], pred, 3)["uf1"])
 
 
 def _eval_plan(test_idx):
     from fedpsyau_jax.training.batching import eval_plan
-
     return eval_plan(test_idx, 8)
 
 
 def test_resume_mid_run_gives_same_result(env, tmp_path):
     rows = plan_rows(env["samples"], env["clients"], [0], "random", SETTINGS)
-    kw = dict(
-        algorithm=make_algorithm("pfedprox", mu=0.05, theta=0.9),
-        model=env["model"],
-        tx=env["tx"],
-        samples=env["samples"],
-        data=env["data"],
-        rows=rows,
-        settings=SETTINGS,
-        progress=False,
-    )
+    kw = dict(algorithm=make_algorithm("pfedprox", mu=0.05, theta=0.9), model=env["model"],
+              tx=env["tx"], samples=env["samples"], data=env["data"], rows=rows,
+              settings=SETTINGS, progress=False)
     full = run_federation(trainer=env["trainer"], **kw)
 
     calls = {"n": 0}
@@ -164,7 +133,7 @@ def test_resume_mid_run_gives_same_result(env, tmp_path):
 
     def train_then_die(*a):
         calls["n"] += 1
-        if calls["n"] == 3:  # die during round 3 (after round 2's checkpoint)
+        if calls["n"] == 3:                       # die during round 3 (after round 2's checkpoint)
             raise Interrupt
         return real.train(*a)
 
@@ -237,10 +206,10 @@ def _on_four_devices(code: str, marker: str) -> None:
     """Run ``code`` in a fresh interpreter with 4 host devices; it must print ``marker``."""
     # the suite's XLA flags (conftest: compile optimisation level) plus 4 host devices
     flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-    env_vars = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env_vars, capture_output=True, text=True, timeout=900
-    )
+    env_vars = dict(os.environ, XLA_FLAGS=flags,
+                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_vars,
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0 and marker in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
 
 
@@ -250,14 +219,13 @@ def test_fedavg_and_pfedprox_after_real_local_training_of_unequal_clients(env):
     client its own eq. 6 start point, different from the FedAvg mean, and keeps BN local."""
     from fedpsyau_jax.federated.aggregation import mixing_matrix
     from fedpsyau_jax.federated.server_round import make_communicate
-
     rows = plan_rows(env["samples"], env["clients"], [0], "random", SETTINGS)
     states0 = init_row_states(env["model"], env["tx"], rows, env["trainer"])
     idx, mask, _ = round_plans(rows, env["samples"].label, 0, SETTINGS)
     betas = np.full(idx.shape[1], 0.2, np.float32)
     trained, _, _ = env["trainer"].train(_copy(states0), _copy(states0.params), 0.0, env["data"], idx, mask, betas)
     n = np.asarray(rows.num_samples, np.float64)
-    assert len(set(n.tolist())) > 1  # really unequal sizes
+    assert len(set(n.tolist())) > 1                                   # really unequal sizes
     g = jnp.zeros(len(n), jnp.int32)
     host = lambda t: jax.tree.map(lambda x: np.asarray(x, np.float64), t)
     p_tr, bs_tr = host(trained.params), host(trained.batch_stats)
@@ -275,62 +243,43 @@ def test_fedavg_and_pfedprox_after_real_local_training_of_unequal_clients(env):
     fa = np.asarray(avg.params["flow_only"]["classifier"]["kernel"])
     assert np.abs(k[0] - k[1]).max() > 1e-6 and np.abs(k[0] - fa[0]).max() > 1e-6
     for a, b in zip(jax.tree.leaves(pf.batch_stats), jax.tree.leaves(trained.batch_stats)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # BN statistics stay local
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))      # BN statistics stay local
 
 
 def test_round_lrs_follow_one_schedule_over_the_whole_run():
     from fedpsyau_jax.federated.runner import round_lrs
-
-    s = fl_settings(
-        rounds=4, local_epochs=2, learning_rate=1e-3, lr_schedule="warmup_cosine", warmup_epochs=1.0, min_lr_ratio=0.1
-    )
+    s = fl_settings(rounds=4, local_epochs=2, learning_rate=1e-3, lr_schedule="warmup_cosine",
+                      warmup_epochs=1.0, min_lr_ratio=0.1)
     mask = np.zeros((2, 2 * 3, 4), np.float32)
-    mask[0, :, :] = 1.0  # row 0: 3 live steps per local epoch
-    mask[1, [0, 3], :] = 1.0  # row 1: 1 live step per local epoch
+    mask[0, :, :] = 1.0                        # row 0: 3 live steps per local epoch
+    mask[1, [0, 3], :] = 1.0                   # row 1: 1 live step per local epoch
     first = round_lrs(s, 0, mask, 3)
-    assert 0 < first[0, 0] < first[0, 1] < first[0, 2] <= 1e-3  # warm-up inside epoch 0
-    assert first[0, 3] == pytest.approx(1e-3, rel=1e-6)  # peak at the start of epoch 1
+    assert 0 < first[0, 0] < first[0, 1] < first[0, 2] <= 1e-3       # warm-up inside epoch 0
+    assert first[0, 3] == pytest.approx(1e-3, rel=1e-6)               # peak at the start of epoch 1
     assert first[1, 1] == 0.0 and first[1, 3] == pytest.approx(1e-3, rel=1e-6)  # padding: 0
     last = round_lrs(s, 3, mask, 3)
-    assert last[0, 5] < last[0, 3] < 2e-4 and last[0, 5] >= 1e-4  # decays towards 0.1·lr
-    assert round_lrs(fl_settings(), 0, mask, 3) is None  # no schedule: rate in tx
+    assert last[0, 5] < last[0, 3] < 2e-4 and last[0, 5] >= 1e-4      # decays towards 0.1·lr
+    assert round_lrs(fl_settings(), 0, mask, 3) is None             # no schedule: rate in tx
 
 
 def test_rate_as_a_step_argument_equals_the_rate_in_the_optimiser(env):
     """The recipe path (tx with lr 1, each step's rate passed in) trains exactly like
     the optimiser that carries the rate, and class weights of one row enter its loss."""
-    settings = fl_settings(
-        rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8, oversample=False, checkpoint_every=0
-    )
+    settings = fl_settings(rounds=2, local_epochs=1, batch_size=4, eval_batch_size=8,
+                             oversample=False, checkpoint_every=0)
     rows = plan_rows(env["samples"], env["clients"], [0], "random", settings)
-    kw = dict(
-        algorithm=make_algorithm("fedavg"),
-        model=env["model"],
-        samples=env["samples"],
-        data=env["data"],
-        rows=rows,
-        progress=False,
-    )
+    kw = dict(algorithm=make_algorithm("fedavg"), model=env["model"], samples=env["samples"],
+              data=env["data"], rows=rows, progress=False)
     plain = run_federation(trainer=env["trainer"], tx=env["tx"], settings=settings, **kw)
     tx1 = optax.sgd(1.0, momentum=0.9)
     trainer1 = make_local_trainer(env["model"], tx1, mode="step")
     import dataclasses
-
-    stepped = run_federation(
-        trainer=trainer1,
-        tx=tx1,
-        settings=dataclasses.replace(settings, train=dataclasses.replace(settings.train, learning_rate=0.05)),
-        **kw,
-    )
+    stepped = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(
+        settings, train=dataclasses.replace(settings.train, learning_rate=0.05)),
+                             **kw)
     np.testing.assert_allclose(stepped["loss_per_round"], plain["loss_per_round"], rtol=1e-4)
-    weighted = run_federation(
-        trainer=trainer1,
-        tx=tx1,
-        settings=dataclasses.replace(
-            settings, train=dataclasses.replace(settings.train, learning_rate=0.05, class_balance="weighted_ce")
-        ),
-        **kw,
-    )
+    weighted = run_federation(trainer=trainer1, tx=tx1, settings=dataclasses.replace(
+        settings, train=dataclasses.replace(settings.train, learning_rate=0.05, class_balance="weighted_ce")), **kw)
     assert not np.allclose(weighted["loss_per_round"], plain["loss_per_round"], rtol=1e-4)
 
 
