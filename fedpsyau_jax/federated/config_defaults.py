@@ -49,6 +49,13 @@ def base_config() -> ml_collections.ConfigDict:
             "prior": "client_train",
             "fallback_prior": "reference_dfme",
             "mode": "step",  # "step": jitted vmapped step per batch; "scan": one program per round (slow on CPU)
+            # A site kept out of the federation (a client name of the partition; "" none),
+            # scored with the federation's mean model and after fine-tuning on k of its
+            # subjects (federated/new_site.py)
+            "new_site": "",
+            "adapt_k": (),
+            "adapt_repeats": 3,
+            "adapt_epochs": 10,
             # Client-level DP (federated/dp_aggregation.py): clip each update to C, Gaussian
             # noise z·C on the sum, equal client weights; clients sampled per round.
             "dp": ml_collections.ConfigDict(

@@ -91,6 +91,17 @@ def split_seeds(cfg, split: str) -> tuple[int, ...]:
     return tuple(int(s) for s in cfg.protocol.seeds)
 
 
+def _new_site_line(ns: dict, what: str) -> str:
+    """One log line: the new site's UF1 from the start model and after adaptation."""
+    start = np.nanmean([d["uf1"] for d in ns["start"]])
+    parts = [f"{what}: new site {ns['name']} ({ns['subjects']} subjects) UF1 {start:.3f} unseen"]
+    for k, runs in ns["adapt"].items():
+        a = np.nanmean([r["adapted"]["uf1"] for r in runs])
+        b = np.nanmean([r["start"]["uf1"] for r in runs])
+        parts.append(f"k={k}: {a:.3f} (start {b:.3f} on the same subjects)")
+    return "; ".join(parts)
+
+
 def _chunks(seeds, size: int):
     seeds = [int(s) for s in seeds]
     size = max(1, int(size) or len(seeds))
@@ -119,6 +130,16 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     p = cfg.partition
     mapping = dict(p.mapping) if p.get("mapping") else None
     clients = partition_clients(samples, p.scheme, p.get("num_clients"), int(p.get("seed", 0)), mapping)
+    from fedpsyau_jax.federated.new_site import new_site_settings, split_new_site
+
+    site = new_site_settings(cfg)
+    site_idx = None
+    if site.name:
+        if dp is not None:
+            raise ConfigError("fl.new_site with fl.dp: not supported (the DP simulator keeps no final models)")
+        # the new site leaves the partition before anything is planned: no split, plan,
+        # prior or update of the federation can involve its samples
+        clients, site_idx = split_new_site(clients, site.name)
     if dp is not None:  # refuse settings that cannot be accounted before training
         from fedpsyau_jax.federated.privacy import epsilon_after_rounds
 
@@ -137,13 +158,14 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
     tx = build_optimizer(cfg, settings)
     trainer = build_trainer(cfg, model, tx, settings, mesh=client_mesh_of(cfg))
     # what every chunk's run shares
+    data = device_data(samples)
     run = functools.partial(
         run_federation,
         trainer=trainer,
         model=model,
         tx=tx,
         samples=samples,
-        data=device_data(samples),
+        data=data,
         settings=settings,
         progress=progress,
     )
@@ -165,14 +187,33 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                     missing.append(f"{split}/{algo_name}/seeds_{chunk[0]}-{chunk[-1]}")
                     continue
                 communicates = algorithm.reduce is not None  # Local releases nothing: no DP (ε = 0)
+                rows = plan_rows(samples, clients, chunk, split, settings)
+                kept: list = []
                 res = run(
                     algorithm=algorithm,
-                    rows=plan_rows(samples, clients, chunk, split, settings),
+                    rows=rows,
                     dp=dp if communicates else None,
                     workdir=cdir,
                     desc=f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}" + (" (DP)" if dp and communicates else ""),
+                    keep_states=kept if site_idx is not None else None,
                 )
                 res["split"] = split
+                if site_idx is not None:
+                    from fedpsyau_jax.federated.new_site import evaluate_new_site
+
+                    res["new_site"] = evaluate_new_site(
+                        algorithm=algorithm,
+                        states=kept[0],
+                        rows=rows,
+                        samples=samples,
+                        data=data,
+                        site_idx=site_idx,
+                        settings=settings,
+                        site=site,
+                        make_trainer=lambda t: build_trainer(cfg, model, t, settings, mesh=None),
+                        tx=tx,
+                    )
+                    log(_new_site_line(res["new_site"], f"{split}/{algo_name} seeds {chunk}"))
                 write_json_atomic(done, res)
                 shutil.rmtree(cdir / "checkpoints", ignore_errors=True)
                 parts.append(res)

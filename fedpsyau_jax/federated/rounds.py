@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -52,9 +53,12 @@ def run_federation(
     workdir: Path | None = None,
     progress: bool = True,
     desc: str = "",
+    keep_states: list | None = None,
 ) -> dict:
     """Train and evaluate one chunk; returns per-row scores and per-round losses (under
     DP also ε, the fraction of clipped updates and the participants of every round).
+    ``keep_states`` (a list, plain runs): the deployed stacked states after the last
+    round are appended to it (e.g. for a new site's start model).
 
     ``data`` is ``batching.device_data(samples)`` (on device once, shared by all rows).
     """
@@ -119,6 +123,10 @@ def run_federation(
     bar.close()
     au_deployed = server.evaluate_au_deployed(betas_all[-1]) if hasattr(server, "evaluate_au_deployed") else None
     deployed = server.evaluate_deployed_final(betas_all[-1])
+    if keep_states is not None:
+        if dp is not None:
+            raise ValueError("keep_states: the DP simulator lets its states go after the run")
+        keep_states.append(jax.tree.map(lambda x: x[: rows.num_rows], server.states))
     if personal is None:  # resumed after the last round's training (cannot happen
         personal = deployed  # with the save rule above; kept for safety)
     result = {
