@@ -77,6 +77,36 @@ def test_probe_predictions_are_cached_by_their_inputs(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("probe-*.npz"))) == 2
 
 
+def test_probe_c_is_chosen_on_inner_validation_subjects_of_the_training_rows(monkeypatch):
+    """``choose_c`` fits on inner-train subjects and scores on validation subjects, all
+    from the rows it is given; in ``probe_predictions(c="inner")`` those are each fold's
+    training rows, so a test subject never takes part in the choice."""
+    from fedpsyau_jax.training.protocols import Fold
+
+    x, y = _linear_task(60, d=28 * 28 * 3, seed=3)
+    flow = x.reshape(60, 28, 28, 3)
+    mask = np.ones_like(y)
+    subjects = np.repeat([f"s{i}" for i in range(10)], 6)
+    seen = []
+    real_fit = au_probe.fit_predict_probe
+
+    def spy(xtr, ytr, mtr, xte, c=1.0):
+        seen.append((float(c), len(xtr), len(xte)))
+        return real_fit(xtr, ytr, mtr, xte, c)
+
+    monkeypatch.setattr(au_probe, "fit_predict_probe", spy)
+    c = au_probe.choose_c(flow, y, mask, subjects, grid=(1e-3, 1.0))
+    assert c in (1e-3, 1.0) and [s[0] for s in seen] == [1e-3, 1.0]
+    assert all(n_tr == 48 and n_val == 12 for _, n_tr, n_val in seen)   # 2 of 10 subjects validate
+    # the choice equals the best validation AUC, recomputed here
+    seen.clear()
+    folds = [Fold(0, "f0", np.arange(12, 60), np.arange(12), ("s0", "s1"))]
+    au_probe.probe_predictions(flow, y, mask, folds, np.arange(12), c="inner", subjects=subjects)
+    assert len(seen) == len(au_probe.C_GRID) + 1
+    assert all(n_tr + n_val == 48 for _, n_tr, n_val in seen[:-1])     # only the fold's training rows
+    assert seen[-1][1:] == (48, 12)                                    # refit on all of them, test the fold
+
+
 def test_probe_ranks_held_out_linear_signal_and_ignores_unlabelled_samples():
     x, y = _linear_task(300, seed=1)
     mask = np.ones_like(y)

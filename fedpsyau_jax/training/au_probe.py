@@ -16,7 +16,11 @@ always decreases J; the objective is strictly convex in w).
 
 ``fit_predict_probe`` is what ``fedpsyau report`` runs on the training samples
 of every fold of a run, so the probe and the heads are scored on the same held-out
-samples.
+samples. Its regularisation C is chosen inside each fold (``choose_c``): the fold's
+AU-labelled training subjects are split into inner-train and validation subjects (a
+fifth, per source dataset), the probe is fitted on the first for every C of ``C_GRID``
+and the C with the best mean AUC on the second is refitted on all of the fold's
+training samples. No test subject takes part in the choice.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 NEWTON_STEPS = 40
+#: Candidate regularisations of ``choose_c`` (C multiplies the data term: small C, strong L2).
+C_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 STEP_LENGTHS = (1.0, 0.5, 0.25, 0.0625)
 PAD = 64
 
@@ -115,14 +121,52 @@ def fit_predict_probe(
     return np.asarray(p, np.float32)[:t]
 
 
+def _mean_auc(au, au_mask, prob) -> float:
+    from fedpsyau_jax.training.metrics import au_detection_scores
+
+    v = au_detection_scores(au, au_mask, prob)["mean_auc"]
+    return float(v) if v == v else -1.0
+
+
+def choose_c(flow28, au, au_mask, subjects, datasets=None, grid=C_GRID, val_fraction: float = 0.2, seed: int = 0):
+    """The C of ``grid`` with the best mean AUC on validation subjects carved from the
+    given (training) samples: per source dataset, ``val_fraction`` of its AU-labelled
+    subjects (at least one where it has two or more), drawn with ``seed``. Ties go to
+    the smaller C (the stronger regularisation). With fewer than two labelled subjects
+    there is nothing to validate on: the middle of the grid."""
+    keep = np.asarray(au_mask).sum(1) > 0
+    subj = np.asarray(subjects).astype(str)[keep]
+    ds = np.zeros(len(subj), str) if datasets is None else np.asarray(datasets).astype(str)[keep]
+    rng = np.random.default_rng(seed)
+    val: list[str] = []
+    for d in sorted(set(ds.tolist())):
+        group = np.array(sorted(set(subj[ds == d].tolist())))
+        if len(group) >= 2:
+            n = max(1, int(round(val_fraction * len(group))))
+            val += list(group[rng.permutation(len(group))[:n]])
+    is_val = np.isin(subj, val)
+    if not is_val.any() or is_val.all():
+        return float(grid[len(grid) // 2])
+    x, y, m = np.asarray(flow28)[keep], np.asarray(au)[keep], np.asarray(au_mask)[keep]
+    scores = [
+        _mean_auc(y[is_val], m[is_val], fit_predict_probe(x[~is_val], y[~is_val], m[~is_val], x[is_val], c))
+        for c in grid
+    ]
+    return float(grid[int(np.argmax(scores))])
+
+
 # Bump when the probe's fit changes: part of the cache key of ``probe_predictions``.
 PROBE_VERSION = "au-probe-v1"
 
 
-def _probe_key(flow28, au, au_mask, folds, idx, c: float) -> str:
+def _probe_key(flow28, au, au_mask, folds, idx, c: float | str, subjects=None, datasets=None) -> str:
     import hashlib
 
     h = hashlib.sha256(f"{PROBE_VERSION} C={c!r}".encode())
+    if c == "inner":  # the choice depends on the grid and on who is whom
+        h.update(repr(C_GRID).encode())
+        for a in (subjects, datasets):
+            h.update("|".join(map(str, np.asarray(a).tolist())).encode() if a is not None else b"-")
     for a in (flow28, au, au_mask):
         h.update(np.ascontiguousarray(a, np.float32).tobytes())
     for f in folds:
@@ -131,9 +175,13 @@ def _probe_key(flow28, au, au_mask, folds, idx, c: float) -> str:
     return h.hexdigest()[:24]
 
 
-def probe_predictions(flow28, au, au_mask, folds, idx, cache_dir=None, c: float = 1.0) -> np.ndarray:
+def probe_predictions(
+    flow28, au, au_mask, folds, idx, cache_dir=None, c: float | str = 1.0, subjects=None, datasets=None
+) -> np.ndarray:
     """Held-out AU probabilities (len(idx), 12) of the probe, fitted per fold on that
     fold's training samples (only folds with AU-labelled test samples; other rows 0).
+    ``c="inner"``: each fold's C chosen by ``choose_c`` on its own training subjects
+    (``subjects``, ``datasets`` (N,) needed).
 
     flow28 (N, 28, 28, 3), au / au_mask (N, 12), ``folds`` with ``train_idx`` and
     ``test_idx``, ``idx`` the rows wanted. With ``cache_dir`` the result is kept as an
@@ -146,7 +194,7 @@ def probe_predictions(flow28, au, au_mask, folds, idx, cache_dir=None, c: float 
 
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"probe-{_probe_key(flow28, au, au_mask, folds, idx, c)}.npz"
+        path = Path(cache_dir) / f"probe-{_probe_key(flow28, au, au_mask, folds, idx, c, subjects, datasets)}.npz"
         if path.is_file():
             try:
                 with np.load(path) as z:
@@ -154,11 +202,23 @@ def probe_predictions(flow28, au, au_mask, folds, idx, cache_dir=None, c: float 
             except (OSError, ValueError, KeyError):  # unreadable: fit again and overwrite
                 pass
     prob = np.zeros((len(au), 12), np.float32)
+    if c == "inner" and subjects is None:
+        raise ValueError('probe_predictions(c="inner") needs the subjects of the samples')
     for f in folds:
         if (np.asarray(au_mask)[f.test_idx].sum(1) > 0).any():
-            prob[f.test_idx] = fit_predict_probe(
-                flow28[f.train_idx], au[f.train_idx], au_mask[f.train_idx], flow28[f.test_idx], c
+            tr = f.train_idx
+            cf = (
+                choose_c(
+                    flow28[tr],
+                    au[tr],
+                    au_mask[tr],
+                    np.asarray(subjects)[tr],
+                    None if datasets is None else np.asarray(datasets)[tr],
+                )
+                if c == "inner"
+                else float(c)
             )
+            prob[f.test_idx] = fit_predict_probe(flow28[tr], au[tr], au_mask[tr], flow28[f.test_idx], cf)
     out = prob[np.asarray(idx)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -212,14 +212,25 @@ def pooled(run: Path):
     return cfg, samples, idx, np.concatenate([p["pred"] for p in preds]), au, folds
 
 
-def probe_predictions(samples, folds, idx) -> np.ndarray:
+def probe_predictions(samples, folds, idx, c: float | str = "inner") -> np.ndarray:
     """Held-out AU probabilities (len(idx), 12) of the linear probe, fitted per fold on
-    that fold's training samples (only folds with AU-labelled test samples); cached
-    under ``$FEDPSYAU_CACHE/au_probe`` (keyed by the inputs and the folds)."""
+    that fold's training samples (only folds with AU-labelled test samples), its C
+    chosen on the fold's inner validation subjects (``au_probe.choose_c``) or fixed;
+    cached under ``$FEDPSYAU_CACHE/au_probe`` (keyed by the inputs and the folds)."""
     from data_pipelines.cache_dirs import default_cache_dir
     from fedpsyau_jax.training.au_probe import probe_predictions as fit
 
-    return fit(samples.flow28, samples.au, samples.au_mask, folds, idx, cache_dir=default_cache_dir() / "au_probe")
+    return fit(
+        samples.flow28,
+        samples.au,
+        samples.au_mask,
+        folds,
+        idx,
+        cache_dir=default_cache_dir() / "au_probe",
+        c=c,
+        subjects=samples.subject,
+        datasets=samples.dataset,
+    )
 
 
 def au_lines(samples, idx, detectors: dict, replicates: int) -> list[str]:
@@ -314,8 +325,10 @@ def runs_markdown(
     replicates: int = 2000,
     au_replicates: int = 1000,
     probe: bool = True,
+    probe_c: float | str = "inner",
 ) -> str:
-    """The Markdown report of finished runs (see the module docstring)."""
+    """The Markdown report of finished runs (see the module docstring). ``probe_c``: the
+    probe's C, or "inner" (chosen in every fold on its inner validation subjects)."""
     runs = [Path(r) for r in runs]
     paired_vs = Path(paired_vs) if paired_vs is not None else None
     out = []
@@ -348,7 +361,7 @@ def runs_markdown(
             (head_name(h, calibrated) if h.split("_")[0] in ("gat", "afe") else h): v for h, v in au_probs.items()
         }
         if probe:
-            detectors[PROBE] = (probe_predictions(samples, folds, idx), None)
+            detectors[PROBE] = (probe_predictions(samples, folds, idx, probe_c), None)
         out += au_lines(samples, idx, detectors, au_replicates)
         epochs = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("event") == "epoch"]
         if epochs:
