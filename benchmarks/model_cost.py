@@ -57,7 +57,10 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"jax {jax.__version__}; load average {os.getloadavg()[0]:.1f}"
     )
-    print("| network | parameters | forward MFLOP / sample |" + (f" train step, batch {args.batch} (ms) |" if args.time else ""))
+    print(
+        "| network | parameters | forward MFLOP / sample |"
+        + (f" train step, batch {args.batch} (ms) |" if args.time else "")
+    )
     print("|---|---|---|" + ("---|" if args.time else ""))
     tx = make_optimizer(1e-4)
     for name, kw in NETWORKS.items():

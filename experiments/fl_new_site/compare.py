@@ -55,8 +55,10 @@ def tables(run: Path) -> tuple[str, dict]:
     ns_name = first["new_site"]["name"]
     ks = sorted({int(k) for parts in algos.values() for p in parts for k in p["new_site"]["adapt"]})
     lines = [
-        f"### {run.name}: new site {ns_name} ({first['new_site']['subjects']} subjects, "
-        f"{first['new_site']['samples']} samples); federating sites {', '.join(first['clients'])}",
+        (
+            f"### {run.name}: new site {ns_name} ({first['new_site']['subjects']} subjects, "
+            f"{first['new_site']['samples']} samples); federating sites {', '.join(first['clients'])}"
+        ),
         "",
         "| algorithm | seeds | sites' held-out subjects UF1 | AU AUC (GAT head) there | new site, unseen (k = 0) "
         + "".join(f"| k = {k}: UF1 [95 %] | gain over k = 0 [95 %] " for k in ks)
@@ -84,9 +86,11 @@ def tables(run: Path) -> tuple[str, dict]:
         lines.append(row + "|")
     lines += [
         "",
-        "Sites' columns: mean over the federating sites of the deployed model on their held-out subjects, mean ± sd "
-        "over seeds. k = 0: the federation's mean model on every new-site sample. k > 0: on the subjects not "
-        "labelled; intervals bootstrap the (seed, draw) runs; gain = adapted − start model on the same subjects.",
+        (
+            "Sites' columns: mean over the federating sites of the deployed model on their held-out subjects, mean ± sd "
+            "over seeds. k = 0: the federation's mean model on every new-site sample. k > 0: on the subjects not "
+            "labelled; intervals bootstrap the (seed, draw) runs; gain = adapted − start model on the same subjects."
+        ),
     ]
     return "\n".join(lines), curve
 
