@@ -2,6 +2,7 @@
 
     python experiments/cross_database/run_draws.py --draws 10
     python experiments/cross_database/run_draws.py --draws 10 --arms full,flow
+    python experiments/cross_database/run_draws.py --study loso --draws 3   # LOSO baselines
 
 Each (arm, seed) trains in ``runs/cross_database/<arm>_s<seed>`` with
 ``fedpsyau train`` and, once finished, its config, log, summary and every fold's test
@@ -15,6 +16,9 @@ The arms (all on ``protocol.kind=leave_dataset_out``, settings fixed before any 
     flow        the same with model.use_au_branch=false (flow-stream-only twin)
     ststnet, offapexnet, sssnet
                 configs/megc2019_baseline_loso.py (each network's published recipe)
+
+``--study loso``: the three baselines on the composite's LOSO folds (the folds of
+FED-PsyAU's committed LOSO runs), copied to ``experiments/loso_runs/draws/``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "runs"
+LOSO_OUT = ROOT / "experiments" / "loso_runs" / "draws"
 XDB = "configs/megc2019_cross_database.py"
 BASE = "configs/megc2019_baseline_loso.py"
 LDO = "--config.protocol.kind=leave_dataset_out"
@@ -38,6 +43,8 @@ ARMS = {
     "offapexnet": [f"--config={BASE}", LDO, "--config.model.name=offapexnet"],
     "sssnet": [f"--config={BASE}", LDO, "--config.model.name=sssnet"],
 }
+#: The LOSO arms beside FED-PsyAU's committed LOSO draws (``--study loso``).
+LOSO_ARMS = {name: [f"--config={BASE}", f"--config.model.name={name}"] for name in ("ststnet", "sssnet", "offapexnet")}
 KEEP = ("config.json", "summary.json", "metrics.jsonl")
 
 
@@ -59,23 +66,26 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=10, help="seeds 0 .. draws-1")
     p.add_argument("--first", type=int, default=0, help="first seed")
-    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
-    p.add_argument("--workroot", type=Path, default=ROOT / "runs" / "cross_database")
+    p.add_argument("--study", choices=("cross_database", "loso"), default="cross_database")
+    p.add_argument("--arms", help="comma-separated arms of the study (default: all)")
+    p.add_argument("--workroot", type=Path, help="where runs train (default runs/<study>)")
     args = p.parse_args(argv)
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    unknown = [a for a in arms if a not in ARMS]
+    table, out = (ARMS, OUT) if args.study == "cross_database" else (LOSO_ARMS, LOSO_OUT)
+    workroot = args.workroot or ROOT / "runs" / args.study
+    arms = [a.strip() for a in (args.arms or ",".join(table)).split(",") if a.strip()]
+    unknown = [a for a in arms if a not in table]
     if unknown:
-        p.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        p.error(f"unknown arm(s) {', '.join(unknown)}; choose from {', '.join(table)}")
     fedpsyau = [sys.executable, "-m", "fedpsyau_jax.cli"]
     for seed in range(args.first, args.first + args.draws):
         for arm in arms:
             name = f"{arm}_s{seed}"
-            dst = OUT / name
+            dst = out / name
             if (dst / "summary.json").is_file():
                 continue
-            work = args.workroot / name
+            work = workroot / name
             t0 = time.time()
-            cmd = fedpsyau + ["train", *ARMS[arm], f"--config.seed={seed}", f"--workdir={work}", "--no-progress"]
+            cmd = fedpsyau + ["train", *table[arm], f"--config.seed={seed}", f"--workdir={work}", "--no-progress"]
             print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd[3:])}", flush=True)
             subprocess.run(cmd, cwd=ROOT, check=True)
             copy_results(work, dst)
