@@ -34,7 +34,8 @@ Every setting was fixed before any federated run, nothing chosen on a client's t
   heads, the AU BCE's positive term weighted n⁻/n⁺ by each client's own AU labels, and
   test outputs averaged over the sample and its mirror image. The deployed models' AU
   heads are scored on each client's test split (``deployed_au`` in result.json).
-  Stage 1 (AU pre-training) does not run in federation yet. The committed results
+  Stage 1 (AU pre-training) is off here: --config.fl.pretrain_rounds=10 (with
+  fl.pretrain_mode federated | local) turns it on; not measured yet. The committed results
   before this fix: --config.model.gat_dropout=0.5 --config.model.au_head_dropout=0.5
   --config.train.au_pos_weight=none --config.train.eval_flip=false
 """

@@ -52,6 +52,10 @@ def base_config() -> ml_collections.ConfigDict:
             # A site kept out of the federation (a client name of the partition; "" none),
             # scored with the federation's mean model and after fine-tuning on k of its
             # subjects (federated/new_site.py)
+            # Stage 1 in federation (federated/stage1.py): AU-only rounds before the
+            # emotion rounds; 0 = none; "federated" (FedAvg) or "local" (each site alone)
+            "pretrain_rounds": 0,
+            "pretrain_mode": "federated",
             "new_site": "",
             "adapt_k": (),
             "adapt_repeats": 3,

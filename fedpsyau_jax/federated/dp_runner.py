@@ -187,6 +187,7 @@ class DPRounds:
         num_classes,
         dp,
         samples=None,
+        pretrained=None,
     ):
         if algorithm.reduce is None:
             raise PrivacyError(
@@ -211,7 +212,12 @@ class DPRounds:
         self.place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
         self.data = data if mesh is None else replicate(data, mesh)
         n_rows = rows.num_rows
-        self.states = make_init(algorithm, num_groups)(init_row_states(model, tx, rows, trainer), self.groups)
+        states = init_row_states(model, tx, rows, trainer)
+        if pretrained is not None:  # stage 1's AU branch, one per row (stage1.py)
+            from fedpsyau_jax.training.fold_training import load_pretrained
+
+            states = load_pretrained(states, pretrained[0], pretrained[1], stacked=True)
+        self.states = make_init(algorithm, num_groups)(states, self.groups)
         self.anchors = jax.tree.map(jnp.copy, self.states.params)
         # R_0: the common init of each group. R is kept once per group (G, …), not per row
         # (at 68 people a per-row copy is ≈ 1 GB); a row reads its group's. Copied: R is

@@ -170,6 +170,11 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
         progress=progress,
     )
 
+    from fedpsyau_jax.federated.stage1 import run_stage1, stage1_settings
+
+    settings1 = stage1_settings(cfg, settings)
+    if settings1 is not None and dp is not None:
+        raise ConfigError("fl.pretrain_rounds with fl.dp: stage 1 in federation is not private yet")
     results: dict[str, dict[str, list[dict]]] = {}
     missing: list[str] = []
     t0 = time.perf_counter()
@@ -188,6 +193,21 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                     continue
                 communicates = algorithm.reduce is not None  # Local releases nothing: no DP (ε = 0)
                 rows = plan_rows(samples, clients, chunk, split, settings)
+                pretrained = None
+                if settings1 is not None:  # shared by every algorithm of this (split, chunk)
+                    mode = str(cfg.fl.get("pretrain_mode", "federated"))
+                    pretrained = run_stage1(
+                        cfg=cfg,
+                        settings1=settings1,
+                        rows=rows,
+                        samples=samples,
+                        data=data,
+                        model=model,
+                        tx=tx,
+                        build_trainer=lambda st: build_trainer(cfg, model, tx, st, mesh=client_mesh_of(cfg)),
+                        cdir=workdir / split / f"stage1_{mode}" / f"seeds_{chunk[0]}-{chunk[-1]}",
+                        run=run,
+                    )
                 kept: list = []
                 res = run(
                     algorithm=algorithm,
@@ -196,6 +216,7 @@ def federate(cfg, workdir, progress: bool = True, log=print, summarise_only: boo
                     workdir=cdir,
                     desc=f"{split}/{algo_name} seeds {chunk[0]}-{chunk[-1]}" + (" (DP)" if dp and communicates else ""),
                     keep_states=kept if site_idx is not None else None,
+                    pretrained=pretrained,
                 )
                 res["split"] = split
                 if site_idx is not None:

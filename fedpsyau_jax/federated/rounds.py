@@ -54,6 +54,7 @@ def run_federation(
     progress: bool = True,
     desc: str = "",
     keep_states: list | None = None,
+    pretrained=None,
 ) -> dict:
     """Train and evaluate one chunk; returns per-row scores and per-round losses (under
     DP also ε, the fraction of clipped updates and the participants of every round).
@@ -65,7 +66,18 @@ def run_federation(
     labels = np.asarray(samples.label)
     cls = PlainRounds if dp is None else DPRounds
     server = cls(
-        trainer, algorithm, model, tx, rows, settings, data, labels, samples.num_classes, dp=dp, samples=samples
+        trainer,
+        algorithm,
+        model,
+        tx,
+        rows,
+        settings,
+        data,
+        labels,
+        samples.num_classes,
+        dp=dp,
+        samples=samples,
+        pretrained=pretrained,
     )
     betas_all = settings.train.betas()  # β of every global epoch (rounds·local_epochs)
     losses = np.full((settings.rounds, rows.num_rows), np.nan, np.float32)

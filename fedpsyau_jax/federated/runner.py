@@ -260,6 +260,7 @@ class PlainRounds:
         num_classes,
         dp=None,
         samples=None,
+        pretrained=None,
     ):
         self.trainer, self.algorithm, self.tx, self.rows, self.settings = trainer, algorithm, tx, rows, settings
         self.labels = labels
@@ -274,6 +275,10 @@ class PlainRounds:
         self.place = (lambda t: t) if mesh is None else (lambda t: shard_rows(t, mesh))
         self.data = data if mesh is None else replicate(data, mesh)
         states = init_row_states(model, tx, rows, trainer)
+        if pretrained is not None:  # stage 1's AU branch, one per row (stage1.py)
+            from fedpsyau_jax.training.fold_training import load_pretrained
+
+            states = load_pretrained(states, pretrained[0], pretrained[1], stacked=True)
         self.states = make_init(algorithm, num_groups)(self.place(_pad_rows(states, pad)), self.groups)
         self.anchors = jax.tree.map(jnp.copy, self.states.params)
         class_w = row_class_weights(rows, labels, num_classes, settings)
