@@ -148,34 +148,21 @@ def make_local_trainer(
         lrs, class_w, au_w = defaults(idx, lrs, class_w, au_w)
         return vtrain(states, anchors, jnp.asarray(mu, jnp.float32), data, idx, mask, betas, lrs, class_w, au_w)
 
-    def client_eval(state, data, idx, mask, beta):
-        def body(_, xs):
-            i, m = xs
-            out = eval_step(state, gather_batch(data, i, m), beta)
-            return None, (out["pred"], out["emotion_prob"])
+    def scanned_eval(keys: tuple[str, ...]):
+        """evaluate(states, data, idx, mask, beta) -> the eval step's ``keys`` (C, S, B, ...)."""
 
-        _, (pred, prob) = jax.lax.scan(body, None, (idx, mask))
-        return pred, prob
+        def client(state, data, idx, mask, beta):
+            def body(_, xs):
+                out = eval_step(state, gather_batch(data, *xs), beta)
+                return None, tuple(out[k] for k in keys)
 
-    veval = _over_clients(jax.vmap(client_eval, in_axes=(0, None, 0, 0, None)), mesh, (C, R, C, C, R), (C, C))
+            return jax.lax.scan(body, None, (idx, mask))[1]
 
-    def evaluate(states, data, idx, mask, beta=0.0):
-        return veval(states, data, idx, mask, jnp.asarray(beta, jnp.float32))
+        v = _over_clients(jax.vmap(client, in_axes=(0, None, 0, 0, None)), mesh, (C, R, C, C, R), (C,) * len(keys))
+        return lambda states, data, idx, mask, beta=0.0: v(states, data, idx, mask, jnp.asarray(beta, jnp.float32))
 
-    def client_eval_au(state, data, idx, mask, beta):
-        def body(_, xs):
-            i, m = xs
-            out = eval_step(state, gather_batch(data, i, m), beta)
-            return None, (out["au_prob_gat"], out["au_prob_afe"])
-
-        _, (gat, afe) = jax.lax.scan(body, None, (idx, mask))
-        return gat, afe
-
-    veval_au = _over_clients(jax.vmap(client_eval_au, in_axes=(0, None, 0, 0, None)), mesh, (C, R, C, C, R), (C, C))
-
-    def evaluate_au(states, data, idx, mask, beta=0.0):
-        return veval_au(states, data, idx, mask, jnp.asarray(beta, jnp.float32))
-
+    evaluate = scanned_eval(("pred", "emotion_prob"))
+    evaluate_au = scanned_eval(("au_prob_gat", "au_prob_afe"))
     evaluate_au_fn = jax.jit(evaluate_au) if getattr(model, "use_au_branch", False) else None
 
     if mode == "scan":
