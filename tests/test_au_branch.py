@@ -186,7 +186,7 @@ def test_model_options_from_config_and_old_metadata():
     assert model_options({"roi_source": "flow28", "gat_dropout": 0})["gat_dropout"] == 0.0
     old = model_options({"roi_source": "flow128"}, {"group_tokens": "reference"})
     assert old == {"group_tokens": "reference", "roi_source": "flow128", "au_node_norm": "l2",
-                   "gat_dropout": 0.5, "au_head_dropout": 0.5}
+                   "gat_dropout": 0.5, "au_head_dropout": 0.5, "architecture": "fedpsyau"}
 
 
 # ------------------------------------------------------------------ pre-training plan, thresholds

@@ -456,7 +456,7 @@ def case_train_unknown_dataset(t):
 @case
 def case_train_unknown_protocol(t):
     return Case(run_config(t, "protocol.kind=lsoo"),
-                err=["protocol.kind 'lsoo': unknown name; choose from loso, kfold, all, inner_val (did you mean 'loso'?)"],
+                err=["protocol.kind 'lsoo': unknown name; choose from loso, kfold, all, inner_val, leave_dataset_out (did you mean 'loso'?)"],
                 work=False)
 
 
