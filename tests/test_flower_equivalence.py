@@ -210,3 +210,12 @@ def test_a_baseline_network_federates_in_flower_as_in_the_simulator():
     names = list(replies[0][0].content["arrays"].keys())
     assert any(n.startswith("params/ststnet/conv1") for n in names)
     assert not any("classifier" in n for n in names)
+
+
+@pytest.mark.parametrize("override", ["fl.pretrain_rounds=2", "fl.new_site=client0", "fl.adapt_k=(1,)"])
+def test_simulator_only_settings_are_refused_by_a_flower_run(override):
+    from fedpsyau_jax.config_loading import ConfigError
+
+    with pytest.raises(ConfigError, match="simulator only"):
+        run_spec(dict(RUN, algorithm="fedavg", **{"config-overrides": override}))
+    run_spec(dict(RUN, algorithm="fedavg"))  # off by default

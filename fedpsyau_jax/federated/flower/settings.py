@@ -187,6 +187,14 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
     cfg.update(run_config or {})
     conf = schema_config(cfg)
     settings = dataclasses.replace(fl_settings_from_config(conf), checkpoint_every=0)
+    from fedpsyau_jax.config_loading import ConfigError
+
+    # simulator-only settings: refused rather than silently left out of a deployment
+    for key, off in (("pretrain_rounds", 0), ("new_site", ""), ("adapt_k", ())):
+        value = conf.fl.get(key, off)
+        active = bool(tuple(value or ())) if key == "adapt_k" else value not in (off, None)
+        if active:
+            raise ConfigError(f"fl.{key}={value!r}: runs in the simulator only (fedpsyau federate), not in Flower yet")
     kw = conf.data.kwargs
     return RunSpec(
         algorithm=str(cfg["algorithm"]),
