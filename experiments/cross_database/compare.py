@@ -2,7 +2,7 @@
 
     python experiments/cross_database/compare.py [--vs full] [--out experiments/cross_database/results.md]
 
-Reads the finished draws in ``experiments/cross_database/runs/<arm>_s<seed>`` (written
+Reads the finished draws in ``experiments/cross_database/draws/<arm>_s<seed>`` (written
 by ``run_draws.py``) and prints ``training.draws_report.draws_markdown``.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from fedpsyau_jax.core.atomic_files import write_text_atomic
 from fedpsyau_jax.training.draws_report import draws_markdown
 
-RUNS = Path(__file__).resolve().parent / "runs"
+RUNS = Path(__file__).resolve().parent / "draws"
 ORDER = ("full", "flow", "ststnet", "offapexnet", "sssnet")
 
 

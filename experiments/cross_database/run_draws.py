@@ -6,7 +6,7 @@
 
 Each (arm, seed) trains in ``runs/cross_database/<arm>_s<seed>`` with
 ``fedpsyau train`` and, once finished, its config, log, summary and every fold's test
-predictions are copied to ``experiments/cross_database/runs/<arm>_s<seed>`` (models are
+predictions are copied to ``experiments/cross_database/draws/<arm>_s<seed>`` (models are
 not copied: they are trained on the licensed composite). A draw already copied is
 skipped, a draw interrupted resumes from its checkpoints. Draws are interleaved over the
 arms (seed 0 of every arm, then seed 1, ...) so an interrupted study stays balanced.
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = Path(__file__).resolve().parent / "runs"
+OUT = Path(__file__).resolve().parent / "draws"
 LOSO_OUT = ROOT / "experiments" / "loso_runs" / "draws"
 XDB = "configs/megc2019_cross_database.py"
 BASE = "configs/megc2019_baseline_loso.py"
