@@ -110,9 +110,14 @@ DISPLAY_NAMES = {
 }
 
 
+def option_reader(section):
+    """``get(key, default)`` of a config section, a metadata dict or an object with attributes."""
+    return section.get if hasattr(section, "get") else (lambda k, d=None: getattr(section, k, d))
+
+
 def display_name(model_section) -> str:
     """The network a config's ``model`` section (or a model's metadata) describes."""
-    get = model_section.get if hasattr(model_section, "get") else (lambda k, d=None: getattr(model_section, k, d))
+    get = option_reader(model_section)
     name = str(get("architecture", None) or get("name", None) or "fedpsyau")
     if name == "fedpsyau" and not bool(get("use_au_branch", True)):
         name = "fedpsyau_flow_only"

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fedpsyau_jax.core.au_groups import GROUP_TOKEN_SETS, NUM_AUS
-from fedpsyau_jax.network.baselines import ARCHITECTURES, BASELINES
+from fedpsyau_jax.network.baselines import ARCHITECTURES, BASELINES, option_reader
 from fedpsyau_jax.network.gat import DPKGAT, PriorGraph
 from fedpsyau_jax.network.hash_dropout import HashDropout
 from fedpsyau_jax.network.masked_batch_norm import masked_batch_norm
@@ -339,7 +339,7 @@ def model_options(section, defaults: dict | None = None) -> dict:
     (typed like the defaults); ``defaults`` overrides the fallback values (old exported
     models predate some options)."""
     fallback = {**MODEL_OPTIONS, **(defaults or {})}
-    get = section.get if hasattr(section, "get") else (lambda k, d=None: getattr(section, k, d))
+    get = option_reader(section)
     out = {}
     for key, default in fallback.items():
         value = get(key, None)
@@ -353,7 +353,7 @@ def model_options(section, defaults: dict | None = None) -> dict:
 def has_au_branch(section) -> bool:
     """True when a config's ``model`` section (or a model's metadata) describes FED-PsyAU
     with its AU branch: ``use_au_branch`` on and no baseline named."""
-    get = section.get if hasattr(section, "get") else (lambda k, d=None: getattr(section, k, d))
+    get = option_reader(section)
     name = get("architecture", None) or get("name", None) or "fedpsyau"
     return bool(get("use_au_branch", True)) and str(name) == "fedpsyau"
 
