@@ -116,3 +116,15 @@ def test_a_baseline_federates_in_the_simulator(tmp_path, capsys):
     result = json.loads((wd / "random" / "fedrep" / "seeds_0-0" / "result.json").read_text())
     assert result["algorithm"] == "fedrep" and len(result["loss_per_round"]) == 2
     assert json.loads((wd / "config.json").read_text())["model"]["name"] == "sssnet"
+
+
+def test_compiled_programs_are_kept_apart_per_network():
+    """Two runs in one process that differ only in the network must not share compiled
+    fold programs (a baseline's programs once trained the next FED-PsyAU run)."""
+    from fedpsyau_jax.config_loading import base_config
+    from fedpsyau_jax.training.fold_training import get_programs
+    from fedpsyau_jax.training.settings import settings_from_config
+
+    s = settings_from_config(base_config())
+    a, b = get_programs(_model("ststnet"), s), get_programs(_model("fedpsyau"), s)
+    assert a.model.architecture == "ststnet" and b.model.architecture == "fedpsyau"

@@ -244,6 +244,7 @@ def get_programs(model: FedPsyAU, s: TrainSettings, mesh=None) -> FoldPrograms:
     loss weights, devices), so repeated runs in one process (tests, evaluate after
     train) reuse the jitted functions instead of compiling them again."""
     key = (
+        model.architecture,
         model.num_classes,
         model.use_au_branch,
         model.group_tokens,
