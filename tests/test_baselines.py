@@ -128,3 +128,17 @@ def test_compiled_programs_are_kept_apart_per_network():
     s = settings_from_config(base_config())
     a, b = get_programs(_model("ststnet"), s), get_programs(_model("fedpsyau"), s)
     assert a.model.architecture == "ststnet" and b.model.architecture == "fedpsyau"
+
+
+@pytest.mark.parametrize("size,pad,channels", [(3, 2, 3), (5, 0, 2)])
+def test_convolution_as_matmul_equals_the_convolution(size, pad, channels):
+    """STSTNet computes its convolutions as one matmul over shifted copies (faster on CPU)."""
+    from fedpsyau_jax.network.baselines import conv_as_matmul
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 28, 28, channels)).astype(np.float32)
+    kernel = rng.standard_normal((size, size, channels, 7)).astype(np.float32)
+    bias = rng.standard_normal(7).astype(np.float32)
+    want = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (pad, pad)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+    np.testing.assert_allclose(conv_as_matmul(x, kernel, bias, pad), want, rtol=1e-5, atol=1e-5)

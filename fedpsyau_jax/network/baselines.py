@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from fedpsyau_jax.network.hash_dropout import HashDropout
 from fedpsyau_jax.network.masked_batch_norm import masked_batch_norm
@@ -43,15 +44,50 @@ def _channel_dropout(x, rate: float, train: bool):
     return x * keep
 
 
+class _ConvParams(nn.Module):
+    """The kernel (k, k, in, features) and bias of a convolution, initialised and named
+    exactly as ``nn.Conv``'s, for a layer computed elsewhere."""
+
+    features: int
+    size: int
+    in_features: int
+
+    @nn.compact
+    def __call__(self):
+        shape = (self.size, self.size, self.in_features, self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,))
+
+
+def conv_as_matmul(x, kernel, bias, pad: int):
+    """A stride-1 k×k convolution as one matmul over the k² shifted copies of ``x``
+    (B, H, W, C) with ``pad`` zeros each side -> (B, H + 2·pad − k + 1, W + 2·pad − k + 1, F).
+    Same sums as ``lax.conv``; on CPU a convolution with few input channels and few
+    filters runs at a fraction of the matmul's speed (STSTNet's training step measured
+    2.2× faster this way)."""
+    k = kernel.shape[0]
+    x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+    cols = jnp.concatenate([x[:, i : i + h, j : j + w, :] for i in range(k) for j in range(k)], axis=-1)
+    return cols @ kernel.reshape(-1, kernel.shape[-1]) + bias
+
+
 class STSTNet(nn.Module):
     num_classes: int
     dropout: float = 0.5
 
     @nn.compact
     def __call__(self, flow28, train: bool, mask=None):
+        feats = (3, 5, 8)
+        # the three parallel convolutions read the same input: one matmul for all 16 maps
+        params = [_ConvParams(f, 3, flow28.shape[-1], name=f"conv{i + 1}")() for i, f in enumerate(feats)]
+        kernel = jnp.concatenate([k for k, _ in params], axis=-1)
+        bias = jnp.concatenate([b for _, b in params])
+        maps = conv_as_matmul(flow28, kernel, bias, pad=2)  # 30×30×16
+        bounds = np.cumsum((0,) + feats)
         streams = []
-        for i, feat in enumerate((3, 5, 8)):
-            x = nn.Conv(feat, (3, 3), padding=((2, 2), (2, 2)), name=f"conv{i + 1}")(flow28)  # 30×30
+        for i in range(len(feats)):
+            x = maps[..., bounds[i] : bounds[i + 1]]
             x = masked_batch_norm(nn.relu(x), train, mask, name=f"bn{i + 1}")
             x = _pool_padded(x, 3)  # 10×10
             streams.append(HashDropout(self.dropout, deterministic=not train)(x))
