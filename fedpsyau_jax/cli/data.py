@@ -1,4 +1,5 @@
-"""``fedpsyau data summary <name>``: the key facts of a dataset, one ``key: value`` a line."""
+"""``fedpsyau data summary <name>``: the key facts of a dataset, one ``key: value`` a line;
+``fedpsyau data import-megc2019``: the public MEGC2019 composite laid out as a data root."""
 
 from __future__ import annotations
 
@@ -53,6 +54,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="megc2019_composite: load even without the annotations/ coding sheets (every AU mask 0)",
     )
+    _add_import_arguments(sub)
+
+
+_IMPORT_EPILOG = """\
+Copies the composite's CSV, 28x28 flows and 224x224 apex faces from the HTNet clone,
+and the CASME II / SAMM coding sheets from the FED-PsyAU clone, into OUT/megc2019_htnet/
+and OUT/annotations/, after checking every file (one line per problem; nothing is
+written when one is found). OUT/megc2019_htnet/import_manifest.json records the sources,
+counts and the sha256 of every copied file. Then:
+  FEDPSYAU_SHARED_DATA=OUT fedpsyau data summary megc2019_composite
+"""
+
+
+def _add_import_arguments(sub) -> None:
+    s = sub.add_parser(
+        "import-megc2019",
+        help="lay out the public MEGC2019 composite (HTNet + FED-PsyAU clones) as a data root",
+        description="Check and copy the public MEGC2019 composite into a data root (FEDPSYAU_SHARED_DATA).",
+        epilog=_IMPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument(
+        "--htnet", type=Path, required=True, metavar="DIR", help="clone of github.com/wangzhifengharrison/HTNet"
+    )
+    s.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="clone of github.com/MELABIPCAS/FED-PsyAU (its Fed_Framework/data_coding sheets); "
+        "without it only flow-only training runs",
+    )
+    s.add_argument("--out", type=Path, required=True, metavar="DIR", help="data root to create (FEDPSYAU_SHARED_DATA)")
+    s.add_argument("--force", action="store_true", help="replace an existing import in OUT")
 
 
 def records_summary(records, scheme: str | None = None) -> dict[str, str]:
@@ -81,7 +116,37 @@ def records_summary(records, scheme: str | None = None) -> dict[str, str]:
     }
 
 
+def run_import(args: argparse.Namespace) -> int:
+    """``import-megc2019``: every problem on its own line (stderr), then one error line."""
+    import sys
+
+    from data_pipelines.megc2019_import import MAX_PROBLEM_LINES, DATA_DIR, MANIFEST, ImportCheckError, import_megc2019
+
+    try:
+        m = import_megc2019(args.htnet, args.out, reference=args.reference, force=args.force)
+    except ImportCheckError as e:
+        for line in e.problems[:MAX_PROBLEM_LINES]:
+            print(line, file=sys.stderr)
+        more = len(e.problems) - MAX_PROBLEM_LINES
+        if more > 0:
+            print(f"... and {more} more problem(s)", file=sys.stderr)
+        raise UserError(
+            f"MEGC2019 import: {len(e.problems)} problem(s) above; nothing was written to {args.out}"
+        ) from None
+    c = m["counts"]
+    print(f"samples: {c['samples']} ({', '.join(f'{k} {v}' for k, v in c['datasets'].items())})")
+    print(f"subjects: {c['subjects']}")
+    print(f"classes: {'/'.join(map(str, c['classes']))}")
+    print(f"files: {c['files']} (sha256 in {args.out / DATA_DIR / MANIFEST})")
+    print(f"coding_sheets_missing: {', '.join(m['coding_sheets_missing']) or 'none'}")
+    flag = " --allow-missing-au-labels" if m["coding_sheets_missing"] else ""
+    print(f"next: FEDPSYAU_SHARED_DATA={args.out.absolute()} fedpsyau data summary megc2019_composite{flag}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "import-megc2019":
+        return run_import(args)
     if args.action != "summary":  # argparse enforces this; kept for direct callers
         raise ValueError(f"unknown data action {args.action!r}")
     facts: dict[str, str]

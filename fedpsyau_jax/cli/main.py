@@ -1,7 +1,7 @@
 """``fedpsyau`` command line: one verb per module, imported only when used.
 
-Verbs: train, evaluate, report, predict, federate, data (summary), preprocess, analyse,
-evaluate-spotting.
+Verbs: train, evaluate, report, predict, federate, data (summary, import-megc2019),
+preprocess, analyse, evaluate-spotting.
 Each verb module exposes ``add_arguments(parser)`` and ``run(args) -> int``; a verb
 that reads an experiment config sets ``USES_CONFIG = True`` and then accepts the
 ml_collections spelling ``--config=configs/x.py --config.train.epochs=30`` (and the
@@ -30,7 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "report": ("fedpsyau_jax.cli.report", "Markdown report of finished runs (intervals, AU heads vs probe)"),
     "predict": ("fedpsyau_jax.cli.predict", "predict emotion and AUs of a video clip"),
     "federate": ("fedpsyau_jax.cli.federate", "federated training with a config"),
-    "data": ("fedpsyau_jax.cli.data", "dataset tools (summary)"),
+    "data": ("fedpsyau_jax.cli.data", "dataset tools (summary, import-megc2019)"),
     "preprocess": ("fedpsyau_jax.cli.preprocess", "video/frames -> cached model inputs"),
     "analyse": ("fedpsyau_jax.cli.analyse", "long video -> timeline of spotted, recognised expressions"),
     "evaluate-spotting": ("fedpsyau_jax.cli.evaluate_spotting", "MEGC spotting scores of analyse outputs"),
