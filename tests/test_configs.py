@@ -10,7 +10,7 @@ from fedpsyau_jax.config_loading import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("synthetic_demo", "megc2019_composite_loso", "casme3_loso", "dfme_10fold",
-           "au_pretrain_disfa_ckplus")
+           "au_pretrain_disfa_ckplus", "megc2019_reference_model")
 FAST = ["model.use_au_branch=false", "train.epochs=1", "train.batch_size=4",
         "train.eval_batch_size=4", "train.learning_rate=1e-3", "runtime.fold_chunk=1"]
 
@@ -43,6 +43,17 @@ def test_megc_config_fixes_hyperparameters_before_the_run():
     doc = (ROOT / "configs" / "megc2019_composite_loso.py").read_text()
     for key in ("epochs", "learning_rate", "roi_source", "class_balance", "hflip"):
         assert key in doc                                   # every setting says how it was chosen
+
+
+def test_reference_model_is_the_composite_recipe_on_all_data():
+    """Only the protocol and where stage 1 runs differ from the LOSO recipe: stage 1 in
+    the all-data fold (the shared part models serve LOSO folds only)."""
+    ref = load_config(ROOT / "configs" / "megc2019_reference_model.py").to_dict()
+    loso = load_config(ROOT / "configs" / "megc2019_composite_loso.py").to_dict()
+    differ = {(sec, k) for sec, v in loso.items() if isinstance(v, dict) for k in v if ref[sec][k] != v[k]}
+    assert differ == {("protocol", "kind"), ("pretrain", "subject_folds")}
+    assert ref["protocol"]["kind"] == "all" and ref["pretrain"]["subject_folds"] == 0
+    assert ref["pretrain"]["epochs"] > 0 and ref["export"]["final_model"] == "all_data"
 
 
 @pytest.mark.parametrize("name", ["casme3_loso", "dfme_10fold", "au_pretrain_disfa_ckplus"])
