@@ -2,9 +2,11 @@
 
 The report is meant to be mailed or archived as one file: its plot and apex faces are
 embedded as data URIs (``fedpsyau_jax/video/timeline_outputs.write_report_html``). Here
-``fedpsyau analyse`` runs on the real smile clip of tests/fixtures/faces with an exported
-model of random weights (the path is tested, not the emotions), the report is copied
-alone into an empty folder and opened in headless Chromium with networking disabled.
+``fedpsyau analyse`` runs on the real smile clip of tests/fixtures/faces, played forward
+and back between still frames of its neutral first frame (1.5 s each: the smile stands
+out of a still background whatever the spotter's constants), with an exported model of
+random weights (the path is tested, not the emotions); the report is copied alone into
+an empty folder and opened in headless Chromium with networking disabled.
 A script appended to that copy writes what the browser made of the page into the DOM,
 which ``--dump-dom`` prints: every image decoded (naturalWidth > 0), every table has
 rows, and the page requested nothing.
@@ -115,10 +117,24 @@ def screenshot(report: Path, png: Path, width: int = 1000, height: int = 1000) -
     return png
 
 
-def analyse_clip(out: Path, checkpoint: Path | str) -> dict:
+def smile_video(dest: Path) -> Path:
+    """``dest``: 1.5 s of the clip's neutral first frame, the clip forward (the smile
+    rises), backward (it fades), 1.5 s neutral again; 30 fps, 7.8 s."""
+    from data_pipelines.spotting_synthetic import write_video
+    from fedpsyau_jax.video.frame_stream import iter_frames, probe
+
+    frames = [f for _, _, f in iter_frames(probe(CLIP))]
+    still = [frames[0]] * 45
+    height, width = frames[0].shape[:2]
+    write_video(dest, still + frames + frames[::-1] + still, 30.0, (width, height))
+    return dest
+
+
+def analyse_smile(out: Path, checkpoint: Path | str) -> dict:
     from fedpsyau_jax.cli import main
 
-    rc = main(["analyse", "--video", str(CLIP), "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress"])
+    video = smile_video(out.parent / "smile.mp4")
+    rc = main(["analyse", "--video", str(video), "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress"])
     assert rc == 0
     return json.loads((out / "timeline.json").read_text())
 
@@ -131,8 +147,8 @@ def report(tmp_path_factory):
     chromium()  # no browser: fail before spending the analysis
     d = tmp_path_factory.mktemp("report")
     model = write_random_model(d / "model", CLASSES, group_tokens="paper", roi_source="flow128")
-    timeline = analyse_clip(d / "out", model)
-    assert timeline["intervals"], "the smile clip gave no interval: the report would have no face to show"
+    timeline = analyse_smile(d / "out", model)
+    assert timeline["intervals"], "the smile was not spotted: the report would have no face to show"
     return d / "out" / "report.html", timeline
 
 
@@ -141,7 +157,7 @@ def test_report_opens_offline_with_every_image_decoded_and_every_table_filled(re
 
     path, timeline = report
     view = browser_view(path, tmp_path / "alone")
-    assert view["title"] == CLIP.name
+    assert view["title"] == "smile.mp4"
     n = len(timeline["intervals"])
     assert len(view["images"]) == 1 + n, view["images"]  # the plot, one apex face per interval
     for img in view["images"]:
@@ -200,6 +216,6 @@ if __name__ == "__main__":
     a = parser.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        analyse_clip(Path(tmp), a.checkpoint)
-        screenshot(Path(tmp) / "report.html", a.out, w, h)
+        analyse_smile(Path(tmp) / "out", a.checkpoint)
+        screenshot(Path(tmp) / "out" / "report.html", a.out, w, h)
     print(a.out, file=sys.stderr)
