@@ -166,7 +166,8 @@ def evaluate_new_site(
                 lab = site_idx[np.isin(subj[site_idx], draw)]
                 rest = site_idx[~np.isin(subj[site_idx], draw)]
                 runs.append((g, seed, draw, lab, rest))
-        st0 = jax.tree.map(lambda x: x[np.array([r[0] for r in runs])], start)
+        rows_of_runs = np.array([r[0] for r in runs])
+        st0 = jax.tree.map(lambda x: x[rows_of_runs], start)
         st0 = st0.replace(opt_state=jax.vmap(personal_tx.init)(st0.params), step=jnp.zeros_like(st0.step))
         plan = RowPlan(
             seeds=rows.seeds,
@@ -199,7 +200,7 @@ def _fine_tune(trainer, states, plan: RowPlan, runs, labels, samples, data, sett
     lr = s.learning_rate if s.learning_rate > 0 else 1.0
     for e in range(epochs):
         per = []
-        for r, (g, seed, _, lab, _) in enumerate(runs):
+        for r, (_, seed, _, lab, _) in enumerate(runs):
             rng = np.random.default_rng([seed, r, e, 43])
             per.append(epoch_plan(rng, lab, b, labels, s.oversample))
         steps = max(p[0].shape[0] for p in per)
