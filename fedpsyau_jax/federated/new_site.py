@@ -167,7 +167,7 @@ def evaluate_new_site(
                 rest = site_idx[~np.isin(subj[site_idx], draw)]
                 runs.append((g, seed, draw, lab, rest))
         rows_of_runs = np.array([r[0] for r in runs])
-        st0 = jax.tree.map(lambda x: x[rows_of_runs], start)
+        st0 = jax.tree.map(lambda x, i=rows_of_runs: x[i], start)
         st0 = st0.replace(opt_state=jax.vmap(personal_tx.init)(st0.params), step=jnp.zeros_like(st0.step))
         plan = RowPlan(
             seeds=rows.seeds,
