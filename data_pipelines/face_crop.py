@@ -1,10 +1,23 @@
 """The model input's face crop, landmark mapping into it, and apex→onset alignment.
 
 Coordinates: landmarks are (x, y) with pixel centres at integers (dlib's convention).
-The crop box is a continuous square [left, left+side) x [top, top+side) in that frame;
-crop pixel k (of ``size``) has its centre at left + (k + 0.5) * side / size, so a frame
-point x maps to k = (x - left) * size / side - 0.5. The same formula is used for the
-image warp and for the landmarks, so they agree to sub-pixel precision.
+The crop box is a continuous rectangle [left, left+side) x [top, top+height) in that
+frame (a square unless ``height`` is given); crop pixel k (of ``size``) has its centre
+at left + (k + 0.5) * side / size, so a frame point x maps to
+k = (x - left) * size / side - 0.5 (rows likewise with ``height``). The same formula is
+used for the image warp and for the landmarks, so they agree to sub-pixel precision.
+
+Two crop rules (``CROP_RULES``, chosen by ``PipelineParams.crop``):
+
+- ``"eyes"``: the project's square box sized by the inner-eye-corner distance
+  (``crop_box``), used to preprocess datasets from their videos.
+- ``"composite"``: the face placed as in the released MEGC2019 composite flows
+  (``composite_box``). Those flows were cut from tighter, non-square face boxes and
+  resized to squares: in them the inner eye corners are about 39 px apart (of 128) against
+  27 px in the ``"eyes"`` box, and the face is squashed vertically (eye-to-mouth height
+  0.60-0.64 of the outer-eye width against 0.71-0.87 in real faces). A model trained on
+  those flows reads faces laid out that way, so its inputs are cut to match
+  (benchmarks/input_domain.md has the measurements).
 
 Why warp + area resize instead of slicing: one ``cv2.warpAffine`` does the crop, the
 edge-replication padding where the box leaves the frame, and (for the apex frame) the
@@ -33,17 +46,43 @@ COLS_HALF = 4.75
 # dlib-68 points that barely move with expressions: nose bridge and base, and the
 # four eye corners. Aligning on them removes head drift but not the expression.
 ALIGN_POINTS: tuple[int, ...] = (27, 28, 29, 30, 31, 35, 36, 39, 42, 45)
+CROP_RULES = ("eyes", "composite")
+# Where the ALIGN_POINTS sit in the 128-px frame of the released MEGC2019 composite
+# flows: the mean over its 442 samples of the dlib points found on the apex crops
+# (SAMM's moved into its flows' frame, data_pipelines.megc2019_composite.FLOW_FRAME).
+# A summary statistic of the release, printed by
+# `python benchmarks/input_domain.py --print-layout`.
+COMPOSITE_LAYOUT: dict[int, tuple[float, float]] = {
+    27: (62.77, 32.21),
+    28: (62.93, 42.76),
+    29: (63.04, 53.10),
+    30: (63.22, 63.87),
+    31: (48.35, 71.53),
+    35: (77.58, 71.69),
+    36: (17.73, 34.40),
+    39: (43.19, 35.54),
+    42: (82.04, 35.42),
+    45: (107.37, 34.10),
+}
+COMPOSITE_LAYOUT_SIZE = 128
 
 
 @dataclasses.dataclass(frozen=True)
 class CropBox:
-    """A square crop box in frame coordinates (see module docstring)."""
+    """A crop box in frame coordinates (see module docstring): ``side`` wide and
+    ``height`` tall (``height`` None: a square)."""
 
     left: float
     top: float
     side: float
+    height: float | None = None
 
-    def as_dict(self) -> dict[str, float]:
+    @property
+    def rows(self) -> float:
+        """The box's height in frame px."""
+        return self.side if self.height is None else self.height
+
+    def as_dict(self) -> dict[str, float | None]:
         return dataclasses.asdict(self)
 
 
@@ -64,10 +103,50 @@ def crop_box(points68: np.ndarray, what: str = "face") -> CropBox:
     return CropBox(left=cx - COLS_HALF * g, top=cy - ROWS_ABOVE * g, side=side_rows)
 
 
+def composite_box(points68: np.ndarray, what: str = "face") -> CropBox:
+    """The crop box that puts the face where the released MEGC2019 composite flows have it.
+
+    Per axis, the least-squares scale and offset taking the ``ALIGN_POINTS`` of
+    ``points68`` (frame px) onto ``COMPOSITE_LAYOUT``; the box is the frame rectangle
+    that this map sends onto the 128-px crop. Scaled per axis, not as a similarity,
+    because the release's crops are squashed vertically (module docstring); fitted on
+    the eye corners and the nose, which expressions barely move.
+    """
+    pts = _check_points(points68, 68, what).astype(np.float64)
+    idx = list(COMPOSITE_LAYOUT)
+    src = pts[idx]
+    dst = np.array([COMPOSITE_LAYOUT[i] for i in idx], np.float64)
+    scale, offset = [], []
+    for ax in range(2):
+        a = np.stack([src[:, ax], np.ones(len(idx))], axis=1)
+        sol = np.linalg.lstsq(a, dst[:, ax], rcond=None)[0]
+        scale.append(float(sol[0]))
+        offset.append(float(sol[1]))
+    if not (min(scale) > 0 and np.isfinite(offset).all()):  # also catches NaN
+        raise UnusableSampleError(
+            f"{what}: eye corners and nose (dlib {idx}) are degenerate "
+            f"(fitted scales {scale[0]:.3g}, {scale[1]:.3g}); cannot place the face as in the composite"
+        )
+    # crop px k = (x - left) * size / w - 0.5 = scale * x + offset  →  w = size / scale, left = -(offset + 0.5) / scale
+    width, height = COMPOSITE_LAYOUT_SIZE / scale[0], COMPOSITE_LAYOUT_SIZE / scale[1]
+    if not min(width, height) >= 8.0:
+        raise UnusableSampleError(f"{what}: face too small to crop ({width:.1f} x {height:.1f} px)")
+    return CropBox(left=-(offset[0] + 0.5) / scale[0], top=-(offset[1] + 0.5) / scale[1], side=width, height=height)
+
+
+def face_box(points68: np.ndarray, rule: str = "eyes", what: str = "face") -> CropBox:
+    """The crop box of the crop ``rule`` (``CROP_RULES``)."""
+    if rule == "eyes":
+        return crop_box(points68, what)
+    if rule == "composite":
+        return composite_box(points68, what)
+    raise ValueError(f"crop rule {rule!r}: choose from {', '.join(CROP_RULES)}")
+
+
 def crop_matrix(box: CropBox, out_size: int) -> np.ndarray:
     """(2, 3) affine map from frame coordinates to a crop of ``out_size`` pixels."""
-    s = out_size / box.side
-    return np.array([[s, 0.0, -box.left * s - 0.5], [0.0, s, -box.top * s - 0.5]], np.float64)
+    sx, sy = out_size / box.side, out_size / box.rows
+    return np.array([[sx, 0.0, -box.left * sx - 0.5], [0.0, sy, -box.top * sy - 0.5]], np.float64)
 
 
 def crop_face(
@@ -82,7 +161,7 @@ def crop_face(
     img = np.asarray(gray)
     if img.ndim != 2 or img.dtype != np.uint8:
         raise ValueError(f"crop_face expects a 2-D uint8 grey image, got {img.dtype} {img.shape}")
-    native = max(size, int(round(box.side)))
+    native = max(size, int(round(max(box.side, box.rows))))
     m = crop_matrix(box, native)
     if transform is not None:
         m = compose(m, transform)

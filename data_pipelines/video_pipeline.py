@@ -8,7 +8,9 @@ Caches (``cached_video_sample``, ``records_to_samples``) are keyed on the identi
 the input files (``input_identity``), never on names alone.
 
 Per sample: dlib face + 68 landmarks on the onset frame (highest-scoring box), the
-face crop box from the onset landmarks, the apex frame similarity-aligned to the
+face crop box from the onset landmarks (``PipelineParams.crop``: the project's
+``"eyes"`` box, or ``"composite"``, the face placed as in the released MEGC2019
+composite flows, for models trained on them), the apex frame similarity-aligned to the
 onset face (apex landmarks come from the shape predictor inside the onset's
 detection box: micro-expression clips barely move, and it saves a second detector
 pass), TV-L1 flow on the 128-px grey crops, strain, min-max encoding, and the 65
@@ -80,21 +82,38 @@ class PipelineParams:
     apex_window: bool = False  # average flows onset→apex-1, apex, apex+1 (paper)
     exactly_one_face: bool = False  # True: several faces → MultipleFacesError (default: best box)
     tvl1: tuple[tuple[str, object], ...] = tuple(sorted(optical_flow.TVL1_PARAMS.items()))
+    # face_crop.CROP_RULES: "eyes" (the project's box) or "composite" (as the released
+    # MEGC2019 composite flows, for a model trained on them: fedpsyau_jax.input_check)
+    crop: str = "eyes"
+
+    def __post_init__(self):
+        if self.crop not in face_crop.CROP_RULES:
+            raise ValueError(f"PipelineParams.crop {self.crop!r}: choose from {', '.join(face_crop.CROP_RULES)}")
 
     def as_dict(self) -> dict:
+        if self.crop == "eyes":
+            # unchanged from before the crop rule existed, so existing caches stay valid
+            crop: dict = {
+                "size": face_crop.CROP_SIZE,
+                "rows_above_g": face_crop.ROWS_ABOVE,
+                "rows_below_g": face_crop.ROWS_BELOW,
+                "cols_half_g": face_crop.COLS_HALF,
+                "align_points": list(face_crop.ALIGN_POINTS),
+            }
+        else:
+            crop = {
+                "size": face_crop.CROP_SIZE,
+                "rule": self.crop,
+                "layout": {str(k): list(v) for k, v in face_crop.COMPOSITE_LAYOUT.items()},
+                "align_points": list(face_crop.ALIGN_POINTS),
+            }
         return {
             "pipeline_version": PIPELINE_VERSION,
             "align": self.align,
             "apex_window": self.apex_window,
             "exactly_one_face": self.exactly_one_face,
             "tvl1": dict(self.tvl1),
-            "crop": {
-                "size": face_crop.CROP_SIZE,
-                "rows_above_g": face_crop.ROWS_ABOVE,
-                "rows_below_g": face_crop.ROWS_BELOW,
-                "cols_half_g": face_crop.COLS_HALF,
-                "align_points": list(face_crop.ALIGN_POINTS),
-            },
+            "crop": crop,
             "face_detect_stages": [list(x) for x in face_landmarks.DETECT_STAGES],
         }
 
@@ -113,18 +132,20 @@ def clip_to_sample(
     apex_neighbors: Sequence[np.ndarray] | None = None,
     exactly_one_face: bool = False,
     tvl1_params: dict | None = None,
+    crop: str = "eyes",
     name: str = "clip",
 ) -> dict:
     """Model inputs of one onset/apex pair of frames (uint8 grey or BGR).
 
     ``apex_neighbors``: extra frames (typically apex-1 and apex+1) whose onset→frame
-    flows are averaged with onset→apex (the paper's apex window).
+    flows are averaged with onset→apex (the paper's apex window). ``crop``: the crop
+    rule (``face_crop.CROP_RULES``).
 
     Returns float32 ``flow128`` (128,128,3) and ``flow28`` (28,28,3) in [0,1],
     ``landmarks`` (65,2) and ``landmarks68`` (68,2) in the crop frame (clamped),
     ``flow_raw`` (128,128,2) in crop px, ``strain_raw`` (128,128), ``clamped`` (number
     of the 65 points clamped), ``constant_channels`` (3,) bool, the 128-px
-    ``onset_crop``/``apex_crop``, ``crop_box`` (left, top, side) in frame px,
+    ``onset_crop``/``apex_crop``, ``crop_box`` (left, top, width, height) in frame px,
     ``align_matrix`` (2,3) apex→onset, ``face_score`` and ``n_faces``.
     Raises ``NoFaceError``/``MultipleFacesError``/``UnusableSampleError``.
     """
@@ -141,7 +162,7 @@ def clip_to_sample(
         raise MultipleFacesError(f"{name}: {len(faces)} faces in the onset frame where one is required")
     det_box, score = faces[0]
     lm_on = face_landmarks.landmarks68(onset, det_box, what=f"{name} onset frame")
-    box = face_crop.crop_box(lm_on, what=f"{name} onset face")
+    box = face_crop.face_box(lm_on, crop, what=f"{name} onset face")
     onset_crop = face_crop.crop_face(onset, box)
 
     flows, crops, matrices = [], [], []
@@ -170,7 +191,7 @@ def clip_to_sample(
         "clamped": clamped,
         "onset_crop": onset_crop,
         "apex_crop": crops[0],
-        "crop_box": np.array([box.left, box.top, box.side], np.float32),
+        "crop_box": np.array([box.left, box.top, box.side, box.rows], np.float32),
         "align_matrix": matrices[0].astype(np.float32),
         "face_score": score,
         "n_faces": len(faces),
@@ -336,6 +357,7 @@ def _sample_from_source(
         apex_neighbors=[src.read(n) for n in neigh],
         exactly_one_face=p.exactly_one_face,
         tvl1_params=dict(p.tvl1),
+        crop=p.crop,
         name=name,
     )
     return out | {"onset": onset, "apex": apex, "onset_replaced": replaced, "faceless_leading": 0}

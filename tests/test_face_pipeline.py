@@ -143,3 +143,34 @@ def test_degenerate_landmarks_are_an_unusable_sample():
         face_crop.crop_box(np.zeros((68, 2), np.float32), what="clipX onset face")
     with pytest.raises(ValueError, match=r"\(68, 2\)"):
         face_crop.crop_box(np.zeros((65, 2)))
+
+
+def test_composite_crop_places_eyes_and_nose_as_in_the_released_flows(onset, apex):
+    """The "composite" rule puts the stable points where the released MEGC2019 flows
+    have them on average: a tighter box than "eyes", taller than wide (the release's
+    faces are squashed vertically)."""
+    lm = face_landmarks.landmarks68(onset)
+    box = face_crop.face_box(lm, "composite")
+    eyes = face_crop.crop_box(lm)
+    assert box.rows > 1.2 * box.side and box.side < 0.8 * eyes.side
+    idx = list(face_crop.COMPOSITE_LAYOUT)
+    pts, _ = face_crop.map_points(lm[idx], box)
+    layout = np.array([face_crop.COMPOSITE_LAYOUT[i] for i in idx])
+    # one face against the release's mean face: a few px (of 128) apart
+    assert np.abs(pts - layout).mean() < 4.0
+    # outer eye corners (dlib 36, 45) as far apart as in the release; in "eyes" much closer
+    span = lambda q: q[idx.index(45), 0] - q[idx.index(36), 0]
+    far, _ = face_crop.map_points(lm[idx], eyes)
+    assert abs(span(pts) / span(layout) - 1) < 0.1 and span(far) / span(layout) < 0.8
+    s = clip_to_sample(onset, apex, crop="composite", name="single_face")
+    assert s["flow28"].shape == (28, 28, 3) and s["crop_box"].shape == (4,)
+    np.testing.assert_allclose(s["crop_box"][2:], [box.side, box.rows], rtol=1e-5)
+    assert s["onset_crop"].shape == (128, 128)
+    with pytest.raises(ValueError, match="crop rule 'wide'"):
+        face_crop.face_box(lm, "wide")
+
+
+def test_composite_crop_rejects_degenerate_landmarks():
+    from data_pipelines.sample_errors import UnusableSampleError
+    with pytest.raises(UnusableSampleError, match="clipY onset face: eye corners and nose"):
+        face_crop.composite_box(np.zeros((68, 2), np.float32), what="clipY onset face")

@@ -184,3 +184,11 @@ def test_apex_window_averages_three_flows(frames):
     np.testing.assert_allclose(window["flow_raw"], (single["flow_raw"] + f34 + f36) / 3, atol=1e-5)
     s = vp.video_to_sample(FACES / "single_face.mp4", 0, 35, params=vp.PipelineParams(apex_window=True))
     np.testing.assert_allclose(s["flow_raw"], window["flow_raw"], atol=1e-5)
+
+
+def test_crop_rule_is_a_parameter_of_the_cache_key():
+    # "eyes" keeps the digest it had before the rule existed (caches stay valid)
+    assert "rule" not in vp.PipelineParams().as_dict()["crop"]
+    assert vp.PipelineParams().digest() != vp.PipelineParams(crop="composite").digest()
+    with pytest.raises(ValueError, match="PipelineParams.crop 'wide'"):
+        vp.PipelineParams(crop="wide")

@@ -105,6 +105,7 @@ def recognise(
                 apex_neighbors=neigh,
                 exactly_one_face=p.exactly_one_face,
                 tvl1_params=dict(p.tvl1),
+                crop=p.crop,
                 name=f"{stem} interval {iv.onset}-{iv.offset}",
             )
             samples.append(s)
