@@ -55,11 +55,18 @@ def load_model(checkpoint) -> tuple[FedPsyAU, dict, dict]:
 def predict(video, checkpoint, onset: int | None = None, apex: int | None = None) -> dict:
     """Emotion and AU probabilities of one video clip (whole pipeline: face, crop,
     TV-L1 flow, landmarks -> model). Without onset/apex the first frame is the onset
-    and the apex is the frame of largest flow from it (``video_to_sample``)."""
+    and the apex is the frame of largest flow from it (``video_to_sample``).
+
+    The input is cut the way the model's training inputs were (``input_check.input_pipeline``:
+    e.g. the face box of the released MEGC2019 composite for a model trained on it) and
+    compared with them: ``input_check`` (``input_check.check_input``) says whether it
+    lies outside them, or that the model stores no summary to compare with."""
     from data_pipelines.video_pipeline import video_to_sample
+    from fedpsyau_jax.input_check import check_input, input_pipeline
 
     model, v, meta = load_model(checkpoint)
-    sample = video_to_sample(video, onset=onset, apex=apex)
+    params = input_pipeline(meta)
+    sample = video_to_sample(video, onset=onset, apex=apex, params=params)
     batch = {k: np.asarray(sample[k])[None] for k in ("flow128", "flow28", "landmarks")}
     probs, au_p = model_probabilities(model, v, meta, batch)
     probs = probs[0]
@@ -71,6 +78,8 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
         "onset": int(sample["onset"]),
         "apex": int(sample["apex"]),
         "apex_spotted": bool(sample.get("apex_spotted", False)),
+        "crop": params.crop,
+        "input_check": check_input(meta, sample),
     }
     if au_p is not None:
         out["au_prob"] = {f"AU{a}": float(x) for a, x in zip(AU_ORDER, au_p[0])}

@@ -147,12 +147,14 @@ def _one_line(card: dict) -> str:
     )
 
 
-def build_model_card(summary: dict, cfg_dict: dict, samples) -> dict:
+def build_model_card(summary: dict, cfg_dict: dict, samples, inputs: dict | None = None) -> dict:
     """The card of a run's exported model.
 
     summary: ``api.train``'s summary (pooled scores, bootstrap intervals, AU detection);
     cfg_dict: the resolved config as saved in ``config.json``; samples: the ``MESamples``
-    the run trained on (the exported model saw all of them).
+    the run trained on (the exported model saw all of them); inputs: the training
+    inputs' summary (``input_check.summarise_inputs``), of which the card keeps the
+    parts people read.
     """
     import jax
 
@@ -183,6 +185,9 @@ def build_model_card(summary: dict, cfg_dict: dict, samples) -> dict:
         "limits": list(LIMITS)
         + ([SYNTHETIC_LIMIT] if any(str(d).startswith("synthetic") for d in np.unique(samples.dataset)) else []),
     }
+    if inputs is not None:
+        keep = ("samples", "pipeline", "flow28_quantiles", "background", "group_quantile")
+        card["inputs"] = {k: inputs[k] for k in keep} | {"groups": list(inputs["groups"])}
     card["summary"] = _one_line(card)
     return card
 
@@ -255,6 +260,10 @@ def card_markdown(card: dict) -> str:
             lines.append(f"| {head} | {s['mean_f1']:.3f} | {thr} | {s['mean_auc']:.3f} | {s['samples']} |")
     else:
         lines.append("Not measured in this run (no AU-labelled test samples, or no AU branch).")
+    if "inputs" in card:
+        from fedpsyau_jax.input_check import card_lines
+
+        lines += ["", "## Training inputs", "", *card_lines(card["inputs"])]
     lines += [
         "",
         "## Software",

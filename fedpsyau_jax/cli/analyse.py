@@ -15,6 +15,23 @@ from __future__ import annotations
 import argparse
 
 
+def input_check_line(intervals: list[dict]) -> str | None:
+    """One line on how the recognised intervals' inputs compare with the model's
+    training inputs (None when nothing was recognised)."""
+    checks = [iv["input_check"] for iv in intervals if iv.get("input_check")]
+    if not checks:
+        return None
+    if all(c["status"] == "no input summary stored" for c in checks):
+        return f"input check: {checks[0]['message']}"
+    out = [c for c in checks if c["status"] == "outside"]
+    if not out:
+        return f"input check: all {len(checks)} recognised interval(s) within the model's training inputs"
+    return (
+        f"input check: {len(out)} of {len(checks)} recognised interval(s) OUTSIDE the model's training "
+        f"inputs (their probabilities are not reliable; input_check in timeline.json says how far and why)"
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="video file or folder of numbered frames")
     p.add_argument("--out", required=True, help="output folder")
@@ -57,10 +74,15 @@ def run(args) -> int:
     )
     for iv in t["intervals"]:
         emo = f"  {iv['emotion']} ({iv['emotion_prob']:.2f})" if iv.get("emotion") else ""
+        if (iv.get("input_check") or {}).get("status") == "outside":
+            emo += "  [input outside the model's training inputs]"
         print(
             f"  {iv['kind']:5s} frames {iv['onset']}-{iv['apex']}-{iv['offset']} "
             f"({iv['onset_s']:.2f}-{iv['offset_s']:.2f} s) score {iv['score']:.2f}{emo}"
         )
+    line = input_check_line(t["intervals"])
+    if line:
+        print(line)
     print(f"outputs: {Path(args.out) / 'report.html'} (and timeline.json, timeline.csv, frames.csv, timeline.png)")
     no_face = [p for p in t["problems"] if "no face found in any" in p]
     if no_face:

@@ -53,7 +53,10 @@ def run(args) -> int:
         hint = several_expressions_hint(args.video)
         if hint:
             print(f"fedpsyau predict: note: {hint}", file=sys.stderr)
+    check = out["input_check"]
     if args.json:
+        if check["status"] != "inside":  # never only a field in the JSON
+            print(f"fedpsyau predict: input check: {check['message']}", file=sys.stderr)
         print(json.dumps(out, indent=1))
         return 0
     print(f"model: {out['model_card']}")
@@ -66,6 +69,7 @@ def run(args) -> int:
         print(f"  P({c}) = {p:.4f}")
     if "au_prob" in out:
         print("AU probabilities: " + "  ".join(f"{a} {p:.2f}" for a, p in out["au_prob"].items()))
+    print(f"input check: {check['message']}")
     return 0
 
 

@@ -156,9 +156,17 @@ def train(
         export_final_model(workdir, all_fold)
     summary = summarise_run(workdir, samples, eval_folds, results, cfg, time.perf_counter() - t_start)
     if all_fold is not None:  # the exported model's card (final_model/MODEL_CARD.md + metadata)
+        from fedpsyau_jax.input_check import summarise_inputs, training_pipeline, write_input_summary
         from fedpsyau_jax.model_card import build_model_card, write_model_card
 
-        write_model_card(workdir / FINAL_MODEL, build_model_card(summary, cfg_dict, samples))
+        # what the exported model's inputs looked like, so predict/analyse can cut new
+        # inputs the same way and flag those unlike them (fedpsyau_jax.input_check)
+        seen = samples.take(all_fold.train_idx)
+        pipeline = training_pipeline(samples.meta, str(cfg_dict.get("data", {}).get("name", "")))
+        inputs = summarise_inputs(seen.flow28, seen.landmarks, pipeline) if len(seen) >= 2 else None
+        if inputs is not None:
+            write_input_summary(workdir / FINAL_MODEL, inputs)
+        write_model_card(workdir / FINAL_MODEL, build_model_card(summary, cfg_dict, samples, inputs=inputs))
     log.write("summary", pooled=summary.get("pooled"), wall_seconds=summary["wall_seconds"])
     if verbose:
         print(format_summary(summary))

@@ -261,6 +261,8 @@ def _timeline(
         }
         if "recognition_error" in r:
             item["recognition_error"] = r["recognition_error"]
+        if "input_check" in r:
+            item["input_check"] = r["input_check"]
         if "apex_crop" in r:
             thumbs[i] = r["apex_crop"]
         items.append(item)

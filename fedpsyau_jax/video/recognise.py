@@ -4,8 +4,11 @@ Each interval's model input is built by ``data_pipelines.video_pipeline.clip_to_
 on its onset and apex frames at full resolution — the function every training sample
 goes through (dlib face and landmarks on the onset, the crop box, apex
 aligned to the onset, TV-L1 on 128-px crops, strain, min-max encoding, 65 keypoints),
-with the default ``PipelineParams`` of dataset preprocessing. The cheap spotting flow
-is never fed to the model.
+with the ``PipelineParams`` that match how the model's training inputs were made
+(``input_check.input_pipeline``: the released MEGC2019 composite's face box for a model
+trained on it, else the default of dataset preprocessing). The cheap spotting flow is
+never fed to the model. Each input is compared with the model's training inputs
+(``input_check.check_input``); an interval whose input lies outside them says so.
 
 Only the frames that intervals need are kept, in a second sequential decode pass.
 """
@@ -34,8 +37,11 @@ class Recogniser:
         from fedpsyau_jax import inference
 
         self.checkpoint = str(checkpoint)
+        from fedpsyau_jax.input_check import input_pipeline
+
         self.model, self.variables, self.meta = inference.load_model(checkpoint)
         self.class_names = list(self.meta["class_names"])
+        self.pipeline = input_pipeline(self.meta)  # inputs cut as its training inputs were
 
     def probabilities(self, samples: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
         """One model call per sample (a batch of one, exactly as ``predict``; the jitted
@@ -85,12 +91,14 @@ def recognise(
     progress=None,
 ) -> list[dict]:
     """One dict per interval: ``emotion``, ``emotion_prob`` {class: p}, ``au_prob``
-    {AUn: p} (when the model has an AU branch), ``apex_crop`` (128x128 uint8, the
-    aligned face for the report), or ``recognition_error`` (one line) when the
-    model input cannot be built (no face in the onset frame, no motion)."""
+    {AUn: p} (when the model has an AU branch), ``input_check`` (``input_check.check_input``),
+    ``apex_crop`` (128x128 uint8, the aligned face for the report), or
+    ``recognition_error`` (one line) when the model input cannot be built (no face in
+    the onset frame, no motion). ``params`` None: the model's own (``Recogniser.pipeline``)."""
     from fedpsyau_jax.core.au_groups import AU_ORDER
+    from fedpsyau_jax.input_check import check_input
 
-    p = params or PipelineParams()
+    p = params or recogniser.pipeline
     frames = collect_frames(info, needed_positions(intervals, p))
     stem = Path(info.path).stem
     results: list[dict] = [{} for _ in intervals]
@@ -111,6 +119,9 @@ def recognise(
             samples.append(s)
             where.append(i)
             results[i]["apex_crop"] = s["apex_crop"]
+            results[i]["input_check"] = check = check_input(recogniser.meta, s)
+            if check["status"] == "outside":
+                log.warning("%s: %s", f"{stem} interval {iv.onset}-{iv.offset}", check["message"])
         except (SampleError, KeyError, cv2.error) as e:
             msg = f"{type(e).__name__}: {e}"
             results[i]["recognition_error"] = msg
