@@ -20,8 +20,8 @@ share of |u - median| + |v - median| in each of 4 x 4 blocks of 7 x 7 px); and w
 the face sits (eye centre, outer-eye width, eye-to-mouth height, in 128-px crop
 coordinates). The summary stores their mean and spread, a shrunk inverse correlation
 (the distance is a Mahalanobis distance) and the distances of the training inputs
-themselves, each measured by a summary fitted without it (10 folds), so a training-like
-input is compared with the training inputs as honestly as a new one is. An input
+themselves, each measured by a summary fitted without it (10 folds, by subject), so a
+training-like input is compared with the training inputs as honestly as a new one is. An input
 farther than ``OUTSIDE_QUANTILE`` of them is flagged "outside".
 
 For people the summary also keeps per-channel quantiles of the encoded flow and the
@@ -112,13 +112,21 @@ def _distance(fit: dict[str, Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.sqrt(np.maximum(d2, 0.0)), z
 
 
-def _group_summary(x: np.ndarray, quantile: float) -> dict:
+def _held_out_folds(n: int, subjects: np.ndarray | None) -> np.ndarray:
+    """Fold of each input: by subject when there are several (a new person is then
+    compared as a new input is), else by position."""
+    if subjects is not None:
+        _, subj = np.unique(np.asarray(subjects).astype(str), return_inverse=True)
+        if subj.max() >= 1:
+            return subj % min(HELD_OUT_FOLDS, int(subj.max()) + 1)
+    return np.arange(n) % min(HELD_OUT_FOLDS, n)
+
+
+def _group_summary(x: np.ndarray, quantile: float, folds: np.ndarray) -> dict:
     """Mean, spread, precision and held-out distances of one group of features."""
-    n = len(x)
-    k = min(HELD_OUT_FOLDS, n)
-    held_out = np.zeros(n)
-    for j in range(k):
-        test = np.arange(n) % k == j
+    held_out = np.zeros(len(x))
+    for j in np.unique(folds):
+        test = folds == j
         held_out[test] = _distance(_fit(x[~test]), x[test])[0]
     fit = _fit(x)
     return {
@@ -130,11 +138,15 @@ def _group_summary(x: np.ndarray, quantile: float) -> dict:
     }
 
 
-def summarise_inputs(flow28: np.ndarray, landmarks: np.ndarray, pipeline: dict | None = None) -> dict:
+def summarise_inputs(
+    flow28: np.ndarray, landmarks: np.ndarray, pipeline: dict | None = None, subjects: np.ndarray | None = None
+) -> dict:
     """The training inputs' summary (JSON-serialisable) for an exported model.
 
     ``pipeline``: how those inputs were made (``training_pipeline``), so that
-    ``predict``/``analyse`` cut new inputs the same way. Each group of ``GROUPS`` gets
+    ``predict``/``analyse`` cut new inputs the same way. ``subjects``: the inputs'
+    subject ids; the held-out distances are then measured on subjects left out (a new
+    input comes from a new person). Each group of ``GROUPS`` gets
     its own distance and threshold (at 1 - (1 - ``OUTSIDE_QUANTILE``) / 4 of the
     held-out training distances), so that an input is flagged with about 1 % chance
     when it is like the training inputs, and one group far off (the face's position,
@@ -145,6 +157,7 @@ def summarise_inputs(flow28: np.ndarray, landmarks: np.ndarray, pipeline: dict |
     if n < 2:
         raise ValueError(f"summarise_inputs: need at least 2 training inputs, got {n}")
     q = 1.0 - (1.0 - OUTSIDE_QUANTILE) / len(GROUPS)
+    folds = _held_out_folds(n, subjects)
     f = np.asarray(flow28, np.float64).reshape(n, -1, 3)
     med = np.median(f[..., :2], axis=1)  # (N, 2) per-sample background of u, v
     return {
@@ -153,10 +166,13 @@ def summarise_inputs(flow28: np.ndarray, landmarks: np.ndarray, pipeline: dict |
         "pipeline": pipeline or {"crop": "eyes", "source": "unknown"},
         "features": list(FEATURES),
         "shrink": SHRINK,
-        "held_out_folds": min(HELD_OUT_FOLDS, n),
+        "held_out_folds": int(folds.max()) + 1,
+        "held_out_by": "subject" if subjects is not None and len(np.unique(np.asarray(subjects))) > 1 else "input",
         "outside_quantile": OUTSIDE_QUANTILE,
         "group_quantile": q,
-        "groups": {g: {"features": list(idx), **_group_summary(x[:, list(idx)], q)} for g, idx in GROUPS.items()},
+        "groups": {
+            g: {"features": list(idx), **_group_summary(x[:, list(idx)], q, folds)} for g, idx in GROUPS.items()
+        },
         "flow28_quantiles": {
             c: dict(zip((str(p) for p in QUANTILES), np.quantile(f[..., i], QUANTILES).round(4).tolist()))
             for i, c in enumerate(CHANNELS)

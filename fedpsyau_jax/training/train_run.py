@@ -163,7 +163,7 @@ def train(
         # inputs the same way and flag those unlike them (fedpsyau_jax.input_check)
         seen = samples.take(all_fold.train_idx)
         pipeline = training_pipeline(samples.meta, str(cfg_dict.get("data", {}).get("name", "")))
-        inputs = summarise_inputs(seen.flow28, seen.landmarks, pipeline) if len(seen) >= 2 else None
+        inputs = summarise_inputs(seen.flow28, seen.landmarks, pipeline, seen.subject) if len(seen) >= 2 else None
         if inputs is not None:
             write_input_summary(workdir / FINAL_MODEL, inputs)
         write_model_card(workdir / FINAL_MODEL, build_model_card(summary, cfg_dict, samples, inputs=inputs))
