@@ -445,7 +445,7 @@ def figure(rel: dict, rows: list[dict], path: Path) -> None:
         "Where the motion energy sits (share of |u-median|+|v-median|), face layout, encoded values", fontsize=10
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # keeps the legend below the layout panel
     plt.close(fig)
 
 
