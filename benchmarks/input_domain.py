@@ -96,6 +96,26 @@ def geometry(lm65: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def region_motion(f28: np.ndarray, lm: np.ndarray) -> dict[str, float]:
+    """Mean encoded u, v minus the sample's median at the mouth corners (3 x 3 px of the
+    28-px flow around keypoints 32, image left, and 38, right) and v on the brows
+    (keypoints 0-9): which way those parts move, in the encoding's units (u right, v
+    down)."""
+    out: dict[str, list[float]] = {
+        k: [] for k in ("mouth_left_du", "mouth_left_dv", "mouth_right_du", "mouth_right_dv", "brows_dv")
+    }
+    for f, pts in zip(f28, np.asarray(lm).reshape(-1, 65, 2)):
+        med = np.median(f[..., :2].reshape(-1, 2), axis=0)
+        for t, side in ((32, "left"), (38, "right")):
+            x, y = np.clip(np.round(pts[t] * 28 / 128).astype(int), 1, 26)
+            d = f[y - 1 : y + 2, x - 1 : x + 2, :2].mean((0, 1)) - med
+            out[f"mouth_{side}_du"].append(float(d[0]))
+            out[f"mouth_{side}_dv"].append(float(d[1]))
+        b = np.clip(np.round(pts[0:10] * 28 / 128).astype(int), 0, 27)
+        out["brows_dv"].append(float(np.mean([f[y, x, 1] for x, y in b]) - med[1]))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
 def stats(f28: np.ndarray, lm: np.ndarray, exact_bg: np.ndarray | None = None) -> dict:
     """Summary statistics of a group of encoded flows (N, 28, 28, 3) and landmarks."""
     f28 = np.asarray(f28, np.float64).reshape(-1, 28, 28, 3)
@@ -110,6 +130,7 @@ def stats(f28: np.ndarray, lm: np.ndarray, exact_bg: np.ndarray | None = None) -
             "mean": float(v.mean()),
             "sd": float(v.std()),
             "per_sample_sd_median": float(np.median(v.std(1))),
+            "per_sample_sd_q10_q90": [float(x) for x in np.quantile(v.std(1), [0.1, 0.9])],
             **{f"q{int(q * 100):02d}": float(np.quantile(v, q)) for q in QS},
         }
         if c < 2:
@@ -125,6 +146,7 @@ def stats(f28: np.ndarray, lm: np.ndarray, exact_bg: np.ndarray | None = None) -
     out["energy_map"] = e.mean(0)  # not written to JSON (figure only)
     g = geometry(lm)
     out["geometry"] = {k: float(np.median(v)) for k, v in g.items()}
+    out["region_motion"] = region_motion(f28, lm)
     out["landmarks_mean"] = np.asarray(lm, np.float64).reshape(-1, 65, 2).mean(0)
     return out
 
@@ -139,6 +161,7 @@ def released(shared: Path) -> tuple[dict, object]:
     groups = {d: s.dataset == d for d in ("casme2", "samm", "smic")}
     groups["all"] = np.ones(len(s), bool)
     groups["positive"] = s.label == 1  # what a smile should look like
+    groups["surprise"] = s.label == 2  # brows up: checks the sign of v
     return {k: stats(s.flow28[m], s.landmarks[m]) for k, m in groups.items()}, s
 
 
@@ -282,6 +305,9 @@ def tables(rel: dict, rows: list[dict], spans: dict, paths: dict | None) -> str:
 
     def line(name: str, st: dict) -> str:
         c = st["channels"]
+        q = " / ".join(
+            f"{fmt(c[k]['per_sample_sd_q10_q90'][0], 2)}-{fmt(c[k]['per_sample_sd_q10_q90'][1], 2)}" for k in CH
+        )
         return (
             f"| {name} | {st['n']} | "
             + " | ".join(f"{fmt(c[k]['mean'])} / {fmt(c[k]['sd'])}" for k in CH)
@@ -289,7 +315,7 @@ def tables(rel: dict, rows: list[dict], spans: dict, paths: dict | None) -> str:
             + " | ".join(f"{fmt(c[k]['q05'], 2)}-{fmt(c[k]['q50'], 2)}-{fmt(c[k]['q95'], 2)}" for k in CH)
             + " | "
             + " / ".join(fmt(c[k]["per_sample_sd_median"]) for k in CH)
-            + " |"
+            + f" (10-90 %: {q}) |"
         )
 
     for k, st in rel.items():
@@ -361,6 +387,17 @@ def tables(rel: dict, rows: list[dict], spans: dict, paths: dict | None) -> str:
             f"| {r['clip']} | {r['pair']} | {r['span_s']} | {r['crop']} | {fmt(m['median'], 2)} / {fmt(m['p95'], 2)} / "
             f"{fmt(m['max'], 2)} | {r['crop_box']} | {chk['status']}{why} | "
             + (f"{fmt(r['p']['positive'])} |" if has_p else "")
+        )
+    L += ["", "## Which way the mouth corners and brows move (encoded u, v minus the median)", ""]
+    rk = ("mouth_left_du", "mouth_left_dv", "mouth_right_du", "mouth_right_dv", "brows_dv")
+    L += ["| source | " + " | ".join(rk) + " |", "|---|" + "---|" * len(rk)]
+    for k, st in rel.items():
+        L.append(f"| released {k} | " + " | ".join(fmt(st["region_motion"][m]) for m in rk) + " |")
+    for r in rows:
+        L.append(
+            f"| {r['clip']} {r['pair']} ({r['kind']}, {r['crop']}) | "
+            + " | ".join(fmt(r["stats"]["region_motion"][m]) for m in rk)
+            + " |"
         )
     if spans:
         L += ["", "## Onset→apex spans of the released samples (coding sheets, 200 fps)", ""]
