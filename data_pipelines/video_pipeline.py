@@ -171,9 +171,9 @@ def clip_to_sample(
         if align:
             lm_t = face_landmarks.landmarks68(img, det_box, what=f"{name} apex frame")
             m = face_crop.alignment_transform(lm_t, lm_on)
-        crop = face_crop.crop_face(img, box, transform=None if not align else m)
-        flows.append(optical_flow.tvl1_flow(onset_crop, crop, tvl1_params))
-        crops.append(crop)
+        target_crop = face_crop.crop_face(img, box, transform=None if not align else m)
+        flows.append(optical_flow.tvl1_flow(onset_crop, target_crop, tvl1_params))
+        crops.append(target_crop)
         matrices.append(m)
     flow_raw = flows[0] if len(flows) == 1 else optical_flow.average_flows(flows)
 
