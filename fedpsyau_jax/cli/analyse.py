@@ -15,23 +15,6 @@ from __future__ import annotations
 import argparse
 
 
-def input_check_line(intervals: list[dict]) -> str | None:
-    """One line on how the recognised intervals' inputs compare with the model's
-    training inputs (None when nothing was recognised)."""
-    checks = [iv["input_check"] for iv in intervals if iv.get("input_check")]
-    if not checks:
-        return None
-    if all(c["status"] == "no input summary stored" for c in checks):
-        return f"input check: {checks[0]['message']}"
-    out = [c for c in checks if c["status"] == "outside"]
-    if not out:
-        return f"input check: all {len(checks)} recognised interval(s) within the model's training inputs"
-    return (
-        f"input check: {len(out)} of {len(checks)} recognised interval(s) OUTSIDE the model's training "
-        f"inputs (their probabilities are not reliable; input_check in timeline.json says how far and why)"
-    )
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", required=True, help="video file or folder of numbered frames")
     p.add_argument("--out", required=True, help="output folder")
@@ -80,6 +63,8 @@ def run(args) -> int:
             f"  {iv['kind']:5s} frames {iv['onset']}-{iv['apex']}-{iv['offset']} "
             f"({iv['onset_s']:.2f}-{iv['offset_s']:.2f} s) score {iv['score']:.2f}{emo}"
         )
+    from fedpsyau_jax.video.timeline_outputs import input_check_line
+
     line = input_check_line(t["intervals"])
     if line:
         print(line)

@@ -158,6 +158,28 @@ def _png_b64(img: np.ndarray) -> str:
     return base64.b64encode(buf.tobytes()).decode() if ok else ""
 
 
+def input_check_line(intervals: list[dict]) -> str | None:
+    """One line on how the recognised intervals' inputs compare with the model's
+    training inputs (None when nothing was recognised)."""
+    checks = [iv["input_check"] for iv in intervals if iv.get("input_check")]
+    if not checks:
+        return None
+    if all(c["status"] == "no input summary stored" for c in checks):
+        return f"input check: {checks[0]['message']}"
+    out = [c for c in checks if c["status"] == "outside"]
+    if not out:
+        return f"input check: all {len(checks)} recognised interval(s) within the model's training inputs"
+    return (
+        f"input check: {len(out)} of {len(checks)} recognised interval(s) OUTSIDE the model's training "
+        f"inputs (their probabilities are not reliable; input_check in timeline.json says how far and why)"
+    )
+
+
+def _input_check_html(timeline: dict) -> str:
+    line = input_check_line(timeline["intervals"])
+    return f"<h2>Input check</h2><p>{html.escape(line.removeprefix('input check: '))}</p>" if line else ""
+
+
 def write_report_html(out: Path, timeline: dict, plot_png: bytes, thumbs: dict[int, np.ndarray]) -> Path:
     """Self-contained report: the plot, then one row per interval with its apex
     thumbnail and probabilities."""
@@ -175,10 +197,15 @@ def write_report_html(out: Path, timeline: dict, plot_png: bytes, thumbs: dict[i
         if iv.get("au_prob"):
             aus = " ".join(f"{e(a)}&nbsp;{p:.2f}" for a, p in iv["au_prob"].items())
         err = e(iv.get("recognition_error", ""))
+        check = iv.get("input_check") or {}
+        if check.get("status") == "outside":  # a number the model was not trained for: say so where it is read
+            err += (
+                f"<br><span style='color:#b00'>input outside the training inputs: {e(check.get('message', ''))}</span>"
+            )
         rows.append(
             f"<tr><td>{i}</td><td>{iv['onset']}–{iv['apex']}–{iv['offset']}<br>"
             f"{iv['onset_s']:.2f}–{iv['offset_s']:.2f} s</td><td>{e(iv['kind'])}</td>"
-            f"<td>{iv['score']:.2f}</td><td>{img}</td><td><b>{e(iv.get('emotion') or '')}</b><br>{probs}{err}</td>"
+            f"<td>{iv['score']:.2f}</td><td>{img}</td><td class='emotion'><b>{e(iv.get('emotion') or '')}</b><br>{probs}{err}</td>"
             f"<td style='font-size:80%'>{aus}</td></tr>"
         )
     gaps = (
@@ -187,7 +214,7 @@ def write_report_html(out: Path, timeline: dict, plot_png: bytes, thumbs: dict[i
     )
     problems = "".join(f"<li>{e(p)}</li>" for p in timeline.get("problems", [])) or "<li>none</li>"
     doc = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{e(Path(timeline["video"]).name)}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}</style></head><body>
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}td.emotion{{min-width:11em}}</style></head><body>
 <h1>{e(Path(timeline["video"]).name)}</h1>
 <p>{timeline["frames"]} frames at {timeline["fps"]:.2f} fps; {len(timeline["intervals"])} interval(s);
 model: {e(str(timeline.get("checkpoint") or "none (spotting only)"))}</p>
@@ -196,6 +223,7 @@ model: {e(str(timeline.get("checkpoint") or "none (spotting only)"))}</p>
 {"".join(rows)}</table>
 <h2>Gaps (frames without a face)</h2><ul>{gaps}</ul>
 <h2>Problems</h2><ul>{problems}</ul>
+{_input_check_html(timeline)}
 <p style="font-size:80%">Spotting: training-free optical-flow spotter (docs/video.md). Emotions come from the
 model given with --checkpoint; a model trained on synthetic data gives meaningless emotions on real faces.</p>
 </body></html>
