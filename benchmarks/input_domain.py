@@ -23,7 +23,7 @@ fraction of pixels near it, where the motion energy sits (|u - median| + |v - me
 per row band and per 7 x 7 block, as shares of the sample's total), the face's
 position and scale in the crop (landmarks), the raw flow magnitude (ours: crop px),
 the input check against a summary of the 442 released inputs
-(``fedpsyau_jax.input_check``, as an exported composite model stores it), and, with
+(``fedpsyau_jax.training.input_check``, as an exported composite model stores it), and, with
 --model, the model's P(positive) on the smile, also along predict's default path and
 analyse's spotted intervals.
 
@@ -252,7 +252,7 @@ def default_paths(model_p, summary_meta: dict) -> dict:
     """P on the smile along predict's default path (onset = first frame, apex spotted)
     and analyse's (the spotter's intervals), before ("eyes") and after ("composite")."""
     from data_pipelines.video_pipeline import PipelineParams, video_to_sample
-    from fedpsyau_jax.input_check import check_input
+    from fedpsyau_jax.training.input_check import check_input
     from fedpsyau_jax.video.analyse import spot_only
     from fedpsyau_jax.video.frame_stream import probe
     from fedpsyau_jax.video.recognise import collect_frames
@@ -524,7 +524,7 @@ def main() -> int:
     if a.print_layout:
         print_layout(shared)
         return 0
-    from fedpsyau_jax.input_check import SUMMARY_KEY, check_input, summarise_inputs, training_pipeline
+    from fedpsyau_jax.training.input_check import SUMMARY_KEY, check_input, summarise_inputs, training_pipeline
 
     rel, comp = released(shared)
     rel["all"]["_flat"] = np.asarray(comp.flow28).reshape(-1, 3)

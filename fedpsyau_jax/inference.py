@@ -62,7 +62,7 @@ def predict(video, checkpoint, onset: int | None = None, apex: int | None = None
     compared with them: ``input_check`` (``input_check.check_input``) says whether it
     lies outside them, or that the model stores no summary to compare with."""
     from data_pipelines.video_pipeline import video_to_sample
-    from fedpsyau_jax.input_check import check_input, input_pipeline
+    from fedpsyau_jax.training.input_check import check_input, input_pipeline
 
     model, v, meta = load_model(checkpoint)
     params = input_pipeline(meta)

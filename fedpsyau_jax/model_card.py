@@ -261,7 +261,7 @@ def card_markdown(card: dict) -> str:
     else:
         lines.append("Not measured in this run (no AU-labelled test samples, or no AU branch).")
     if "inputs" in card:
-        from fedpsyau_jax.input_check import card_lines
+        from fedpsyau_jax.training.input_check import card_lines
 
         lines += ["", "## Training inputs", "", *card_lines(card["inputs"])]
     lines += [

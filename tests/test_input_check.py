@@ -1,5 +1,5 @@
 """The training inputs' summary stored with an exported model, and the check of a new
-input against it (fedpsyau_jax.input_check): training-like inputs pass, inputs cut
+input against it (fedpsyau_jax.training.input_check): training-like inputs pass, inputs cut
 another way are flagged, old models without a summary still predict and say so."""
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipelines.synthetic import make_synthetic
-from fedpsyau_jax import input_check as ic
+from fedpsyau_jax.training import input_check as ic
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "tests" / "fixtures" / "faces" / "single_face.mp4"

@@ -72,23 +72,36 @@ def split_new_site(clients: list[tuple[str, np.ndarray]], name: str):
     return [c for c in clients if c[0] != name], dict(clients)[name]
 
 
+def sample_weights(num_samples, groups, num_groups: int) -> np.ndarray:
+    """(G, C) weights: row c's share n_c / Σ n of its seed group's samples."""
+    groups = np.asarray(groups)
+    n = np.asarray(num_samples, np.float64)
+    return np.stack([np.where(groups == g, n, 0.0) / n[groups == g].sum() for g in range(num_groups)])
+
+
+def weighted_mean(tree, weights: np.ndarray):
+    """Leaves (C, ...) -> (G, ...): the ``weights`` (G, C) mean of the rows, in float32
+    (the one computation of a start model: the Flower server calls it too)."""
+    w = jnp.asarray(weights, jnp.float32)
+
+    def mean(x):
+        x = jnp.asarray(x)
+        return jnp.tensordot(w, x.astype(jnp.float32), axes=(1, 0)).astype(x.dtype)
+
+    return jax.tree.map(mean, tree)
+
+
 def start_models(states, rows: RowPlan):
     """Per seed group g: the sample-weighted mean over its rows of the deployed
     params and BatchNorm statistics (leaves (G, ...)); priors and optimiser state of
     the group's first row."""
     groups = np.asarray(rows.groups)
-    n = np.asarray(rows.num_samples, np.float64)
-    weights = np.stack([np.where(groups == g, n, 0.0) / n[groups == g].sum() for g in range(len(rows.seeds))])
-    w = jnp.asarray(weights, jnp.float32)  # (G, C)
-
-    def mean(x):
-        return jnp.tensordot(w, x.astype(jnp.float32), axes=(1, 0)).astype(x.dtype)
-
+    weights = sample_weights(rows.num_samples, groups, len(rows.seeds))  # (G, C)
     first = np.array([np.flatnonzero(groups == g)[0] for g in range(len(rows.seeds))])
     pick = lambda x: x[first]
     return states.replace(
-        params=jax.tree.map(mean, states.params),
-        batch_stats=jax.tree.map(mean, states.batch_stats),
+        params=weighted_mean(states.params, weights),
+        batch_stats=weighted_mean(states.batch_stats, weights),
         priors=jax.tree.map(pick, states.priors),
         opt_state=jax.tree.map(pick, states.opt_state),
         step=pick(states.step),

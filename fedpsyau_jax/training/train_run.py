@@ -156,11 +156,11 @@ def train(
         export_final_model(workdir, all_fold)
     summary = summarise_run(workdir, samples, eval_folds, results, cfg, time.perf_counter() - t_start)
     if all_fold is not None:  # the exported model's card (final_model/MODEL_CARD.md + metadata)
-        from fedpsyau_jax.input_check import summarise_inputs, training_pipeline, write_input_summary
+        from fedpsyau_jax.training.input_check import summarise_inputs, training_pipeline, write_input_summary
         from fedpsyau_jax.model_card import build_model_card, write_model_card
 
         # what the exported model's inputs looked like, so predict/analyse can cut new
-        # inputs the same way and flag those unlike them (fedpsyau_jax.input_check)
+        # inputs the same way and flag those unlike them (fedpsyau_jax.training.input_check)
         seen = samples.take(all_fold.train_idx)
         pipeline = training_pipeline(samples.meta, str(cfg_dict.get("data", {}).get("name", "")))
         inputs = summarise_inputs(seen.flow28, seen.landmarks, pipeline, seen.subject) if len(seen) >= 2 else None

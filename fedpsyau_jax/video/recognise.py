@@ -37,7 +37,7 @@ class Recogniser:
         from fedpsyau_jax import inference
 
         self.checkpoint = str(checkpoint)
-        from fedpsyau_jax.input_check import input_pipeline
+        from fedpsyau_jax.training.input_check import input_pipeline
 
         self.model, self.variables, self.meta = inference.load_model(checkpoint)
         self.class_names = list(self.meta["class_names"])
@@ -96,7 +96,7 @@ def recognise(
     ``recognition_error`` (one line) when the model input cannot be built (no face in
     the onset frame, no motion). ``params`` None: the model's own (``Recogniser.pipeline``)."""
     from fedpsyau_jax.core.au_groups import AU_ORDER
-    from fedpsyau_jax.input_check import check_input
+    from fedpsyau_jax.training.input_check import check_input
 
     p = params or recogniser.pipeline
     frames = collect_frames(info, needed_positions(intervals, p))

@@ -134,6 +134,7 @@ class RunSpec:
     results_dir: str
     dp: Any = None  # privacy.DPSettings, or None (DP off)
     secagg: dict | None = None  # SecAgg+ settings, or None (off)
+    new_site: Any = None  # new_site.NewSiteSettings of fl.new_site, or None (no site held out)
 
 
 def _flat_override(key: str, value) -> str:
@@ -189,12 +190,13 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
     settings = dataclasses.replace(fl_settings_from_config(conf), checkpoint_every=0)
     from fedpsyau_jax.config_loading import ConfigError
 
-    # simulator-only settings: refused rather than silently left out of a deployment
-    for key, off in (("pretrain_rounds", 0), ("new_site", ""), ("adapt_k", ())):
-        value = conf.fl.get(key, off)
-        active = bool(tuple(value or ())) if key == "adapt_k" else value not in (off, None)
-        if active:
-            raise ConfigError(f"fl.{key}={value!r}: runs in the simulator only (fedpsyau federate), not in Flower yet")
+    # a simulator-only setting: refused rather than silently left out of a deployment
+    value = conf.fl.get("pretrain_rounds", 0)
+    if value not in (0, None):
+        raise ConfigError(
+            f"fl.pretrain_rounds={value!r}: runs in the simulator only (fedpsyau federate), not in Flower yet"
+        )
+    new_site = _new_site(conf, cfg)
     kw = conf.data.kwargs
     return RunSpec(
         algorithm=str(cfg["algorithm"]),
@@ -214,7 +216,28 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
         results_dir=str(cfg["results-dir"]),
         dp=_dp_settings(cfg),
         secagg=_secagg_settings(cfg),
+        new_site=new_site,
     )
+
+
+def _new_site(conf, cfg: Mapping[str, Any]):
+    """``new_site.NewSiteSettings`` of ``fl.new_site`` (None when no site is held out).
+    Refused with DP or SecAgg+: the simulator keeps no final models under DP, and the
+    start model averages every site's deployed model, which under SecAgg+ would leave
+    the sites outside the secure sum."""
+    from fedpsyau_jax.config_loading import ConfigError
+    from fedpsyau_jax.federated.new_site import new_site_settings
+
+    site = new_site_settings(conf)
+    if not site.name:
+        return None
+    for key in ("dp", "secagg"):
+        if _bool(cfg[key]):
+            raise ConfigError(
+                f"fl.new_site={site.name!r} with run-config {key}=true: not supported (the new site's start "
+                "model is the mean of the sites' deployed models, which would leave them unprotected)"
+            )
+    return site
 
 
 def _dp_settings(cfg: Mapping[str, Any]):
