@@ -138,7 +138,9 @@ def plot_timeline(
     ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=7, loc="upper right", ncol=2)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score / threshold")
-    ax.set_ylim(-0.15 if truth else 0, max(2.0, float(np.nanmax(score_micro / thr_mi)) * 1.05 if len(times) else 2.0))
+    # both curves whole: a macro expression far above its threshold is the clearest event
+    top = float(np.nanmax([np.nanmax(score_micro / thr_mi), np.nanmax(score_macro / thr_ma)])) if len(times) else 2.0
+    ax.set_ylim(-0.15 if truth else 0, max(2.0, top * 1.05))
     ax.set_title(title or Path(timeline["video"]).name, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
