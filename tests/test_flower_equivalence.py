@@ -212,8 +212,9 @@ def test_a_baseline_network_federates_in_flower_as_in_the_simulator():
     assert not any("classifier" in n for n in names)
 
 
-@pytest.mark.parametrize("override", ["fl.pretrain_rounds=2", "fl.new_site=client0", "fl.adapt_k=(1,)"])
+@pytest.mark.parametrize("override", ["fl.pretrain_rounds=2"])
 def test_simulator_only_settings_are_refused_by_a_flower_run(override):
+    """(A new site, fl.new_site, runs on Flower too: test_flower_new_site.py.)"""
     from fedpsyau_jax.config_loading import ConfigError
 
     with pytest.raises(ConfigError, match="simulator only"):

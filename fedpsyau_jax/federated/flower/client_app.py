@@ -12,6 +12,10 @@ SuperNode (in a deployment every message runs in a new ``flwr-clientapp`` proces
 nothing else survives between rounds; the JAX compilation cache is kept in the
 site's ``site-dir``, and so is a copy of the state, from which a SuperNode that
 restarted mid-run resumes).
+
+``query``: who the site is (its name and role), and, at a site held out of the
+federation (``fl.new_site``), its scores from the federation's start model
+(``flower.new_site``); such a site refuses train and evaluate messages.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from fedpsyau_jax.federated.flower import dp, secagg, wire
+from fedpsyau_jax.federated.flower import new_site as held_out
 from fedpsyau_jax.federated.flower.settings import broadcast_template, run_spec, upload_template
 from fedpsyau_jax.federated.flower.strategies import ARRAYS, CONFIG, METRICS, SITE
 
@@ -174,6 +179,8 @@ def _train_legacy(msg: Message, context: Context) -> Message:
 
     t0 = time.perf_counter()
     site = _site(context)
+    if held_out.is_new_site(site):
+        return held_out.refusal(msg, f"site {site.name} is the run's new site: it never trains in the federation")
     broadcast, cfg = secagg.legacy_broadcast(site, msg.content, "train")
     rnd = int(cfg.get("server-round", 1)) - 1
     state, anchors = site.receive(_state(site, context), broadcast)
@@ -196,6 +203,8 @@ def train(msg: Message, context: Context) -> Message:
         return _train_legacy(msg, context)
     t0 = time.perf_counter()
     site = _site(context)
+    if held_out.is_new_site(site):  # never an update from it, whoever asks
+        return held_out.refusal(msg, f"site {site.name} is the run's new site: it never trains in the federation")
     cfg: Any = msg.content[CONFIG] if CONFIG in msg.content else {}
     rnd = int(cfg.get("server-round", 1)) - 1
     state, anchors, release = _receive(site, context, msg.content)
@@ -216,9 +225,38 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     site = _site(context)
+    if held_out.is_new_site(site):
+        return held_out.refusal(msg, f"site {site.name} is the run's new site: it is scored only after training")
     if secagg.is_legacy(msg.content):
         broadcast, _ = secagg.legacy_broadcast(site, msg.content, "evaluate")
         state, _ = site.receive(_state(site, context), broadcast)
         return Message(content=secagg.legacy_evaluate_reply(site, site.evaluate(state)), reply_to=msg)
     state, _, _ = _receive(site, context, msg.content)
-    return Message(content=evaluate_reply_content(site, site.evaluate(state)), reply_to=msg)
+    content = evaluate_reply_content(site, site.evaluate(state))
+    cfg: Any = msg.content[CONFIG] if CONFIG in msg.content else {}
+    if bool(cfg.get(held_out.SEND_DEPLOYED, False)):
+        # a run with a new site: the server hands it the mean of the deployed models
+        content[ARRAYS] = wire.to_array_record(held_out.deployed_model(state))
+    return Message(content=content, reply_to=msg)
+
+
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    site = _site(context)
+    cfg: Any = msg.content[CONFIG] if CONFIG in msg.content else {}
+    action = str(cfg.get(held_out.ACTION, ""))
+    if action == held_out.IDENTIFY:
+        return Message(content=held_out.identify_content(site), reply_to=msg)
+    if action != held_out.ADAPT:
+        return held_out.refusal(msg, f"unknown query {action!r}")
+    if not held_out.is_new_site(site):
+        return held_out.refusal(msg, f"site {site.name} is not the run's new site")
+    if ARRAYS not in msg.content:
+        return held_out.refusal(msg, "the new site's query carries no start model")
+    start = wire.from_array_record(msg.content[ARRAYS], held_out.model_template(site.model, site.tx), finite=True)
+    t0 = time.perf_counter()
+    result = held_out.adapt(site, start)
+    LOG.info(
+        "new site %s: scored and adapted (k = %s) in %.1f s", site.name, list(result["adapt"]), time.perf_counter() - t0
+    )
+    return Message(content=held_out.adapt_reply_content(site, result), reply_to=msg)

@@ -3,7 +3,8 @@
 It builds the model only as shapes (``jax.eval_shape``: the names and shapes a valid
 reply must carry), runs ``FedPsyAUStrategy`` through Flower's round loop, prints one
 line per site (personal and deployed UF1/UAR/accuracy, as the simulator reports them)
-and, with run config ``results-dir``, writes ``flower_results.json`` there.
+and, with run config ``results-dir``, writes ``flower_results.json`` there. With
+``fl.new_site`` it then scores the site held out (``flower.new_site``): one line per k.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedpsyau_jax.federated.flower.new_site import model_template
 from fedpsyau_jax.federated.flower.settings import build, run_spec, upload_template
 from fedpsyau_jax.federated.flower.strategies import FedPsyAUStrategy
 
@@ -46,6 +48,10 @@ def format_results(res: dict) -> str:
             f"{d.get('uf1', float('nan')):.4f} UAR {d.get('uar', float('nan')):.4f} "
             f"acc {d.get('accuracy', float('nan')):.4f}"
         )
+    if "new_site" in res:
+        from fedpsyau_jax.federated.flower.new_site import format_lines
+
+        lines += format_lines(res["new_site"])
     return "\n".join(lines)
 
 
@@ -77,6 +83,9 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
         min_nodes=spec.min_nodes,
         node_wait_timeout=spec.node_wait_timeout,
         dp=spec.dp,
+        new_site=spec.new_site.name if spec.new_site is not None else None,
+        model_template=model_template(model, tx) if spec.new_site is not None else None,
+        reply_timeout=spec.round_timeout,
     )
     runner, initial = strategy, ArrayRecord()
     if spec.dp is not None:
@@ -115,5 +124,11 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
     )
     res = strategy.results()
     res["wall_seconds"] = time.perf_counter() - t0
+    if spec.new_site is not None:
+        from fedpsyau_jax.federated.flower.new_site import serve
+
+        res["new_site"] = serve(counting, strategy, spec)
     res["wire"] = {"train": counting.totals("train"), "evaluate": counting.totals("evaluate")}
+    if spec.new_site is not None:
+        res["wire"]["query"] = counting.totals("query")
     return res

@@ -104,9 +104,11 @@ def parse_train_reply(content, upload_template) -> tuple[str, Any, dict[str, flo
     return site, tree, metrics
 
 
-def parse_evaluate_reply(content) -> tuple[str, dict[str, float]]:
+def parse_evaluate_reply(content, with_model: bool = False) -> tuple[str, dict[str, float]]:
+    """(site name, metrics) of an evaluate reply, or ``ReplyRejected``; ``with_model``:
+    it may also carry the deployed model (runs with a new site, ``flower.new_site``)."""
     site = site_label(content)
-    extra = sorted(set(content.keys()) - {METRICS, SITE})
+    extra = sorted(set(content.keys()) - ({METRICS, SITE, ARRAYS} if with_model else {METRICS, SITE}))
     if extra:
         raise ReplyRejected(f"unexpected record(s) {', '.join(extra)}")
     return site, _metric_dict(content, EVAL_METRICS)
@@ -184,9 +186,24 @@ class FedPsyAUStrategy(_FlowerStrategy):
     """
 
     def __init__(
-        self, algorithm, upload_template, num_rounds: int, min_nodes: int = 2, node_wait_timeout: float = 300.0, dp=None
+        self,
+        algorithm,
+        upload_template,
+        num_rounds: int,
+        min_nodes: int = 2,
+        node_wait_timeout: float = 300.0,
+        dp=None,
+        new_site: str | None = None,
+        model_template=None,
+        reply_timeout: float = 1800.0,
     ):
-        """``dp`` (``privacy.DPSettings``): client-level DP (``flower.dp``; wrap this
+        """``new_site`` (a site name; ``model_template`` the whole model's shapes): a site
+        held out (``flower.new_site``): every node is asked who it is before it is sent
+        anything, the new site's node never is, and the final evaluation also collects
+        each site's deployed model (``self.deployed``). ``reply_timeout``: the wait for
+        those identification replies.
+
+        ``dp`` (``privacy.DPSettings``): client-level DP (``flower.dp``; wrap this
         strategy with ``dp.wrap_strategy``, start it with ``initial_arrays`` = R_0).
         Then the arrays sent are the last release R under the upload's names (the
         sites' clipping mod clips against them), each node is told which round made
@@ -211,6 +228,11 @@ class FedPsyAUStrategy(_FlowerStrategy):
         self._t0: dict[int, float] = {}
         self.broadcast = None
         self.manifest: list[dict] = []
+        self.new_site = new_site or None
+        self.model_template = model_template
+        self.reply_timeout = float(reply_timeout)
+        self.node_roles: dict[int, tuple[str, str]] = {}
+        self.deployed: dict[str, Any] = {}
 
     def summary(self) -> None:
         LOG.info(
@@ -225,9 +247,18 @@ class FedPsyAUStrategy(_FlowerStrategy):
     def _messages(self, kind: str, server_round: int, arrays, config, grid):
         from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 
-        nodes = wait_for_nodes(
-            grid.get_node_ids, self.min_nodes if self.dp is None else self.dp.num_clients, self.node_wait_timeout
-        )
+        if self.new_site is not None:
+            from fedpsyau_jax.federated.flower import new_site
+
+            nodes = new_site.federating_nodes(
+                grid, self.node_roles, self.min_nodes, self.node_wait_timeout, self.reply_timeout
+            )
+            if kind == "evaluate":
+                config[new_site.SEND_DEPLOYED] = True
+        else:
+            nodes = wait_for_nodes(
+                grid.get_node_ids, self.min_nodes if self.dp is None else self.dp.num_clients, self.node_wait_timeout
+            )
         if self.dp is not None:
             nodes = self._dp_nodes(kind, nodes)
         config["server-round"] = server_round
@@ -393,7 +424,7 @@ class FedPsyAUStrategy(_FlowerStrategy):
 
         if server_round < self.num_rounds:
             return None
-        accepted, rejected, missing = self._screen("evaluate", server_round, list(replies), parse_evaluate_reply)
+        accepted, rejected, missing = self._screen("evaluate", server_round, list(replies), self._parse_evaluate)
         per_site = {}
         for name, metrics in accepted:
             self.sites.setdefault(name, {"train": {}})["deployed"] = metrics
@@ -405,6 +436,15 @@ class FedPsyAUStrategy(_FlowerStrategy):
         }
         return MetricRecord(_weighted(per_site, ["uf1", "uar", "accuracy"]))
 
+    def _parse_evaluate(self, content):
+        if self.new_site is None:
+            return parse_evaluate_reply(content)
+        from fedpsyau_jax.federated.flower.new_site import parse_deployed
+
+        name, metrics = parse_evaluate_reply(content, with_model=True)
+        self.deployed[name] = parse_deployed(content, self.model_template)
+        return name, metrics
+
     def results(self) -> dict:
         """JSON-able summary: per-site personal/deployed scores, per-round bookkeeping."""
         out = {
@@ -414,6 +454,8 @@ class FedPsyAUStrategy(_FlowerStrategy):
             "per_round": {str(k): v for k, v in self.rounds.items()},
             "replies": self.manifest,
         }
+        if self.new_site is not None:
+            out["node_roles"] = {str(n): {"site": name, "role": role} for n, (name, role) in self.node_roles.items()}
         if self.dp is not None:
             out["dp"] = {
                 **self.dp.__dict__,
