@@ -9,13 +9,16 @@ to the addressed node's ClientApp; test_flower_deployment-style loopback transpo
 the last test here.
 
 Against the simulator: the new site is the partition's last client (the others keep
-their positions, hence their splits and plans) and the recipe has no flip, so that
-fine-tuning draws no randomness: the simulator fine-tunes with another site's random
-key, which a deployment does not hand over (``flower.new_site``).
+their positions, hence their splits and plans); the simulator fine-tunes with the first
+federating client's random key, which a deployment does not hand over
+(``flower.new_site``), so the reference here starts fine-tuning from the new site's own
+key (``run_simulator``).
 """
 import dataclasses
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -37,14 +40,23 @@ from fedpsyau_jax.training.batching import device_data  # noqa: E402
 K = 3                                        # partitions; client2 (the last) is the new site
 NEW = 100 + K - 1                            # its node id here
 KW = {"num_subjects": 6, "samples_per_subject": 4, "num_classes": 3, "seed": 1}
-# test_flower_equivalence's recipe without the flip (see the module docstring)
-RECIPE = ("train.lr_schedule=warmup_cosine train.warmup_epochs=1.0 train.class_balance=weighted_ce "
+# test_flower_equivalence's recipe (flip, schedule, class weights, ROI source)
+RECIPE = ("train.lr_schedule=warmup_cosine train.warmup_epochs=1.0 train.hflip=0.5 train.class_balance=weighted_ce "
           "train.au_norm=examples train.decay_kernels_only=true model.roi_source=flow28")
 NEW_SITE = "fl.new_site=client2 fl.adapt_k=(1,) fl.adapt_repeats=2 fl.adapt_epochs=2"
 RUN = {"num-server-rounds": 1, "batch-size": 4, "eval-batch-size": 8, "oversample": False,
        "use-au-branch": False, "dataset-kw": json.dumps(KW), "seed": 0, "lr": 1e-3, "mu": 0.05,
        "min-nodes": 2, "config-overrides": f"{RECIPE} {NEW_SITE}", "node-wait-timeout": 5.0,
        "round-timeout": 120.0}
+
+
+@pytest.fixture
+def server_identity(monkeypatch):
+    """A ServerApp process has its task identity set by Flower; the strategy builds
+    instruction Messages, which read it (here: the SuperLink's node 0, run 1)."""
+    from flwr.supercore.task_identity import TaskIdentity
+    for attr, value in (("_run_id", 1), ("_node_id", 0), ("_task_id", 1)):
+        monkeypatch.setattr(TaskIdentity, attr, value)
 
 
 class InProcessGrid:
@@ -83,7 +95,11 @@ def run_flower(run_config: dict, nodes=range(K)):
 
 
 def run_simulator(run_config: dict):
-    """What ``fedpsyau federate`` does with fl.new_site, on the run's settings."""
+    """What ``fedpsyau federate`` does with fl.new_site, on the run's settings — but the
+    fine-tuning's random key is the new site's own, as a deployment has it: the round-0
+    key ``runner.init_row_states`` gives partition K-1, where the simulator continues the
+    first federating client's (the model has dropout before its classifier, so the key
+    matters; scoring does not read it)."""
     spec = run_spec(run_config)
     samples = make_synthetic(**KW)
     model, tx, algo = build(spec)
@@ -94,7 +110,9 @@ def run_simulator(run_config: dict):
     res = run_federation(trainer=build_local_trainer(spec, model, tx), algorithm=algo, model=model, tx=tx,
                          samples=samples, data=data, rows=rows, settings=spec.settings, progress=False,
                          keep_states=kept)
-    ns = evaluate_new_site(algorithm=algo, states=kept[0], rows=rows, samples=samples, data=data,
+    keys = list(kept[0].key)
+    keys[0] = jax.random.fold_in(jax.random.key(10_000 + spec.seed), K - 1)
+    ns = evaluate_new_site(algorithm=algo, states=kept[0].replace(key=jnp.stack(keys)), rows=rows, samples=samples, data=data,
                            site_idx=site_idx, settings=spec.settings, site=spec.new_site,
                            make_trainer=lambda t: build_local_trainer(spec, model, t), tx=tx)
     return res, ns
@@ -119,7 +137,7 @@ def test_a_flower_run_takes_a_new_site_but_not_with_dp_or_secagg():
 
 
 @pytest.mark.parametrize("algorithm", ["fedavg", "fedrep"])
-def test_the_new_site_on_flower_equals_the_simulator(algorithm):
+def test_the_new_site_on_flower_equals_the_simulator(algorithm, server_identity):
     run_config = dict(RUN, algorithm=algorithm)
     sim, sim_ns = run_simulator(run_config)
     res, grid, printed = run_flower(run_config)
@@ -171,7 +189,7 @@ def test_the_new_site_on_flower_equals_the_simulator(algorithm):
         assert all(any("classifier" in n for n in r["records"]["arrays"]["arrays"]) for r in final)
 
 
-def test_noise_at_the_new_site_changes_nothing_else_and_a_missing_one_is_reported(monkeypatch):
+def test_noise_at_the_new_site_changes_nothing_else_and_a_missing_one_is_reported(monkeypatch, server_identity):
     """Its data replaced by noise (other labels too): every other site's result is the
     same to the bit; its own scores change. Without its SuperNode the run still ends,
     with the same results, and says so."""
