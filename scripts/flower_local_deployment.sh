@@ -180,5 +180,5 @@ if [ "$rc" -ne 0 ] || [ ! -f "$RES" ]; then
   tail -n 40 "$WORK/logs/run.log" >&2
   exit 1
 fi
-grep -E "FED-PsyAU on Flower|  site |  DP: " "$WORK/logs/run.log" || true
+grep -E "FED-PsyAU on Flower|  site |  new site |  DP: " "$WORK/logs/run.log" || true
 echo "results: $RES"

@@ -27,6 +27,7 @@ pytest.importorskip("flwr")
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict  # noqa: E402
 
 from data_pipelines.synthetic import make_synthetic  # noqa: E402
+from test_flower_deployment import DEPLOYMENTS, LIMIT, logs_of, run_deployment  # noqa: E402
 from fedpsyau_jax.config_loading import ConfigError  # noqa: E402
 from fedpsyau_jax.federated.flower import client_app, server_app  # noqa: E402
 from fedpsyau_jax.federated.flower import site as site_module  # noqa: E402
@@ -221,3 +222,34 @@ def test_noise_at_the_new_site_changes_nothing_else_and_a_missing_one_is_reporte
     assert _numbers(absent["sites"]) == _numbers(base["sites"])
     assert "no SuperNode said it is 'client2'" in absent["new_site"]["error"]
     assert "new site client2: not scored" in printed
+
+
+# the settings of RUN, as Flower run-config overrides for the deployment script
+RUN_CONFIG = ("use-au-branch=false batch-size=4 eval-batch-size=8 oversample=false lr=0.001 mu=0.05 seed=0 "
+              f"dataset-kw='{json.dumps(KW)}' config-overrides='{RECIPE} {NEW_SITE}'")
+
+
+@pytest.mark.slow
+@DEPLOYMENTS
+def test_a_loopback_deployment_with_a_new_site(tmp_path):
+    """Three SuperNodes on loopback, the third the new site: it joins, is never sent a
+    round's message, and its scores through the real transport are the simulator's."""
+    rc, out, leftovers, _ = run_deployment(
+        tmp_path, ["--sites", str(K), "--min-nodes", "2", "--rounds", "1", "--algorithm", "fedavg",
+                   "--run-config", RUN_CONFIG], LIMIT)
+    assert rc == 0, f"script failed ({rc}):\n{out}\n{logs_of(tmp_path)}"
+    assert not leftovers, f"processes still running after the script: {leftovers}"
+    res = json.loads((tmp_path / "results" / "flower_results.json").read_text())
+    assert sorted(res["sites"]) == ["client0", "client1"]
+    new_nodes = [n for n, r in res["node_roles"].items() if r["role"] == "new-site"]
+    assert len(new_nodes) == 1 and res["node_roles"][new_nodes[0]]["site"] == "client2"
+    assert all(str(r["node"]) not in new_nodes for r in res["replies"])
+    assert res["per_round"]["1"]["accepted"] == ["client0", "client1"] and not res["per_round"]["1"]["missing"]
+    assert "new site client2 (2 subjects, 8 samples) k=0: UF1" in out and "new site client2 k=1: UF1" in out
+
+    _, sim_ns = run_simulator(dict(RUN, algorithm="fedavg"))
+    ns = res["new_site"]
+    for m in ("uf1", "uar", "accuracy"):
+        assert ns["k"]["0"][m] == pytest.approx(sim_ns["start"][0][m], abs=1e-9), m
+    for m in ("uf1", "uar"):
+        assert ns["k"]["1"][m] == pytest.approx(np.nanmean([r["adapted"][m] for r in sim_ns["adapt"]["1"]]), abs=1e-4)

@@ -28,14 +28,13 @@ the mean over the draws); the server prints one line per k and keeps them under
 
 **Against the simulator** (same data, partition, seeds and settings, the new site the
 partition's last client so that the others keep their positions): the same start model,
-the same k = 0 scores, the same subject draws and fine-tuning plans. Two things a
-deployment does not hand from one site to another differ: the simulator fine-tunes
-with the first federating client's random key (flip and dropout draws) and its AU
-co-occurrence prior D (from that client's labels); here the new site uses its own key
-(that of its round-0 state) and the prior of a site without AU labels (the run's preset,
-or ``fl.fallback_prior``). So the adapted scores equal the simulator's when
-fine-tuning draws no randomness (no flip, no dropout on the trained path) and the prior
-is not data-dependent or not used (no AU branch).
+the same k = 0 scores, the same subject draws and fine-tuning plans. What a deployment
+does not hand from one site to another differs: the simulator fine-tunes with the first
+federating client's random key (flip and dropout draws) and its AU co-occurrence prior
+D (from that client's labels); here the new site uses its own key (that of its round-0
+state) and the prior of a site without AU labels (the run's preset, or
+``fl.fallback_prior``). With the same key (and no AU branch, or a preset prior) the
+adapted scores are the simulator's (``tests/test_flower_new_site.py``).
 
 DP and SecAgg+ runs refuse a new site (``settings``): the deployed models would leave
 the sites unclipped, outside the secure sum.
@@ -166,7 +165,8 @@ def adapt_metrics(result: dict) -> dict[str, float]:
 def adapt_reply_content(site, result: dict):
     from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
-    return RecordDict({METRICS: MetricRecord(adapt_metrics(result)), SITE: ConfigRecord({"name": site.name})})
+    metrics: dict[str, Any] = dict(adapt_metrics(result))
+    return RecordDict({METRICS: MetricRecord(metrics), SITE: ConfigRecord({"name": site.name})})
 
 
 # ---------------------------------------------------------------------- the server
