@@ -11,6 +11,8 @@
                    around ``FedPsyAUStrategy``, ε from the simulator's accountant
 - ``secagg``       secure aggregation: Flower's SecAgg+ (legacy workflow), the
                    algorithm's ``reduce`` on the securely aggregated mean
+- ``new_site``     a site held out of the federation (``fl.new_site``): identified, never
+                   trained, scored after the last round as the simulator scores it
 - ``benchmark``    bytes per round per algorithm; the simulator's round time for a run config
 
 Ways to run (docs/flower.md): ``flwr run .`` (simulation),
