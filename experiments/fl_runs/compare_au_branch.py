@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         old = au_auc(a.before, a.split, algo, "gat")
         aucs += gat
         vs = "" if algo == "pfedprox" else fmt_diff(paired_difference([ref[s] for s in common], [f[s] for s in common]))
-        ms = lambda v: f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}"  # noqa: E731
+        ms = lambda v: f"{np.mean(v):.3f} ± {np.std(v):.3f}"  # noqa: E731
         au = f"{np.mean(gat):.3f} / {np.mean(afe):.3f}" if gat else "—"
         rows.append(f"| {NAMES[algo]} | {ms(list(b.values()))} | {ms(list(f.values()))} | {fmt_diff(d)} | {au} "
                     f"| {f'{np.mean(old):.3f}' if old else 'not scored'} | {vs} |")
