@@ -207,25 +207,38 @@ def identify(grid, nodes: list[int], timeout: float) -> dict[int, tuple[str, str
     return out
 
 
-def federating_nodes(grid, roles: dict, minimum: int, timeout: float, reply_timeout: float, poll: float = 1.0):
-    """The connected nodes that are federating sites, once there are ``minimum``;
-    ``roles`` ({node: (name, role)}) is updated with the nodes not known yet.
-    ``RoundFailed`` after ``timeout`` seconds."""
+def _poll_roles(grid, roles: dict, pick, timeout: float, reply_timeout: float, poll: float):
+    """Until ``pick(nodes)`` is not None or ``timeout`` seconds pass: the connected nodes,
+    ``roles`` ({node: (name, role)}) updated with those not known yet. Returns
+    (what ``pick`` returned last, the nodes then)."""
     deadline = time.monotonic() + timeout
     while True:
         nodes = sorted(grid.get_node_ids())
         unknown = [n for n in nodes if n not in roles]
         if unknown:
             roles.update(identify(grid, unknown, reply_timeout))
-        sites = [n for n in nodes if roles[n][1] == ROLE_SITE]
-        if len(sites) >= minimum:
-            return sites
-        if time.monotonic() >= deadline:
-            raise RoundFailed(
-                f"only {len(sites)} federating site(s) connected after {timeout:.0f} s "
-                f"(the new site does not count); the strategy needs {minimum}"
-            )
+        found = pick(nodes)
+        if found is not None or time.monotonic() >= deadline:
+            return found, nodes
         time.sleep(poll)
+
+
+def federating_nodes(grid, roles: dict, minimum: int, timeout: float, reply_timeout: float, poll: float = 1.0):
+    """The connected nodes that are federating sites, once there are ``minimum``;
+    ``roles`` ({node: (name, role)}) is updated with the nodes not known yet.
+    ``RoundFailed`` after ``timeout`` seconds."""
+
+    def sites_of(nodes):
+        sites = [n for n in nodes if roles[n][1] == ROLE_SITE]
+        return sites if len(sites) >= minimum else None
+
+    sites, nodes = _poll_roles(grid, roles, sites_of, timeout, reply_timeout, poll)
+    if sites is None:
+        raise RoundFailed(
+            f"only {sum(roles[n][1] == ROLE_SITE for n in nodes)} federating site(s) connected after "
+            f"{timeout:.0f} s (the new site does not count); the strategy needs {minimum}"
+        )
+    return sites
 
 
 def parse_deployed(content, template) -> Any:
@@ -278,18 +291,15 @@ def summarise(name: str, metrics: dict, order: list[str], weights: list[float], 
 
 def find_new_site(grid, roles: dict, name: str, timeout: float, reply_timeout: float, poll: float = 1.0):
     """The node id of the new site (it may connect only now), or None after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        nodes = sorted(grid.get_node_ids())
-        unknown = [n for n in nodes if n not in roles]
-        if unknown:
-            roles.update(identify(grid, unknown, reply_timeout))
-        found = [n for n in nodes if roles[n] == (name, ROLE_NEW)]
-        if found:
-            return found[0]
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(poll)
+    found, _ = _poll_roles(
+        grid,
+        roles,
+        lambda nodes: next((n for n in nodes if roles[n] == (name, ROLE_NEW)), None),
+        timeout,
+        reply_timeout,
+        poll,
+    )
+    return found
 
 
 def serve(grid, strategy, spec) -> dict:
