@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from fedpsyau_jax.federated.flower import wire
-from fedpsyau_jax.federated.flower.strategies import (
+from fedpsyau_jax.federated.flower.replies import (
     ARRAYS,
     CONFIG,
     METRICS,

@@ -20,7 +20,6 @@ Evaluation runs once, after the last round, on what each client deploys.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable
 from typing import Any, Callable
@@ -30,46 +29,22 @@ import numpy as np
 from fedpsyau_jax.federated.flower import dp as dp_keys
 from fedpsyau_jax.federated.flower import wire
 
+# the reply vocabulary lives in ``replies`` (``new_site`` reads it too, without a cycle)
+from fedpsyau_jax.federated.flower.replies import (
+    ARRAYS,
+    CONFIG,
+    EVAL_METRICS,
+    METRICS,
+    PERSONAL_METRICS,
+    SITE,
+    TRAIN_METRICS,
+    ReplyRejected,
+    RoundFailed,
+    _metric_dict,
+    site_label,
+)
+
 LOG = logging.getLogger("fedpsyau.flower")
-
-ARRAYS, METRICS, CONFIG, SITE = "arrays", "metrics", "config", "site"
-#: Scalar metrics a train reply may carry besides num-examples (all finite numbers).
-TRAIN_METRICS = ("num-examples", "train-loss", "partition-id", "setup-seconds", "train-seconds")
-PERSONAL_METRICS = ("personal-uf1", "personal-uar", "personal-accuracy", "num-test")
-EVAL_METRICS = ("num-examples", "uf1", "uar", "accuracy", "partition-id")
-
-
-class ReplyRejected(ValueError):
-    """A reply that cannot enter the aggregate (the reason names what is wrong)."""
-
-
-class RoundFailed(RuntimeError):
-    """Fewer valid replies than the strategy's minimum."""
-
-
-def _metric_dict(content, allowed: Iterable[str]) -> dict[str, float]:
-    if METRICS not in content:
-        raise ReplyRejected("no metrics record")
-    m = dict(content[METRICS].items())
-    extra = sorted(set(m) - set(allowed))
-    if extra:
-        raise ReplyRejected(f"unexpected metric(s) {', '.join(extra)}")
-    out = {}
-    for k, v in m.items():
-        if isinstance(v, list) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise ReplyRejected(f"metric {k} is not a finite scalar: {v!r}")
-        out[k] = float(v)
-    if out.get("num-examples", 0.0) <= 0:
-        raise ReplyRejected(f"num-examples must be > 0, got {out.get('num-examples')}")
-    return out
-
-
-def site_label(content) -> str:
-    """The site name a reply gives (its ``site`` config record), or '?'."""
-    try:
-        return str(content[SITE]["name"])
-    except Exception:  # noqa: BLE001 - a malformed reply still gets logged
-        return "?"
 
 
 def describe_content(content) -> dict:
