@@ -210,13 +210,3 @@ def test_a_baseline_network_federates_in_flower_as_in_the_simulator():
     names = list(replies[0][0].content["arrays"].keys())
     assert any(n.startswith("params/ststnet/conv1") for n in names)
     assert not any("classifier" in n for n in names)
-
-
-@pytest.mark.parametrize("override", ["fl.pretrain_rounds=2"])
-def test_simulator_only_settings_are_refused_by_a_flower_run(override):
-    """(A new site, fl.new_site, runs on Flower too: test_flower_new_site.py.)"""
-    from fedpsyau_jax.config_loading import ConfigError
-
-    with pytest.raises(ConfigError, match="simulator only"):
-        run_spec(dict(RUN, algorithm="fedavg", **{"config-overrides": override}))
-    run_spec(dict(RUN, algorithm="fedavg"))  # off by default

@@ -13,6 +13,8 @@
                    algorithm's ``reduce`` on the securely aggregated mean
 - ``new_site``     a site held out of the federation (``fl.new_site``): identified, never
                    trained, scored after the last round as the simulator scores it
+- ``stage1``       AU pre-training before the emotion rounds (``fl.pretrain_rounds``):
+                   FedAvg rounds of the AU loss, or each site alone, as the simulator
 - ``benchmark``    bytes per round per algorithm; the simulator's round time for a run config
 
 Ways to run (docs/flower.md): ``flwr run .`` (simulation),

@@ -30,12 +30,13 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedpsyau_jax.federated.flower import dp, secagg, wire
+from fedpsyau_jax.federated.flower import dp, secagg, stage1, wire
 from fedpsyau_jax.federated.flower import new_site as held_out
 from fedpsyau_jax.federated.flower.settings import broadcast_template, run_spec, upload_template
 from fedpsyau_jax.federated.flower.strategies import ARRAYS, CONFIG, METRICS, SITE
 
 STATE_KEY = "fedpsyau-site-state"
+STAGE1_KEY = "fedpsyau-stage1-state"  # the site's state during stage 1 (fl.pretrain_rounds)
 DP_KEY = "fedpsyau-dp-contribution"
 LOG = logging.getLogger("fedpsyau.flower.client")
 
@@ -61,30 +62,46 @@ def _site(context: Context):
     return _SITES[key]
 
 
-def state_file(context: Context):
+def state_file(context: Context, key: str = STATE_KEY):
     """The site's own copy of its state on its disk (``site-dir``), per run: a SuperNode
     that restarts mid-run (new process, empty ``context.state``) resumes from it."""
     d = context.node_config.get("site-dir")
-    return Path(str(d)) / "state" / f"run_{context.run_id}.npz" if d else None
+    if not d:
+        return None
+    suffix = "" if key == STATE_KEY else "_stage1"
+    return Path(str(d)) / "state" / f"run_{context.run_id}{suffix}.npz"
 
 
-def _state(site, context: Context):
+def _state(site, context: Context, key: str = STATE_KEY):
+    """The site's stored state (``key``: the emotion rounds', or stage 1's); a site that
+    has none starts one: stage 1 from the simulator's round 0, the emotion rounds also
+    (after its own stage 1 with ``fl.pretrain_mode=local``); None for stage 1's."""
     from fedpsyau_jax.federated.flower.site import from_raw
 
-    if STATE_KEY in context.state:
-        return from_raw(wire.from_array_record(context.state[STATE_KEY], site.state_template()))
-    f = state_file(context)
+    tmpl = site.state_template() if key == STATE_KEY else site.stage1().state_template()
+    if key in context.state:
+        return from_raw(wire.from_array_record(context.state[key], tmpl))
+    f = state_file(context, key)
     if f is not None and f.is_file():
         with np.load(f) as z:
             arrays = {k: z[k] for k in z.files}
         LOG.warning("site %s: state restored from %s (SuperNode restarted)", site.name, f)
-        return from_raw(wire.unflatten(arrays, site.state_template()))
-    return site.fresh_state()
+        return from_raw(wire.unflatten(arrays, tmpl))
+    if key != STATE_KEY:
+        return None
+    if site.spec.stage1 is None:
+        return site.fresh_state()
+    if site.spec.pretrain_mode == "local":
+        return stage1.pretrain_locally(site)
+    raise ValueError(
+        f"site {site.name}: the run pre-trains the AU branch in federation (fl.pretrain_rounds) "
+        "but this site never received stage 1's model; it does not start from an untrained one"
+    )
 
 
-def _save_state(context: Context, raw_state) -> None:
-    context.state[STATE_KEY] = wire.to_array_record(raw_state)
-    f = state_file(context)
+def _save_state(context: Context, raw_state, key: str = STATE_KEY) -> None:
+    context.state[key] = wire.to_array_record(raw_state)
+    f = state_file(context, key)
     if f is not None:
         from fedpsyau_jax.core.atomic_files import save_npz_atomic
 
@@ -207,6 +224,8 @@ def train(msg: Message, context: Context) -> Message:
         return held_out.refusal(msg, f"site {site.name} is the run's new site: it never trains in the federation")
     cfg: Any = msg.content[CONFIG] if CONFIG in msg.content else {}
     rnd = int(cfg.get("server-round", 1)) - 1
+    if stage1.is_stage1(msg.content):
+        return _train_stage1(site, msg, context, rnd, t0)
     state, anchors, release = _receive(site, context, msg.content)
     t1 = time.perf_counter()
     state, loss = site.train(state, anchors, rnd)
@@ -220,6 +239,37 @@ def train(msg: Message, context: Context) -> Message:
     LOG.info("site %s round %d: loss %.4f", site.name, rnd + 1, loss)
     timing = {"setup-seconds": t1 - t0, "train-seconds": t2 - t1}
     return Message(content=train_reply_content(site, state, loss, personal, timing), reply_to=msg)
+
+
+def _train_stage1(site, msg: Message, context: Context, rnd: int, t0: float) -> Message:
+    """A stage-1 round (``flower.stage1``): the AU-only local training of the
+    simulator's stage 1 from the site's stage-1 state, its FedAvg upload back."""
+    from fedpsyau_jax.federated.flower.site import to_raw
+
+    if site.spec.stage1 is None or site.spec.pretrain_mode != "federated":
+        return held_out.refusal(msg, f"site {site.name}: this run has no federated stage 1")
+    s1 = site.stage1()
+    state = _state(site, context, STAGE1_KEY)
+    t1 = time.perf_counter()
+    state, loss = stage1.train_round(site, state, _broadcast(s1, msg.content), rnd)
+    _save_state(context, to_raw(state), STAGE1_KEY)
+    LOG.info("site %s stage 1 round %d: AU loss %.4f", site.name, rnd + 1, loss)
+    timing = {"setup-seconds": t1 - t0, "train-seconds": time.perf_counter() - t1}
+    return Message(content=stage1.reply_content(site, state, loss, timing), reply_to=msg)
+
+
+def _adopt_stage1(site, msg: Message, context: Context) -> Message:
+    """Stage 1's last mean -> the site's emotion-round start state (``stage1.adopt``)."""
+    from fedpsyau_jax.federated.flower.site import to_raw
+
+    if site.spec.stage1 is None or site.spec.pretrain_mode != "federated":
+        return held_out.refusal(msg, f"site {site.name}: this run has no federated stage 1")
+    state = _state(site, context, STAGE1_KEY)
+    if state is None:
+        return held_out.refusal(msg, f"site {site.name} took part in no stage-1 round")
+    _save_state(context, to_raw(stage1.adopt(site, state, _broadcast(site.stage1(), msg.content))))
+    LOG.info("site %s: stage 1 done, emotion rounds start from its AU branch", site.name)
+    return Message(content=stage1.adopt_reply_content(site), reply_to=msg)
 
 
 @app.evaluate()
@@ -247,6 +297,8 @@ def query(msg: Message, context: Context) -> Message:
     action = str(cfg.get(held_out.ACTION, ""))
     if action == held_out.IDENTIFY:
         return Message(content=held_out.identify_content(site), reply_to=msg)
+    if action == stage1.ADOPT and not held_out.is_new_site(site):
+        return _adopt_stage1(site, msg, context)
     if action != held_out.ADAPT:
         return held_out.refusal(msg, f"unknown query {action!r}")
     if not held_out.is_new_site(site):

@@ -10,8 +10,13 @@ from collections.abc import Iterable
 ARRAYS, METRICS, CONFIG, SITE = "arrays", "metrics", "config", "site"
 #: Scalar metrics a train reply may carry besides num-examples (all finite numbers).
 TRAIN_METRICS = ("num-examples", "train-loss", "partition-id", "setup-seconds", "train-seconds")
-PERSONAL_METRICS = ("personal-uf1", "personal-uar", "personal-accuracy", "num-test")
-EVAL_METRICS = ("num-examples", "uf1", "uar", "accuracy", "partition-id")
+#: With an AU branch a site also reports each AU head's mean ROC AUC on its test split
+#: (absent where no AU could be scored there).
+AU_METRICS = ("au-auc-gat", "au-auc-afe")
+PERSONAL_METRICS = ("personal-uf1", "personal-uar", "personal-accuracy", "num-test") + tuple(
+    f"personal-{m}" for m in AU_METRICS
+)
+EVAL_METRICS = ("num-examples", "uf1", "uar", "accuracy", "partition-id") + AU_METRICS
 
 
 class ReplyRejected(ValueError):

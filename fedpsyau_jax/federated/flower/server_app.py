@@ -4,6 +4,7 @@ It builds the model only as shapes (``jax.eval_shape``: the names and shapes a v
 reply must carry), runs ``FedPsyAUStrategy`` through Flower's round loop, prints one
 line per site (personal and deployed UF1/UAR/accuracy, as the simulator reports them)
 and, with run config ``results-dir``, writes ``flower_results.json`` there. With
+``fl.pretrain_rounds`` the AU branch is pre-trained first (``flower.stage1``). With
 ``fl.new_site`` it then scores the site held out (``flower.new_site``): one line per k.
 """
 
@@ -39,6 +40,10 @@ def format_results(res: dict) -> str:
             f"{res['dp']['delta']:g} (C={res['dp']['clip_norm']:g}, "
             f"z={res['dp']['noise_multiplier']:g}, sampling {res['dp']['sampling']})"
         )
+    if "stage1" in res:
+        from fedpsyau_jax.federated.flower.stage1 import format_line
+
+        lines.append(format_line(res["stage1"]))
     for name in sorted(res["sites"]):
         s = res["sites"][name]
         p, d = s.get("personal", {}), s.get("deployed", {})
@@ -114,6 +119,11 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
 
     counting: Any = CountingGrid(grid)  # a Grid (duck-typed) that counts payload bytes, as the SecAgg+ path counts them
     t0 = time.perf_counter()
+    record1 = None
+    if spec.stage1 is not None:  # stage 1 (fl.pretrain_rounds): the AU branch first
+        from fedpsyau_jax.federated.flower import stage1
+
+        record1 = stage1.serve(counting, spec, model, tx, strategy.node_roles)
     runner.start(
         grid=counting,
         initial_arrays=initial,
@@ -124,11 +134,13 @@ def run_plain_or_dp(grid, spec, model, tx, algorithm) -> dict:
     )
     res = strategy.results()
     res["wall_seconds"] = time.perf_counter() - t0
+    if record1 is not None:
+        res["stage1"] = record1
     if spec.new_site is not None:
         from fedpsyau_jax.federated.flower.new_site import serve
 
         res["new_site"] = serve(counting, strategy, spec)
     res["wire"] = {"train": counting.totals("train"), "evaluate": counting.totals("evaluate")}
-    if spec.new_site is not None:
+    if spec.new_site is not None or spec.stage1 is not None:  # identification, stage 1's adoption
         res["wire"]["query"] = counting.totals("query")
     return res

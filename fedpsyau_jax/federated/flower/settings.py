@@ -135,6 +135,8 @@ class RunSpec:
     dp: Any = None  # privacy.DPSettings, or None (DP off)
     secagg: dict | None = None  # SecAgg+ settings, or None (off)
     new_site: Any = None  # new_site.NewSiteSettings of fl.new_site, or None (no site held out)
+    stage1: Any = None  # FLSettings of stage 1 (fl.pretrain_rounds > 0), or None (no AU pre-training)
+    pretrain_mode: str = "federated"  # fl.pretrain_mode: federated | local
 
 
 def _flat_override(key: str, value) -> str:
@@ -188,14 +190,7 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
     cfg.update(run_config or {})
     conf = schema_config(cfg)
     settings = dataclasses.replace(fl_settings_from_config(conf), checkpoint_every=0)
-    from fedpsyau_jax.config_loading import ConfigError
-
-    # a simulator-only setting: refused rather than silently left out of a deployment
-    value = conf.fl.get("pretrain_rounds", 0)
-    if value not in (0, None):
-        raise ConfigError(
-            f"fl.pretrain_rounds={value!r}: runs in the simulator only (fedpsyau federate), not in Flower yet"
-        )
+    stage1 = _stage1(conf, cfg, settings)
     new_site = _new_site(conf, cfg)
     kw = conf.data.kwargs
     return RunSpec(
@@ -217,7 +212,33 @@ def run_spec(run_config: Mapping[str, Any] | None = None) -> RunSpec:
         dp=_dp_settings(cfg),
         secagg=_secagg_settings(cfg),
         new_site=new_site,
+        stage1=stage1,
+        pretrain_mode=str(conf.fl.get("pretrain_mode", "federated")),
     )
+
+
+def _stage1(conf, cfg: Mapping[str, Any], settings: FLSettings):
+    """The stage-1 ``FLSettings`` of ``fl.pretrain_rounds`` (None without it): the
+    simulator's ``stage1_settings``. Refused with DP (the simulator's stage 1 is not
+    private either: its updates would leave the sites unclipped and unaccounted) and
+    with SecAgg+ (its uploads would travel outside the secure sum)."""
+    from fedpsyau_jax.config_loading import ConfigError
+    from fedpsyau_jax.federated.stage1 import stage1_settings
+
+    s1 = stage1_settings(conf, settings)
+    if s1 is None:
+        return None
+    if str(conf.fl.get("pretrain_mode", "federated")) == "local":
+        # its per-site code (flower.stage1.pretrain_locally) does not yet reproduce the
+        # simulator's local stage 1; refused rather than run with unverified numbers
+        raise ConfigError("fl.pretrain_mode=local: runs in the simulator only for now; use federated on Flower")
+    for key in ("dp", "secagg"):
+        if _bool(cfg[key]):
+            raise ConfigError(
+                f"fl.pretrain_rounds with run-config {key}=true: not supported (stage 1's AU-branch "
+                "updates would leave the sites without that protection)"
+            )
+    return s1
 
 
 def _new_site(conf, cfg: Mapping[str, Any]):

@@ -91,6 +91,7 @@ class Site:
     rows: Any
     data: Any
     betas_all: np.ndarray
+    _stage1: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def num_train(self) -> float:
@@ -101,15 +102,48 @@ class Site:
         return int(len(self.rows.test_idx[0]))
 
     # ---------------------------------------------------------------- state
-    def fresh_state(self):
-        """Round-0 state, exactly the simulator's row (init, prior D, dropout key)."""
+    def fresh_state(self, pretrained=None):
+        """Round-0 state, exactly the simulator's row (init, prior D, dropout key).
+        ``pretrained``: stage 1's (params, batch_stats) of this site (a row axis of 1),
+        whose AU branch replaces the initial one before the algorithm's ``init``, in the
+        simulator's order (``runner.PlainRounds``)."""
         import jax.numpy as jnp
 
         from fedpsyau_jax.federated.runner import init_row_states
         from fedpsyau_jax.federated.server_round import make_init
 
         groups = jnp.asarray(self.rows.groups)
-        return make_init(self.algorithm, 1)(init_row_states(self.model, self.tx, self.rows, self.trainer), groups)
+        states = init_row_states(self.model, self.tx, self.rows, self.trainer)
+        if pretrained is not None:
+            from fedpsyau_jax.training.fold_training import load_pretrained
+
+            states = load_pretrained(states, pretrained[0], pretrained[1], stacked=True)
+        return make_init(self.algorithm, 1)(states, groups)
+
+    def stage1(self) -> "Site":
+        """This site in stage 1 (``fl.pretrain_rounds``): the simulator's stage-1 settings,
+        trainer and algorithm (FedAvg, or Local for ``fl.pretrain_mode=local``), its rows
+        weighted by its AU-labelled training samples (``stage1.au_weighted_rows``). The
+        same data, split and keys, so every ``Site`` method runs stage 1 unchanged."""
+        if self._stage1 is None:
+            from fedpsyau_jax.federated.algorithms import make_algorithm
+            from fedpsyau_jax.federated.settings import build_trainer
+            from fedpsyau_jax.federated.stage1 import au_weighted_rows
+
+            s1 = self.spec.stage1
+            if s1 is None:
+                raise ValueError(f"site {self.name}: the run has no stage 1 (fl.pretrain_rounds)")
+            algorithm = make_algorithm("fedavg" if self.spec.pretrain_mode == "federated" else "local")
+            self._stage1 = dataclasses.replace(
+                self,
+                spec=dataclasses.replace(self.spec, settings=s1),
+                algorithm=algorithm,
+                trainer=build_trainer(self.spec.config, self.model, self.tx, s1),
+                rows=au_weighted_rows(self.rows, self.samples),
+                betas_all=np.asarray(s1.train.betas()),
+                _stage1=None,
+            )
+        return self._stage1
 
     def state_template(self):
         """Shapes of the persisted state (typed key stored as its uint32 key data)."""
@@ -219,7 +253,9 @@ class Site:
 
             heads = self.trainer.evaluate_au(state, self.data, ei, em, self.betas_all[-1])
             for h, p in zip(("gat", "afe"), heads):
-                out[f"au-auc-{h}"] = au_scores(self.rows, self.samples, np.asarray(p))[0]["mean_auc"]
+                auc = au_scores(self.rows, self.samples, np.asarray(p))[0]["mean_auc"]
+                if np.isfinite(auc):  # no AU scorable on this test split: no number (a NaN would be rejected)
+                    out[f"au-auc-{h}"] = auc
         return out
 
     def upload(self, state) -> dict:

@@ -60,16 +60,20 @@ def describe_content(content) -> dict:
     return out
 
 
-def parse_train_reply(content, upload_template) -> tuple[str, Any, dict[str, float]]:
+def parse_train_reply(content, upload_template, required: tuple[str, ...] = ()) -> tuple[str, Any, dict[str, float]]:
     """(site name, upload tree, metrics) of a train reply's RecordDict, or
     ``ReplyRejected``. Only the expected arrays (names, shapes, dtypes), finite; only
-    scalar finite metrics from the known list; the site's name."""
+    scalar finite metrics from the known list (and ``required``, which must be there);
+    the site's name."""
     site = site_label(content)
     allowed_records = {ARRAYS, METRICS, SITE}
     extra = sorted(set(content.keys()) - allowed_records)
     if extra:
         raise ReplyRejected(f"unexpected record(s) {', '.join(extra)}")
-    metrics = _metric_dict(content, TRAIN_METRICS + PERSONAL_METRICS)
+    metrics = _metric_dict(content, TRAIN_METRICS + PERSONAL_METRICS + required)
+    missing = sorted(set(required) - set(metrics))
+    if missing:
+        raise ReplyRejected(f"missing metric(s) {', '.join(missing)}")
     if ARRAYS not in content:
         raise ReplyRejected("no arrays record")
     try:
@@ -171,12 +175,14 @@ class FedPsyAUStrategy(_FlowerStrategy):
         new_site: str | None = None,
         model_template=None,
         reply_timeout: float = 1800.0,
+        weight_key: str = "num-examples",
     ):
         """``new_site`` (a site name; ``model_template`` the whole model's shapes): a site
         held out (``flower.new_site``): every node is asked who it is before it is sent
         anything, the new site's node never is, and the final evaluation also collects
         each site's deployed model (``self.deployed``). ``reply_timeout``: the wait for
-        those identification replies.
+        those identification replies. ``weight_key``: the reply metric that weighs a
+        site's upload (stage 1: ``au-examples``, which may be 0; it must be in every reply).
 
         ``dp`` (``privacy.DPSettings``): client-level DP (``flower.dp``; wrap this
         strategy with ``dp.wrap_strategy``, start it with ``initial_arrays`` = R_0).
@@ -208,6 +214,7 @@ class FedPsyAUStrategy(_FlowerStrategy):
         self.reply_timeout = float(reply_timeout)
         self.node_roles: dict[int, tuple[str, str]] = {}
         self.deployed: dict[str, Any] = {}
+        self.weight_key = weight_key
 
     def summary(self) -> None:
         LOG.info(
@@ -339,18 +346,22 @@ class FedPsyAUStrategy(_FlowerStrategy):
             )
         return accepted, rejected, missing
 
+    @property
+    def _required(self) -> tuple[str, ...]:
+        return () if self.weight_key == "num-examples" else (self.weight_key,)
+
     def aggregate_train(self, server_round, replies):
         from flwr.app import ArrayRecord, MetricRecord
 
         accepted, rejected, missing = self._screen(
-            "train", server_round, list(replies), lambda c: parse_train_reply(c, self.upload_template)
+            "train", server_round, list(replies), lambda c: parse_train_reply(c, self.upload_template, self._required)
         )
         per_site = {}
         for name, _, metrics in accepted:
             site = self.sites.setdefault(name, {"train": {}})
             site["train"][server_round] = metrics
             if "personal-uf1" in metrics:
-                site["personal"] = {k.removeprefix("personal-"): metrics[k] for k in PERSONAL_METRICS}
+                site["personal"] = {k.removeprefix("personal-"): metrics[k] for k in PERSONAL_METRICS if k in metrics}
             per_site[name] = metrics
         dp_record = {}
         if self.dp is not None:
@@ -379,9 +390,13 @@ class FedPsyAUStrategy(_FlowerStrategy):
                 self.dp.delta,
             )
         else:
-            self.broadcast = reduce_uploads(
-                self.algorithm, [t for _, t, _ in accepted], [m["num-examples"] for _, _, m in accepted]
-            )
+            weights = [m[self.weight_key] for _, _, m in accepted]
+            if not sum(weights) > 0:
+                raise RoundFailed(
+                    f"round {server_round}: the accepted replies weigh nothing ({self.weight_key} "
+                    f"{ {name: m[self.weight_key] for name, _, m in accepted} })"
+                )
+            self.broadcast = reduce_uploads(self.algorithm, [t for _, t, _ in accepted], weights)
         arrays = ArrayRecord() if self.broadcast is None else wire.to_array_record(self.broadcast)
         self.rounds[server_round] = {
             **dp_record,
