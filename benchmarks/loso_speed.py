@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/loso_speed.py [--dataset megc2019_composite] [--chunks 1 4 8]
-        [--folds 8] [--batch 32] [--no-au-branch]
+        [--folds 8] [--batch 32] [--no-au-branch] [--model ststnet]
 
 For each fold-chunk width K it compiles the fold-vmapped epoch of ``fold_training``
 once (first call: compile + one step), then times one epoch over ``--folds`` LOSO folds of the dataset (in chunks of
@@ -44,16 +44,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--oversample", type=int, default=0)
     ap.add_argument("--no-au-branch", action="store_true")
+    ap.add_argument("--model", default="fedpsyau", help="model.name: fedpsyau or a baseline (no AU branch)")
     args = ap.parse_args()
 
     kw = {"num_subjects": 12, "samples_per_subject": 12} if args.dataset == "synthetic" else {}
     samples = load_dataset(args.dataset, **kw)
     folds = protocols.loso_folds(samples.subject)
-    model = FedPsyAU(samples.num_classes, use_au_branch=not args.no_au_branch)
+    au_branch = not args.no_au_branch and args.model == "fedpsyau"
+    model = FedPsyAU(samples.num_classes, use_au_branch=au_branch, architecture=args.model)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
           f"({jax.devices()[0].platform}); load avg {os.getloadavg()[0]:.2f}")
     print(f"dataset {args.dataset}: {len(samples)} samples, {len(folds)} LOSO folds; "
-          f"batch {args.batch}, oversample {bool(args.oversample)}, au_branch {not args.no_au_branch}")
+          f"model {args.model}, batch {args.batch}, oversample {bool(args.oversample)}, au_branch {au_branch}")
     data = device_data(samples)
     base = None
     for k in sorted(args.chunks):

@@ -142,3 +142,27 @@ def test_convolution_as_matmul_equals_the_convolution(size, pad, channels):
     want = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (pad, pad)),
                                         dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
     np.testing.assert_allclose(conv_as_matmul(x, kernel, bias, pad), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sssnet"])
+def test_baselines_convolutions_as_matmul_match_flax_conv(name, monkeypatch):
+    """SSSNet computes its convolutions as matmuls: the same parameters
+    (names, shapes, initial values) and outputs as the same network with ``nn.Conv``."""
+    import flax.linen as nn
+
+    from fedpsyau_jax.network import baselines
+
+    x = jax.random.normal(jax.random.key(1), (4, 28, 28, 3))
+
+    def run():
+        module = baselines.BASELINES[name](num_classes=3)
+        variables = module.init(jax.random.key(0), x, train=False)
+        return variables, module.apply(variables, x, train=False)
+
+    got_vars, got = run()
+    monkeypatch.setattr(baselines, "_conv", lambda x, f, k, pad, n: nn.Conv(f, (k, k), padding=pad, name=n)(x))
+    want_vars, want = run()
+    assert jax.tree.structure(got_vars) == jax.tree.structure(want_vars)
+    for a, b in zip(jax.tree.leaves(got_vars), jax.tree.leaves(want_vars), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

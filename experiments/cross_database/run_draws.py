@@ -45,6 +45,9 @@ ARMS = {
 }
 #: The LOSO arms beside FED-PsyAU's committed LOSO draws (``--study loso``).
 LOSO_ARMS = {name: [f"--config={BASE}", f"--config.model.name={name}"] for name in ("ststnet", "sssnet", "offapexnet")}
+# Off-ApexNet's epoch runs 1.2x faster 4 folds at a time than 68 at once (and in 1 GiB
+# instead of 6); the fold width changes the speed, not the result.
+LOSO_ARMS["offapexnet"].append("--config.runtime.fold_chunk=4")
 KEEP = ("config.json", "summary.json", "metrics.jsonl")
 
 
