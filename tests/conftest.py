@@ -114,3 +114,31 @@ def pytest_collection_modifyitems(config, items):
         return FIRST_GROUPS.index(name) if name in FIRST_GROUPS else len(FIRST_GROUPS)
 
     items.sort(key=rank)
+
+
+# Every executable XLA:CPU loads stays mapped while a jitted function, a compiled
+# program or a cached site still refers to it, and a worker runs hundreds of tests: the
+# in-process Flower tests alone took one worker past the kernel's limit of 65 530 memory
+# maps (vm.max_map_count), and the next executable it loaded crashed it (SIGSEGV in
+# deserialisation, the xdist worker "node down"). After each test module the package's
+# memoised programs and JAX's own caches are dropped; a later module that needs a program
+# again loads it from the persistent compilation cache.
+_PROGRAM_DICTS = ("_PROGRAMS", "_APPLY", "_REDUCE_CACHE", "_SITES")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    yield
+    import gc
+
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith(("fedpsyau_jax", "data_pipelines")) or mod is None:
+            continue
+        for attr, value in list(vars(mod).items()):
+            if attr in _PROGRAM_DICTS and isinstance(value, dict):
+                value.clear()
+            elif callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
+                value.cache_clear()
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    gc.collect()

@@ -44,21 +44,28 @@ app = ClientApp()
 
 
 _SITES: dict = {}
+#: Sites of at most this many runs stay built in one process. A site holds compiled
+#: programs, and every loaded XLA executable keeps memory mapped: a process that served
+#: run after run without forgetting them would reach the kernel's limit on memory maps.
+KEEP_RUNS = 2
 
 
 def _site(context: Context):
     """The site of this SuperNode and run. Kept per process: a simulation (or a
     SuperNode that reuses its ClientApp process) then builds and compiles it once; the
-    site holds no training state (that is in ``context.state``)."""
+    site holds no training state (that is in ``context.state``). The sites of the
+    least recently used runs beyond ``KEEP_RUNS`` are dropped."""
     from fedpsyau_jax.federated.flower.site import configure_compilation_cache, make_site
 
-    key = (
-        tuple(sorted((k, str(v)) for k, v in context.node_config.items())),
-        tuple(sorted((k, str(v)) for k, v in context.run_config.items())),
-    )
+    run = tuple(sorted((k, str(v)) for k, v in context.run_config.items()))
+    key = (tuple(sorted((k, str(v)) for k, v in context.node_config.items())), run)
     if key not in _SITES:
         configure_compilation_cache(context.node_config)
         _SITES[key] = make_site(context.node_config, run_spec(context.run_config))
+    _SITES[key] = _SITES.pop(key)  # most recently used last
+    runs = list(dict.fromkeys(r for _, r in reversed(list(_SITES))))  # newest first
+    for old in [k for k in _SITES if k[1] not in runs[:KEEP_RUNS]]:
+        del _SITES[old]
     return _SITES[key]
 
 
