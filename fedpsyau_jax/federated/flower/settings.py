@@ -232,12 +232,9 @@ def _stage1(conf, cfg: Mapping[str, Any], settings: FLSettings):
         # its per-site code (flower.stage1.pretrain_locally) does not yet reproduce the
         # simulator's local stage 1; refused rather than run with unverified numbers
         raise ConfigError("fl.pretrain_mode=local: runs in the simulator only for now; use federated on Flower")
-    for key in ("dp", "secagg"):
-        if _bool(cfg[key]):
-            raise ConfigError(
-                f"fl.pretrain_rounds with run-config {key}=true: not supported (stage 1's AU-branch "
-                "updates would leave the sites without that protection)"
-            )
+    _refuse_with_protection(
+        cfg, "fl.pretrain_rounds", "stage 1's AU-branch updates would leave the sites without that protection"
+    )
     return s1
 
 
@@ -246,19 +243,26 @@ def _new_site(conf, cfg: Mapping[str, Any]):
     Refused with DP or SecAgg+: the simulator keeps no final models under DP, and the
     start model averages every site's deployed model, which under SecAgg+ would leave
     the sites outside the secure sum."""
-    from fedpsyau_jax.config_loading import ConfigError
     from fedpsyau_jax.federated.new_site import new_site_settings
 
     site = new_site_settings(conf)
     if not site.name:
         return None
+    _refuse_with_protection(
+        cfg,
+        f"fl.new_site={site.name!r}",
+        "the new site's start model is the mean of the sites' deployed models, which would leave them unprotected",
+    )
+    return site
+
+
+def _refuse_with_protection(cfg: Mapping[str, Any], what: str, why: str) -> None:
+    """One ConfigError line when ``what`` is asked for together with DP or SecAgg+."""
+    from fedpsyau_jax.config_loading import ConfigError
+
     for key in ("dp", "secagg"):
         if _bool(cfg[key]):
-            raise ConfigError(
-                f"fl.new_site={site.name!r} with run-config {key}=true: not supported (the new site's start "
-                "model is the mean of the sites' deployed models, which would leave them unprotected)"
-            )
-    return site
+            raise ConfigError(f"{what} with run-config {key}=true: not supported ({why})")
 
 
 def _dp_settings(cfg: Mapping[str, Any]):
